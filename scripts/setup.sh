@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs what Ferry's tests need on a fresh Debian machine; safe to re-run.
+#  - apt: docker-registry (distribution 2.8) and skopeo for registry tests,
+#    apache2-utils (htpasswd), hyperfine for benchmarks;
+#  - npm: the real cpln CLI into .tools/ (project-local), the oracle the
+#    simulator is tested against.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+apt_packages=(docker-registry skopeo apache2-utils hyperfine openssl)
+missing=()
+for package in "${apt_packages[@]}"; do
+  dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "setup: installing ${missing[*]}" >&2
+  sudo_cmd=()
+  [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
+  "${sudo_cmd[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+# The Debian package may start a registry on :5000; Ferry's tests never use it.
+
+cpln_version=3.10.1
+if [ ! -x .tools/node_modules/.bin/cpln ] || ! grep -q "\"version\": \"$cpln_version\"" .tools/node_modules/@controlplane/cli/package.json 2>/dev/null; then
+  echo "setup: installing @controlplane/cli@$cpln_version into .tools/" >&2
+  npm install --prefix .tools --no-audit --no-fund --loglevel=error "@controlplane/cli@$cpln_version" >/dev/null
+fi

@@ -1,0 +1,122 @@
+//! Command-line arguments (clap derive). Only parsing lives here: commands
+//! receive these values and resolve them against the plan file.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Promote releases between Control Plane environments, declaratively.
+#[derive(Debug, Parser)]
+#[command(name = "ferry", version, about, long_about = None, max_term_width = 100)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+
+    #[command(flatten)]
+    pub global: GlobalArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// The promotion plan file.
+    #[arg(
+        short = 'f',
+        long = "file",
+        global = true,
+        default_value = "promotion.yaml",
+        env = "FERRY_FILE"
+    )]
+    pub file: PathBuf,
+
+    /// Output format: text for people, JSON (versioned schema) for machines.
+    #[arg(short = 'o', long = "output", global = true, value_enum, default_value_t = OutputFormat::Human)]
+    pub output: OutputFormat,
+
+    /// More logging on stderr (-v info, -vv debug, -vvv trace).
+    #[arg(short = 'v', long = "verbose", global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    /// Only errors on stderr.
+    #[arg(short = 'q', long = "quiet", global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Human,
+    Json,
+}
+
+/// Which manifests to read.
+#[derive(Debug, Args, Clone, Default)]
+pub struct SourceArgs {
+    /// Git revision to read manifests at (branch, tag or SHA); defaults to
+    /// the plan file's `manifests.revision`.
+    #[arg(long = "ref", value_name = "REV", conflicts_with = "worktree")]
+    pub revision: Option<String>,
+
+    /// Read manifests from the working directory instead of git, to preview
+    /// uncommitted edits.
+    #[arg(long)]
+    pub worktree: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check the plan file and the manifests, for one environment or all.
+    Validate {
+        /// The environment to validate for; every environment when omitted.
+        env: Option<String>,
+        #[command(flatten)]
+        source: SourceArgs,
+    },
+    /// Print the dependency graph as waves that can be applied in parallel.
+    Graph {
+        /// The environment to render the graph for; the first when omitted.
+        env: Option<String>,
+        #[command(flatten)]
+        source: SourceArgs,
+        /// Graph format (`--output json` is the same as `--format json`).
+        #[arg(long, value_enum, default_value_t = GraphFormat::Text)]
+        format: GraphFormat,
+    },
+    /// A local Control Plane (API and registries) for trying pipelines and for tests.
+    Sim {
+        #[command(subcommand)]
+        command: crate::sim::SimCommand,
+    },
+    /// Work with container images across registries.
+    Image {
+        #[command(subcommand)]
+        command: crate::registry::ImageCommand,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum GraphFormat {
+    Text,
+    Dot,
+    Json,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arguments_are_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn reads_graph_arguments() {
+        let cli =
+            Cli::try_parse_from(["ferry", "graph", "prod", "--format", "dot", "-f", "x.yaml"]);
+        let Ok(Cli { command: Command::Graph { env, format, .. }, global }) = cli else {
+            panic!("graph arguments did not parse");
+        };
+        assert_eq!((env.as_deref(), format), (Some("prod"), GraphFormat::Dot));
+        assert_eq!(global.file, PathBuf::from("x.yaml"));
+    }
+}

@@ -1,0 +1,348 @@
+//! Problems found in user input, reported together.
+//!
+//! Every check in Ferry (plan file, manifests, validation, graph) produces
+//! [`Problem`]s instead of stopping at the first one, so that a single run
+//! shows everything that needs fixing. A problem points at the file, line
+//! and column it is about, with a label and a help line.
+
+use std::fmt;
+use std::sync::Arc;
+
+use miette::{Diagnostic, LabeledSpan, SourceCode, SourceSpan};
+
+/// A named text (a manifest file at a revision, or the plan file) that
+/// problems can point into.
+#[derive(Clone)]
+pub struct SourceFile {
+    inner: Arc<SourceInner>,
+}
+
+struct SourceInner {
+    name: String,
+    text: Arc<str>,
+}
+
+impl SourceFile {
+    /// `name` is what users see: a path, or `REV:path` for a file read
+    /// from git.
+    pub fn new(name: impl Into<String>, text: impl Into<Arc<str>>) -> Self {
+        Self { inner: Arc::new(SourceInner { name: name.into(), text: text.into() }) }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    pub fn text(&self) -> &str {
+        &self.inner.text
+    }
+
+    /// Byte offset of a 1-based line and (character) column, clamped to the
+    /// text; parsers report positions this way.
+    pub fn offset_of(&self, line: usize, column: usize) -> usize {
+        let text = self.text();
+        let mut offset = 0;
+        for (index, part) in text.split_inclusive('\n').enumerate() {
+            if index + 1 == line {
+                let within = part
+                    .char_indices()
+                    .nth(column.saturating_sub(1))
+                    .map_or(part.trim_end_matches('\n').len(), |(i, _)| i);
+                return offset + within;
+            }
+            offset += part.len();
+        }
+        text.len()
+    }
+
+    /// 1-based line and column of a byte offset.
+    pub fn line_column(&self, offset: usize) -> (usize, usize) {
+        let text = self.text();
+        let offset = offset.min(text.len());
+        let before = &text[..text.floor_char_boundary(offset)];
+        let line = before.matches('\n').count() + 1;
+        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+        (line, before[line_start..].chars().count() + 1)
+    }
+}
+
+impl fmt::Debug for SourceFile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SourceFile").field("name", &self.name()).finish_non_exhaustive()
+    }
+}
+
+/// A place in a source file.
+#[derive(Clone, Debug)]
+pub struct Location {
+    pub source: SourceFile,
+    pub span: SourceSpan,
+}
+
+impl Location {
+    pub fn new(source: &SourceFile, span: impl Into<SourceSpan>) -> Self {
+        Self { source: source.clone(), span: span.into() }
+    }
+
+    /// `file:line:column`, for messages that cannot show a snippet.
+    pub fn describe(&self) -> String {
+        let (line, column) = self.source.line_column(self.span.offset());
+        format!("{}:{line}:{column}", self.source.name())
+    }
+}
+
+/// One problem with the input.
+#[derive(Debug, Clone)]
+pub struct Problem {
+    /// Stable machine-readable identifier, such as `ferry::manifest::unknown-kind`.
+    pub code: &'static str,
+    pub message: String,
+    pub location: Option<Location>,
+    pub label: String,
+    pub help: Option<String>,
+    /// Other places that explain this one (for example the first
+    /// definition of a duplicate).
+    pub notes: Vec<(Location, String)>,
+}
+
+impl Problem {
+    pub fn new(code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            location: None,
+            label: String::new(),
+            help: None,
+            notes: Vec::new(),
+        }
+    }
+
+    pub fn at(mut self, location: Location, label: impl Into<String>) -> Self {
+        self.location = Some(location);
+        self.label = label.into();
+        self
+    }
+
+    pub fn at_opt(self, location: Option<Location>, label: impl Into<String>) -> Self {
+        match location {
+            Some(location) => self.at(location, label),
+            None => self,
+        }
+    }
+
+    pub fn help(mut self, help: impl Into<String>) -> Self {
+        self.help = Some(help.into());
+        self
+    }
+
+    pub fn note(mut self, location: Location, label: impl Into<String>) -> Self {
+        self.notes.push((location, label.into()));
+        self
+    }
+
+    /// `file:line:column` of the problem, if it has one.
+    pub fn position(&self) -> Option<String> {
+        self.location.as_ref().map(Location::describe)
+    }
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Problem {}
+
+impl Diagnostic for Problem {
+    fn code<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
+        Some(Box::new(self.code))
+    }
+
+    fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
+        self.help.as_ref().map(|h| Box::new(h) as Box<dyn fmt::Display>)
+    }
+
+    fn source_code(&self) -> Option<&dyn SourceCode> {
+        self.location.as_ref().map(|l| &l.source as &dyn SourceCode)
+    }
+
+    fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
+        let location = self.location.as_ref()?;
+        let primary = LabeledSpan::new_primary_with_span(Some(self.label.clone()), location.span);
+        // Notes in the same file are shown as extra labels on the snippet.
+        let notes = self
+            .notes
+            .iter()
+            .filter(|(l, _)| l.source.name() == location.source.name())
+            .map(|(l, label)| LabeledSpan::new_with_span(Some(label.clone()), l.span));
+        Some(Box::new(std::iter::once(primary).chain(notes)))
+    }
+
+    fn related<'a>(&'a self) -> Option<Box<dyn Iterator<Item = &'a dyn Diagnostic> + 'a>> {
+        None
+    }
+}
+
+impl SourceCode for SourceFile {
+    fn read_span<'a>(
+        &'a self,
+        span: &SourceSpan,
+        context_lines_before: usize,
+        context_lines_after: usize,
+    ) -> Result<Box<dyn miette::SpanContents<'a> + 'a>, miette::MietteError> {
+        let contents =
+            self.inner.text.read_span(span, context_lines_before, context_lines_after)?;
+        Ok(Box::new(
+            miette::MietteSpanContents::new_named(
+                self.name().to_owned(),
+                contents.data(),
+                *contents.span(),
+                contents.line(),
+                contents.column(),
+                contents.line_count(),
+            )
+            .with_language("yaml"),
+        ))
+    }
+}
+
+/// Every problem found in one run.
+#[derive(Debug, Clone, Default)]
+pub struct Problems {
+    pub problems: Vec<Problem>,
+}
+
+impl Problems {
+    pub fn push(&mut self, problem: Problem) {
+        self.problems.push(problem);
+    }
+
+    pub fn extend(&mut self, other: impl IntoIterator<Item = Problem>) {
+        self.problems.extend(other);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.problems.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.problems.len()
+    }
+
+    /// `Ok(value)` when nothing was found, else every problem.
+    pub fn into_result<T>(self, value: T) -> Result<T, Problems> {
+        if self.is_empty() { Ok(value) } else { Err(self) }
+    }
+}
+
+impl From<Problem> for Problems {
+    fn from(problem: Problem) -> Self {
+        Self { problems: vec![problem] }
+    }
+}
+
+impl IntoIterator for Problems {
+    type Item = Problem;
+    type IntoIter = std::vec::IntoIter<Problem>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.problems.into_iter()
+    }
+}
+
+impl fmt::Display for Problems {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.problems.as_slice() {
+            [one] => write!(f, "{one}"),
+            many => write!(f, "found {} problems", many.len()),
+        }
+    }
+}
+
+impl std::error::Error for Problems {}
+
+impl Diagnostic for Problems {
+    fn code<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
+        match self.problems.as_slice() {
+            [one] => one.code(),
+            _ => None,
+        }
+    }
+
+    fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
+        match self.problems.as_slice() {
+            [one] => one.help(),
+            _ => None,
+        }
+    }
+
+    fn source_code(&self) -> Option<&dyn SourceCode> {
+        match self.problems.as_slice() {
+            [one] => one.source_code(),
+            _ => None,
+        }
+    }
+
+    fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
+        match self.problems.as_slice() {
+            [one] => one.labels(),
+            _ => None,
+        }
+    }
+
+    fn related<'a>(&'a self) -> Option<Box<dyn Iterator<Item = &'a dyn Diagnostic> + 'a>> {
+        match self.problems.as_slice() {
+            [_] => None,
+            many => Some(Box::new(many.iter().map(|p| p as &dyn Diagnostic))),
+        }
+    }
+}
+
+/// The closest candidate to `word` by edit distance, if it is close enough
+/// to be a likely typo.
+pub fn did_you_mean<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
+    candidates
+        .into_iter()
+        .map(|c| (edit_distance(&word.to_ascii_lowercase(), &c.to_ascii_lowercase()), c))
+        .filter(|(d, c)| *d <= (c.len().max(word.len()) / 3).max(1))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut previous = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let substitution = previous + usize::from(ca != *cb);
+            previous = row[j + 1];
+            row[j + 1] = substitution.min(row[j] + 1).min(row[j + 1] + 1);
+        }
+    }
+    row[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offsets_and_positions_round_trip() {
+        let source = SourceFile::new("a.yaml", "kind: x\nname: é-b\n");
+        let offset = source.offset_of(2, 7);
+        assert_eq!(&source.text()[offset..offset + 1], "-");
+        assert_eq!(source.line_column(offset), (2, 7));
+        assert_eq!(source.offset_of(99, 1), source.text().len());
+    }
+
+    #[test]
+    fn suggests_close_names_only() {
+        assert_eq!(did_you_mean("enviroments", ["environments", "ordering"]), Some("environments"));
+        assert_eq!(did_you_mean("zzz", ["environments"]), None);
+    }
+}

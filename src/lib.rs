@@ -1,0 +1,37 @@
+//! Ferry promotes releases between Control Plane environments,
+//! declaratively, from manifests kept in git.
+//!
+//! The pure core ([`manifest`], [`config`], [`validate`], [`graph`]) does
+//! no I/O; the edges ([`repo`], [`registry`], [`sim`], [`output`]) do. See
+//! `docs/architecture.md` for the path data takes through the modules.
+
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod diagnostic;
+pub mod error;
+pub mod graph;
+pub mod inputs;
+pub mod manifest;
+pub mod output;
+pub mod registry;
+pub mod repo;
+pub mod sim;
+pub mod validate;
+
+pub use error::{Error, ExitStatus};
+
+/// Runs Ferry with the process's arguments and returns its exit status.
+pub fn main() -> std::process::ExitCode {
+    use clap::Parser;
+    let cli = cli::Cli::parse();
+    output::install(&cli.global);
+    let status = match commands::run(cli) {
+        Ok(status) => status,
+        Err(error) => {
+            output::report(error);
+            ExitStatus::Failure
+        }
+    };
+    status.into()
+}
