@@ -91,9 +91,13 @@ impl Location {
     }
 }
 
-/// One problem with the input.
+/// One problem with the input. Boxed: it travels in `Result`s everywhere.
 #[derive(Debug, Clone)]
-pub struct Problem {
+pub struct Problem(Box<ProblemData>);
+
+/// What a [`Problem`] says and where.
+#[derive(Debug, Clone)]
+pub struct ProblemData {
     /// Stable machine-readable identifier, such as `ferry::manifest::unknown-kind`.
     pub code: &'static str,
     pub message: String,
@@ -107,14 +111,14 @@ pub struct Problem {
 
 impl Problem {
     pub fn new(code: &'static str, message: impl Into<String>) -> Self {
-        Self {
+        Self(Box::new(ProblemData {
             code,
             message: message.into(),
             location: None,
             label: String::new(),
             help: None,
             notes: Vec::new(),
-        }
+        }))
     }
 
     pub fn at(mut self, location: Location, label: impl Into<String>) -> Self {
@@ -143,6 +147,19 @@ impl Problem {
     /// `file:line:column` of the problem, if it has one.
     pub fn position(&self) -> Option<String> {
         self.location.as_ref().map(Location::describe)
+    }
+}
+
+impl std::ops::Deref for Problem {
+    type Target = ProblemData;
+    fn deref(&self) -> &ProblemData {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Problem {
+    fn deref_mut(&mut self) -> &mut ProblemData {
+        &mut self.0
     }
 }
 
@@ -334,9 +351,9 @@ mod tests {
     #[test]
     fn offsets_and_positions_round_trip() {
         let source = SourceFile::new("a.yaml", "kind: x\nname: é-b\n");
-        let offset = source.offset_of(2, 7);
+        let offset = source.offset_of(2, 8);
         assert_eq!(&source.text()[offset..offset + 1], "-");
-        assert_eq!(source.line_column(offset), (2, 7));
+        assert_eq!(source.line_column(offset), (2, 8));
         assert_eq!(source.offset_of(99, 1), source.text().len());
     }
 

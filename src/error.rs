@@ -64,3 +64,9 @@ impl From<ExitStatus> for ExitCode {
         ExitCode::from(status.code())
     }
 }
+
+impl From<crate::diagnostic::Problem> for Error {
+    fn from(problem: crate::diagnostic::Problem) -> Self {
+        Error::Problems(problem.into())
+    }
+}

@@ -280,7 +280,7 @@ mod tests {
         assert_eq!(docs.len(), 1);
         let doc = &docs[0];
         let name = doc.get("name").map(|n| n.span);
-        assert_eq!(name, Some((20, 3).into()));
+        assert_eq!(name, Some((21, 3).into()));
         assert_eq!(doc.get("on").and_then(Node::as_str), Some("yes"));
         assert_eq!(doc.to_json()["n"], serde_json::json!(12_345_678_901_234_567_890_u64));
     }
