@@ -158,16 +158,14 @@ fn cycle_problem(
         Vertex::Resource(i) => ids.get(i).map_or_else(String::new, ToString::to_string),
         Vertex::EndOf(phase) => format!("(kind order: end of {phase:?})"),
     };
-    let members: Vec<String> = {
-        let mut names: Vec<String> = component
-            .iter()
-            .filter(|n| matches!(graph[**n], Vertex::Resource(_)))
-            .map(|n| describe(*n))
-            .collect();
-        names.sort();
-        names
-    };
     let route: Vec<String> = path.iter().map(|n| describe(*n)).collect();
+    let mut members: Vec<String> = path
+        .iter()
+        .filter(|n| matches!(graph[**n], Vertex::Resource(_)))
+        .map(|n| describe(*n))
+        .collect();
+    members.sort();
+    members.dedup();
     let through_kind_order = component.iter().any(|n| matches!(graph[*n], Vertex::EndOf(_)));
     let mut labelled = path.windows(2).filter_map(|pair| {
         graph.find_edge(pair[0], pair[1]).and_then(|e| graph[e].as_ref()).map(
@@ -207,20 +205,20 @@ fn cycle_path<N, E>(graph: &DiGraph<N, E>, component: &[NodeIndex]) -> Vec<NodeI
     while let Some(node) = queue.pop_front() {
         for next in graph.neighbors(node).filter(inside) {
             if next == start {
-                let mut path = vec![start, node];
+                let mut path = vec![node];
                 let mut cursor = node;
                 while let Some(&p) = previous.get(&cursor) {
                     path.push(p);
                     cursor = p;
                 }
-                path.pop();
+                if cursor != start {
+                    path.push(start);
+                }
                 path.reverse();
-                path.insert(0, start);
-                path.dedup();
                 path.push(start);
                 return path;
             }
-            if !previous.contains_key(&next) && next != start {
+            if next != start && !previous.contains_key(&next) {
                 previous.insert(next, node);
                 queue.push_back(next);
             }

@@ -22,8 +22,31 @@ pub struct Plan {
 pub fn plan_file(path: &Path) -> Result<Plan, Error> {
     let source = read_source(path)?;
     let config = config::parse(&source)?;
-    let base = path.parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf);
-    Ok(Plan { config, base })
+    Ok(Plan { config, base: base_of(path) })
+}
+
+fn base_of(plan_file: &Path) -> PathBuf {
+    plan_file.parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+}
+
+/// The problems of the manifests alone, for a run whose plan file is
+/// broken: they are reported together with the plan file's problems.
+pub fn manifest_problems(plan_file: &Path, source: &SourceArgs) -> Problems {
+    let Some(spec) = read_source(plan_file).ok().and_then(|s| config::manifest_source_lenient(&s))
+    else {
+        return Problems::default();
+    };
+    let repository = base_of(plan_file).join(&spec.repository);
+    let snapshot = if source.worktree {
+        repo::read_directory(&repository.join(&spec.path))
+    } else {
+        repo::read_git(
+            &repository,
+            source.revision.as_deref().unwrap_or(&spec.revision),
+            &spec.path,
+        )
+    };
+    snapshot.map(|s| load_documents(&s.files).1).unwrap_or_default()
 }
 
 fn read_source(path: &Path) -> Result<SourceFile, Problem> {
@@ -49,8 +72,7 @@ impl Plan {
         let spec = &self.config.manifests;
         let repository = self.base.join(&spec.repository);
         let snapshot = if source.worktree {
-            let folder = repo_workdir(&repository).join(&spec.path);
-            repo::read_directory(&folder)?
+            repo::read_directory(&repository.join(&spec.path))?
         } else {
             let revision = source.revision.as_deref().unwrap_or(&spec.revision);
             repo::read_git(&repository, revision, &spec.path)?
@@ -91,13 +113,4 @@ impl Plan {
         }
         problems.into_result(patches)
     }
-}
-
-/// The work tree of the repository at `path`, or `path` itself when it is
-/// not in a git repository.
-fn repo_workdir(path: &Path) -> PathBuf {
-    git2::Repository::discover(path)
-        .ok()
-        .and_then(|repo| repo.workdir().map(Path::to_path_buf))
-        .unwrap_or_else(|| path.to_path_buf())
 }

@@ -62,7 +62,7 @@ pub enum RepoError {
     #[error("`{path}` does not exist at revision {revision}")]
     #[diagnostic(
         code(ferry::repo::path),
-        help("check `manifests.path` in the plan file; it is relative to the repository root")
+        help("check `manifests.path` in the plan file; it is relative to `manifests.repository`")
     )]
     MissingPath { path: String, revision: String },
 
@@ -98,8 +98,9 @@ fn is_manifest(name: &str) -> bool {
     name.ends_with(".yaml") || name.ends_with(".yml")
 }
 
-/// Reads the manifests under `path` (relative to the repository root) at
-/// `revision`.
+/// Reads the manifests under `path` at `revision`. `path` is relative to
+/// `repository` (which may be a folder inside the repository's work tree,
+/// or a bare repository).
 pub fn read_git(repository: &Path, revision: &str, path: &str) -> Result<Snapshot, RepoError> {
     let repo = git2::Repository::discover(repository)
         .map_err(|source| RepoError::Open { path: repository.to_path_buf(), source })?;
@@ -115,7 +116,10 @@ pub fn read_git(repository: &Path, revision: &str, path: &str) -> Result<Snapsho
     let root = commit
         .tree()
         .map_err(|source| RepoError::Git { what: "the commit's tree".to_owned(), source })?;
-    let folder = path.trim_matches('/');
+    let within = folder_within_workdir(&repo, repository);
+    let joined = within.join(path.trim_matches('/'));
+    let joined = joined.to_string_lossy();
+    let folder = joined.trim_start_matches("./").trim_matches('/');
     let tree = if folder.is_empty() || folder == "." {
         root
     } else {
@@ -155,6 +159,17 @@ pub fn read_git(repository: &Path, revision: &str, path: &str) -> Result<Snapsho
         files.push(SourceFile::new(display, text));
     }
     Ok(Snapshot { revision: Some(resolved), files })
+}
+
+/// Where `folder` is inside the repository's work tree (empty for the root
+/// and for bare repositories).
+fn folder_within_workdir(repo: &git2::Repository, folder: &Path) -> PathBuf {
+    let inside = || {
+        let workdir = repo.workdir()?.canonicalize().ok()?;
+        let folder = folder.canonicalize().ok()?;
+        folder.strip_prefix(&workdir).ok().map(Path::to_path_buf)
+    };
+    inside().unwrap_or_default()
 }
 
 /// Reads the manifests in a directory of the file system, for previews of

@@ -5,9 +5,10 @@ use std::collections::HashSet;
 use serde_json::json;
 
 use crate::cli::{GlobalArgs, OutputFormat, SourceArgs};
+use crate::config::{Environment, Patch};
 use crate::diagnostic::{Problem, Problems};
 use crate::inputs;
-use crate::manifest::ManifestSet;
+use crate::repo::Revision;
 use crate::{Error, ExitStatus, graph, output, validate};
 
 /// Schema of `ferry validate --output json`.
@@ -18,7 +19,48 @@ pub fn run(
     env: Option<&str>,
     source: &SourceArgs,
 ) -> Result<ExitStatus, Error> {
-    let plan = inputs::plan_file(&global.file)?;
+    let outcome = check(global, env, source);
+    if global.output == OutputFormat::Json {
+        let report = match &outcome {
+            Ok(summary) => Some(report(Some(summary), &Problems::default())),
+            Err(Error::Problems(problems)) => Some(report(None, problems)),
+            Err(_) => None,
+        };
+        if let Some(report) = report {
+            output::print(&format!("{report:#}\n"))?;
+        }
+    }
+    let summary = outcome?;
+    if global.output == OutputFormat::Human {
+        let at = summary.revision.as_ref().map_or_else(
+            || "the work tree".to_owned(),
+            |r| format!("{} ({})", r.requested, r.short()),
+        );
+        output::print(&format!(
+            "valid: {} resources at {at} for {}\n",
+            summary.resources,
+            summary.environments.join(", ")
+        ))?;
+    }
+    Ok(ExitStatus::Success)
+}
+
+/// What a successful validation covered.
+struct Summary {
+    revision: Option<Revision>,
+    environments: Vec<String>,
+    resources: usize,
+}
+
+fn check(global: &GlobalArgs, env: Option<&str>, source: &SourceArgs) -> Result<Summary, Error> {
+    let plan = match inputs::plan_file(&global.file) {
+        Ok(plan) => plan,
+        Err(Error::Problems(mut problems)) => {
+            problems.extend(inputs::manifest_problems(&global.file, source));
+            return Err(problems.into());
+        }
+        Err(other) => return Err(other),
+    };
     let config = &plan.config;
     let environments = match env {
         Some(name) => vec![config.environment(name)?],
@@ -29,17 +71,10 @@ pub fn run(
         problems.extend(validate::check(&manifests.set, config, env));
         match plan.overrides(env) {
             Ok(patches) => problems.extend(
-                patches.iter().filter(|p| manifests.set.get(&p.target).is_none()).map(|p| {
-                    Problem::new(
-                        "ferry::validate::unknown-override-target",
-                        format!(
-                            "override for `{}` targets {}, which no manifest defines",
-                            env.name, p.target
-                        ),
-                    )
-                    .at(p.location.clone(), "nothing to patch")
-                    .help("fix the kind or name, or remove the override")
-                }),
+                patches
+                    .iter()
+                    .filter(|p| manifests.set.get(&p.target).is_none())
+                    .map(|p| unknown_target(env, p)),
             ),
             Err(found) => problems.extend(found),
         }
@@ -47,27 +82,22 @@ pub fn run(
     if let Err(cycle) = graph::build(&manifests.set, &config.ordering) {
         problems.push(cycle);
     }
-    let problems = deduplicate(problems);
-    let names: Vec<&str> = environments.iter().map(|e| e.name.as_str()).collect();
-    let revision = manifests.revision.as_ref();
-    if global.output == OutputFormat::Json {
-        output::print(&format!("{:#}\n", report(&manifests.set, revision, &names, &problems)))?;
-    }
-    if !problems.is_empty() {
-        return Err(problems.into());
-    }
-    if global.output == OutputFormat::Human {
-        let at = revision.map_or_else(
-            || "the work tree".to_owned(),
-            |r| format!("{} ({})", r.requested, r.short()),
-        );
-        output::print(&format!(
-            "valid: {} resources at {at} for {}\n",
-            manifests.set.resources.len(),
-            names.join(", ")
-        ))?;
-    }
-    Ok(ExitStatus::Success)
+    deduplicate(problems)
+        .into_result(Summary {
+            revision: manifests.revision,
+            environments: environments.iter().map(|e| e.name.clone()).collect(),
+            resources: manifests.set.resources.len(),
+        })
+        .map_err(Error::from)
+}
+
+fn unknown_target(env: &Environment, patch: &Patch) -> Problem {
+    Problem::new(
+        "ferry::validate::unknown-override-target",
+        format!("override for `{}` targets {}, which no manifest defines", env.name, patch.target),
+    )
+    .at(patch.location.clone(), "nothing to patch")
+    .help("fix the kind or name, or remove the override")
 }
 
 /// The same problem found for several environments is reported once.
@@ -82,18 +112,13 @@ fn deduplicate(problems: Problems) -> Problems {
     unique
 }
 
-fn report(
-    set: &ManifestSet,
-    revision: Option<&crate::repo::Revision>,
-    envs: &[&str],
-    problems: &Problems,
-) -> serde_json::Value {
+fn report(summary: Option<&Summary>, problems: &Problems) -> serde_json::Value {
     json!({
         "schema": SCHEMA,
         "valid": problems.is_empty(),
-        "revision": revision,
-        "environments": envs,
-        "resources": set.resources.len(),
+        "revision": summary.and_then(|s| s.revision.as_ref()),
+        "environments": summary.map(|s| &s.environments),
+        "resources": summary.map(|s| s.resources),
         "problems": problems.problems.iter().map(problem_json).collect::<Vec<_>>(),
     })
 }

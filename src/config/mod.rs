@@ -16,7 +16,7 @@ use crate::manifest::ResourceId;
 use crate::manifest::yaml::Node;
 
 pub use duration::parse_duration;
-pub use parse::{is_loopback_http, parse, parse_patch_file};
+pub use parse::{is_loopback_http, manifest_source_lenient, parse, parse_patch_file};
 
 /// Default Control Plane API endpoint.
 pub const DEFAULT_ENDPOINT: &str = "https://api.cpln.io";

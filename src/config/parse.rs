@@ -109,6 +109,20 @@ fn read_root(reader: &mut Reader, root: &Node) -> Option<PromotionConfig> {
     })
 }
 
+/// Where the manifests are, read leniently from a plan file that has other
+/// problems, so that problems in the manifests can still be reported in
+/// the same run.
+pub fn manifest_source_lenient(source: &SourceFile) -> Option<ManifestSource> {
+    let documents = yaml::parse_documents(source).ok()?;
+    let manifests = documents.first()?.get("manifests")?;
+    let text = |key: &str| manifests.get(key).and_then(Node::as_str).map(str::to_owned);
+    Some(ManifestSource {
+        repository: text("repository").unwrap_or_else(|| ".".to_owned()),
+        path: text("path")?,
+        revision: text("revision").unwrap_or_else(|| "HEAD".to_owned()),
+    })
+}
+
 fn read_manifests(reader: &mut Reader, node: &Node) -> Option<ManifestSource> {
     reader.mapping(node, "`manifests`", MANIFEST_KEYS)?;
     let repository = reader.optional_string(node, "repository", "`manifests.repository`");
@@ -272,12 +286,15 @@ fn read_token_env(reader: &mut Reader, node: &Node, what: &str) -> Option<String
     if is_variable_name {
         return Some(name);
     }
-    // Never echo what may be a real token.
-    reader.invalid(
-        node,
-        format!("`tokenEnv` of {what} must name an environment variable"),
-        "not a variable name (value not shown)",
-        "write the variable's name, such as CPLN_TOKEN_PROD; tokens never belong in files kept in git",
+    // Never echo what may be a real token: no source snippet, only the
+    // position.
+    let position = reader.location(node).describe();
+    reader.problem(
+        Problem::new(
+            "ferry::config::invalid-value",
+            format!("`tokenEnv` of {what} must name an environment variable (at {position}; value not shown)"),
+        )
+        .help("write the variable's name, such as CPLN_TOKEN_PROD; tokens never belong in files kept in git"),
     );
     None
 }
