@@ -51,10 +51,15 @@ static REPOSITORY: LazyLock<(tempfile::TempDir, PathBuf)> = LazyLock::new(|| {
 fn commit(root: &Path) {
     let repo = git2::Repository::init(root).unwrap_or_else(|e| panic!("init: {e}"));
     let mut index = repo.index().unwrap_or_else(|e| panic!("index: {e}"));
-    index.add_all(["*"], git2::IndexAddOption::DEFAULT, None).unwrap_or_else(|e| panic!("add: {e}"));
-    let tree = index.write_tree().and_then(|t| repo.find_tree(t)).unwrap_or_else(|e| panic!("tree: {e}"));
-    let signature = git2::Signature::now("bench", "bench@ferry.invalid").unwrap_or_else(|e| panic!("{e}"));
-    repo.commit(Some("HEAD"), &signature, &signature, "bench", &tree, &[]).unwrap_or_else(|e| panic!("{e}"));
+    index
+        .add_all(["*"], git2::IndexAddOption::DEFAULT, None)
+        .unwrap_or_else(|e| panic!("add: {e}"));
+    let tree =
+        index.write_tree().and_then(|t| repo.find_tree(t)).unwrap_or_else(|e| panic!("tree: {e}"));
+    let signature =
+        git2::Signature::now("bench", "bench@ferry.invalid").unwrap_or_else(|e| panic!("{e}"));
+    repo.commit(Some("HEAD"), &signature, &signature, "bench", &tree, &[])
+        .unwrap_or_else(|e| panic!("{e}"));
 }
 
 /// Ferry: read the tree at HEAD, parse every document, build the graph.

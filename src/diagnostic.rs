@@ -19,6 +19,8 @@ pub struct SourceFile {
 
 struct SourceInner {
     name: String,
+    /// The git commit the text was read at; `None` for files on disk.
+    revision: Option<String>,
     text: Arc<str>,
     /// The text as snippets show it: secret payloads masked. Computed on
     /// first use (only when a problem is rendered).
@@ -32,6 +34,23 @@ impl SourceFile {
         Self {
             inner: Arc::new(SourceInner {
                 name: name.into(),
+                revision: None,
+                text: text.into(),
+                shown: std::sync::OnceLock::new(),
+            }),
+        }
+    }
+
+    /// A text read from git at `commit`.
+    pub fn at_revision(
+        name: impl Into<String>,
+        commit: impl Into<String>,
+        text: impl Into<Arc<str>>,
+    ) -> Self {
+        Self {
+            inner: Arc::new(SourceInner {
+                name: name.into(),
+                revision: Some(commit.into()),
                 text: text.into(),
                 shown: std::sync::OnceLock::new(),
             }),
@@ -40,6 +59,11 @@ impl SourceFile {
 
     pub fn name(&self) -> &str {
         &self.inner.name
+    }
+
+    /// The commit this text was read at, if it came from git.
+    pub fn revision(&self) -> Option<&str> {
+        self.inner.revision.as_deref()
     }
 
     pub fn text(&self) -> &str {

@@ -156,7 +156,7 @@ pub fn read_git(repository: &Path, revision: &str, path: &str) -> Result<Snapsho
             .map_err(|source| RepoError::Git { what: display.clone(), source })?;
         let text = std::str::from_utf8(blob.content())
             .map_err(|_| RepoError::NotText { file: display.clone() })?;
-        files.push(SourceFile::new(display, text));
+        files.push(SourceFile::at_revision(display, resolved.commit.clone(), text));
     }
     Ok(Snapshot { revision: Some(resolved), files })
 }

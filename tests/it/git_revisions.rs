@@ -70,6 +70,22 @@ fn tags_branches_and_shas_give_that_revision_even_when_the_work_tree_differs() {
 }
 
 #[test]
+fn every_resource_remembers_file_revision_and_span() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (_repo, v1, _) = history(dir.path());
+    let snapshot = ferry::repo::read_git(dir.path(), "v1", "manifests").expect("read v1");
+    let (resources, problems) = ferry::manifest::load_documents(&snapshot.files);
+    assert!(problems.is_empty());
+    let [secret] = resources.as_slice() else { panic!("one resource at v1") };
+    assert_eq!(secret.revision(), Some(v1.to_string().as_str()));
+    assert_eq!(secret.source.name(), format!("{}:manifests/a.yaml", &v1.to_string()[..8]));
+    assert_eq!(
+        secret.location().describe(),
+        format!("{}:manifests/a.yaml:2:7", &v1.to_string()[..8])
+    );
+}
+
+#[test]
 fn bare_repositories_work() {
     let work = tempfile::tempdir().expect("temp dir");
     history(work.path());
