@@ -20,6 +20,10 @@ pub enum Error {
 
     #[error(transparent)]
     #[diagnostic(transparent)]
+    Api(#[from] crate::api::ApiError),
+
+    #[error(transparent)]
+    #[diagnostic(transparent)]
     Sim(#[from] crate::sim::SimError),
 
     #[error(transparent)]

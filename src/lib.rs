@@ -5,9 +5,11 @@
 //! no I/O; the edges ([`repo`], [`registry`], [`sim`], [`output`]) do. See
 //! `docs/architecture.md` for the path data takes through the modules.
 
+pub mod api;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod connect;
 pub mod diagnostic;
 pub mod error;
 pub mod graph;
@@ -16,6 +18,7 @@ pub mod manifest;
 pub mod output;
 pub mod registry;
 pub mod repo;
+pub mod retry;
 pub mod sim;
 pub mod validate;
 

@@ -65,7 +65,9 @@ pub struct Environment {
     pub from: Option<String>,
     pub org: String,
     pub gvc: String,
-    pub endpoint: String,
+    /// The API endpoint the file names; `None` means `$CPLN_ENDPOINT`, or
+    /// [`DEFAULT_ENDPOINT`] (see `connect`).
+    pub endpoint: Option<String>,
     /// Name of the environment variable holding this environment's token.
     pub token_env: String,
     pub images: ImageStrategy,

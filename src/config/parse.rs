@@ -9,8 +9,8 @@ use crate::validate::naming;
 
 use super::reader::Reader;
 use super::{
-    DEFAULT_ENDPOINT, DEFAULT_REGISTRY, Environment, ImageStrategy, ManifestSource, OrderRule,
-    OverrideSource, Patch, PromotionConfig, Readiness, Topology,
+    DEFAULT_REGISTRY, Environment, ImageStrategy, ManifestSource, OrderRule, OverrideSource, Patch,
+    PromotionConfig, Readiness, Topology,
 };
 
 const TOP_KEYS: &[&str] = &["version", "manifests", "topology", "environments", "ordering"];
@@ -198,8 +198,8 @@ fn read_environment(
         Some(gvc)
     });
     let endpoint = match node.get("endpoint") {
-        Some(n) => read_endpoint(reader, n, &what),
-        None => Some(DEFAULT_ENDPOINT.to_owned()),
+        Some(n) => read_endpoint(reader, n, &what).map(Some),
+        None => Some(None),
     };
     let token_env =
         reader.required(node, "tokenEnv", &what).and_then(|n| read_token_env(reader, n, &what));
