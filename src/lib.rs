@@ -17,6 +17,7 @@ pub mod inputs;
 pub mod manifest;
 pub mod output;
 pub mod registry;
+pub mod render;
 pub mod repo;
 pub mod retry;
 pub mod sim;
