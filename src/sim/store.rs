@@ -273,7 +273,7 @@ mod tests {
             .unwrap_err();
         assert_eq!(err.status.as_u16(), 409);
         let err = state
-            .write(ORG, "secret", Some("x"), &body(json!({})), WriteMode::Patch, 2)
+            .write(ORG, "secret", Some("nope"), &body(json!({})), WriteMode::Patch, 2)
             .unwrap_err();
         assert_eq!(err.status.as_u16(), 404);
         let err = state
