@@ -218,9 +218,10 @@ impl Request<'_> {
             rendered,
         );
         if written.created
-            && let Ok(location) = HeaderValue::from_str(&written.item.key().path()) {
-                response.headers_mut().insert(header::LOCATION, location);
-            }
+            && let Ok(location) = HeaderValue::from_str(&written.item.key().path())
+        {
+            response.headers_mut().insert(header::LOCATION, location);
+        }
         Ok(response)
     }
 

@@ -62,7 +62,13 @@ pub(crate) struct ApiError {
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         let message: String = message.into();
-        Self { status, code, message: message.into(), details: Box::new(json!({})), retry_after: None }
+        Self {
+            status,
+            code,
+            message: message.into(),
+            details: Box::new(json!({})),
+            retry_after: None,
+        }
     }
 
     pub fn bad_request(message: impl Into<String>) -> Self {

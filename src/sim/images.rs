@@ -29,9 +29,10 @@ pub(crate) fn parse_ref(image: &str, own_org: &str, hosts: &BTreeMap<String, Str
         return sim(own_org, rest, None);
     }
     if let Some(rest) = image.strip_prefix("/org/")
-        && let Some((org, rest)) = rest.split_once("/image/") {
-            return sim(org, rest, None);
-        }
+        && let Some((org, rest)) = rest.split_once("/image/")
+    {
+        return sim(org, rest, None);
+    }
     let Some((host, rest)) = image.split_once('/') else { return ImageRef::External };
     if let Some(org) = host.strip_suffix(".registry.cpln.io") {
         return sim(org, rest, Some(host));

@@ -148,16 +148,18 @@ fn workload_spec(spec: &mut Map<String, Value>, scope: Scope<'_>) {
         );
     }
     if kind == "stateful"
-        && let Some(Value::Object(rollout)) = spec.get_mut("rolloutOptions") {
-            rollout.remove("maxUnavailableReplicas");
-        }
+        && let Some(Value::Object(rollout)) = spec.get_mut("rolloutOptions")
+    {
+        rollout.remove("maxUnavailableReplicas");
+    }
 }
 
 fn container(container: &mut Map<String, Value>, scope: Scope<'_>) {
     if let Some(Value::String(image)) = container.get_mut("image")
-        && let Some(link) = normalize_image(image, scope.org) {
-            *image = link;
-        }
+        && let Some(link) = normalize_image(image, scope.org)
+    {
+        *image = link;
+    }
     defaults(container, "cpu", &json!("50m"));
     defaults(container, "memory", &json!("128Mi"));
     if let Some(Value::Array(env)) = container.get_mut("env") {
@@ -194,10 +196,11 @@ fn container(container: &mut Map<String, Value>, scope: Scope<'_>) {
 
 fn gvc_spec(spec: &mut Map<String, Value>) {
     if let Some(Value::Object(placement)) = spec.get_mut("staticPlacement")
-        && let Some(Value::Array(links)) = placement.get_mut("locationLinks") {
-            links.sort_by(|a, b| a.as_str().cmp(&b.as_str()));
-            links.dedup();
-        }
+        && let Some(Value::Array(links)) = placement.get_mut("locationLinks")
+    {
+        links.sort_by(|a, b| a.as_str().cmp(&b.as_str()));
+        links.dedup();
+    }
 }
 
 #[cfg(test)]

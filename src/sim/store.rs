@@ -74,11 +74,12 @@ impl State {
         now_ms: u64,
     ) -> Result<Written, ApiError> {
         if let Some(body_kind) = body.get("kind").and_then(Value::as_str)
-            && body_kind != kind {
-                return Err(ApiError::bad_request(format!(
-                    "kind '{body_kind}' cannot be written as {kind}"
-                )));
-            }
+            && body_kind != kind
+        {
+            return Err(ApiError::bad_request(format!(
+                "kind '{body_kind}' cannot be written as {kind}"
+            )));
+        }
         let body_name = body.get("name").and_then(Value::as_str);
         let name = match (name, body_name) {
             (Some(path), Some(given)) if path != given => {
@@ -92,9 +93,10 @@ impl State {
         };
         check_name(kind, name)?;
         if let Some(gvc) = scope.gvc
-            && self.item(&ItemKey::new(scope.org, None, "gvc", gvc)).is_none() {
-                return Err(ApiError::not_found("gvc", gvc));
-            }
+            && self.item(&ItemKey::new(scope.org, None, "gvc", gvc)).is_none()
+        {
+            return Err(ApiError::not_found("gvc", gvc));
+        }
         let key = ItemKey::new(scope.org, scope.gvc, kind, name);
         let existing = self.item(&key);
         let mut doc = match (existing, mode) {

@@ -1,1 +1,5 @@
+//! The one integration test binary: Ferry as a user runs it, against real
+//! git repositories, the simulator and real registries.
 
+mod sim;
+mod support;

@@ -1,0 +1,5 @@
+//! Helpers shared by the integration tests.
+
+pub mod cpln;
+pub mod oci;
+pub mod sim;
