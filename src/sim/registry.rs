@@ -241,7 +241,7 @@ impl Ctx {
 
     fn tags(&self, name: &str) -> Response {
         let state = self.shared.lock();
-        match state.registries.get(&self.org).and_then(|i| i.repos.get(name)) {
+        match state.repo(&self.org, name) {
             Some(repo) => {
                 let tags: Vec<&String> = repo.tags.keys().collect();
                 (StatusCode::OK, axum::Json(json!({"name": name, "tags": tags}))).into_response()
@@ -329,13 +329,7 @@ impl Ctx {
             return invalid("bad digest");
         };
         let mut state = self.shared.lock();
-        let repo = state
-            .registries
-            .entry(self.org.clone())
-            .or_default()
-            .repos
-            .entry(name.to_owned())
-            .or_default();
+        let repo = state.repo_mut(&self.org, name);
         if let Some(missing) = missing_references(repo, &manifest, &media_type) {
             drop(state);
             let body = json!({"errors": [{"code": "MANIFEST_BLOB_UNKNOWN", "message": "blob unknown to registry",
@@ -409,9 +403,7 @@ impl Ctx {
     fn linked(&self, name: &str, digest: &str) -> bool {
         let state = self.shared.lock();
         state
-            .registries
-            .get(&self.org)
-            .and_then(|i| i.repos.get(name))
+            .repo(&self.org, name)
             .is_some_and(|r| r.blobs.contains(digest) || r.manifests.contains_key(digest))
     }
 
@@ -481,13 +473,7 @@ impl Ctx {
     /// Links a stored blob into a repository.
     fn link(&self, name: &str, digest: &str) -> Result<(), Box<Response>> {
         let mut state = self.shared.lock();
-        let repo = state
-            .registries
-            .entry(self.org.clone())
-            .or_default()
-            .repos
-            .entry(name.to_owned())
-            .or_default();
+        let repo = state.repo_mut(&self.org, name);
         repo.blobs.insert(digest.to_owned());
         self.shared.save(&state).map_err(|e| Box::new(oci_error(e.status, "UNKNOWN", &e.message)))
     }

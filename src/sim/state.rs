@@ -24,6 +24,18 @@ pub(crate) struct State {
     pub registries: BTreeMap<String, RegistryIndex>,
 }
 
+impl State {
+    /// A repository of an org's registry, if anything was pushed to it.
+    pub fn repo(&self, org: &str, name: &str) -> Option<&Repo> {
+        self.registries.get(org)?.repos.get(name)
+    }
+
+    /// A repository of an org's registry, created empty when missing.
+    pub fn repo_mut(&mut self, org: &str, name: &str) -> &mut Repo {
+        self.registries.entry(org.to_owned()).or_default().repos.entry(name.to_owned()).or_default()
+    }
+}
+
 /// Where an item lives: org, GVC (for GVC-scoped kinds), kind and name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct ItemKey {
