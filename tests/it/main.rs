@@ -4,4 +4,5 @@
 mod corpus;
 mod examples;
 mod git_revisions;
+mod sim;
 mod support;
