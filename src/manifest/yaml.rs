@@ -109,6 +109,11 @@ impl Node {
     }
 }
 
+/// Writes a value as block-style YAML, for diffs and rendered manifests.
+pub fn to_yaml(value: &serde_json::Value) -> String {
+    serde_saphyr::to_string(value).unwrap_or_else(|_| format!("{value:#}\n"))
+}
+
 /// Parses every document of a YAML stream. Empty documents are skipped, as
 /// `cpln apply` skips them.
 pub fn parse_documents(source: &SourceFile) -> Result<Vec<Node>, Problem> {
@@ -290,6 +295,14 @@ mod tests {
         let problem = parse("kind: a\n  name: : b\n").err();
         let position = problem.as_ref().and_then(Problem::position);
         assert_eq!(position.as_deref(), Some("t.yaml:2:7"));
+    }
+
+    #[test]
+    fn writes_yaml_that_reads_back() {
+        let value = serde_json::json!({"kind": "workload", "spec": {"on": "yes", "list": [1, "two"], "n": null}});
+        let text = to_yaml(&value);
+        let back = parse(&text).unwrap_or_default();
+        assert_eq!(back.first().map(Node::to_json), Some(value), "{text}");
     }
 
     #[test]

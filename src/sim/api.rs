@@ -18,11 +18,11 @@ use super::clock::{now_ms, rfc3339};
 use super::deploy::World;
 use super::error::ApiError;
 use super::images;
-use super::normalize::Scope;
 use super::query::Query;
 use super::server::Shared;
 use super::state::{Item, ItemKey, State as SimState};
 use super::store::{GVC_KINDS, ORG_KINDS, WriteMode};
+use crate::normalize::Scope;
 
 type Params = HashMap<String, String>;
 

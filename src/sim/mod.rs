@@ -21,7 +21,6 @@ mod deploy;
 mod error;
 pub mod faults;
 mod images;
-mod normalize;
 pub mod patch;
 mod query;
 mod registry;

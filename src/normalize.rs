@@ -2,12 +2,17 @@
 //! server-managed fields, qualify `//` links with the org, fill defaults,
 //! sort env and location links. Pure and idempotent, so re-applying what
 //! a GET returned (`-o yaml-slim`) compares equal and bumps no version.
+//!
+//! One model, two users: the simulator stores bodies this way, and `plan`
+//! normalizes desired and live bodies this way before comparing them, so
+//! that an environment that was just applied plans as "no changes". The
+//! real `cpln` CLI's round trips against the simulator keep it honest.
 
 use serde_json::{Map, Value, json};
 
 /// The org and (for GVC-scoped kinds) the GVC a body is written under.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct Scope<'a> {
+pub struct Scope<'a> {
     pub org: &'a str,
     pub gvc: Option<&'a str>,
 }
@@ -32,7 +37,7 @@ const SERVER_FIELDS: &[&str] = &[
 const NOT_LINKS: &[&str] = &["description", "tags", "data"];
 
 /// Normalizes `doc` (the body of a `kind` item called `name`) in place.
-pub(crate) fn normalize(kind: &str, name: &str, scope: Scope<'_>, doc: &mut Map<String, Value>) {
+pub fn normalize(kind: &str, name: &str, scope: Scope<'_>, doc: &mut Map<String, Value>) {
     for field in SERVER_FIELDS {
         doc.remove(*field);
     }
