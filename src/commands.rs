@@ -1,6 +1,8 @@
 //! One function per command: gather inputs, call the core, print.
 
 mod graph;
+mod plan;
+mod render;
 mod validate;
 
 use crate::cli::{Cli, Command};
@@ -13,7 +15,18 @@ pub fn run(cli: Cli) -> Result<ExitStatus, Error> {
         Command::Graph { env, source, format } => {
             graph::run(global, env.as_deref(), &source, format)
         }
+        Command::Plan { env, from, source, out } => {
+            plan::run(global, &env, from.as_deref(), &source, out.as_deref())
+        }
+        Command::Render { env, from, source } => {
+            render::run(global, &env, from.as_deref(), &source)
+        }
         Command::Sim { command } => Ok(crate::sim::run(command)?),
         Command::Image { command } => Ok(crate::registry::run(command)?),
     }
+}
+
+/// The async runtime for commands that talk to the network.
+fn runtime() -> Result<tokio::runtime::Runtime, Error> {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(Error::Runtime)
 }

@@ -6,14 +6,14 @@
 //! `data` with [`hidden_data`] on both sides, and no payload ever reaches
 //! a [`Change`].
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 use crate::manifest::Kind;
 
 /// What happens to a resource.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Action {
     Create,
@@ -37,7 +37,7 @@ impl Action {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Op {
     Add,
@@ -56,7 +56,7 @@ impl Op {
 }
 
 /// One field that differs.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Change {
     /// Such as `spec.containers[main].image`.
     pub path: String,
@@ -66,10 +66,10 @@ pub struct Change {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub after: Option<Value>,
     /// The value is secret: `before`/`after` say "(value hidden)".
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub sensitive: bool,
     /// This field cannot change in place.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub forces_replacement: bool,
 }
 

@@ -11,18 +11,18 @@ use crate::diagnostic::{Problem, Problems, SourceFile};
 use crate::manifest::{ManifestSet, load_documents};
 use crate::repo::{self, Revision};
 
-/// The plan file, read and checked.
-pub struct Plan {
+/// The plan file, read and checked, and where its relative paths start.
+pub struct Workspace {
     pub config: PromotionConfig,
     /// The folder relative paths in the plan file start from.
     pub base: PathBuf,
 }
 
 /// Reads and checks the plan file at `path`.
-pub fn plan_file(path: &Path) -> Result<Plan, Error> {
+pub fn workspace(path: &Path) -> Result<Workspace, Error> {
     let source = read_source(path)?;
     let config = config::parse(&source)?;
-    Ok(Plan { config, base: base_of(path) })
+    Ok(Workspace { config, base: base_of(path) })
 }
 
 fn base_of(plan_file: &Path) -> PathBuf {
@@ -58,13 +58,21 @@ fn read_source(path: &Path) -> Result<SourceFile, Problem> {
     Ok(SourceFile::new(path.display().to_string(), text))
 }
 
+/// One environment's inputs, checked.
+pub struct Prepared {
+    pub env: Environment,
+    pub manifests: Manifests,
+    pub patches: Vec<Patch>,
+    pub graph: crate::graph::Graph,
+}
+
 /// Manifests and the revision they were read at.
 pub struct Manifests {
     pub set: ManifestSet,
     pub revision: Option<Revision>,
 }
 
-impl Plan {
+impl Workspace {
     /// The manifests at the requested revision (or the work tree). Problems
     /// in individual documents are returned with the resources that could
     /// be read, so that they are reported together with later checks.
@@ -79,6 +87,29 @@ impl Plan {
         };
         let (resources, problems) = load_documents(&snapshot.files);
         Ok((Manifests { set: ManifestSet { resources }, revision: snapshot.revision }, problems))
+    }
+
+    /// Everything needed to plan for `env`: its manifests (valid), their
+    /// overrides and graph. Any problem stops here, before the network.
+    pub fn prepare(&self, env: &str, source: &SourceArgs) -> Result<Prepared, Error> {
+        let env = self.config.environment(env)?.clone();
+        let (manifests, mut problems) = self.manifests(source)?;
+        problems.extend(crate::validate::check(&manifests.set, &self.config, &env));
+        let patches = match self.overrides(&env) {
+            Ok(patches) => patches,
+            Err(found) => {
+                problems.extend(found);
+                Vec::new()
+            }
+        };
+        let graph = crate::graph::build(&manifests.set, &self.config.ordering);
+        if let Err(cycle) = &graph {
+            problems.push(cycle.clone());
+        }
+        match graph {
+            Ok(graph) if problems.is_empty() => Ok(Prepared { env, manifests, patches, graph }),
+            _ => Err(problems.into()),
+        }
     }
 
     /// Every patch an environment applies, with files read from disk

@@ -69,6 +69,7 @@ pub fn render(
             }
             merge(&mut body, &fields);
         }
+        mark_managed(&mut body, &env.name);
         if resource.kind == Kind::Workload {
             set_images(
                 &mut body,
@@ -88,6 +89,16 @@ pub fn render(
         });
     }
     problems.into_result(rendered)
+}
+
+/// Tags the resource as managed by Ferry for this environment, so that it
+/// can be pruned once it leaves git.
+fn mark_managed(body: &mut Value, env: &str) {
+    let Some(object) = body.as_object_mut() else { return };
+    let tags = object.entry("tags").or_insert_with(|| Value::Object(Map::new()));
+    if let Some(tags) = tags.as_object_mut() {
+        tags.insert(crate::plan::MANAGED_TAG.to_owned(), Value::String(env.to_owned()));
+    }
 }
 
 /// Merges an override into a document: mappings merge key by key, lists of

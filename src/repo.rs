@@ -17,7 +17,7 @@ pub struct Snapshot {
 }
 
 /// A resolved revision.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Revision {
     /// What was asked for: a branch, tag or SHA.
     pub requested: String,

@@ -108,7 +108,7 @@ impl Client {
 
     /// GET one resource.
     pub async fn get(&self, path: &str) -> Result<Value, ApiError> {
-        let (_, body) = self.send(Method::GET, path, None).await?;
+        let (_, body) = self.send(Method::GET, path, None, Repeat::Safe).await?;
         body.ok_or_else(|| decode_error(&Method::GET, path, "empty body"))
     }
 
@@ -123,15 +123,32 @@ impl Client {
 
     /// GET a list and every following page (`rel: next` links).
     pub async fn list(&self, path: &str) -> Result<Vec<Value>, ApiError> {
+        let first = self.get(path).await?;
+        self.pages(path, first).await
+    }
+
+    /// `POST …/-query` and every following page. A query changes nothing,
+    /// so it is retried like a GET.
+    pub async fn query(&self, path: &str, query: &Value) -> Result<Vec<Value>, ApiError> {
+        let (_, body) = self.send(Method::POST, path, Some(query), Repeat::Safe).await?;
+        let first = body.ok_or_else(|| decode_error(&Method::POST, path, "empty body"))?;
+        self.pages(path, first).await
+    }
+
+    /// The items of a list page and of the pages after it.
+    async fn pages(&self, path: &str, first: Value) -> Result<Vec<Value>, ApiError> {
         let mut items = Vec::new();
-        let mut next = Some(path.to_owned());
-        while let Some(page) = next.take() {
-            let body = self.get(&page).await?;
+        let mut page = path.to_owned();
+        let mut next = Some(first);
+        while let Some(body) = next.take() {
             match body.get("items") {
                 Some(Value::Array(found)) => items.extend(found.iter().cloned()),
                 _ => return Err(decode_error(&Method::GET, &page, "a list without `items`")),
             }
-            next = next_link(&body).map(|href| self.relative(&href));
+            if let Some(href) = next_link(&body) {
+                page = self.relative(&href);
+                next = Some(self.get(&page).await?);
+            }
         }
         Ok(items)
     }
@@ -148,12 +165,12 @@ impl Client {
 
     /// PATCH with the directive language; returns the updated resource.
     pub async fn patch(&self, path: &str, body: &Value) -> Result<Option<Value>, ApiError> {
-        Ok(self.send(Method::PATCH, path, Some(body)).await?.1)
+        Ok(self.send(Method::PATCH, path, Some(body), Repeat::Unsafe).await?.1)
     }
 
     /// DELETE; `false` when there was nothing to delete.
     pub async fn delete(&self, path: &str) -> Result<bool, ApiError> {
-        match self.send(Method::DELETE, path, None).await {
+        match self.send(Method::DELETE, path, None, Repeat::Safe).await {
             Ok(_) => Ok(true),
             Err(error) if error.status() == Some(404) => Ok(false),
             Err(error) => Err(error),
@@ -166,7 +183,8 @@ impl Client {
         path: &str,
         body: &Value,
     ) -> Result<WriteOutcome, ApiError> {
-        let (head, body) = self.send(method, path, Some(body)).await?;
+        let repeat = if method == Method::PUT { Repeat::Safe } else { Repeat::Unsafe };
+        let (head, body) = self.send(method, path, Some(body), repeat).await?;
         Ok(WriteOutcome {
             created: head.status == StatusCode::CREATED,
             location: head.location,
@@ -185,6 +203,7 @@ impl Client {
         method: Method,
         path: &str,
         body: Option<&Value>,
+        repeat: Repeat,
     ) -> Result<(Head, Option<Value>), ApiError> {
         let mut retry = 0;
         loop {
@@ -192,7 +211,8 @@ impl Client {
             let wait = match &attempt {
                 Ok(_) => None,
                 Err(failure) => {
-                    failure.retry_after(&method, retry < self.retry.attempts.saturating_sub(1))
+                    let left = retry < self.retry.attempts.saturating_sub(1);
+                    failure.retry_after(&method, repeat, left)
                 }
             };
             match (attempt, wait) {
@@ -251,6 +271,14 @@ impl Client {
     }
 }
 
+/// Whether a request may be sent again after it may have been processed:
+/// GET, PUT, DELETE and queries may; POST and PATCH may not.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Repeat {
+    Safe,
+    Unsafe,
+}
+
 struct Head {
     status: StatusCode,
     location: Option<String>,
@@ -266,12 +294,16 @@ enum Failure {
 
 impl Failure {
     /// `Some(server's wait)` when this failure should be retried.
-    fn retry_after(&self, method: &Method, retries_left: bool) -> Option<Option<Duration>> {
+    fn retry_after(
+        &self,
+        method: &Method,
+        repeat: Repeat,
+        retries_left: bool,
+    ) -> Option<Option<Duration>> {
         if !retries_left {
             return None;
         }
-        let repeatable =
-            matches!(*method, Method::GET | Method::HEAD | Method::PUT | Method::DELETE);
+        let repeatable = repeat == Repeat::Safe;
         match self {
             // Never sent: safe for any method.
             Failure::Transport(error) if error.is_connect() => Some(None),
@@ -377,28 +409,17 @@ mod tests {
 
     #[test]
     fn retries_only_what_is_transient_and_safe() {
-        let get = Method::GET;
-        let patch = Method::PATCH;
-        assert_eq!(
-            status_failure(503, "busy").retry_after(&get, true),
-            Some(Some(Duration::from_secs(1)))
-        );
-        assert_eq!(status_failure(503, "busy").retry_after(&patch, true), None);
-        assert_eq!(
-            status_failure(429, "slow down").retry_after(&patch, true),
-            Some(Some(Duration::from_secs(1)))
-        );
-        assert_eq!(
-            status_failure(429, "Quota exceeded for workloads").retry_after(&get, true),
-            None
-        );
-        assert_eq!(status_failure(500, "boom").retry_after(&get, true), None);
-        assert_eq!(
-            status_failure(409, "in use").retry_after(&Method::DELETE, true),
-            Some(Some(Duration::from_secs(1)))
-        );
-        assert_eq!(status_failure(409, "exists").retry_after(&Method::POST, true), None);
-        assert_eq!(status_failure(503, "busy").retry_after(&get, false), None);
+        let (get, patch, safe, no) = (Method::GET, Method::PATCH, Repeat::Safe, Repeat::Unsafe);
+        let later = Some(Some(Duration::from_secs(1)));
+        assert_eq!(status_failure(503, "busy").retry_after(&get, safe, true), later);
+        assert_eq!(status_failure(503, "busy").retry_after(&patch, no, true), None);
+        assert_eq!(status_failure(429, "slow down").retry_after(&patch, no, true), later);
+        let quota = status_failure(429, "Quota exceeded for workloads");
+        assert_eq!(quota.retry_after(&get, safe, true), None);
+        assert_eq!(status_failure(500, "boom").retry_after(&get, safe, true), None);
+        assert_eq!(status_failure(409, "in use").retry_after(&Method::DELETE, safe, true), later);
+        assert_eq!(status_failure(409, "exists").retry_after(&Method::POST, no, true), None);
+        assert_eq!(status_failure(503, "busy").retry_after(&get, safe, false), None);
     }
 
     #[test]

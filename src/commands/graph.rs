@@ -17,7 +17,7 @@ pub fn run(
     source: &SourceArgs,
     format: GraphFormat,
 ) -> Result<ExitStatus, Error> {
-    let plan = inputs::plan_file(&global.file)?;
+    let plan = inputs::workspace(&global.file)?;
     let config = &plan.config;
     let env = match env {
         Some(name) => config.environment(name)?,

@@ -53,7 +53,7 @@ struct Summary {
 }
 
 fn check(global: &GlobalArgs, env: Option<&str>, source: &SourceArgs) -> Result<Summary, Error> {
-    let plan = match inputs::plan_file(&global.file) {
+    let plan = match inputs::workspace(&global.file) {
         Ok(plan) => plan,
         Err(Error::Problems(mut problems)) => {
             problems.extend(inputs::manifest_problems(&global.file, source));
