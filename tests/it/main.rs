@@ -4,5 +4,6 @@
 mod corpus;
 mod examples;
 mod git_revisions;
+mod plan;
 mod sim;
 mod support;

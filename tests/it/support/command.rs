@@ -13,6 +13,11 @@ pub struct Run {
 /// Runs `ferry ARGS` in `dir`, with no colour and no inherited Ferry or
 /// Control Plane settings.
 pub fn ferry(dir: &Path, args: &[&str]) -> Run {
+    ferry_with(dir, args, &[])
+}
+
+/// The same, with environment variables set (endpoints, tokens).
+pub fn ferry_with(dir: &Path, args: &[&str], vars: &[(&str, &str)]) -> Run {
     let output = Command::new(env!("CARGO_BIN_EXE_ferry"))
         .args(args)
         .current_dir(dir)
@@ -22,6 +27,7 @@ pub fn ferry(dir: &Path, args: &[&str]) -> Run {
         .env_remove("CPLN_TOKEN")
         .env_remove("CPLN_ORG")
         .env_remove("CPLN_ENDPOINT")
+        .envs(vars.iter().copied())
         .output()
         .expect("the ferry binary runs");
     Run {
