@@ -21,10 +21,13 @@ const CONCURRENCY: usize = 16;
 #[tokio::main]
 async fn main() {
     let measure = std::env::args().any(|a| a == "--bench");
-    let (workloads, latency) = if measure { (500, Duration::from_millis(50)) } else { (20, Duration::ZERO) };
+    let (workloads, latency) =
+        if measure { (500, Duration::from_millis(50)) } else { (20, Duration::ZERO) };
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("temp dir: {e}"));
     write_repository(dir.path(), workloads);
-    let sim = Simulator::start(SimConfig::new().with_org(ORG, TOKEN)).await.unwrap_or_else(|e| panic!("{e}"));
+    let sim = Simulator::start(SimConfig::new().with_org(ORG, TOKEN))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     apply(dir.path(), &sim).await;
 
     sim.set_latency(latency);
@@ -63,7 +66,9 @@ async fn main() {
 fn write_repository(root: &Path, count: usize) {
     let manifests = root.join("manifests");
     std::fs::create_dir_all(&manifests).unwrap_or_else(|e| panic!("{e}"));
-    let mut text = String::from("kind: gvc\nname: app\nspec:\n  staticPlacement:\n    locationLinks: [//location/aws-us-east-2]\n");
+    let mut text = String::from(
+        "kind: gvc\nname: app\nspec:\n  staticPlacement:\n    locationLinks: [//location/aws-us-east-2]\n",
+    );
     for n in 0..count {
         text.push_str(&format!(
             "---\nkind: workload\nname: worker-{n}\nspec:\n  type: standard\n  containers:\n    - name: main\n      image: //image/worker:1.0.{n}\n      cpu: 100m\n      memory: 128Mi\n"
@@ -79,8 +84,10 @@ fn write_repository(root: &Path, count: usize) {
     let mut index = repo.index().unwrap_or_else(|e| panic!("{e}"));
     index.add_all(["*"], git2::IndexAddOption::DEFAULT, None).unwrap_or_else(|e| panic!("{e}"));
     let tree = index.write_tree().and_then(|t| repo.find_tree(t)).unwrap_or_else(|e| panic!("{e}"));
-    let signature = git2::Signature::now("bench", "bench@ferry.invalid").unwrap_or_else(|e| panic!("{e}"));
-    repo.commit(Some("HEAD"), &signature, &signature, "bench", &tree, &[]).unwrap_or_else(|e| panic!("{e}"));
+    let signature =
+        git2::Signature::now("bench", "bench@ferry.invalid").unwrap_or_else(|e| panic!("{e}"));
+    repo.commit(Some("HEAD"), &signature, &signature, "bench", &tree, &[])
+        .unwrap_or_else(|e| panic!("{e}"));
 }
 
 fn ferry(dir: &Path, sim: &SimHandle, args: &[&str]) -> std::process::Output {
@@ -97,7 +104,8 @@ fn ferry(dir: &Path, sim: &SimHandle, args: &[&str]) -> std::process::Output {
 /// Puts the rendered manifests into the simulator, before any latency.
 async fn apply(dir: &Path, sim: &SimHandle) {
     let output = ferry(dir, sim, &["render", "prod", "--output", "json"]);
-    let bodies: Vec<serde_json::Value> = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("{e}"));
+    let bodies: Vec<serde_json::Value> =
+        serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("{e}"));
     let client = reqwest::Client::new();
     for body in bodies {
         let path = match body["kind"].as_str() {
@@ -120,7 +128,8 @@ async fn sequential(sim: &SimHandle, paths: &[(String, String)]) {
     let client = reqwest::Client::new();
     for (method, path) in paths {
         let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap_or(reqwest::Method::GET);
-        let request = client.request(method.clone(), format!("{}{path}", sim.api_url())).bearer_auth(TOKEN);
+        let request =
+            client.request(method.clone(), format!("{}{path}", sim.api_url())).bearer_auth(TOKEN);
         let request = if method == reqwest::Method::POST {
             request.json(&serde_json::json!({"spec": {"match": "all", "terms": []}}))
         } else {

@@ -24,6 +24,7 @@ pub mod registry;
 pub mod render;
 pub mod repo;
 pub mod retry;
+pub mod shutdown;
 pub mod sim;
 pub mod validate;
 

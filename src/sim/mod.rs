@@ -95,7 +95,7 @@ pub fn run(command: SimCommand) -> Result<crate::ExitStatus, SimError> {
         }
         lines.push(format!("state     {}", handle.state_dir().display()));
         crate::output::status(&lines.join("\n"));
-        let _ = tokio::signal::ctrl_c().await;
+        crate::shutdown::signalled().await;
         handle.shutdown().await;
         Ok(crate::ExitStatus::Success)
     })
