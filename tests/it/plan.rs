@@ -11,9 +11,12 @@ use serde_json::Value;
 use crate::support::command::{Run, ferry_with, repo_root};
 use crate::support::cpln::Cpln;
 use crate::support::git::TestRepo;
+use crate::support::oci::{Image, Registry};
 
 const PROD: &str = "acme-prod";
 const PROD_TOKEN: &str = "prod-token-plan";
+const STAGING: &str = "acme-staging";
+const STAGING_TOKEN: &str = "staging-token-plan";
 
 /// A git repository holding the example: manifests, overrides and the
 /// example plan file as promotion.yaml.
@@ -41,7 +44,7 @@ fn read(path: &Path) -> String {
 
 async fn simulator() -> SimHandle {
     let config = SimConfig::new()
-        .with_org("acme-staging", "staging-token-plan")
+        .with_org(STAGING, STAGING_TOKEN)
         .with_org(PROD, PROD_TOKEN)
         .with_rollout_delay(Duration::from_millis(50));
     Simulator::start(config).await.expect("simulator starts")
@@ -50,7 +53,13 @@ async fn simulator() -> SimHandle {
 fn plan(dir: &Path, sim: &SimHandle, extra: &[&str]) -> Run {
     let mut args = vec!["plan", "prod"];
     args.extend(extra);
-    ferry_with(dir, &args, &[("CPLN_ENDPOINT", &sim.api_url()), ("CPLN_TOKEN_PROD", PROD_TOKEN)])
+    let endpoint = sim.api_url();
+    let vars = [
+        ("CPLN_ENDPOINT", endpoint.as_str()),
+        ("CPLN_TOKEN_PROD", PROD_TOKEN),
+        ("CPLN_TOKEN_STAGING", STAGING_TOKEN),
+    ];
+    ferry_with(dir, &args, &vars)
 }
 
 fn plan_json(dir: &Path, sim: &SimHandle) -> (Option<i32>, Value) {
@@ -62,11 +71,15 @@ fn plan_json(dir: &Path, sim: &SimHandle) -> (Option<i32>, Value) {
 
 /// `ferry render prod`, applied with the real cpln CLI.
 async fn apply_rendered(dir: &Path, sim: &SimHandle) {
-    let rendered = ferry_with(dir, &["render", "prod"], &[]);
+    apply_rendered_to(dir, sim, "prod", PROD, PROD_TOKEN).await;
+}
+
+async fn apply_rendered_to(dir: &Path, sim: &SimHandle, env: &str, org: &str, token: &str) {
+    let rendered = ferry_with(dir, &["render", env], &[]);
     assert_eq!(rendered.code, Some(0), "{}", rendered.stderr);
-    let file = dir.join("rendered-prod.yaml");
+    let file = dir.join(format!("rendered-{env}.yaml"));
     std::fs::write(&file, &rendered.stdout).expect("write rendered manifests");
-    let cpln = Cpln::new(sim, PROD, PROD_TOKEN);
+    let cpln = Cpln::new(sim, org, token);
     cpln.ok(
         &["apply", "-f", file.to_str().expect("path"), "--gvc", "app"],
         Duration::from_secs(90),
@@ -248,4 +261,61 @@ async fn a_saved_plan_records_versions_fingerprints_revision_and_hash() {
     }
     let text = read(&dir.path().join("prod-plan.json"));
     assert!(!text.contains("CHANGE_ME"), "the saved plan holds no secret payload");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn from_a_source_environment_promotes_its_running_images_by_digest() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    example_repo(dir.path());
+    let sim = simulator().await;
+    let registry =
+        Registry::new(&sim.registry_host(STAGING).expect("staging registry"), STAGING_TOKEN);
+    for (repo, tag) in
+        [("api", "1.4.2"), ("worker", "1.4.2"), ("web", "1.4.2"), ("queue", "3.13.7")]
+    {
+        registry.push_image(repo, tag, &Image::new(&format!("{repo}-{tag}"), "amd64")).await;
+    }
+    apply_rendered_to(dir.path(), &sim, "staging", STAGING, STAGING_TOKEN).await;
+    apply_rendered(dir.path(), &sim).await;
+
+    let run = plan(dir.path(), &sim, &["--from", "staging", "--output", "json"]);
+    assert_eq!(run.code, Some(2), "{}", run.stderr);
+    let plan: Value = serde_json::from_str(&run.stdout).expect("JSON plan");
+    assert_eq!(plan["source"], "staging");
+    let images = plan["images"].as_array().expect("images");
+    let api = images.iter().find(|i| i["workload"] == "api").expect("api changes image");
+    let digest = Image::new("api-1.4.2", "amd64").digest();
+    assert_eq!(api["after"], format!("/org/acme-prod/image/api@{digest}"));
+    assert_eq!(api["before"], "/org/acme-prod/image/api:1.4.2");
+    assert_eq!(
+        (api["tag"].as_str(), api["digest"].as_str()),
+        (Some("1.4.2"), Some(digest.as_str()))
+    );
+    assert_eq!(api["copy"], true, "prod's registry does not hold the image yet");
+    assert_eq!(images.len(), 5, "every container of every workload is pinned");
+    assert_eq!(plan["summary"]["images_to_copy"], 4, "api, worker, web and queue");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn managed_resources_that_left_git_are_planned_as_deletes() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let repo = example_repo(dir.path());
+    let sim = simulator().await;
+    apply_rendered(dir.path(), &sim).await;
+    repo.remove("manifests-example/worker.yaml");
+    let prod = read(&dir.path().join("promotion.yaml"))
+        .replace("        name: worker\n", "        name: api\n");
+    repo.write(&[("promotion.yaml", &prod)]);
+    repo.commit_all("retire the worker");
+
+    let (code, plan) = plan_json(dir.path(), &sim);
+    assert_eq!(code, Some(2), "{plan:#}");
+    let found = actions(&plan);
+    assert!(found.contains(&("workload/worker".to_owned(), "delete".to_owned())), "{found:?}");
+    assert_eq!(plan["summary"]["delete"], 1);
+    let human = plan_text(dir.path(), &sim);
+    assert!(
+        human.contains("- workload/worker") && human.contains("managed by Ferry, no longer in git"),
+        "{human}"
+    );
 }
