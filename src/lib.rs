@@ -20,6 +20,7 @@ pub mod normalize;
 pub mod observe;
 pub mod output;
 pub mod plan;
+pub mod readiness;
 pub mod registry;
 pub mod render;
 pub mod repo;

@@ -1,0 +1,262 @@
+//! Whether a workload runs its new version everywhere it should. Pure:
+//! judged from the workload and its per-location deployments.
+//!
+//! A location counts when it is not suspended (`suspend: true`, or
+//! `minScale` = `maxScale` = 0, in `defaultOptions` or the location's
+//! `localOptions`). It is ready when its deployment has processed the
+//! workload's version, is ready without a failed sync, the deployment
+//! version it expects is ready, and every container runs the image the
+//! workload names. Unlike `cpln apply --ready`, this is judged per
+//! workload and per location, on the workload's own GVC; cron workloads
+//! need no running version, only a ready deployment.
+
+use serde::Serialize;
+use serde_json::Value;
+
+/// How one location stands.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct LocationReport {
+    pub location: String,
+    pub state: LocationState,
+    /// Why it is not ready yet (the platform's message).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub message: String,
+    /// The container that blocks, if one does.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub container: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LocationState {
+    Ready,
+    Waiting,
+    Suspended,
+}
+
+/// How a workload stands, location by location.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct WorkloadReport {
+    pub workload: String,
+    pub version: u64,
+    pub locations: Vec<LocationReport>,
+}
+
+impl WorkloadReport {
+    /// Every location that counts is ready (and deployments exist).
+    pub fn is_ready(&self) -> bool {
+        !self.locations.is_empty()
+            && self.locations.iter().all(|l| l.state != LocationState::Waiting)
+    }
+
+    /// The first location still waiting.
+    pub fn blocking(&self) -> Option<&LocationReport> {
+        self.locations.iter().find(|l| l.state == LocationState::Waiting)
+    }
+
+    /// `2/3 locations ready`, for progress lines.
+    pub fn progress(&self) -> String {
+        let counted = self.locations.iter().filter(|l| l.state != LocationState::Suspended).count();
+        let ready = self.locations.iter().filter(|l| l.state == LocationState::Ready).count();
+        format!("{ready}/{counted} locations ready")
+    }
+}
+
+/// Judges `workload` (its live body) from its `deployments`.
+pub fn assess(workload: &Value, deployments: &[Value]) -> WorkloadReport {
+    let name = workload.get("name").and_then(Value::as_str).unwrap_or_default().to_owned();
+    let version = workload.get("version").and_then(Value::as_u64).unwrap_or(0);
+    let spec = workload.get("spec");
+    let cron = spec.and_then(|s| s.get("type")).and_then(Value::as_str) == Some("cron");
+    let images: Vec<(&str, &str)> = crate::plan::container_images(workload);
+    let mut locations: Vec<LocationReport> = deployments
+        .iter()
+        .map(|deployment| location(deployment, spec, version, cron, &images))
+        .collect();
+    locations.sort_by(|a, b| a.location.cmp(&b.location));
+    if locations.is_empty() {
+        locations.push(LocationReport {
+            location: "(none)".to_owned(),
+            state: LocationState::Waiting,
+            message: "no deployments yet".to_owned(),
+            container: None,
+        });
+    }
+    WorkloadReport { workload: name, version, locations }
+}
+
+fn location(
+    deployment: &Value,
+    spec: Option<&Value>,
+    version: u64,
+    cron: bool,
+    images: &[(&str, &str)],
+) -> LocationReport {
+    let location = deployment.get("name").and_then(Value::as_str).unwrap_or_default().to_owned();
+    if suspended(spec, &location) {
+        return LocationReport {
+            location,
+            state: LocationState::Suspended,
+            message: String::new(),
+            container: None,
+        };
+    }
+    let status = deployment.get("status").unwrap_or(&Value::Null);
+    let number = |key: &str| status.get(key).and_then(Value::as_u64).unwrap_or(0);
+    let sync_failed =
+        status.pointer("/internal/syncFailed").and_then(Value::as_bool).unwrap_or(false);
+    let deployment_ready =
+        status.get("ready").and_then(Value::as_bool).unwrap_or(false) && !sync_failed;
+    let processed = number("lastProcessedVersion") >= version;
+    let expected = number("expectedDeploymentVersion");
+    let current = status.get("versions").and_then(Value::as_array).and_then(|versions| {
+        versions.iter().find(|v| v.get("workload").and_then(Value::as_u64) == Some(expected))
+    });
+    let mut message = text(status.get("message"));
+    let mut container = None;
+    let ready = if cron {
+        deployment_ready && processed
+    } else {
+        let version_ready =
+            current.and_then(|v| v.get("ready")).and_then(Value::as_bool).unwrap_or(false);
+        if message.is_empty() {
+            message = text(current.and_then(|v| v.get("message")));
+        }
+        let mut images_match = true;
+        for (name, image) in images {
+            let running = current.and_then(|v| v.get("containers")).and_then(|c| c.get(*name));
+            let runs = running.and_then(|c| c.get("image")).and_then(Value::as_str);
+            let container_ready =
+                running.and_then(|c| c.get("ready")).and_then(Value::as_bool).unwrap_or(false);
+            if runs != Some(*image) || !container_ready {
+                images_match = false;
+                if container.is_none() {
+                    container = Some((*name).to_owned());
+                    let why = text(running.and_then(|c| c.get("message")));
+                    if !why.is_empty() {
+                        message = why;
+                    } else if runs != Some(*image) && message.is_empty() {
+                        message =
+                            format!("runs {} instead of {image}", runs.unwrap_or("nothing yet"));
+                    }
+                }
+            }
+        }
+        deployment_ready && processed && version_ready && images_match
+    };
+    if !ready && message.is_empty() {
+        message = if processed {
+            "not ready yet".to_owned()
+        } else {
+            format!("deploying version {version}")
+        };
+    }
+    LocationReport {
+        location,
+        state: if ready { LocationState::Ready } else { LocationState::Waiting },
+        message: if ready { String::new() } else { message },
+        container: if ready { None } else { container },
+    }
+}
+
+fn text(value: Option<&Value>) -> String {
+    value.and_then(Value::as_str).unwrap_or_default().to_owned()
+}
+
+/// Suspended by `defaultOptions` or the location's `localOptions`.
+fn suspended(spec: Option<&Value>, location: &str) -> bool {
+    let is_suspended = |options: &Value| {
+        let scale =
+            |key: &str| options.pointer(&format!("/autoscaling/{key}")).and_then(Value::as_u64);
+        options.get("suspend") == Some(&Value::Bool(true))
+            || (scale("minScale") == Some(0) && scale("maxScale") == Some(0))
+    };
+    let Some(spec) = spec else { return false };
+    let local =
+        spec.get("localOptions").and_then(Value::as_array).into_iter().flatten().find(|o| {
+            o.get("location")
+                .and_then(Value::as_str)
+                .is_some_and(|l| l.rsplit('/').next() == Some(location))
+        });
+    match local {
+        Some(options) => is_suspended(options),
+        None => spec.get("defaultOptions").is_some_and(is_suspended),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn workload(version: u64, spec: Value) -> Value {
+        json!({"name": "api", "version": version, "spec": spec})
+    }
+
+    fn deployment(location: &str, processed: u64, ready: bool, image: &str) -> Value {
+        json!({"name": location, "status": {
+            "lastProcessedVersion": processed, "expectedDeploymentVersion": processed, "ready": ready,
+            "internal": {"syncFailed": false}, "message": "",
+            "versions": [{"workload": processed, "ready": ready, "message": "",
+                          "containers": {"main": {"image": image, "ready": ready, "message": if ready { "" } else { "image not found" }}}}]}})
+    }
+
+    const SPEC: &str =
+        r#"{"type": "standard", "containers": [{"name": "main", "image": "/org/o/image/api:2"}]}"#;
+
+    fn spec() -> Value {
+        serde_json::from_str(SPEC).unwrap_or_default()
+    }
+
+    #[test]
+    fn ready_when_every_location_runs_the_new_version() {
+        let w = workload(4, spec());
+        let report = assess(
+            &w,
+            &[
+                deployment("a", 4, true, "/org/o/image/api:2"),
+                deployment("b", 4, true, "/org/o/image/api:2"),
+            ],
+        );
+        assert!(report.is_ready());
+        assert_eq!(report.progress(), "2/2 locations ready");
+    }
+
+    #[test]
+    fn an_old_version_or_image_is_not_ready() {
+        let w = workload(4, spec());
+        let stale = assess(&w, &[deployment("a", 3, true, "/org/o/image/api:1")]);
+        assert!(!stale.is_ready());
+        assert_eq!(
+            stale.blocking().map(|l| l.message.as_str()),
+            Some("runs /org/o/image/api:1 instead of /org/o/image/api:2")
+        );
+        let failing = assess(&w, &[deployment("a", 4, false, "/org/o/image/api:2")]);
+        let blocking = failing.blocking().cloned();
+        assert_eq!(blocking.as_ref().and_then(|l| l.container.as_deref()), Some("main"));
+        assert_eq!(blocking.map(|l| l.message), Some("image not found".to_owned()));
+        assert!(!assess(&w, &[]).is_ready(), "no deployments is not ready");
+    }
+
+    #[test]
+    fn suspended_locations_do_not_count() {
+        let mut s = spec();
+        s["localOptions"] = json!([{"location": "/org/o/location/b", "autoscaling": {"minScale": 0, "maxScale": 0}}]);
+        let report = assess(
+            &workload(4, s),
+            &[deployment("a", 4, true, "/org/o/image/api:2"), deployment("b", 4, false, "x")],
+        );
+        assert!(report.is_ready());
+        assert_eq!(report.locations[1].state, LocationState::Suspended);
+        assert_eq!(report.progress(), "1/1 locations ready");
+    }
+
+    #[test]
+    fn cron_workloads_need_only_a_ready_deployment() {
+        let mut s = spec();
+        s["type"] = json!("cron");
+        let mut d = deployment("a", 4, true, "x");
+        d["status"]["versions"] = json!([]);
+        assert!(assess(&workload(4, s), &[d]).is_ready());
+    }
+}
