@@ -27,6 +27,7 @@ pub mod repo;
 pub mod retry;
 pub mod shutdown;
 pub mod sim;
+pub mod timestamp;
 pub mod validate;
 
 pub use error::{Error, ExitStatus};

@@ -63,22 +63,9 @@ fn httpdate(value: &str) -> Option<SystemTime> {
     let (day, year): (u64, i64) = (day.parse().ok()?, year.parse().ok()?);
     let clock: Vec<u64> = time.split(':').filter_map(|p| p.parse().ok()).collect();
     let [hours, minutes, seconds] = clock.as_slice() else { return None };
-    let days = days_from_civil(year, u64::try_from(month).ok()? + 1, day)?;
+    let days = crate::timestamp::days_from_civil(year, u64::try_from(month).ok()? + 1, day)?;
     let total = u64::try_from(days).ok()? * 86_400 + hours * 3600 + minutes * 60 + seconds;
     UNIX_EPOCH.checked_add(Duration::from_secs(total))
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date.
-fn days_from_civil(year: i64, month: u64, day: u64) -> Option<i64> {
-    let year = if month <= 2 { year - 1 } else { year };
-    let era = year.div_euclid(400);
-    let year_of_era = year - era * 400;
-    let month = i64::try_from(month).ok()?;
-    let day_of_year = (153 * (if month > 2 { month - 3 } else { month + 9 }) + 2) / 5
-        + i64::try_from(day).ok()?
-        - 1;
-    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-    Some(era * 146_097 + day_of_era - 719_468)
 }
 
 /// A cheap pseudo-random number (xorshift), enough to spread retries.
