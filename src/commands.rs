@@ -4,9 +4,10 @@ use crate::cli::{Cli, Command};
 use crate::{Error, ExitStatus};
 
 pub fn run(cli: Cli) -> Result<ExitStatus, Error> {
-    match cli.command {
+    let Cli { command, global } = cli;
+    match command {
         Command::Validate { .. } | Command::Graph { .. } => Ok(ExitStatus::Success),
         Command::Sim { command } => Ok(crate::sim::run(command)?),
-        Command::Image { command } => Ok(crate::registry::run(command)?),
+        Command::Image { command } => crate::registry::run(command, &global),
     }
 }
