@@ -5,6 +5,7 @@
 
 mod copy;
 mod integrity;
+mod retries;
 mod rules;
 
 use std::future::Future;

@@ -77,6 +77,17 @@ impl Blob {
         }
     }
 
+    /// The bytes of a blob (all of them: for small blobs only).
+    pub fn to_vec(&self) -> Vec<u8> {
+        match &self.content {
+            Content::Bytes(bytes) => bytes.to_vec(),
+            Content::Random { seed } => {
+                let chunks = random_chunks(*seed, self.size).collect::<Vec<_>>();
+                futures::executor::block_on(chunks).concat()
+            }
+        }
+    }
+
     fn descriptor(&self) -> serde_json::Value {
         json!({"mediaType": self.media_type, "digest": self.digest, "size": self.size})
     }
