@@ -37,7 +37,21 @@ pub fn http_client() -> Result<reqwest::Client, RegistryError> {
         .connect_timeout(Duration::from_secs(30))
         .read_timeout(Duration::from_secs(120))
         .tcp_nodelay(true)
-        .https_only(false)
+        .redirect(reqwest::redirect::Policy::custom(|attempt| {
+            // Blob downloads may be redirected to storage, but not to plain
+            // HTTP off this machine.
+            let url = attempt.url();
+            let insecure = url.scheme() != "https"
+                && !url.host_str().is_some_and(super::reference::is_loopback_host);
+            if insecure {
+                let message = format!("refusing a redirect to plain HTTP: {url}");
+                attempt.error(message)
+            } else if attempt.previous().len() >= 10 {
+                attempt.stop()
+            } else {
+                attempt.follow()
+            }
+        }))
         .build()
         .map_err(|cause| RegistryError::Transport { url: "(client setup)".into(), cause })
 }

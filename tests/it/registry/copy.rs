@@ -3,7 +3,7 @@
 use super::{block_on, credentials, ferry_copy, inspect, report, seed};
 use crate::support::oci_image::{Format, TestImage};
 use crate::support::registry_server::{AuthMode, RegistryServer};
-use ferry::registry::{CopyRequest, Silent, copy_image};
+use ferry::registry::{CopyRequest, Silent, copy_image, image_exists, resolve_digest};
 
 const KIB: u64 = 1024;
 const MIB: u64 = 1024 * KIB;
@@ -67,13 +67,26 @@ fn copies_by_digest_to_a_tag() {
     let pinned = format!("app@{}", image.top.digest);
     let report = report(&ferry_copy(&src.target, &pinned, &dst.target, "app:release", &[]));
     assert_eq!(report["digest"], image.top.digest);
-    assert_eq!(block_on(inspect(&dst, "app").manifest_digest("release")), Some(image.top.digest));
+    assert_eq!(
+        block_on(inspect(&dst, "app").manifest_digest("release")),
+        Some(image.top.digest.clone())
+    );
 
     // A pin that does not match what the registry serves is refused.
     let wrong = format!("app@sha256:{}", "0".repeat(64));
     let run = ferry_copy(&src.target, &wrong, &dst.target, "app:other", &[]);
     assert_eq!(run.code, Some(1), "{}", run.stderr);
     assert_eq!(block_on(inspect(&dst, "app").manifest_digest("other")), None);
+
+    // The cheap lookups promote uses.
+    let creds = credentials(&[&dst.target]);
+    let release = dst.target.image("app:release").parse().unwrap();
+    let digest = block_on(resolve_digest(&release, &creds)).unwrap();
+    assert_eq!(digest.as_str(), image.top.digest);
+    assert!(block_on(image_exists(&release, &creds)).unwrap());
+    let other = dst.target.image("app:other").parse().unwrap();
+    assert!(!block_on(image_exists(&other, &creds)).unwrap());
+    assert!(block_on(resolve_digest(&other, &creds)).is_err());
 }
 
 /// Within one token registry, blobs are mounted, which needs a token that
