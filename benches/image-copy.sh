@@ -10,6 +10,8 @@
 # (scripts/setup.sh installs them). Builds `target/release/ferry` unless
 # FERRY_BIN names a binary. Everything listens on 127.0.0.1 and is stopped by
 # PID on exit. Results go to stdout and to $OUT (default target/bench-image-copy).
+# BASELINE_BIN=path adds that Ferry build to the comparison (e.g. a previous
+# commit's), to check a change against the same registries in the same run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${1:-5}
@@ -79,7 +81,7 @@ load small50 50 256
 load huge 1 1048576
 
 export DST_CREDS="<token>:$PASSWORD"
-ferry_cmd() { echo "$FERRY_BIN image copy $SRC/$1:v1 $DST/$1:v1 --dst-creds-env DST_CREDS $2"; }
+ferry_cmd() { echo "${3:-$FERRY_BIN} image copy $SRC/$1:v1 $DST/$1:v1 --dst-creds-env DST_CREDS $2"; }
 skopeo_cmd() {
   echo "skopeo copy -q --src-tls-verify=false --dest-tls-verify=false --dest-creds '<token>:$PASSWORD' docker://$SRC/$1:v1 docker://$DST/$1:v1"
 }
@@ -89,6 +91,7 @@ bench() { # NAME
     --export-json "$OUT/$1.json" \
     -n "ferry (default jobs)" "$(ferry_cmd "$1" "")" \
     -n "ferry -j 6" "$(ferry_cmd "$1" "-j 6")" \
+    ${BASELINE_BIN:+-n "baseline ferry" "$(ferry_cmd "$1" "" "$BASELINE_BIN")"} \
     -n "skopeo $(skopeo --version | awk '{print $3}')" "$(skopeo_cmd "$1")"
   python3 - "$OUT/$1.json" "$1" <<'PY'
 import json, sys

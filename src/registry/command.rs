@@ -87,7 +87,10 @@ fn copy(args: CopyArgs, global: &GlobalArgs) -> Result<ExitStatus, Error> {
     } else {
         &Silent
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    // One thread: a copy is I/O plus hashing at a few hundred MB/s, and on
+    // small machines the registries need the other cores (measured faster
+    // than a multi-threaded runtime, see docs/performance.md).
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(RegistryError::Runtime)?;
