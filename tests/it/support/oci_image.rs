@@ -316,12 +316,7 @@ impl RegistryClient {
 
     /// The digest a tag or digest resolves to, or `None` on 404.
     pub async fn manifest_digest(&self, reference: &str) -> Option<String> {
-        let response = self
-            .request(reqwest::Method::HEAD, &self.url(&format!("manifests/{reference}")))
-            .header(ACCEPT, ACCEPT_ALL)
-            .send()
-            .await
-            .unwrap();
+        let response = self.get_manifest(reqwest::Method::HEAD, reference).await;
         if response.status() == 404 {
             return None;
         }
@@ -331,14 +326,15 @@ impl RegistryClient {
 
     /// The exact bytes stored for a manifest.
     pub async fn manifest_bytes(&self, reference: &str) -> Vec<u8> {
-        let response = self
-            .request(reqwest::Method::GET, &self.url(&format!("manifests/{reference}")))
-            .header(ACCEPT, ACCEPT_ALL)
-            .send()
-            .await
-            .unwrap();
+        let response = self.get_manifest(reqwest::Method::GET, reference).await;
         assert_eq!(response.status(), 200, "GET manifest {reference}");
         response.bytes().await.unwrap().to_vec()
+    }
+
+    /// GET or HEAD a manifest, accepting every manifest type.
+    async fn get_manifest(&self, method: reqwest::Method, reference: &str) -> reqwest::Response {
+        let url = self.url(&format!("manifests/{reference}"));
+        self.request(method, &url).header(ACCEPT, ACCEPT_ALL).send().await.unwrap()
     }
 
     pub async fn blob_exists(&self, digest: &str) -> bool {
