@@ -80,6 +80,33 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = GraphFormat::Text)]
         format: GraphFormat,
     },
+    /// Show what promoting into an environment would change (exit 2 when
+    /// something would).
+    Plan {
+        /// The environment to plan for.
+        env: String,
+        /// Promote the images this environment's live workloads run (with
+        /// digests) instead of the images written in git.
+        #[arg(long, value_name = "SRC")]
+        from: Option<String>,
+        #[command(flatten)]
+        source: SourceArgs,
+        /// Save the plan (live versions, fingerprints, digests, hash) for a
+        /// later `ferry apply`.
+        #[arg(long, value_name = "PLAN.json")]
+        out: Option<PathBuf>,
+    },
+    /// Print the manifests as an environment must have them (multi-document
+    /// YAML that `cpln apply -f` accepts).
+    Render {
+        /// The environment to render for.
+        env: String,
+        /// Use the images this environment's live workloads run.
+        #[arg(long, value_name = "SRC")]
+        from: Option<String>,
+        #[command(flatten)]
+        source: SourceArgs,
+    },
     /// A local Control Plane (API and registries) for trying pipelines and for tests.
     Sim {
         #[command(subcommand)]

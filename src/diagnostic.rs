@@ -19,18 +19,51 @@ pub struct SourceFile {
 
 struct SourceInner {
     name: String,
+    /// The git commit the text was read at; `None` for files on disk.
+    revision: Option<String>,
     text: Arc<str>,
+    /// The text as snippets show it: secret payloads masked. Computed on
+    /// first use (only when a problem is rendered).
+    shown: std::sync::OnceLock<Arc<str>>,
 }
 
 impl SourceFile {
     /// `name` is what users see: a path, or `REV:path` for a file read
     /// from git.
     pub fn new(name: impl Into<String>, text: impl Into<Arc<str>>) -> Self {
-        Self { inner: Arc::new(SourceInner { name: name.into(), text: text.into() }) }
+        Self {
+            inner: Arc::new(SourceInner {
+                name: name.into(),
+                revision: None,
+                text: text.into(),
+                shown: std::sync::OnceLock::new(),
+            }),
+        }
+    }
+
+    /// A text read from git at `commit`.
+    pub fn at_revision(
+        name: impl Into<String>,
+        commit: impl Into<String>,
+        text: impl Into<Arc<str>>,
+    ) -> Self {
+        Self {
+            inner: Arc::new(SourceInner {
+                name: name.into(),
+                revision: Some(commit.into()),
+                text: text.into(),
+                shown: std::sync::OnceLock::new(),
+            }),
+        }
     }
 
     pub fn name(&self) -> &str {
         &self.inner.name
+    }
+
+    /// The commit this text was read at, if it came from git.
+    pub fn revision(&self) -> Option<&str> {
+        self.inner.revision.as_deref()
     }
 
     pub fn text(&self) -> &str {
@@ -91,9 +124,13 @@ impl Location {
     }
 }
 
-/// One problem with the input.
+/// One problem with the input. Boxed: it travels in `Result`s everywhere.
 #[derive(Debug, Clone)]
-pub struct Problem {
+pub struct Problem(Box<ProblemData>);
+
+/// What a [`Problem`] says and where.
+#[derive(Debug, Clone)]
+pub struct ProblemData {
     /// Stable machine-readable identifier, such as `ferry::manifest::unknown-kind`.
     pub code: &'static str,
     pub message: String,
@@ -107,14 +144,14 @@ pub struct Problem {
 
 impl Problem {
     pub fn new(code: &'static str, message: impl Into<String>) -> Self {
-        Self {
+        Self(Box::new(ProblemData {
             code,
             message: message.into(),
             location: None,
             label: String::new(),
             help: None,
             notes: Vec::new(),
-        }
+        }))
     }
 
     pub fn at(mut self, location: Location, label: impl Into<String>) -> Self {
@@ -143,6 +180,19 @@ impl Problem {
     /// `file:line:column` of the problem, if it has one.
     pub fn position(&self) -> Option<String> {
         self.location.as_ref().map(Location::describe)
+    }
+}
+
+impl std::ops::Deref for Problem {
+    type Target = ProblemData;
+    fn deref(&self) -> &ProblemData {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Problem {
+    fn deref_mut(&mut self) -> &mut ProblemData {
+        &mut self.0
     }
 }
 
@@ -191,8 +241,8 @@ impl SourceCode for SourceFile {
         context_lines_before: usize,
         context_lines_after: usize,
     ) -> Result<Box<dyn miette::SpanContents<'a> + 'a>, miette::MietteError> {
-        let contents =
-            self.inner.text.read_span(span, context_lines_before, context_lines_after)?;
+        let shown = self.inner.shown.get_or_init(|| mask_secret_data(self.text()).into());
+        let contents = shown.read_span(span, context_lines_before, context_lines_after)?;
         Ok(Box::new(
             miette::MietteSpanContents::new_named(
                 self.name().to_owned(),
@@ -204,6 +254,56 @@ impl SourceCode for SourceFile {
             )
             .with_language("yaml"),
         ))
+    }
+}
+
+/// The text with the `data` of every top-level `kind: secret` document
+/// masked, byte for byte, so that spans still line up. A text scan rather
+/// than a parse: it must work on files that do not parse.
+fn mask_secret_data(text: &str) -> String {
+    let mut shown = String::with_capacity(text.len());
+    for document in text.split_inclusive("\n---").collect::<Vec<_>>() {
+        let is_secret = document.lines().any(|line| {
+            let value = line
+                .strip_prefix("kind:")
+                .map(|v| v.trim().trim_matches(|c| c == '"' || c == '\''));
+            value == Some("secret")
+        });
+        if !is_secret {
+            shown.push_str(document);
+            continue;
+        }
+        let mut in_data = false;
+        for line in document.split_inclusive('\n') {
+            let top_level = line.chars().next().is_some_and(|c| !c.is_whitespace() && c != '#');
+            if top_level {
+                in_data = line.starts_with("data:");
+            }
+            if !in_data {
+                shown.push_str(line);
+                continue;
+            }
+            let keep = if top_level { "data:".len() } else { line.len() - line.trim_start().len() };
+            let (head, tail) = line.split_at(keep.min(line.len()));
+            let (value, end) = tail.strip_suffix('\n').map_or((tail, ""), |v| (v, "\n"));
+            shown.push_str(head);
+            shown.push_str(&mask(value));
+            shown.push_str(end);
+        }
+    }
+    shown
+}
+
+/// Same byte length, nothing of the value left.
+fn mask(value: &str) -> String {
+    const HIDDEN: &str = " (value hidden)";
+    if value.trim().is_empty() {
+        return value.to_owned();
+    }
+    if value.len() >= HIDDEN.len() {
+        format!("{HIDDEN}{}", " ".repeat(value.len() - HIDDEN.len()))
+    } else {
+        "*".repeat(value.len())
     }
 }
 
@@ -334,10 +434,21 @@ mod tests {
     #[test]
     fn offsets_and_positions_round_trip() {
         let source = SourceFile::new("a.yaml", "kind: x\nname: é-b\n");
-        let offset = source.offset_of(2, 7);
+        let offset = source.offset_of(2, 8);
         assert_eq!(&source.text()[offset..offset + 1], "-");
-        assert_eq!(source.line_column(offset), (2, 7));
+        assert_eq!(source.line_column(offset), (2, 8));
         assert_eq!(source.offset_of(99, 1), source.text().len());
+    }
+
+    #[test]
+    fn snippets_never_show_secret_payloads() {
+        let text = "kind: secret\nname: Bad_Name\ndata:\n  payload: hunter2-password\n---\nkind: gvc\nname: app\n";
+        let shown = mask_secret_data(text);
+        assert_eq!(shown.len(), text.len());
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("name: Bad_Name") && shown.contains("name: app"), "{shown}");
+        let inline = mask_secret_data("kind: secret\nname: x\ndata: {payload: [1, 2\n");
+        assert!(!inline.contains("payload"), "{inline}");
     }
 
     #[test]

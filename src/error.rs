@@ -20,6 +20,10 @@ pub enum Error {
 
     #[error(transparent)]
     #[diagnostic(transparent)]
+    Api(#[from] crate::api::ApiError),
+
+    #[error(transparent)]
+    #[diagnostic(transparent)]
     Sim(#[from] crate::sim::SimError),
 
     #[error(transparent)]
@@ -62,5 +66,11 @@ impl ExitStatus {
 impl From<ExitStatus> for ExitCode {
     fn from(status: ExitStatus) -> Self {
         ExitCode::from(status.code())
+    }
+}
+
+impl From<crate::diagnostic::Problem> for Error {
+    fn from(problem: crate::diagnostic::Problem) -> Self {
+        Error::Problems(problem.into())
     }
 }

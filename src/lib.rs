@@ -5,17 +5,25 @@
 //! no I/O; the edges ([`repo`], [`registry`], [`sim`], [`output`]) do. See
 //! `docs/architecture.md` for the path data takes through the modules.
 
+pub mod api;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod connect;
 pub mod diagnostic;
+pub mod diff;
 pub mod error;
 pub mod graph;
 pub mod inputs;
 pub mod manifest;
+pub mod normalize;
+pub mod observe;
 pub mod output;
+pub mod plan;
 pub mod registry;
+pub mod render;
 pub mod repo;
+pub mod retry;
 pub mod sim;
 pub mod validate;
 

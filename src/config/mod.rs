@@ -1,1 +1,182 @@
-//! (in progress)
+//! The promotion plan file (`promotion.yaml`): environments in promotion
+//! order, their topology, how images travel, readiness rules, overrides
+//! and explicit ordering.
+//!
+//! Pure: [`parse`] turns the file's text into a [`PromotionConfig`] or
+//! reports every problem it has, each pointing at a line and column.
+
+mod duration;
+mod parse;
+mod reader;
+
+use std::time::Duration;
+
+use crate::diagnostic::{Location, Problem, SourceFile};
+use crate::manifest::ResourceId;
+use crate::manifest::yaml::Node;
+
+pub use duration::parse_duration;
+pub use parse::{is_loopback_http, manifest_source_lenient, parse, parse_patch_file};
+
+/// Default Control Plane API endpoint.
+pub const DEFAULT_ENDPOINT: &str = "https://api.cpln.io";
+/// Default registry host; `{org}` is replaced with the environment's org.
+pub const DEFAULT_REGISTRY: &str = "{org}.registry.cpln.io";
+
+/// The whole plan file.
+#[derive(Debug, Clone)]
+pub struct PromotionConfig {
+    pub source: SourceFile,
+    pub manifests: ManifestSource,
+    pub topology: Topology,
+    /// In promotion order.
+    pub environments: Vec<Environment>,
+    pub ordering: Vec<OrderRule>,
+    /// The `environments` key, for "unknown environment" problems.
+    pub environments_location: Location,
+}
+
+/// Where the manifests live.
+#[derive(Debug, Clone)]
+pub struct ManifestSource {
+    /// Git repository, relative to the plan file's directory.
+    pub repository: String,
+    /// Folder inside the repository holding the manifests.
+    pub path: String,
+    /// Revision read when none is given on the command line.
+    pub revision: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Topology {
+    /// One org per environment, the same GVC and resource names in each.
+    OrgPerEnv,
+    /// One org, one GVC per environment.
+    GvcPerEnv,
+}
+
+/// One environment of the pipeline.
+#[derive(Debug, Clone)]
+pub struct Environment {
+    pub name: String,
+    /// The environment whose live state this one is promoted from; the
+    /// previous one in order when the file does not say.
+    pub from: Option<String>,
+    pub org: String,
+    pub gvc: String,
+    /// The API endpoint the file names; `None` means `$CPLN_ENDPOINT`, or
+    /// [`DEFAULT_ENDPOINT`] (see `connect`).
+    pub endpoint: Option<String>,
+    /// Name of the environment variable holding this environment's token.
+    pub token_env: String,
+    pub images: ImageStrategy,
+    /// Registry host, with `{org}` already replaced.
+    pub registry: String,
+    pub readiness: Readiness,
+    pub overrides: Vec<OverrideSource>,
+    /// Refuse mutable image tags (`latest`, or none).
+    pub immutable_tags: bool,
+    pub require_approval: bool,
+    /// How many releases are kept in the environment's history.
+    pub history_limit: u32,
+    /// The environment's `name` value in the plan file.
+    pub location: Location,
+}
+
+/// How images reach an environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ImageStrategy {
+    /// Copy images into this environment's registry.
+    Copy,
+    /// Pull from the source environment's registry with this docker pull
+    /// secret attached to the GVC.
+    PullSecret { secret: String },
+    /// Images are already reachable (gvc-per-env shares one registry).
+    None,
+}
+
+/// When a rollout counts as done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Readiness {
+    pub interval: Duration,
+    pub timeout: Duration,
+    /// Consecutive successful checks required.
+    pub consecutive_checks: u32,
+}
+
+impl Default for Readiness {
+    fn default() -> Self {
+        Self {
+            interval: Duration::from_secs(5),
+            timeout: Duration::from_secs(300),
+            consecutive_checks: 3,
+        }
+    }
+}
+
+/// An override as the plan file names it: inline, or a file of patches.
+#[derive(Debug, Clone)]
+pub enum OverrideSource {
+    Inline(Patch),
+    /// A YAML file (relative to the plan file) of patch documents, each
+    /// with `kind`, `name` and the fields to change.
+    File {
+        path: String,
+        location: Location,
+    },
+}
+
+/// A patch merged into one resource when rendering for an environment:
+/// mappings merge, lists of named items merge by `name`, other lists are
+/// replaced and `null` removes a key.
+#[derive(Debug, Clone)]
+pub struct Patch {
+    pub target: ResourceId,
+    pub patch: Node,
+    pub location: Location,
+}
+
+/// `first` is applied (and ready) before `then`.
+#[derive(Debug, Clone)]
+pub struct OrderRule {
+    pub first: ResourceId,
+    pub then: ResourceId,
+    pub first_location: Location,
+    pub then_location: Location,
+}
+
+impl PromotionConfig {
+    /// The environment called `name`, or a problem listing the known ones.
+    pub fn environment(&self, name: &str) -> Result<&Environment, Problem> {
+        self.environments.iter().find(|e| e.name == name).ok_or_else(|| {
+            let known = self.environment_names().join(", ");
+            let suggestion = crate::diagnostic::did_you_mean(
+                name,
+                self.environments.iter().map(|e| e.name.as_str()),
+            )
+            .map_or(String::new(), |s| format!("did you mean `{s}`? "));
+            Problem::new(
+                "ferry::config::unknown-environment",
+                format!("unknown environment `{name}`"),
+            )
+            .at(self.environments_location.clone(), "environments are declared here")
+            .help(format!("{suggestion}this plan file declares: {known}"))
+        })
+    }
+
+    pub fn environment_names(&self) -> Vec<&str> {
+        self.environments.iter().map(|e| e.name.as_str()).collect()
+    }
+
+    /// The environment `target` is promoted from, if any.
+    pub fn source_of(&self, target: &Environment) -> Option<&Environment> {
+        match &target.from {
+            Some(from) => self.environments.iter().find(|e| &e.name == from),
+            None => {
+                let index = self.environments.iter().position(|e| e.name == target.name)?;
+                index.checked_sub(1).and_then(|i| self.environments.get(i))
+            }
+        }
+    }
+}

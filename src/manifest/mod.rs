@@ -83,6 +83,11 @@ impl Resource {
         ResourceId::new(self.kind, self.name.clone())
     }
 
+    /// The git commit the resource was read at (`None` from the work tree).
+    pub fn revision(&self) -> Option<&str> {
+        self.source.revision()
+    }
+
     /// Where a node of this resource's document is.
     pub fn location_of(&self, node: &Node) -> Location {
         node.location(&self.source)

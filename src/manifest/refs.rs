@@ -183,11 +183,7 @@ mod tests {
 
     fn refs_of(text: &str) -> Vec<String> {
         let (resources, _) = load_documents(&[SourceFile::new("m.yaml", text)]);
-        resources
-            .iter()
-            .flat_map(|r| references(r))
-            .map(|r| format!("{} {}", r.field, r.target))
-            .collect()
+        resources.iter().flat_map(references).map(|r| format!("{} {}", r.field, r.target)).collect()
     }
 
     #[test]

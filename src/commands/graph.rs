@@ -1,0 +1,114 @@
+//! `ferry graph [ENV]`: the apply order as waves.
+
+use std::fmt::Write as _;
+
+use serde_json::json;
+
+use crate::cli::{GlobalArgs, GraphFormat, OutputFormat, SourceArgs};
+use crate::graph::{Graph, Reason};
+use crate::{Error, ExitStatus, graph, inputs, output};
+
+/// Schema of `ferry graph --format json`.
+pub const SCHEMA: &str = "ferry.graph/v1";
+
+pub fn run(
+    global: &GlobalArgs,
+    env: Option<&str>,
+    source: &SourceArgs,
+    format: GraphFormat,
+) -> Result<ExitStatus, Error> {
+    let plan = inputs::workspace(&global.file)?;
+    let config = &plan.config;
+    let env = match env {
+        Some(name) => config.environment(name)?,
+        None => config.environments.first().ok_or_else(|| {
+            crate::diagnostic::Problem::new(
+                "ferry::config::no-environments",
+                "no environments are declared",
+            )
+        })?,
+    };
+    let (manifests, mut problems) = plan.manifests(source)?;
+    let graph = graph::build(&manifests.set, &config.ordering);
+    let graph = match graph {
+        Ok(graph) if problems.is_empty() => graph,
+        Ok(_) => return Err(problems.into()),
+        Err(cycle) => {
+            problems.push(cycle);
+            return Err(problems.into());
+        }
+    };
+    let format = if global.output == OutputFormat::Json { GraphFormat::Json } else { format };
+    let text = match format {
+        GraphFormat::Text => text(&graph, &env.name),
+        GraphFormat::Dot => dot(&graph, &env.name),
+        GraphFormat::Json => format!(
+            "{:#}\n",
+            json!({
+                "schema": SCHEMA,
+                "environment": env.name,
+                "org": env.org,
+                "gvc": env.gvc,
+                "revision": manifests.revision,
+                "waves": graph.waves,
+                "dependencies": graph.dependencies,
+            })
+        ),
+    };
+    output::print(&text)?;
+    Ok(ExitStatus::Success)
+}
+
+fn why(reason: &Reason) -> String {
+    match reason {
+        Reason::Reference { field } => field.clone(),
+        Reason::Ordering => "ordering".to_owned(),
+    }
+}
+
+fn text(graph: &Graph, env: &str) -> String {
+    let total: usize = graph.waves.iter().map(Vec::len).sum();
+    let mut out = format!("{total} resources for {env} in {} waves\n", graph.waves.len());
+    for (index, wave) in graph.waves.iter().enumerate() {
+        let _ = writeln!(out, "wave {}", index + 1);
+        for id in wave {
+            let after: Vec<String> = graph
+                .dependencies_of(id)
+                .map(|d| format!("{} ({})", d.first, why(&d.reason)))
+                .collect();
+            if after.is_empty() {
+                let _ = writeln!(out, "  {id}");
+            } else {
+                let _ = writeln!(out, "  {id}  after {}", after.join(", "));
+            }
+        }
+    }
+    out
+}
+
+fn dot(graph: &Graph, env: &str) -> String {
+    let mut out = format!("digraph \"{env}\" {{\n  rankdir=LR;\n  node [shape=box];\n");
+    for (index, wave) in graph.waves.iter().enumerate() {
+        let _ = writeln!(
+            out,
+            "  subgraph cluster_wave_{} {{\n    label=\"wave {}\";",
+            index + 1,
+            index + 1
+        );
+        for id in wave {
+            let _ = writeln!(out, "    \"{id}\";");
+        }
+        out.push_str("  }\n");
+    }
+    for dependency in &graph.dependencies {
+        let _ = writeln!(
+            out,
+            "  \"{}\" -> \"{}\" [label=\"{}\"];",
+            dependency.first,
+            dependency.then,
+            why(&dependency.reason)
+        );
+    }
+    out.push_str("}\n");
+    out
+}

@@ -1,0 +1,33 @@
+//! `ferry render ENV [--from SRC]`: the manifests as the environment must
+//! have them, as multi-document YAML (or a JSON list with `--output json`).
+
+use crate::cli::{GlobalArgs, OutputFormat, SourceArgs};
+use crate::manifest::yaml::to_yaml;
+use crate::{Error, ExitStatus, inputs, output};
+
+pub fn run(
+    global: &GlobalArgs,
+    env: &str,
+    from: Option<&str>,
+    source: &SourceArgs,
+) -> Result<ExitStatus, Error> {
+    let workspace = inputs::workspace(&global.file)?;
+    let prepared = workspace.prepare(env, source)?;
+    let from = from.map(|name| workspace.config.environment(name)).transpose()?;
+    let (rendered, _) =
+        super::runtime()?.block_on(super::plan::render_for(&workspace, &prepared, from))?;
+    let text = match global.output {
+        OutputFormat::Json => {
+            let bodies: Vec<&serde_json::Value> = rendered.iter().map(|r| &r.body).collect();
+            format!(
+                "{:#}\n",
+                serde_json::Value::from(bodies.into_iter().cloned().collect::<Vec<_>>())
+            )
+        }
+        OutputFormat::Human => {
+            rendered.iter().map(|r| format!("---\n{}", to_yaml(&r.body))).collect()
+        }
+    };
+    output::print(&text)?;
+    Ok(ExitStatus::Success)
+}

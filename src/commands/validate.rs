@@ -1,0 +1,140 @@
+//! `ferry validate [ENV]`: every check, every problem, one run.
+
+use std::collections::HashSet;
+
+use serde_json::json;
+
+use crate::cli::{GlobalArgs, OutputFormat, SourceArgs};
+use crate::config::{Environment, Patch};
+use crate::diagnostic::{Problem, Problems};
+use crate::inputs;
+use crate::repo::Revision;
+use crate::{Error, ExitStatus, graph, output, validate};
+
+/// Schema of `ferry validate --output json`.
+pub const SCHEMA: &str = "ferry.validate/v1";
+
+pub fn run(
+    global: &GlobalArgs,
+    env: Option<&str>,
+    source: &SourceArgs,
+) -> Result<ExitStatus, Error> {
+    let outcome = check(global, env, source);
+    if global.output == OutputFormat::Json {
+        let report = match &outcome {
+            Ok(summary) => Some(report(Some(summary), &Problems::default())),
+            Err(Error::Problems(problems)) => Some(report(None, problems)),
+            Err(_) => None,
+        };
+        if let Some(report) = report {
+            output::print(&format!("{report:#}\n"))?;
+        }
+    }
+    let summary = outcome?;
+    if global.output == OutputFormat::Human {
+        let at = summary.revision.as_ref().map_or_else(
+            || "the work tree".to_owned(),
+            |r| format!("{} ({})", r.requested, r.short()),
+        );
+        output::print(&format!(
+            "valid: {} resources at {at} for {}\n",
+            summary.resources,
+            summary.environments.join(", ")
+        ))?;
+    }
+    Ok(ExitStatus::Success)
+}
+
+/// What a successful validation covered.
+struct Summary {
+    revision: Option<Revision>,
+    environments: Vec<String>,
+    resources: usize,
+}
+
+fn check(global: &GlobalArgs, env: Option<&str>, source: &SourceArgs) -> Result<Summary, Error> {
+    let plan = match inputs::workspace(&global.file) {
+        Ok(plan) => plan,
+        Err(Error::Problems(mut problems)) => {
+            problems.extend(inputs::manifest_problems(&global.file, source));
+            return Err(problems.into());
+        }
+        Err(other) => return Err(other),
+    };
+    let config = &plan.config;
+    let environments = match env {
+        Some(name) => vec![config.environment(name)?],
+        None => config.environments.iter().collect(),
+    };
+    let (manifests, mut problems) = plan.manifests(source)?;
+    for env in &environments {
+        problems.extend(validate::check(&manifests.set, config, env));
+        match plan.overrides(env) {
+            Ok(patches) => problems.extend(
+                patches
+                    .iter()
+                    .filter(|p| manifests.set.get(&p.target).is_none())
+                    .map(|p| unknown_target(env, p)),
+            ),
+            Err(found) => problems.extend(found),
+        }
+    }
+    if let Err(cycle) = graph::build(&manifests.set, &config.ordering) {
+        problems.push(cycle);
+    }
+    deduplicate(problems)
+        .into_result(Summary {
+            revision: manifests.revision,
+            environments: environments.iter().map(|e| e.name.clone()).collect(),
+            resources: manifests.set.resources.len(),
+        })
+        .map_err(Error::from)
+}
+
+fn unknown_target(env: &Environment, patch: &Patch) -> Problem {
+    Problem::new(
+        "ferry::validate::unknown-override-target",
+        format!("override for `{}` targets {}, which no manifest defines", env.name, patch.target),
+    )
+    .at(patch.location.clone(), "nothing to patch")
+    .help("fix the kind or name, or remove the override")
+}
+
+/// The same problem found for several environments is reported once.
+fn deduplicate(problems: Problems) -> Problems {
+    let mut seen = HashSet::new();
+    let mut unique = Problems::default();
+    for problem in problems {
+        if seen.insert((problem.code, problem.message.clone(), problem.position())) {
+            unique.push(problem);
+        }
+    }
+    unique
+}
+
+fn report(summary: Option<&Summary>, problems: &Problems) -> serde_json::Value {
+    json!({
+        "schema": SCHEMA,
+        "valid": problems.is_empty(),
+        "revision": summary.and_then(|s| s.revision.as_ref()),
+        "environments": summary.map(|s| &s.environments),
+        "resources": summary.map(|s| s.resources),
+        "problems": problems.problems.iter().map(problem_json).collect::<Vec<_>>(),
+    })
+}
+
+/// A problem as data, for CI annotations.
+pub fn problem_json(problem: &Problem) -> serde_json::Value {
+    let (file, line, column) = problem.location.as_ref().map_or((None, None, None), |l| {
+        let (line, column) = l.source.line_column(l.span.offset());
+        (Some(l.source.name().to_owned()), Some(line), Some(column))
+    });
+    json!({
+        "code": problem.code,
+        "message": problem.message,
+        "file": file,
+        "line": line,
+        "column": column,
+        "help": problem.help,
+    })
+}

@@ -1,0 +1,203 @@
+//! Reads what an environment runs: the live state of the resources a plan
+//! is about, the resources Ferry manages there (for deletes), the images
+//! another environment runs (for `--from`), and whether images exist in
+//! an org's registry. Requests run concurrently, bounded by the client.
+
+use std::collections::HashMap;
+
+use futures::stream::{self, StreamExt, TryStreamExt};
+use serde_json::{Value, json};
+
+use crate::api::{ApiError, Client, paths};
+use crate::config::Environment;
+use crate::manifest::link::parse_image;
+use crate::manifest::{Kind, ResourceId};
+use crate::plan::{self, ImageChange, State};
+use crate::render::{ImageMap, PromotedImage};
+
+/// Futures queued at once; the client's semaphore bounds what is in flight.
+const QUEUE: usize = 256;
+
+/// Live state as read.
+#[derive(Debug, Default)]
+pub struct Observation {
+    /// Raw live bodies of the resources that exist.
+    pub raw: HashMap<ResourceId, Value>,
+    /// The same, in comparable form with their versions.
+    pub live: HashMap<ResourceId, State>,
+    /// Resources tagged as managed for the environment.
+    pub managed: Vec<State>,
+}
+
+/// Reads the live state of `ids` (secrets with their payloads, so that they
+/// can be compared by hash) and every resource Ferry manages in `env`.
+pub async fn observe(
+    client: &Client,
+    env: &Environment,
+    ids: &[ResourceId],
+) -> Result<Observation, ApiError> {
+    let fetched: Vec<(ResourceId, Option<Value>)> = stream::iter(ids.iter().cloned())
+        .map(|id| async move {
+            let body = fetch(client, env, &id).await?;
+            Ok::<_, ApiError>((id, body))
+        })
+        .buffer_unordered(QUEUE)
+        .try_collect()
+        .await?;
+    let managed: Vec<Vec<State>> = stream::iter(Kind::ALL)
+        .map(|kind| managed_of_kind(client, env, kind))
+        .buffer_unordered(QUEUE)
+        .try_collect()
+        .await?;
+    let mut observation =
+        Observation { managed: managed.into_iter().flatten().collect(), ..Observation::default() };
+    for (id, body) in fetched {
+        if let Some(body) = body {
+            observation.live.insert(id.clone(), state(env, &id, &body));
+            observation.raw.insert(id, body);
+        }
+    }
+    Ok(observation)
+}
+
+fn state(env: &Environment, id: &ResourceId, body: &Value) -> State {
+    State {
+        id: id.clone(),
+        body: plan::comparable(id.kind, &id.name, &env.org, &env.gvc, body),
+        version: body.get("version").and_then(Value::as_u64),
+    }
+}
+
+/// One resource; secrets through `-reveal` (falling back to the plain GET
+/// when the token may not reveal).
+async fn fetch(
+    client: &Client,
+    env: &Environment,
+    id: &ResourceId,
+) -> Result<Option<Value>, ApiError> {
+    let path = paths::item(&env.org, &env.gvc, id.kind, &id.name);
+    if id.kind == Kind::Secret {
+        match client.get_opt(&format!("{path}/-reveal")).await {
+            Err(error) if error.status() == Some(403) => {
+                tracing::warn!("cannot reveal {id}; its payload is compared as unknown");
+            }
+            other => return other,
+        }
+    }
+    client.get_opt(&path).await
+}
+
+/// Resources of one kind tagged as managed for `env`.
+async fn managed_of_kind(
+    client: &Client,
+    env: &Environment,
+    kind: Kind,
+) -> Result<Vec<State>, ApiError> {
+    let path = format!("{}/-query", paths::collection(&env.org, &env.gvc, kind));
+    let query = json!({
+        "kind": kind.as_str(),
+        "spec": {"match": "all", "terms": [{"op": "=", "tag": plan::MANAGED_TAG, "value": env.name}]},
+    });
+    let items = match client.query(&path, &query).await {
+        Ok(items) => items,
+        // A kind the API cannot query here has nothing Ferry manages.
+        Err(error) if matches!(error.status(), Some(404 | 405)) => Vec::new(),
+        Err(error) => return Err(error),
+    };
+    Ok(items
+        .iter()
+        .filter_map(|item| {
+            let name = item.get("name")?.as_str()?;
+            let id = ResourceId::new(kind, name);
+            Some(state(env, &id, item))
+        })
+        .collect())
+}
+
+/// The images `source`'s live workloads run, by workload and container,
+/// with digests (from the image resources when the reference has none).
+pub async fn running_images(
+    client: &Client,
+    source: &Environment,
+    workloads: &[String],
+    pull_from: Option<&str>,
+) -> Result<ImageMap, ApiError> {
+    let bodies: Vec<(String, Option<Value>)> = stream::iter(workloads.iter().cloned())
+        .map(|name| async move {
+            let path = paths::item(&source.org, &source.gvc, Kind::Workload, &name);
+            Ok::<_, ApiError>((name, client.get_opt(&path).await?))
+        })
+        .buffer_unordered(QUEUE)
+        .try_collect()
+        .await?;
+    let mut images = ImageMap::new();
+    for (workload, body) in bodies {
+        let Some(body) = body else { continue };
+        for (container, image) in plan::container_images(&body) {
+            let parsed = parse_image(image);
+            let own =
+                parsed.registry.is_none() || parsed.registry == Some(source.registry.as_str());
+            if !own {
+                continue;
+            }
+            let digest = match parsed.digest {
+                Some(digest) => Some(digest.to_owned()),
+                None => image_digest(client, &source.org, parsed.repository, parsed.tag).await?,
+            };
+            images.insert(
+                (workload.clone(), container.to_owned()),
+                PromotedImage {
+                    repository: parsed.repository.to_owned(),
+                    tag: parsed.tag.map(str::to_owned),
+                    digest,
+                    registry: pull_from.map(str::to_owned),
+                },
+            );
+        }
+    }
+    Ok(images)
+}
+
+/// The digest of `repository:tag` in an org's registry, from its image
+/// resource; `None` when the image does not exist there.
+async fn image_digest(
+    client: &Client,
+    org: &str,
+    repository: &str,
+    tag: Option<&str>,
+) -> Result<Option<String>, ApiError> {
+    let name = format!("{repository}:{}", tag.unwrap_or("latest"));
+    let image = client.get_opt(&format!("/org/{org}/image/{name}")).await?;
+    Ok(image.and_then(|i| i.get("digest").and_then(Value::as_str).map(str::to_owned)))
+}
+
+/// Fills `copy` for images that land in `env`'s own registry: `true` when
+/// the registry lacks the tag (or has it at another digest).
+pub async fn check_copies(
+    client: &Client,
+    env: &Environment,
+    changes: &mut [ImageChange],
+    tags: &ImageMap,
+) -> Result<(), ApiError> {
+    for change in changes.iter_mut() {
+        let parsed = parse_image(&change.after);
+        let own = parsed.registry.is_none()
+            && change.after.starts_with(&format!("/org/{}/image/", env.org));
+        if !own || env.images != crate::config::ImageStrategy::Copy {
+            change.copy = Some(false);
+            continue;
+        }
+        let promoted = tags.get(&(change.workload.clone(), change.container.clone()));
+        let tag = change.tag.clone().or_else(|| promoted.and_then(|p| p.tag.clone()));
+        if change.tag.is_none() {
+            change.tag.clone_from(&tag);
+        }
+        let found = image_digest(client, &env.org, parsed.repository, tag.as_deref()).await?;
+        change.copy = Some(match (&found, &change.digest) {
+            (None, _) => true,
+            (Some(found), Some(wanted)) => found != wanted,
+            (Some(_), None) => false,
+        });
+    }
+    Ok(())
+}

@@ -1,0 +1,424 @@
+//! A plan: what promoting into one environment will change, as data.
+//!
+//! Pure. [`build`] takes the rendered (desired) resources, the live state
+//! read from the environment, and the graph, and gives a [`Plan`]: per
+//! resource an action, field changes and a unified YAML diff (secrets
+//! hidden), in wave order; image changes; and, so that a later apply can
+//! refuse if anything moved, each resource's live `version` and a
+//! fingerprint of its live state, and a hash of the whole plan.
+
+mod report;
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::diff::{self, Action, Change, HIDDEN};
+use crate::graph::Graph;
+use crate::manifest::{Kind, ResourceId};
+use crate::repo::Revision;
+
+pub use report::{Style, text};
+
+/// Version of the plan's JSON form (`--output json`, `--out`).
+pub const SCHEMA: &str = "ferry.plan/v1";
+
+/// The tag Ferry sets on every resource it manages, with the environment's
+/// name: resources carrying it that left git are planned as deletes.
+pub const MANAGED_TAG: &str = "ferry/environment";
+
+/// What a plan is about.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Target {
+    pub environment: String,
+    pub org: String,
+    pub gvc: String,
+    /// The environment whose live images are promoted (`--from`).
+    pub source: Option<String>,
+    /// The manifests' git revision (`None` from the work tree).
+    pub revision: Option<Revision>,
+}
+
+/// One resource as the plan sees it.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct ResourcePlan {
+    /// `kind/name`.
+    pub id: String,
+    pub action: Action,
+    /// 1-based apply wave; `None` for deletes.
+    pub wave: Option<usize>,
+    pub changes: Vec<Change>,
+    /// Unified YAML diff, live to desired, secrets hidden.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub diff: Option<String>,
+    pub live: LiveState,
+    /// Hash of the desired state (secrets by hash); `None` for deletes.
+    pub desired_hash: Option<String>,
+}
+
+/// The live state a plan was made against.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct LiveState {
+    /// `false` when the resource does not exist.
+    pub exists: bool,
+    pub version: Option<u64>,
+    /// Hash of the normalized live state (secrets by hash).
+    pub fingerprint: Option<String>,
+}
+
+/// A container whose image changes.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ImageChange {
+    pub workload: String,
+    pub container: String,
+    pub before: Option<String>,
+    pub after: String,
+    pub tag: Option<String>,
+    pub digest: Option<String>,
+    /// Whether the image must be copied into the environment's registry;
+    /// `None` when it could not be checked.
+    pub copy: Option<bool>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Summary {
+    pub create: usize,
+    pub update: usize,
+    pub replace: usize,
+    pub delete: usize,
+    pub unchanged: usize,
+    pub images_to_copy: usize,
+}
+
+impl Summary {
+    pub fn has_changes(&self) -> bool {
+        self.create + self.update + self.replace + self.delete + self.images_to_copy > 0
+    }
+}
+
+/// The whole plan.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Plan {
+    pub schema: String,
+    #[serde(flatten)]
+    pub target: Target,
+    pub resources: Vec<ResourcePlan>,
+    pub images: Vec<ImageChange>,
+    pub summary: Summary,
+    /// sha256 of the plan's canonical JSON with this field empty.
+    pub hash: String,
+}
+
+impl Plan {
+    /// The hash this plan should carry.
+    pub fn compute_hash(&self) -> String {
+        let mut unhashed = self.clone();
+        unhashed.hash = String::new();
+        serde_json::to_value(&unhashed).map(|v| diff::hash(&v)).unwrap_or_default()
+    }
+}
+
+/// A resource's state, normalized for comparison: server fields stripped,
+/// platform tags dropped, secret `data` replaced by its hash marker.
+#[derive(Clone, Debug)]
+pub struct State {
+    pub id: ResourceId,
+    pub body: Value,
+    /// The live `version` (live states only).
+    pub version: Option<u64>,
+}
+
+/// Everything a plan is made from.
+pub struct Input<'a> {
+    pub target: Target,
+    pub graph: &'a Graph,
+    pub desired: Vec<State>,
+    /// Live states of the desired resources that exist.
+    pub live: HashMap<ResourceId, State>,
+    /// Live resources tagged as managed for this environment; those not
+    /// desired any more are deletes.
+    pub managed: Vec<State>,
+    pub images: Vec<ImageChange>,
+}
+
+/// A body in the form plans compare: normalized as the API stores it,
+/// platform tags dropped, a secret's `data` replaced by its hash marker.
+pub fn comparable(kind: Kind, name: &str, org: &str, gvc: &str, body: &Value) -> Value {
+    let mut body = body.clone();
+    if let Value::Object(map) = &mut body {
+        let scope = crate::normalize::Scope { org, gvc: kind.is_gvc_scoped().then_some(gvc) };
+        crate::normalize::normalize(kind.as_str(), name, scope, map);
+        if kind == Kind::Secret
+            && let Some(data) = map.get_mut("data")
+        {
+            *data = diff::hidden_data(data);
+        }
+    }
+    diff::without_platform_tags(&mut body);
+    body
+}
+
+/// Containers whose image differs between desired and live workloads
+/// (`copy` left for the caller to check against the registry).
+pub fn image_changes<'a>(
+    desired: impl IntoIterator<Item = (&'a ResourceId, &'a Value)>,
+    live: &HashMap<ResourceId, Value>,
+) -> Vec<ImageChange> {
+    let mut changes = Vec::new();
+    for (id, body) in desired.into_iter().filter(|(id, _)| id.kind == Kind::Workload) {
+        for (container, after) in container_images(body) {
+            let before = live
+                .get(id)
+                .and_then(|l| container_images(l).into_iter().find(|(c, _)| *c == container))
+                .map(|(_, image)| image.to_owned());
+            if before.as_deref() == Some(after) {
+                continue;
+            }
+            let parsed = crate::manifest::link::parse_image(after);
+            changes.push(ImageChange {
+                workload: id.name.clone(),
+                container: container.to_owned(),
+                before,
+                after: after.to_owned(),
+                tag: parsed.tag.map(str::to_owned),
+                digest: parsed.digest.map(str::to_owned),
+                copy: None,
+            });
+        }
+    }
+    changes
+}
+
+/// `(container, image)` of a workload body.
+pub fn container_images(body: &Value) -> Vec<(&str, &str)> {
+    body.pointer("/spec/containers")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|c| Some((c.get("name")?.as_str()?, c.get("image")?.as_str()?)))
+        .collect()
+}
+
+/// Makes the plan.
+pub fn build(input: Input<'_>) -> Plan {
+    let wave_of = |id: &ResourceId| {
+        let found = if id.kind == Kind::Gvc {
+            input.graph.waves.iter().position(|w| w.iter().any(|i| i.kind == Kind::Gvc))
+        } else {
+            input.graph.wave_of(id)
+        };
+        found.map(|w| w + 1)
+    };
+    let mut resources: Vec<ResourcePlan> = input
+        .desired
+        .iter()
+        .map(|desired| {
+            let live = input.live.get(&desired.id);
+            resource_plan(desired, live, wave_of(&desired.id))
+        })
+        .collect();
+    let mut deletes: Vec<ResourcePlan> = input
+        .managed
+        .iter()
+        .filter(|live| !input.desired.iter().any(|d| d.id == live.id))
+        .map(|live| ResourcePlan {
+            id: live.id.to_string(),
+            action: Action::Delete,
+            wave: None,
+            changes: Vec::new(),
+            diff: None,
+            live: live_state(Some(live)),
+            desired_hash: None,
+        })
+        .collect();
+    resources.sort_by(|a, b| (a.wave, &a.id).cmp(&(b.wave, &b.id)));
+    deletes.sort_by(|a, b| a.id.cmp(&b.id));
+    resources.extend(deletes);
+    let count = |action| resources.iter().filter(|r| r.action == action).count();
+    let summary = Summary {
+        create: count(Action::Create),
+        update: count(Action::Update),
+        replace: count(Action::Replace),
+        delete: count(Action::Delete),
+        unchanged: count(Action::Unchanged),
+        images_to_copy: {
+            let mut distinct: Vec<&str> = input
+                .images
+                .iter()
+                .filter(|i| i.copy == Some(true))
+                .map(|i| i.after.as_str())
+                .collect();
+            distinct.sort_unstable();
+            distinct.dedup();
+            distinct.len()
+        },
+    };
+    let mut plan = Plan {
+        schema: SCHEMA.to_owned(),
+        target: input.target,
+        resources,
+        images: input.images,
+        summary,
+        hash: String::new(),
+    };
+    plan.hash = plan.compute_hash();
+    plan
+}
+
+fn resource_plan(desired: &State, live: Option<&State>, wave: Option<usize>) -> ResourcePlan {
+    let (action, changes) =
+        diff::compare(desired.id.kind, Some(&desired.body), live.map(|l| &l.body));
+    let diff = match action {
+        Action::Update | Action::Replace => live.map(|l| unified(&l.body, &desired.body)),
+        _ => None,
+    };
+    ResourcePlan {
+        id: desired.id.to_string(),
+        action,
+        wave,
+        changes,
+        diff,
+        live: live_state(live),
+        desired_hash: Some(diff::hash(&desired.body)),
+    }
+}
+
+fn live_state(live: Option<&State>) -> LiveState {
+    LiveState {
+        exists: live.is_some(),
+        version: live.and_then(|l| l.version),
+        fingerprint: live.map(|l| diff::hash(&l.body)),
+    }
+}
+
+/// A unified diff of the YAML of two bodies, secret markers shown as
+/// "(value hidden)" only.
+fn unified(before: &Value, after: &Value) -> String {
+    let (before, after) = (
+        crate::manifest::yaml::to_yaml(&shown(before)),
+        crate::manifest::yaml::to_yaml(&shown(after)),
+    );
+    similar::TextDiff::from_lines(&before, &after)
+        .unified_diff()
+        .context_radius(3)
+        .header("live", "desired")
+        .to_string()
+}
+
+/// The body as diffs show it: keys sorted (so that only real changes
+/// differ) and hash markers of hidden values reduced to "(value hidden)".
+fn shown(value: &Value) -> Value {
+    match value {
+        Value::String(s) if s.starts_with(HIDDEN) => Value::String(HIDDEN.to_owned()),
+        Value::Array(items) => Value::Array(items.iter().map(shown).collect()),
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            Value::Object(keys.into_iter().map(|k| (k.clone(), shown(&map[k]))).collect())
+        }
+        other => other.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn state(id: &str, body: Value) -> State {
+        State { id: id.parse().unwrap_or_else(|_| panic!("{id}")), body, version: Some(3) }
+    }
+
+    fn plan(desired: Vec<State>, live: Vec<State>, managed: Vec<State>) -> Plan {
+        let graph = Graph {
+            waves: vec![desired.iter().map(|d| d.id.clone()).collect()],
+            dependencies: vec![],
+        };
+        build(Input {
+            target: Target {
+                environment: "prod".into(),
+                org: "o".into(),
+                gvc: "g".into(),
+                source: None,
+                revision: None,
+            },
+            graph: &graph,
+            live: live.into_iter().map(|s| (s.id.clone(), s)).collect(),
+            desired,
+            managed,
+            images: vec![],
+        })
+    }
+
+    #[test]
+    fn actions_and_summary() {
+        let p = plan(
+            vec![
+                state("secret/a", json!({"x": 1})),
+                state("secret/b", json!({"x": 2})),
+                state("secret/c", json!({"x": 3})),
+            ],
+            vec![state("secret/b", json!({"x": 2})), state("secret/c", json!({"x": 4}))],
+            vec![state("secret/c", json!({})), state("secret/old", json!({}))],
+        );
+        let actions: Vec<(&str, Action)> =
+            p.resources.iter().map(|r| (r.id.as_str(), r.action)).collect();
+        assert_eq!(
+            actions,
+            [
+                ("secret/a", Action::Create),
+                ("secret/b", Action::Unchanged),
+                ("secret/c", Action::Update),
+                ("secret/old", Action::Delete)
+            ]
+        );
+        assert_eq!(
+            (p.summary.create, p.summary.update, p.summary.delete, p.summary.unchanged),
+            (1, 1, 1, 1)
+        );
+        assert!(
+            p.resources[2]
+                .diff
+                .as_deref()
+                .is_some_and(|d| d.contains("-x: 4") && d.contains("+x: 3"))
+        );
+        assert_eq!(
+            p.resources[1].live,
+            LiveState {
+                exists: true,
+                version: Some(3),
+                fingerprint: Some(diff::hash(&json!({"x": 2})))
+            }
+        );
+        assert_eq!(
+            p.resources[0].live,
+            LiveState { exists: false, version: None, fingerprint: None }
+        );
+    }
+
+    #[test]
+    fn the_hash_covers_the_whole_plan() {
+        let a = plan(vec![state("secret/a", json!({"x": 1}))], vec![], vec![]);
+        let b = plan(vec![state("secret/a", json!({"x": 2}))], vec![], vec![]);
+        assert_eq!(a.hash, a.compute_hash());
+        assert_ne!(a.hash, b.hash);
+        let round_trip: Plan = serde_json::from_value(serde_json::to_value(&a).unwrap_or_default())
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(round_trip, a);
+    }
+
+    #[test]
+    fn diffs_never_show_secret_hashes() {
+        let hidden =
+            |p: &str| json!({"data": diff::hidden_data(&json!({"payload": p})), "type": "opaque"});
+        let p = plan(
+            vec![state("secret/s", hidden("new"))],
+            vec![state("secret/s", hidden("old"))],
+            vec![],
+        );
+        let text = serde_json::to_string(&p).unwrap_or_default();
+        assert!(!text.contains("sha256:"), "{text}");
+        assert_eq!(p.resources[0].action, Action::Update);
+    }
+}

@@ -1,0 +1,179 @@
+//! What a simulator serves: orgs and their tokens, timing, faults.
+//!
+//! The file form is YAML or JSON (YAML is read through
+//! [`crate::manifest::yaml`], which also accepts JSON):
+//!
+//! ```yaml
+//! orgs:
+//!   - name: acme-dev
+//!     tokens: [dev-token]
+//!   - name: acme-prod
+//!     tokens: [prod-token]
+//!     registryAddr: 127.0.0.1:5102   # optional; ephemeral port otherwise
+//! apiAddr: 127.0.0.1:5100             # optional; `--addr` wins
+//! rolloutDelayMs: 500
+//! locationDelayMs: {aws-us-west-2: 2000}
+//! pageSize: 100
+//! faults: {latencyMs: 0, errorRate: 0.0, errorStatuses: [500, 503, 429], retryAfterSecs: 1}
+//! ```
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::SimError;
+use super::faults::FaultConfig;
+use crate::diagnostic::SourceFile;
+
+/// How a simulator is set up. Build one with [`SimConfig::new`] and the
+/// `with_*` methods, or read it from a file with [`SimConfig::load`].
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SimConfig {
+    /// The orgs, each with its API tokens and its own registry.
+    #[serde(default)]
+    pub orgs: Vec<OrgConfig>,
+    /// Where the API listens; an ephemeral loopback port when absent.
+    #[serde(default)]
+    pub api_addr: Option<SocketAddr>,
+    /// How long a new workload version takes to roll out in a location.
+    #[serde(default = "default_rollout_delay_ms")]
+    pub rollout_delay_ms: u64,
+    /// Per-location overrides of `rollout_delay_ms`, by location name.
+    #[serde(default)]
+    pub location_delay_ms: BTreeMap<String, u64>,
+    /// Items per list page before a `rel: next` link.
+    #[serde(default = "default_page_size")]
+    pub page_size: usize,
+    /// Latency and errors added to every request.
+    #[serde(default)]
+    pub faults: FaultConfig,
+    /// Where state is kept; a temporary directory (removed on shutdown)
+    /// when absent.
+    #[serde(skip)]
+    pub state_dir: Option<PathBuf>,
+}
+
+/// One org: its name, the tokens that may act on it, and optionally a
+/// fixed registry address.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct OrgConfig {
+    pub name: String,
+    pub tokens: Vec<String>,
+    #[serde(default)]
+    pub registry_addr: Option<SocketAddr>,
+}
+
+impl fmt::Debug for OrgConfig {
+    /// Tokens are secrets: never printed.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OrgConfig")
+            .field("name", &self.name)
+            .field("tokens", &format_args!("[{} redacted]", self.tokens.len()))
+            .field("registry_addr", &self.registry_addr)
+            .finish()
+    }
+}
+
+fn default_rollout_delay_ms() -> u64 {
+    300
+}
+
+fn default_page_size() -> usize {
+    100
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        Self {
+            orgs: Vec::new(),
+            api_addr: None,
+            rollout_delay_ms: default_rollout_delay_ms(),
+            location_delay_ms: BTreeMap::new(),
+            page_size: default_page_size(),
+            faults: FaultConfig::default(),
+            state_dir: None,
+        }
+    }
+}
+
+impl SimConfig {
+    /// No orgs yet, default timing, no faults, state in a temp directory.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds an org that `token` may act on.
+    pub fn with_org(mut self, name: impl Into<String>, token: impl Into<String>) -> Self {
+        let name = name.into();
+        let token = token.into();
+        match self.orgs.iter_mut().find(|o| o.name == name) {
+            Some(org) => org.tokens.push(token),
+            None => self.orgs.push(OrgConfig { name, tokens: vec![token], registry_addr: None }),
+        }
+        self
+    }
+
+    pub fn with_state_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.state_dir = Some(dir.into());
+        self
+    }
+
+    pub fn with_rollout_delay(mut self, delay: Duration) -> Self {
+        self.rollout_delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
+        self
+    }
+
+    pub fn with_page_size(mut self, size: usize) -> Self {
+        self.page_size = size.max(1);
+        self
+    }
+
+    pub fn with_faults(mut self, faults: FaultConfig) -> Self {
+        self.faults = faults;
+        self
+    }
+
+    /// Reads a YAML or JSON config file.
+    pub fn load(path: &Path) -> Result<Self, SimError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| SimError::Io { path: path.to_path_buf(), source })?;
+        let source = SourceFile::new(path.display().to_string(), text);
+        let invalid = |message: String| SimError::Config { path: path.to_path_buf(), message };
+        let documents = crate::manifest::yaml::parse_documents(&source)
+            .map_err(|problem| invalid(problem.to_string()))?;
+        let value = documents.first().map_or(serde_json::Value::Null, |d| d.to_json());
+        let config: Self = serde_json::from_value(value).map_err(|e| invalid(e.to_string()))?;
+        config.check()?;
+        Ok(config)
+    }
+
+    /// Refuses what the simulator must not do: listen beyond loopback,
+    /// serve an org twice, or an org without a token.
+    pub fn check(&self) -> Result<(), SimError> {
+        let addrs =
+            self.api_addr.iter().chain(self.orgs.iter().filter_map(|o| o.registry_addr.as_ref()));
+        if let Some(addr) = addrs.into_iter().find(|a| !a.ip().is_loopback()) {
+            return Err(SimError::NotLoopback(*addr));
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for org in &self.orgs {
+            if !seen.insert(org.name.as_str()) {
+                return Err(SimError::InvalidOrg(format!("org '{}' is listed twice", org.name)));
+            }
+            if org.tokens.iter().all(String::is_empty) {
+                return Err(SimError::InvalidOrg(format!("org '{}' has no token", org.name)));
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) fn delay_for(&self, location: &str) -> u64 {
+        self.location_delay_ms.get(location).copied().unwrap_or(self.rollout_delay_ms)
+    }
+}

@@ -1,0 +1,89 @@
+//! Malformed inputs: every case under tests/corpus/ must exit 1 with a
+//! diagnostic naming a file and a line, never panic, and print exactly
+//! what its snapshot says.
+//!
+//! A case is a folder with `promotion.yaml`, `manifests/` and optionally
+//! `args` (the command line; `validate` when absent).
+
+use std::path::PathBuf;
+
+use crate::support::command::{ferry, repo_root};
+
+fn cases() -> Vec<PathBuf> {
+    let mut cases: Vec<PathBuf> = std::fs::read_dir(repo_root().join("tests/corpus"))
+        .expect("the corpus exists")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_dir())
+        .collect();
+    cases.sort();
+    cases
+}
+
+/// A `FILE.yaml:LINE:COLUMN` position, as miette prints it in a snippet
+/// header (or as a message gives it where no snippet may be shown).
+fn names_file_and_line(stderr: &str) -> bool {
+    [".yaml:", ".yml:"].iter().any(|extension| {
+        stderr.match_indices(extension).any(|(at, found)| {
+            let rest = &stderr[at + found.len()..];
+            let mut parts = rest.splitn(3, ':');
+            let line = parts
+                .next()
+                .is_some_and(|l| !l.is_empty() && l.chars().all(|c| c.is_ascii_digit()));
+            let column =
+                parts.next().is_some_and(|c| c.chars().next().is_some_and(|d| d.is_ascii_digit()));
+            line && column
+        })
+    })
+}
+
+#[test]
+fn every_malformed_input_is_a_diagnostic() {
+    let cases = cases();
+    assert!(cases.len() >= 25, "the corpus holds {} cases", cases.len());
+    for case in cases {
+        let name = case.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_owned();
+        let args =
+            std::fs::read_to_string(case.join("args")).unwrap_or_else(|_| "validate".to_owned());
+        let mut args: Vec<&str> = args.split_whitespace().collect();
+        args.extend(["-f", "promotion.yaml", "--worktree"]);
+        let run = ferry(&case, &args);
+        assert_eq!(run.code, Some(1), "{name}: exit code\n{}", run.stderr);
+        assert!(!run.stderr.contains("panicked"), "{name} panicked:\n{}", run.stderr);
+        assert!(names_file_and_line(&run.stderr), "{name}: no file and line in\n{}", run.stderr);
+        assert!(run.stdout.is_empty(), "{name}: data on stdout:\n{}", run.stdout);
+        insta::assert_snapshot!(name, run.stderr);
+    }
+}
+
+#[test]
+fn a_token_written_in_the_plan_file_is_never_echoed() {
+    let run = ferry(
+        &repo_root().join("tests/corpus/plan-token-in-file"),
+        &["validate", "-f", "promotion.yaml", "--worktree"],
+    );
+    assert_eq!(run.code, Some(1));
+    assert!(!run.stderr.contains("c2VjcmV0LXRva2VuLXZhbHVl"), "{}", run.stderr);
+}
+
+#[test]
+fn problems_come_as_json_for_ci() {
+    let run = ferry(
+        &repo_root().join("tests/corpus/many-problems-at-once"),
+        &["validate", "-f", "promotion.yaml", "--worktree", "--output", "json"],
+    );
+    assert_eq!(run.code, Some(1));
+    let report: serde_json::Value = serde_json::from_str(&run.stdout).expect("JSON on stdout");
+    assert_eq!(report["schema"], "ferry.validate/v1");
+    assert_eq!(report["valid"], false);
+    let problems = report["problems"].as_array().expect("problems");
+    assert!(problems.len() >= 2, "{problems:?}");
+    assert!(problems.iter().all(|p| p["file"].is_string() && p["line"].is_u64()), "{problems:?}");
+}
+
+#[test]
+fn a_missing_plan_file_says_how_to_pass_one() {
+    let run = ferry(repo_root(), &["validate", "-f", "no-such-promotion.yaml"]);
+    assert_eq!(run.code, Some(1));
+    assert!(run.stderr.contains("cannot read no-such-promotion.yaml"), "{}", run.stderr);
+    assert!(run.stderr.contains("-f promotion.example.yaml"), "{}", run.stderr);
+}

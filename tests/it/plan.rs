@@ -1,0 +1,251 @@
+//! `ferry plan` against the simulator: an environment applied with the
+//! real cpln CLI plans as "no changes"; one changed field shows as exactly
+//! that field; secrets are never printed; transient errors change nothing.
+
+use std::path::Path;
+use std::time::Duration;
+
+use ferry::sim::{FaultConfig, SimConfig, SimHandle, Simulator};
+use serde_json::Value;
+
+use crate::support::command::{Run, ferry_with, repo_root};
+use crate::support::cpln::Cpln;
+use crate::support::git::TestRepo;
+
+const PROD: &str = "acme-prod";
+const PROD_TOKEN: &str = "prod-token-plan";
+
+/// A git repository holding the example: manifests, overrides and the
+/// example plan file as promotion.yaml.
+fn example_repo(dir: &Path) -> TestRepo {
+    let repo = TestRepo::init(dir);
+    let root = repo_root();
+    let mut files = vec![("promotion.yaml".to_owned(), read(&root.join("promotion.example.yaml")))];
+    for folder in ["manifests-example", "overrides"] {
+        for entry in std::fs::read_dir(root.join(folder)).expect("example folder") {
+            let path = entry.expect("entry").path();
+            let name =
+                format!("{folder}/{}", path.file_name().and_then(|n| n.to_str()).expect("name"));
+            files.push((name, read(&path)));
+        }
+    }
+    let borrowed: Vec<(&str, &str)> = files.iter().map(|(p, t)| (p.as_str(), t.as_str())).collect();
+    repo.write(&borrowed);
+    repo.commit_all("the example");
+    repo
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).expect("readable file")
+}
+
+async fn simulator() -> SimHandle {
+    let config = SimConfig::new()
+        .with_org("acme-staging", "staging-token-plan")
+        .with_org(PROD, PROD_TOKEN)
+        .with_rollout_delay(Duration::from_millis(50));
+    Simulator::start(config).await.expect("simulator starts")
+}
+
+fn plan(dir: &Path, sim: &SimHandle, extra: &[&str]) -> Run {
+    let mut args = vec!["plan", "prod"];
+    args.extend(extra);
+    ferry_with(dir, &args, &[("CPLN_ENDPOINT", &sim.api_url()), ("CPLN_TOKEN_PROD", PROD_TOKEN)])
+}
+
+fn plan_json(dir: &Path, sim: &SimHandle) -> (Option<i32>, Value) {
+    let run = plan(dir, sim, &["--output", "json"]);
+    let json = serde_json::from_str(&run.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}\n{}", run.stdout, run.stderr));
+    (run.code, json)
+}
+
+/// `ferry render prod`, applied with the real cpln CLI.
+async fn apply_rendered(dir: &Path, sim: &SimHandle) {
+    let rendered = ferry_with(dir, &["render", "prod"], &[]);
+    assert_eq!(rendered.code, Some(0), "{}", rendered.stderr);
+    let file = dir.join("rendered-prod.yaml");
+    std::fs::write(&file, &rendered.stdout).expect("write rendered manifests");
+    let cpln = Cpln::new(sim, PROD, PROD_TOKEN);
+    cpln.ok(
+        &["apply", "-f", file.to_str().expect("path"), "--gvc", "app"],
+        Duration::from_secs(90),
+    )
+    .await;
+    std::fs::remove_file(file).expect("remove rendered manifests");
+}
+
+fn actions(plan: &Value) -> Vec<(String, String)> {
+    plan["resources"]
+        .as_array()
+        .expect("resources")
+        .iter()
+        .map(|r| {
+            (
+                r["id"].as_str().unwrap_or("").to_owned(),
+                r["action"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_applied_environment_plans_no_changes_for_every_kind() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    example_repo(dir.path());
+    let sim = simulator().await;
+
+    let (code, before) = plan_json(dir.path(), &sim);
+    assert_eq!(code, Some(2), "an empty org needs everything created");
+    assert_eq!(before["summary"]["create"], 13);
+
+    apply_rendered(dir.path(), &sim).await;
+    let (code, after) = plan_json(dir.path(), &sim);
+    assert_eq!(code, Some(0), "{after:#}");
+    let found = actions(&after);
+    assert_eq!(found.len(), 13);
+    assert!(found.iter().all(|(_, action)| action == "unchanged"), "{found:?}");
+    let kinds: std::collections::BTreeSet<&str> =
+        found.iter().filter_map(|(id, _)| id.split('/').next()).collect();
+    assert_eq!(
+        kinds.into_iter().collect::<Vec<_>>(),
+        ["domain", "gvc", "identity", "policy", "secret", "volumeset", "workload"]
+    );
+    let human = plan(dir.path(), &sim, &[]);
+    assert_eq!(human.code, Some(0));
+    assert!(human.stdout.contains("No changes. prod matches the manifests."), "{}", human.stdout);
+    assert!(
+        human.stdout.contains(
+            "Plan: 0 to create, 0 to update, 0 to replace, 0 to delete, 0 images to copy."
+        )
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_one_field_change_in_git_shows_exactly_that_field() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let repo = example_repo(dir.path());
+    let sim = simulator().await;
+    apply_rendered(dir.path(), &sim).await;
+
+    let worker = read(&dir.path().join("manifests-example/worker.yaml"))
+        .replace("memory: 256Mi", "memory: 384Mi");
+    repo.write(&[("manifests-example/worker.yaml", &worker)]);
+    repo.commit_all("more memory for the worker");
+
+    let (code, plan) = plan_json(dir.path(), &sim);
+    assert_eq!(code, Some(2));
+    let changed: Vec<&Value> = plan["resources"]
+        .as_array()
+        .expect("resources")
+        .iter()
+        .filter(|r| r["action"] != "unchanged")
+        .collect();
+    assert_eq!(changed.len(), 1, "{plan:#}");
+    assert_eq!(changed[0]["id"], "workload/worker");
+    assert_eq!(
+        changed[0]["changes"],
+        serde_json::json!([{"path": "spec.containers[main].memory", "op": "change", "before": "256Mi", "after": "384Mi"}])
+    );
+    assert_eq!(plan["summary"]["update"], 1);
+    let human = plan_text(dir.path(), &sim);
+    assert!(human.contains("~ spec.containers[main].memory: \"256Mi\" -> \"384Mi\""), "{human}");
+    assert!(
+        human.contains("-    memory: 256Mi") && human.contains("+    memory: 384Mi"),
+        "{human}"
+    );
+}
+
+fn plan_text(dir: &Path, sim: &SimHandle) -> String {
+    plan(dir, sim, &[]).stdout
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn secret_payloads_are_compared_by_hash_and_never_printed() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let repo = example_repo(dir.path());
+    let sim = simulator().await;
+    apply_rendered(dir.path(), &sim).await;
+
+    let old_payloads =
+        ["postgres://shop:CHANGE_ME@db.internal:5432/shop", "checkout-v2,wishlist", "shop-bot"];
+    let new_payload = "postgres://shop:n3w-s3cr3t-value@db.internal:5432/shop";
+    let secrets = read(&dir.path().join("manifests-example/secrets.yaml"))
+        .replace(old_payloads[0], new_payload);
+    repo.write(&[("manifests-example/secrets.yaml", &secrets)]);
+    repo.commit_all("rotate the database password");
+
+    let human = plan(dir.path(), &sim, &["-vvv"]);
+    let (code, json) = plan_json(dir.path(), &sim);
+    assert_eq!((human.code, code), (Some(2), Some(2)));
+    assert!(human.stdout.contains("~ secret/api-db"), "{}", human.stdout);
+    assert!(human.stdout.contains("~ data: (value hidden), changed"), "{}", human.stdout);
+    let changed: Vec<&Value> = json["resources"]
+        .as_array()
+        .expect("resources")
+        .iter()
+        .filter(|r| r["action"] != "unchanged")
+        .collect();
+    assert_eq!(changed.len(), 1);
+    assert_eq!(changed[0]["changes"][0]["after"], "(value hidden)");
+    let everything = format!("{}{}{}", human.stdout, human.stderr, json);
+    for payload in old_payloads.iter().chain([&new_payload]) {
+        assert!(!everything.contains(payload), "a secret payload was printed: {payload}");
+    }
+    assert!(!everything.contains("CHANGE_ME") && !everything.contains("n3w-s3cr3t"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn twenty_percent_503s_give_the_same_plan() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let repo = example_repo(dir.path());
+    let sim = simulator().await;
+    apply_rendered(dir.path(), &sim).await;
+    let web = read(&dir.path().join("manifests-example/web.yaml"))
+        .replace("memory: 128Mi", "memory: 192Mi");
+    repo.write(&[("manifests-example/web.yaml", &web)]);
+    repo.commit_all("a change to plan");
+
+    let (code, clean) = plan_json(dir.path(), &sim);
+    assert_eq!(code, Some(2));
+    sim.clear_request_log();
+    sim.set_faults(FaultConfig {
+        error_rate: 0.2,
+        error_statuses: vec![503],
+        ..FaultConfig::default()
+    });
+    let (code, faulty) = plan_json(dir.path(), &sim);
+    sim.set_faults(FaultConfig::default());
+    assert_eq!(code, Some(2));
+    assert_eq!(faulty, clean);
+    let injected = sim.request_log().iter().filter(|r| r.injected).count();
+    assert!(injected > 0, "no 503 was injected");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_saved_plan_records_versions_fingerprints_revision_and_hash() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let repo = example_repo(dir.path());
+    let sim = simulator().await;
+    apply_rendered(dir.path(), &sim).await;
+    let head = repo.repo.head().ok().and_then(|h| h.target()).map(|o| o.to_string()).expect("head");
+
+    let run = plan(dir.path(), &sim, &["--out", "prod-plan.json"]);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert!(run.stderr.contains("Saved the plan to prod-plan.json"), "{}", run.stderr);
+    let saved: ferry::plan::Plan =
+        serde_json::from_str(&read(&dir.path().join("prod-plan.json"))).expect("a saved plan");
+    assert_eq!(saved.schema, "ferry.plan/v1");
+    assert_eq!(saved.target.revision.as_ref().map(|r| r.commit.as_str()), Some(head.as_str()));
+    assert_eq!(saved.hash, saved.compute_hash());
+    for resource in &saved.resources {
+        assert!(resource.live.exists && resource.live.version.is_some(), "{}", resource.id);
+        assert!(
+            resource.live.fingerprint.as_ref().is_some_and(|f| f.len() == 64),
+            "{}",
+            resource.id
+        );
+    }
+    let text = read(&dir.path().join("prod-plan.json"));
+    assert!(!text.contains("CHANGE_ME"), "the saved plan holds no secret payload");
+}
