@@ -12,7 +12,7 @@ const MIB: u64 = 1024 * KIB;
 /// destination serves the same bytes under the same digests.
 fn copy_and_compare(src_mode: AuthMode, dst_mode: AuthMode, image: &TestImage) {
     let (src, dst) = (RegistryServer::start(src_mode), RegistryServer::start(dst_mode));
-    seed(&src, "team/app", "v1", image);
+    seed(&src.target, "team/app", "v1", image);
     let run = ferry_copy(&src.target, "team/app:v1", &dst.target, "prod/app:v1", &[]);
     let report = report(&run);
     assert_eq!(report["digest"], image.top.digest);
@@ -23,7 +23,7 @@ fn copy_and_compare(src_mode: AuthMode, dst_mode: AuthMode, image: &TestImage) {
     let copied: u64 = image.blobs.iter().map(|b| b.size).sum();
     assert_eq!(report["bytes_copied"], copied);
 
-    let dst_client = inspect(&dst, "prod/app");
+    let dst_client = inspect(&dst.target, "prod/app");
     assert_eq!(block_on(dst_client.manifest_digest("v1")), Some(image.top.digest.clone()));
     assert_eq!(block_on(dst_client.manifest_bytes("v1")), image.top.bytes);
     for child in &image.children {
@@ -63,12 +63,12 @@ fn copies_by_digest_to_a_tag() {
     let (src, dst) =
         (RegistryServer::start(AuthMode::Anonymous), RegistryServer::start(AuthMode::Basic));
     let image = TestImage::multi(Format::Docker, &[100 * KIB], 5);
-    seed(&src, "app", "v1", &image);
+    seed(&src.target, "app", "v1", &image);
     let pinned = format!("app@{}", image.top.digest);
     let report = report(&ferry_copy(&src.target, &pinned, &dst.target, "app:release", &[]));
     assert_eq!(report["digest"], image.top.digest);
     assert_eq!(
-        block_on(inspect(&dst, "app").manifest_digest("release")),
+        block_on(inspect(&dst.target, "app").manifest_digest("release")),
         Some(image.top.digest.clone())
     );
 
@@ -76,7 +76,7 @@ fn copies_by_digest_to_a_tag() {
     let wrong = format!("app@sha256:{}", "0".repeat(64));
     let run = ferry_copy(&src.target, &wrong, &dst.target, "app:other", &[]);
     assert_eq!(run.code, Some(1), "{}", run.stderr);
-    assert_eq!(block_on(inspect(&dst, "app").manifest_digest("other")), None);
+    assert_eq!(block_on(inspect(&dst.target, "app").manifest_digest("other")), None);
 
     // The cheap lookups promote uses.
     let creds = credentials(&[&dst.target]);
@@ -95,7 +95,7 @@ fn copies_by_digest_to_a_tag() {
 fn mounts_blobs_within_one_registry() {
     let server = RegistryServer::start(AuthMode::Token);
     let image = TestImage::single(Format::Oci, &[300 * KIB, 200 * KIB], 6);
-    seed(&server, "dev/api", "v1", &image);
+    seed(&server.target, "dev/api", "v1", &image);
     let before = server.requests().len();
     let tokens_before = server.token_requests().len();
     let request = CopyRequest::new(
@@ -115,7 +115,7 @@ fn mounts_blobs_within_one_registry() {
     assert!(tokens[0].contains("scope=repository%3Adev%2Fapi%3Apull&"), "{tokens:#?}");
     assert!(tokens[0].contains("scope=repository%3Aprod%2Fapi%3Apull%2Cpush"), "{tokens:#?}");
     assert_eq!(
-        block_on(inspect(&server, "prod/api").manifest_digest("v1")),
+        block_on(inspect(&server.target, "prod/api").manifest_digest("v1")),
         Some(image.top.digest)
     );
 }
@@ -127,7 +127,7 @@ fn streams_a_300_mib_layer() {
     let (src, dst) =
         (RegistryServer::start(AuthMode::Anonymous), RegistryServer::start(AuthMode::Basic));
     let image = TestImage::single(Format::Oci, &[300 * MIB], 7);
-    seed(&src, "big", "v1", &image);
+    seed(&src.target, "big", "v1", &image);
     let time = std::path::Path::new("/usr/bin/time");
     let run = if time.exists() {
         // Run ferry under /usr/bin/time to read its peak memory.
@@ -158,5 +158,5 @@ fn streams_a_300_mib_layer() {
     };
     let report = report(&run);
     assert_eq!(report["bytes_copied"], image.blobs.iter().map(|b| b.size).sum::<u64>());
-    assert_eq!(block_on(inspect(&dst, "big").manifest_digest("v1")), Some(image.top.digest));
+    assert_eq!(block_on(inspect(&dst.target, "big").manifest_digest("v1")), Some(image.top.digest));
 }

@@ -13,7 +13,7 @@ fn a_corrupt_source_blob_fails_the_copy_before_the_tag() {
     let (src, dst) =
         (RegistryServer::start(AuthMode::Anonymous), RegistryServer::start(AuthMode::Token));
     let image = TestImage::single(Format::Oci, &[2 << 20, 1000], 31);
-    seed(&src, "app", "v1", &image);
+    seed(&src.target, "app", "v1", &image);
     let layer = image.layers().next().unwrap();
     let mut file =
         std::fs::OpenOptions::new().write(true).open(src.blob_file(&layer.digest)).unwrap();
@@ -25,7 +25,7 @@ fn a_corrupt_source_blob_fails_the_copy_before_the_tag() {
     assert_eq!(run.code, Some(1), "{}", run.stderr);
     assert!(run.stderr.contains("ferry::registry::digest_mismatch"), "{}", run.stderr);
     assert!(run.stderr.contains(&layer.digest), "{}", run.stderr);
-    let dst_client = inspect(&dst, "app");
+    let dst_client = inspect(&dst.target, "app");
     assert_eq!(block_on(dst_client.manifest_digest("v1")), None);
     assert!(!block_on(dst_client.blob_exists(&layer.digest)));
     let manifest_puts = dst
@@ -43,7 +43,7 @@ fn with_password(target: &Target, password: &str) -> Target {
 #[test]
 fn bad_credentials_are_reported_without_the_password() {
     let src = RegistryServer::start(AuthMode::Anonymous);
-    seed(&src, "app", "v1", &TestImage::single(Format::Oci, &[10], 41));
+    seed(&src.target, "app", "v1", &TestImage::single(Format::Oci, &[10], 41));
     for mode in [AuthMode::Basic, AuthMode::Token] {
         let dst = RegistryServer::start(mode);
         let password = "wrong-hunter2-password";

@@ -7,6 +7,7 @@ mod copy;
 mod integrity;
 mod retries;
 mod rules;
+mod simulator;
 
 use std::future::Future;
 
@@ -14,22 +15,22 @@ use ferry::registry::{Credential, Credentials};
 
 use crate::support::ferry::{Run, ferry_with_env};
 use crate::support::oci_image::{RegistryClient, TestImage};
-use crate::support::registry_server::{RegistryServer, Target};
+use crate::support::registry_server::Target;
 
 pub fn block_on<F: Future>(future: F) -> F::Output {
     tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(future)
 }
 
 /// Pushes `image` as `repository:tag` with the independent client.
-pub fn seed(server: &RegistryServer, repository: &str, tag: &str, image: &TestImage) {
+pub fn seed(target: &Target, repository: &str, tag: &str, image: &TestImage) {
     block_on(async {
-        RegistryClient::connect(&server.target, repository).await.push(image, tag).await;
+        RegistryClient::connect(target, repository).await.push(image, tag).await;
     });
 }
 
 /// An independent client for checking a registry's contents.
-pub fn inspect(server: &RegistryServer, repository: &str) -> RegistryClient {
-    block_on(RegistryClient::connect(&server.target, repository))
+pub fn inspect(target: &Target, repository: &str) -> RegistryClient {
+    block_on(RegistryClient::connect(target, repository))
 }
 
 /// Library credentials for the given registries.

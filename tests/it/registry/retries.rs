@@ -15,7 +15,7 @@ fn retries_unavailable_and_interrupted_blob_downloads() {
 
     let report = report(&ferry_copy(&src, "app:v1", &dst.target, "app:v1", &[]));
     assert_eq!(report["blobs"]["copied"], image.blobs.len());
-    assert_eq!(block_on(inspect(&dst, "app").manifest_digest("v1")), Some(image.top.digest));
+    assert_eq!(block_on(inspect(&dst.target, "app").manifest_digest("v1")), Some(image.top.digest));
     // Each blob: a 503, a broken download, a good one; plus the manifest.
     assert_eq!(flaky.requests(), 3 * image.blobs.len() + 1);
 }

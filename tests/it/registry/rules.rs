@@ -11,7 +11,7 @@ fn a_second_copy_moves_no_blob() {
     let (src, dst) =
         (RegistryServer::start(AuthMode::Anonymous), RegistryServer::start(AuthMode::Token));
     let image = TestImage::single(Format::Oci, &[1 << 20, 1 << 19, 100], 11);
-    seed(&src, "app", "v1", &image);
+    seed(&src.target, "app", "v1", &image);
     report(&ferry_copy(&src.target, "app:v1", &dst.target, "app:v1", &[]));
     let first = dst.requests();
     assert!(first.iter().any(|r| r.method == "PUT" && r.path.contains("/blobs/uploads/")));
@@ -29,7 +29,7 @@ fn a_second_copy_moves_no_blob() {
     assert_eq!(other_tag["bytes_copied"], 0);
     let third = dst.requests().split_off(first.len() + second.len());
     assert!(!third.iter().any(|r| r.moves_blob()), "{third:#?}");
-    assert_eq!(block_on(inspect(&dst, "app").manifest_digest("v2")), Some(image.top.digest));
+    assert_eq!(block_on(inspect(&dst.target, "app").manifest_digest("v2")), Some(image.top.digest));
 }
 
 #[test]
@@ -38,8 +38,8 @@ fn refuses_to_move_a_tag_without_force() {
         (RegistryServer::start(AuthMode::Basic), RegistryServer::start(AuthMode::Basic));
     let old = TestImage::single(Format::Docker, &[4096], 21);
     let new = TestImage::single(Format::Docker, &[4096], 22);
-    seed(&dst, "app", "v1", &old);
-    seed(&src, "app", "v1", &new);
+    seed(&dst.target, "app", "v1", &old);
+    seed(&src.target, "app", "v1", &new);
 
     let run = ferry_copy(&src.target, "app:v1", &dst.target, "app:v1", &[]);
     assert_eq!(run.code, Some(1));
@@ -49,9 +49,12 @@ fn refuses_to_move_a_tag_without_force() {
         run.stderr
     );
     assert!(run.stdout.is_empty());
-    assert_eq!(block_on(inspect(&dst, "app").manifest_digest("v1")), Some(old.top.digest.clone()));
+    assert_eq!(
+        block_on(inspect(&dst.target, "app").manifest_digest("v1")),
+        Some(old.top.digest.clone())
+    );
 
     let forced = report(&ferry_copy(&src.target, "app:v1", &dst.target, "app:v1", &["--force"]));
     assert_eq!(forced["moved_tag_from"], old.top.digest);
-    assert_eq!(block_on(inspect(&dst, "app").manifest_digest("v1")), Some(new.top.digest));
+    assert_eq!(block_on(inspect(&dst.target, "app").manifest_digest("v1")), Some(new.top.digest));
 }
