@@ -148,7 +148,7 @@ fn streams_a_300_mib_layer() {
             .unwrap();
         eprintln!("ferry peak memory copying 300 MiB: {rss} KiB");
         assert!(rss < 64 * 1024, "peak memory {rss} KiB while copying 300 MiB");
-        crate::support::ferry::Run {
+        crate::support::command::Run {
             code: output.status.code(),
             stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
             stderr,

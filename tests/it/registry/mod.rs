@@ -13,7 +13,7 @@ use std::future::Future;
 
 use ferry::registry::{Credential, Credentials};
 
-use crate::support::ferry::{Run, ferry_with_env};
+use crate::support::command::{Run, ferry_with};
 use crate::support::oci_image::{RegistryClient, TestImage};
 use crate::support::registry_server::Target;
 
@@ -42,6 +42,15 @@ pub fn credentials(targets: &[&Target]) -> Credentials {
         }
     }
     credentials
+}
+
+/// Runs `ferry ARGS` with `env` set and with `DOCKER_CONFIG` pointing at
+/// an empty directory, so the machine's Docker logins play no part.
+pub fn ferry_with_env(args: &[&str], env: &[(&str, &str)]) -> Run {
+    let dir = tempfile::tempdir().unwrap();
+    let docker_config = dir.path().to_str().unwrap();
+    let env = [env, &[("DOCKER_CONFIG", docker_config)]].concat();
+    ferry_with(dir.path(), args, &env)
 }
 
 /// `ferry image copy SRC DST --output json ARGS`, credentials passed in

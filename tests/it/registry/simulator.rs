@@ -3,8 +3,7 @@
 
 use ferry::sim::{Service, SimHandle};
 
-use super::{block_on, inspect, report, seed};
-use crate::support::ferry::ferry_with_env;
+use super::{block_on, ferry_with_env, inspect, report, seed};
 use crate::support::oci_image::{Format, TestImage};
 use crate::support::registry_server::{TOKEN_USER, Target};
 use crate::support::sim::{self, DEV, DEV_TOKEN, PROD, PROD_TOKEN};

@@ -2,7 +2,6 @@
 
 pub mod command;
 pub mod cpln;
-pub mod ferry;
 pub mod flaky_registry;
 pub mod git;
 pub mod oci;
