@@ -10,6 +10,8 @@
 # (scripts/setup.sh installs them). Builds `target/release/ferry` unless
 # FERRY_BIN names a binary. Everything listens on 127.0.0.1 and is stopped by
 # PID on exit. Results go to stdout and to $OUT (default target/bench-image-copy).
+# DST_AUTH=token puts the destination behind token (Bearer) auth served by
+# tests/it/support/tokenserver.py instead of htpasswd Basic auth (the default).
 # BASELINE_BIN=path adds that Ferry build to the comparison (e.g. a previous
 # commit's), to check a change against the same registries in the same run.
 set -euo pipefail
@@ -48,13 +50,24 @@ log: {level: warn, accesslog: {disabled: true}}
 storage: {filesystem: {rootdirectory: $LAB/src}}
 http: {addr: $SRC}
 YAML
-# Destination: htpasswd Basic auth with Control Plane's user name.
+# Destination: htpasswd Basic auth with Control Plane's user name, or
+# token auth whose token server accepts that user.
+if [ "${DST_AUTH:-basic}" = token ]; then
+  TOKEN_PORT=$(free_port)
+  openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=bench-token-issuer \
+    -keyout "$LAB/key.pem" -out "$LAB/cert.pem" 2>/dev/null
+  python3 tests/it/support/tokenserver.py "$TOKEN_PORT" "$LAB/key.pem" "$LAB/cert.pem" \
+    bench-issuer bench-registry "$PASSWORD" 2> "$LAB/token.log" & echo $! > "$LAB/token.pid"
+  AUTH="auth: {token: {realm: http://127.0.0.1:$TOKEN_PORT/token, service: bench-registry, issuer: bench-issuer, rootcertbundle: $LAB/cert.pem}}"
+else
+  AUTH="auth: {htpasswd: {realm: basic-realm, path: $LAB/htpasswd}}"
+fi
 cat > "$LAB/dst.yml" <<YAML
 version: 0.1
 log: {level: warn, accesslog: {disabled: true}}
 storage: {filesystem: {rootdirectory: $LAB/dst}, delete: {enabled: true}}
 http: {addr: $DST}
-auth: {htpasswd: {realm: basic-realm, path: $LAB/htpasswd}}
+$AUTH
 YAML
 docker-registry serve "$LAB/src.yml" > "$LAB/src.log" 2>&1 & echo $! > "$LAB/src.pid"
 wait_up "$SRC"

@@ -128,6 +128,9 @@ impl RegistryError {
     pub fn is_transient(&self) -> bool {
         match self {
             RegistryError::Transport { .. } => true,
+            // Only a streamed upload reports a 401 this way: its token
+            // expired mid-transfer, and the next attempt fetches a new one.
+            RegistryError::Unexpected { status: 401, .. } => true,
             RegistryError::Unexpected { status, .. } => super::client::is_transient_status(*status),
             _ => false,
         }
