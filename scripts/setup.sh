@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Installs what Ferry's tests need on a fresh Debian machine; safe to re-run.
 #  - apt: docker-registry (distribution 2.8) and skopeo for registry tests,
-#    apache2-utils (htpasswd), hyperfine for benchmarks;
+#    apache2-utils (htpasswd), openssl and python3 for the test token server,
+#    hyperfine, time and curl for benchmarks;
 #  - npm: the real cpln CLI into .tools/ (project-local), the oracle the
 #    simulator is tested against.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-apt_packages=(docker-registry skopeo apache2-utils hyperfine openssl)
+apt_packages=(docker-registry skopeo apache2-utils hyperfine openssl python3 time curl)
 missing=()
 for package in "${apt_packages[@]}"; do
   dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")

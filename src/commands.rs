@@ -22,7 +22,7 @@ pub fn run(cli: Cli) -> Result<ExitStatus, Error> {
             render::run(global, &env, from.as_deref(), &source)
         }
         Command::Sim { command } => Ok(crate::sim::run(command)?),
-        Command::Image { command } => Ok(crate::registry::run(command)?),
+        Command::Image { command } => crate::registry::run(command, global),
     }
 }
 

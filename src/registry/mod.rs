@@ -1,22 +1,32 @@
-//! Registry-to-registry image copy over the OCI Distribution API.
+//! Registry-to-registry image copy over the OCI Distribution API, without
+//! a Docker daemon: streamed, digest-verified, and the same code that
+//! `promote` uses.
 //!
-//! Not built yet (issue 5); the command reports that plainly.
+//! The library entry points are [`copy_image`], [`resolve_digest`] and
+//! [`image_exists`]; `ferry image copy` ([`run`]) is a thin CLI over them.
+//! See `docs/image-copy.md` for the rules and the JSON report.
 
-use clap::Subcommand;
+mod auth;
+mod blob;
+mod client;
+mod command;
+mod copy;
+mod credentials;
+mod digest;
+mod error;
+mod manifest;
+mod progress;
+mod reference;
+mod terminal;
 
-#[derive(Debug, Subcommand)]
-pub enum ImageCommand {
-    /// Copy an image between registries without a Docker daemon.
-    Copy,
-}
-
-#[derive(Debug, thiserror::Error, miette::Diagnostic)]
-pub enum RegistryError {
-    #[error("image copy is not available in this build yet")]
-    #[diagnostic(code(ferry::registry::unavailable))]
-    Unavailable,
-}
-
-pub fn run(_command: ImageCommand) -> Result<crate::ExitStatus, RegistryError> {
-    Err(RegistryError::Unavailable)
-}
+pub use command::{COPY_SCHEMA, CopyArgs, ImageCommand, json, run, summary};
+pub use copy::{
+    BlobCounts, CopyReport, CopyRequest, DEFAULT_JOBS, copy_image, image_exists, resolve_digest,
+};
+pub use credentials::{Credential, Credentials, Secret, TOKEN_USER};
+pub use digest::{Digest, InvalidDigest};
+pub use error::RegistryError;
+pub use manifest::{ACCEPT_ALL, DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST};
+pub use progress::{BlobOutcome, Reporter, Silent};
+pub use reference::{ImageRef, InvalidReference, is_loopback_host};
+pub use terminal::Bars;

@@ -5,5 +5,6 @@ mod corpus;
 mod examples;
 mod git_revisions;
 mod plan;
+mod registry;
 mod sim;
 mod support;

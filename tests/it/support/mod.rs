@@ -2,6 +2,9 @@
 
 pub mod command;
 pub mod cpln;
+pub mod flaky_registry;
 pub mod git;
 pub mod oci;
+pub mod oci_image;
+pub mod registry_server;
 pub mod sim;

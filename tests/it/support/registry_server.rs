@@ -1,0 +1,210 @@
+//! Real registries for tests: Debian's `docker-registry` (distribution
+//! 2.8) on 127.0.0.1 with a free port and temporary storage, without auth,
+//! with htpasswd Basic auth (user `<token>`), or with token auth served by
+//! `tokenserver.py`. Every process is stopped by its PID when the guard is
+//! dropped.
+
+use std::fs;
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The user name Control Plane registries expect.
+pub const TOKEN_USER: &str = "<token>";
+
+/// How a test registry authenticates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AuthMode {
+    Anonymous,
+    /// htpasswd (bcrypt) with user `<token>`.
+    Basic,
+    /// Bearer tokens from a local token server that accepts user `<token>`.
+    Token,
+}
+
+/// What a client needs to use a registry: where it is and who to be.
+/// Tests written against this work for any registry (a simulator's too).
+#[derive(Clone, Debug)]
+pub struct Target {
+    /// `127.0.0.1:PORT`, as written in image references.
+    pub host: String,
+    /// `(user, password)`, when the registry needs credentials.
+    pub credentials: Option<(String, String)>,
+}
+
+impl Target {
+    pub fn image(&self, repository_and_tag: &str) -> String {
+        format!("{}/{repository_and_tag}", self.host)
+    }
+
+    /// `user:password`, the form `--src-creds-env` variables hold.
+    pub fn creds_value(&self) -> Option<String> {
+        self.credentials.as_ref().map(|(user, password)| format!("{user}:{password}"))
+    }
+}
+
+/// A running registry (and token server); stopped on drop.
+pub struct RegistryServer {
+    pub target: Target,
+    dir: tempfile::TempDir,
+    registry: Child,
+    token_server: Option<Child>,
+}
+
+impl RegistryServer {
+    pub fn start(mode: AuthMode) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let password = format!("secret-{port}-{}", std::process::id());
+        let mut auth = String::new();
+        let mut token_server = None;
+        match mode {
+            AuthMode::Anonymous => {}
+            AuthMode::Basic => {
+                let out = Command::new("htpasswd")
+                    .args(["-Bbn", TOKEN_USER, &password])
+                    .output()
+                    .expect("htpasswd (apache2-utils) is installed by scripts/setup.sh");
+                assert!(out.status.success());
+                fs::write(dir.path().join("htpasswd"), out.stdout).unwrap();
+                auth = format!(
+                    "auth:\n  htpasswd:\n    realm: basic-realm\n    path: {}\n",
+                    dir.path().join("htpasswd").display()
+                );
+            }
+            AuthMode::Token => {
+                let token_port = free_port();
+                let (key, cert) = (dir.path().join("key.pem"), dir.path().join("cert.pem"));
+                let status = Command::new("openssl")
+                    .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2"])
+                    .args(["-subj", "/CN=test-token-issuer", "-keyout"])
+                    .arg(&key)
+                    .arg("-out")
+                    .arg(&cert)
+                    .stderr(Stdio::null())
+                    .status()
+                    .unwrap();
+                assert!(status.success());
+                let script =
+                    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/support/tokenserver.py");
+                let log = fs::File::create(dir.path().join("token.log")).unwrap();
+                let child = Command::new("python3")
+                    .arg(script)
+                    .arg(token_port.to_string())
+                    .arg(&key)
+                    .arg(&cert)
+                    .args(["test-issuer", "test-registry", &password])
+                    .stdout(Stdio::null())
+                    .stderr(log)
+                    .spawn()
+                    .unwrap();
+                token_server = Some(child);
+                wait_for_port(token_port);
+                auth = format!(
+                    "auth:\n  token:\n    realm: http://127.0.0.1:{token_port}/token\n    service: test-registry\n    issuer: test-issuer\n    rootcertbundle: {}\n",
+                    cert.display()
+                );
+            }
+        }
+        let config = format!(
+            "version: 0.1\nlog:\n  level: info\n  accesslog:\n    disabled: false\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n{auth}",
+            dir.path().join("storage").display()
+        );
+        fs::write(dir.path().join("config.yml"), config).unwrap();
+        let log = fs::File::create(dir.path().join("registry.log")).unwrap();
+        let registry = Command::new("docker-registry")
+            .arg("serve")
+            .arg(dir.path().join("config.yml"))
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("docker-registry is installed by scripts/setup.sh");
+        let credentials =
+            (mode != AuthMode::Anonymous).then(|| (TOKEN_USER.to_owned(), password.clone()));
+        let server = Self {
+            target: Target { host: format!("127.0.0.1:{port}"), credentials },
+            dir,
+            registry,
+            token_server,
+        };
+        wait_for_port(port);
+        server
+    }
+
+    /// Where the registry keeps a blob's bytes.
+    pub fn blob_file(&self, digest: &str) -> PathBuf {
+        let hex = digest.trim_start_matches("sha256:");
+        self.dir
+            .path()
+            .join("storage/docker/registry/v2/blobs/sha256")
+            .join(&hex[..2])
+            .join(hex)
+            .join("data")
+    }
+
+    /// Every request the registry has logged so far.
+    pub fn requests(&self) -> Vec<Request> {
+        // The access log line is written just after the response is sent.
+        std::thread::sleep(Duration::from_millis(150));
+        let log = fs::read_to_string(self.dir.path().join("registry.log")).unwrap_or_default();
+        log.lines().filter_map(Request::parse).collect()
+    }
+
+    /// The query strings of the token requests so far (token auth only).
+    pub fn token_requests(&self) -> Vec<String> {
+        let log = fs::read_to_string(self.dir.path().join("token.log")).unwrap_or_default();
+        log.lines()
+            .filter_map(|l| l.split_once("GET /token?").map(|(_, query)| query.to_owned()))
+            .collect()
+    }
+}
+
+impl Drop for RegistryServer {
+    fn drop(&mut self) {
+        for child in std::iter::once(&mut self.registry).chain(self.token_server.as_mut()) {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// One line of the registry's access log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Request {
+    pub method: String,
+    pub path: String,
+    pub status: u16,
+}
+
+impl Request {
+    /// `… "PUT /v2/app/manifests/v1 HTTP/1.1" 201 …` (combined log format).
+    fn parse(line: &str) -> Option<Self> {
+        let (_, rest) = line.split_once('"')?;
+        let (request, rest) = rest.split_once('"')?;
+        let mut parts = request.split(' ');
+        let (method, path) = (parts.next()?, parts.next()?);
+        if !path.starts_with("/v2/") {
+            return None;
+        }
+        let status = rest.trim_start().split(' ').next()?.parse().ok()?;
+        Some(Self { method: method.to_owned(), path: path.to_owned(), status })
+    }
+
+    /// A request that reads or writes blob content (not a HEAD).
+    pub fn moves_blob(&self) -> bool {
+        self.path.contains("/blobs/") && self.method != "HEAD"
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn wait_for_port(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "nothing listens on 127.0.0.1:{port}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
