@@ -39,6 +39,12 @@ pub struct GlobalArgs {
     /// Only errors on stderr.
     #[arg(short = 'q', long = "quiet", global = true, conflicts_with = "verbose")]
     pub quiet: bool,
+
+    /// Run against an embedded Control Plane simulator whose state lives in
+    /// `.ferry/sim/` next to the plan file (created, with the example
+    /// deployed through every environment but the last, on first use).
+    #[arg(long, global = true)]
+    pub sim: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -107,6 +113,37 @@ pub enum Command {
         #[command(flatten)]
         source: SourceArgs,
     },
+    /// Promote what runs in SRC into DST: copy images, apply in waves, wait
+    /// for readiness, record the release, roll back on failure.
+    Promote {
+        /// The environment whose live state is promoted.
+        src: String,
+        /// The environment promoted into.
+        dst: String,
+        #[command(flatten)]
+        promotion: PromotionArgs,
+        /// Git revision of the manifests; by default the commit of SRC's last
+        /// successful release (the plan file's revision the first time).
+        #[arg(long = "ref", value_name = "REV")]
+        revision: Option<String>,
+    },
+    /// Carry out a plan saved with `ferry plan --from SRC --out PLAN.json`,
+    /// exactly: refused if anything it was made against has moved.
+    Apply {
+        /// The saved plan.
+        plan: PathBuf,
+        #[command(flatten)]
+        promotion: PromotionArgs,
+    },
+    /// Break an environment's promotion lock once it has expired.
+    Unlock {
+        env: String,
+        /// Break it even if it has not expired.
+        #[arg(long)]
+        force: bool,
+    },
+    /// List an environment's releases, newest first.
+    History { env: String },
     /// A local Control Plane (API and registries) for trying pipelines and for tests.
     Sim {
         #[command(subcommand)]
@@ -117,6 +154,32 @@ pub enum Command {
         #[command(subcommand)]
         command: crate::registry::ImageCommand,
     },
+}
+
+/// Choices shared by `promote` and `apply`.
+#[derive(Debug, Args, Clone)]
+pub struct PromotionArgs {
+    /// Do not ask for confirmation (CI, after the approval gate).
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// Leave a failed promotion as it is instead of restoring.
+    #[arg(long)]
+    pub no_rollback: bool,
+    /// Also delete managed resources that left git.
+    #[arg(long)]
+    pub prune: bool,
+    /// How long to wait for another promotion's lock before giving up
+    /// (exit 3).
+    #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = parse_duration_arg)]
+    pub lock_timeout: std::time::Duration,
+}
+
+fn parse_duration_arg(text: &str) -> Result<std::time::Duration, String> {
+    if text.trim() == "0" || text.trim() == "0s" {
+        return Ok(std::time::Duration::ZERO);
+    }
+    crate::config::parse_duration(text)
+        .ok_or_else(|| format!("`{text}` is not a duration such as 30s or 5m"))
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

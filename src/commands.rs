@@ -1,28 +1,39 @@
 //! One function per command: gather inputs, call the core, print.
 
 mod graph;
-mod plan;
+pub(crate) mod plan;
+mod promote;
 mod render;
+mod session;
 mod validate;
 
 use crate::cli::{Cli, Command};
 use crate::{Error, ExitStatus};
+pub(crate) use session::Session;
 
 pub fn run(cli: Cli) -> Result<ExitStatus, Error> {
-    let global = &cli.global;
+    let needs_plan_file = !matches!(cli.command, Command::Sim { .. } | Command::Image { .. });
+    let session =
+        if needs_plan_file { Session::new(&cli.global)? } else { Session::plain(&cli.global) };
     match cli.command {
-        Command::Validate { env, source } => validate::run(global, env.as_deref(), &source),
+        Command::Validate { env, source } => validate::run(&session, env.as_deref(), &source),
         Command::Graph { env, source, format } => {
-            graph::run(global, env.as_deref(), &source, format)
+            graph::run(&session, env.as_deref(), &source, format)
         }
         Command::Plan { env, from, source, out } => {
-            plan::run(global, &env, from.as_deref(), &source, out.as_deref())
+            plan::run(&session, &env, from.as_deref(), &source, out.as_deref())
         }
         Command::Render { env, from, source } => {
-            render::run(global, &env, from.as_deref(), &source)
+            render::run(&session, &env, from.as_deref(), &source)
         }
+        Command::Promote { src, dst, promotion, revision } => {
+            promote::promote(&session, &src, &dst, revision, &promotion)
+        }
+        Command::Apply { plan, promotion } => promote::apply(&session, &plan, &promotion),
+        Command::Unlock { env, force } => promote::unlock(&session, &env, force),
+        Command::History { env } => promote::history(&session, &env),
         Command::Sim { command } => Ok(crate::sim::run(command)?),
-        Command::Image { command } => crate::registry::run(command, global),
+        Command::Image { command } => crate::registry::run(command, &cli.global),
     }
 }
 

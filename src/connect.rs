@@ -5,6 +5,8 @@
 //! endpoint, and `CPLN_TOKEN` when the environment's own variable is unset.
 //! The org always comes from the plan file, so `CPLN_ORG` is not read.
 
+use std::collections::HashMap;
+
 use crate::api::{ApiError, Client, ClientSettings, Token};
 use crate::config::{DEFAULT_ENDPOINT, Environment};
 
@@ -23,8 +25,21 @@ pub fn endpoint(env: &Environment) -> String {
         .unwrap_or_else(|| DEFAULT_ENDPOINT.to_owned())
 }
 
-/// The token of `env`: `$tokenEnv`, else `$CPLN_TOKEN`.
+/// Tokens Ferry itself holds, by org: the embedded simulator's (`--sim`).
+/// Set once per process, before any client is made.
+static OWN_TOKENS: std::sync::OnceLock<HashMap<String, String>> = std::sync::OnceLock::new();
+
+/// Uses these tokens (by org) instead of the environment's variables.
+pub fn use_own_tokens(tokens: HashMap<String, String>) {
+    let _ = OWN_TOKENS.set(tokens);
+}
+
+/// The token of `env`: one Ferry holds for its org (`--sim`), else
+/// `$tokenEnv`, else `$CPLN_TOKEN`.
 pub fn token(env: &Environment) -> Result<Token, ApiError> {
+    if let Some(token) = OWN_TOKENS.get().and_then(|tokens| tokens.get(&env.org)) {
+        return Ok(Token::new(token.clone()));
+    }
     [env.token_env.as_str(), vars::CPLN_TOKEN]
         .iter()
         .find_map(|name| std::env::var(name).ok().filter(|v| !v.trim().is_empty()))

@@ -94,6 +94,8 @@ const PLATFORM_TAG_PREFIXES: &[&str] = &[
     "cpln/marketplace",
     "syncer.cpln.io/",
     "firebase/",
+    // Ferry's own bookkeeping: the release that last changed a workload.
+    "ferry/release",
 ];
 
 /// Fields that cannot change in place (reference §3.4, §3.8).

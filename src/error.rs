@@ -30,6 +30,10 @@ pub enum Error {
     #[diagnostic(transparent)]
     Registry(#[from] crate::registry::RegistryError),
 
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Promote(Box<crate::promote::PromoteError>),
+
     #[error("could not write output: {0}")]
     #[diagnostic(code(ferry::output))]
     Output(#[source] std::io::Error),

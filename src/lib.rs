@@ -6,6 +6,7 @@
 //! `docs/architecture.md` for the path data takes through the modules.
 
 pub mod api;
+pub mod apply;
 pub mod cli;
 pub mod commands;
 pub mod config;
@@ -14,6 +15,7 @@ pub mod diagnostic;
 pub mod diff;
 pub mod error;
 pub mod graph;
+pub mod history;
 pub mod inputs;
 pub mod lock;
 pub mod manifest;
@@ -21,6 +23,7 @@ pub mod normalize;
 pub mod observe;
 pub mod output;
 pub mod plan;
+pub mod promote;
 pub mod readiness;
 pub mod registry;
 pub mod release;

@@ -140,15 +140,24 @@ pub async fn running_images(
             if !own {
                 continue;
             }
-            let digest = match parsed.digest {
-                Some(digest) => Some(digest.to_owned()),
-                None => image_digest(client, &source.org, parsed.repository, parsed.tag).await?,
+            let (tag, digest) = match (parsed.tag, parsed.digest) {
+                (tag, Some(digest)) => {
+                    let tag = match tag {
+                        Some(tag) => Some(tag.to_owned()),
+                        None => tag_of(client, &source.org, parsed.repository, digest).await?,
+                    };
+                    (tag, Some(digest.to_owned()))
+                }
+                (tag, None) => (
+                    tag.map(str::to_owned),
+                    image_digest(client, &source.org, parsed.repository, tag).await?,
+                ),
             };
             images.insert(
                 (workload.clone(), container.to_owned()),
                 PromotedImage {
                     repository: parsed.repository.to_owned(),
-                    tag: parsed.tag.map(str::to_owned),
+                    tag,
                     digest,
                     registry: pull_from.map(str::to_owned),
                 },
@@ -156,6 +165,29 @@ pub async fn running_images(
         }
     }
     Ok(images)
+}
+
+/// A tag of `repository` that points at `digest` in an org's registry
+/// (a workload pinned by digest keeps its tag this way; `latest` only when
+/// no other tag has the digest).
+async fn tag_of(
+    client: &Client,
+    org: &str,
+    repository: &str,
+    digest: &str,
+) -> Result<Option<String>, ApiError> {
+    let query = json!({
+        "kind": "image",
+        "spec": {"match": "all", "terms": [{"op": "=", "property": "repository", "value": repository}]},
+    });
+    let images = client.query(&format!("/org/{org}/image/-query"), &query).await?;
+    let mut tags: Vec<String> = images
+        .iter()
+        .filter(|i| i.get("digest").and_then(Value::as_str) == Some(digest))
+        .filter_map(|i| i.get("tag").and_then(Value::as_str).map(str::to_owned))
+        .collect();
+    tags.sort_by_key(|t| (t == "latest", t.clone()));
+    Ok(tags.into_iter().next())
 }
 
 /// The digest of `repository:tag` in an org's registry, from its image

@@ -35,7 +35,7 @@ pub enum LocationState {
 }
 
 /// How a workload stands, location by location.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct WorkloadReport {
     pub workload: String,
     pub version: u64,

@@ -26,6 +26,12 @@ impl Token {
     pub fn new(token: impl Into<String>) -> Self {
         Self(token.into())
     }
+
+    /// The token itself, to hand to another client (registry credentials).
+    /// Never print it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
 }
 
 impl fmt::Debug for Token {

@@ -4,20 +4,21 @@ use std::fmt::Write as _;
 
 use serde_json::json;
 
-use crate::cli::{GlobalArgs, GraphFormat, OutputFormat, SourceArgs};
+use crate::cli::{GraphFormat, OutputFormat, SourceArgs};
 use crate::graph::{Graph, Reason};
-use crate::{Error, ExitStatus, graph, inputs, output};
+use crate::{Error, ExitStatus, graph, output};
 
 /// Schema of `ferry graph --format json`.
 pub const SCHEMA: &str = "ferry.graph/v1";
 
-pub fn run(
-    global: &GlobalArgs,
+pub(crate) fn run(
+    session: &super::Session<'_>,
     env: Option<&str>,
     source: &SourceArgs,
     format: GraphFormat,
 ) -> Result<ExitStatus, Error> {
-    let plan = inputs::workspace(&global.file)?;
+    let global = session.global;
+    let plan = session.workspace()?;
     let config = &plan.config;
     let env = match env {
         Some(name) => config.environment(name)?,

@@ -3,25 +3,26 @@
 
 use std::path::Path;
 
-use crate::cli::{GlobalArgs, OutputFormat, SourceArgs};
+use crate::cli::{OutputFormat, SourceArgs};
 use crate::config::{Environment, ImageStrategy};
 use crate::inputs::{Prepared, Workspace};
 use crate::manifest::Kind;
 use crate::plan::{self, Plan, State, Target};
 use crate::render::{self, ImageMap, Rendered};
-use crate::{Error, ExitStatus, connect, inputs, observe, output};
+use crate::{Error, ExitStatus, connect, observe, output};
 
-pub fn run(
-    global: &GlobalArgs,
+pub(crate) fn run(
+    session: &super::Session<'_>,
     env: &str,
     from: Option<&str>,
     source: &SourceArgs,
     out: Option<&Path>,
 ) -> Result<ExitStatus, Error> {
-    let workspace = inputs::workspace(&global.file)?;
+    let global = session.global;
+    let workspace = session.workspace()?;
     let prepared = workspace.prepare(env, source)?;
     let from = from.map(|name| workspace.config.environment(name)).transpose()?;
-    let (plan, _) = super::runtime()?.block_on(make(&workspace, &prepared, from))?;
+    let plan = super::runtime()?.block_on(make(&workspace, &prepared, from))?.plan;
     match global.output {
         OutputFormat::Json => {
             output::print(&format!("{:#}\n", serde_json::to_value(&plan).unwrap_or_default()))?
@@ -86,13 +87,22 @@ pub(crate) async fn render_for(
     Ok((rendered, images))
 }
 
+/// A plan with what it was made from.
+pub(crate) struct Made {
+    pub plan: Plan,
+    pub rendered: Vec<Rendered>,
+    /// Live bodies of the planned resources that exist: the state a failed
+    /// promotion restores.
+    pub before: std::collections::HashMap<crate::manifest::ResourceId, serde_json::Value>,
+}
+
 /// Renders, reads live state and makes the plan for `prepared.env`, with
-/// the images `from` runs when given. Also returns what was rendered.
+/// the images `from` runs when given.
 pub(crate) async fn make(
     workspace: &Workspace,
     prepared: &Prepared,
     from: Option<&Environment>,
-) -> Result<(Plan, Vec<Rendered>), Error> {
+) -> Result<Made, Error> {
     let env = &prepared.env;
     let client = connect::client(env)?;
     let (rendered, images) = render_for(workspace, prepared, from).await?;
@@ -119,11 +129,11 @@ pub(crate) async fn make(
         },
         graph: &prepared.graph,
         desired,
-        live: observation.live,
+        live: observation.live.clone(),
         managed: observation.managed,
         images: image_changes,
     });
-    Ok((plan, rendered))
+    Ok(Made { plan, rendered, before: observation.raw })
 }
 
 /// Writes a saved plan: to a temporary file first, then renamed, so that

@@ -1,17 +1,18 @@
 //! `ferry render ENV [--from SRC]`: the manifests as the environment must
 //! have them, as multi-document YAML (or a JSON list with `--output json`).
 
-use crate::cli::{GlobalArgs, OutputFormat, SourceArgs};
+use crate::cli::{OutputFormat, SourceArgs};
 use crate::manifest::yaml::to_yaml;
-use crate::{Error, ExitStatus, inputs, output};
+use crate::{Error, ExitStatus, output};
 
-pub fn run(
-    global: &GlobalArgs,
+pub(crate) fn run(
+    session: &super::Session<'_>,
     env: &str,
     from: Option<&str>,
     source: &SourceArgs,
 ) -> Result<ExitStatus, Error> {
-    let workspace = inputs::workspace(&global.file)?;
+    let global = session.global;
+    let workspace = session.workspace()?;
     let prepared = workspace.prepare(env, source)?;
     let from = from.map(|name| workspace.config.environment(name)).transpose()?;
     let (rendered, _) =

@@ -4,7 +4,7 @@ use std::collections::HashSet;
 
 use serde_json::json;
 
-use crate::cli::{GlobalArgs, OutputFormat, SourceArgs};
+use crate::cli::{OutputFormat, SourceArgs};
 use crate::config::{Environment, Patch};
 use crate::diagnostic::{Problem, Problems};
 use crate::inputs;
@@ -14,12 +14,13 @@ use crate::{Error, ExitStatus, graph, output, validate};
 /// Schema of `ferry validate --output json`.
 pub const SCHEMA: &str = "ferry.validate/v1";
 
-pub fn run(
-    global: &GlobalArgs,
+pub(crate) fn run(
+    session: &super::Session<'_>,
     env: Option<&str>,
     source: &SourceArgs,
 ) -> Result<ExitStatus, Error> {
-    let outcome = check(global, env, source);
+    let global = session.global;
+    let outcome = check(session, env, source);
     if global.output == OutputFormat::Json {
         let report = match &outcome {
             Ok(summary) => Some(report(Some(summary), &Problems::default())),
@@ -52,7 +53,12 @@ struct Summary {
     resources: usize,
 }
 
-fn check(global: &GlobalArgs, env: Option<&str>, source: &SourceArgs) -> Result<Summary, Error> {
+fn check(
+    session: &super::Session<'_>,
+    env: Option<&str>,
+    source: &SourceArgs,
+) -> Result<Summary, Error> {
+    let global = session.global;
     let plan = match inputs::workspace(&global.file) {
         Ok(plan) => plan,
         Err(Error::Problems(mut problems)) => {

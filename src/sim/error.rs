@@ -47,6 +47,10 @@ pub enum SimError {
     #[error("could not start the async runtime: {0}")]
     #[diagnostic(code(ferry::sim::runtime))]
     Runtime(#[source] std::io::Error),
+
+    #[error("could not prepare the embedded simulator: {0}")]
+    #[diagnostic(code(ferry::sim::seed), help("remove .ferry/sim/ to start from scratch"))]
+    Seed(String),
 }
 
 /// An error answer of the simulated REST API.

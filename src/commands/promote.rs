@@ -1,0 +1,381 @@
+//! `ferry promote SRC DST`, `ferry apply PLAN.json`, `ferry unlock ENV`,
+//! `ferry history ENV`, and the `--sim` bootstrap: arguments in, the
+//! promotion library, and what people and CI see.
+
+use std::collections::{BTreeSet, HashMap};
+use std::io::{BufRead, IsTerminal, Write as _};
+use std::path::Path;
+use std::sync::Mutex;
+
+use serde_json::json;
+
+use super::Session;
+use crate::apply::{Event, Reporter};
+use crate::cli::{OutputFormat, PromotionArgs, SourceArgs};
+use crate::config::Environment;
+use crate::lock::{self, LockError};
+use crate::manifest::Kind;
+use crate::manifest::link::parse_image;
+use crate::plan::{self, Plan};
+use crate::promote::{Frontend, Options, PromoteError, Promoted};
+use crate::{Error, ExitStatus, connect, history, output};
+
+/// Version of `promote --output json`.
+pub const SCHEMA: &str = "ferry.promote/v1";
+
+fn options(args: &PromotionArgs) -> Options {
+    Options {
+        yes: args.yes,
+        no_rollback: args.no_rollback,
+        prune: args.prune,
+        lock_timeout: args.lock_timeout,
+    }
+}
+
+pub(crate) fn promote(
+    session: &Session<'_>,
+    src: &str,
+    dst: &str,
+    revision: Option<String>,
+    args: &PromotionArgs,
+) -> Result<ExitStatus, Error> {
+    let workspace = session.workspace()?;
+    let src = workspace.config.environment(src)?;
+    let dst = workspace.config.environment(dst)?;
+    let console = Console::new(session);
+    let source = SourceArgs { revision, worktree: false };
+    let outcome = super::runtime()?.block_on(crate::promote::promote(
+        &workspace,
+        Some(src),
+        dst,
+        &source,
+        &options(args),
+        None,
+        &console,
+    ));
+    finish(session, &console, outcome)
+}
+
+pub(crate) fn apply(
+    session: &Session<'_>,
+    path: &Path,
+    args: &PromotionArgs,
+) -> Result<ExitStatus, Error> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        crate::diagnostic::Problem::new(
+            "ferry::apply::read",
+            format!("cannot read the saved plan {}: {e}", path.display()),
+        )
+        .help("save one with `ferry plan ENV --from SRC --out PLAN.json`")
+    })?;
+    let saved: Plan = serde_json::from_str(&text).map_err(|e| {
+        crate::diagnostic::Problem::new(
+            "ferry::apply::invalid",
+            format!("{} is not a saved plan: {e}", path.display()),
+        )
+        .help("save one with `ferry plan ENV --from SRC --out PLAN.json`")
+    })?;
+    let workspace = session.workspace()?;
+    let dst = workspace.config.environment(&saved.target.environment)?;
+    let src =
+        saved.target.source.as_deref().map(|s| workspace.config.environment(s)).transpose()?;
+    let source = SourceArgs {
+        revision: saved.target.revision.as_ref().map(|r| r.commit.clone()),
+        worktree: false,
+    };
+    let console = Console::new(session);
+    let outcome = super::runtime()?.block_on(crate::promote::promote(
+        &workspace,
+        src,
+        dst,
+        &source,
+        &options(args),
+        Some(&saved),
+        &console,
+    ));
+    finish(session, &console, outcome)
+}
+
+/// Prints the outcome; a held lock or a missing approval is "blocked" (3).
+fn finish(
+    session: &Session<'_>,
+    console: &Console,
+    outcome: Result<Promoted, Error>,
+) -> Result<ExitStatus, Error> {
+    let json = session.global.output == OutputFormat::Json;
+    match outcome {
+        Ok(Promoted::UpToDate(plan)) => {
+            if json {
+                output::print(&format!(
+                    "{:#}\n",
+                    json!({"schema": SCHEMA, "outcome": "up-to-date", "plan": plan})
+                ))?;
+            }
+            console.note(&format!(
+                "{} already runs this release; nothing to do",
+                plan.target.environment
+            ));
+            Ok(ExitStatus::Success)
+        }
+        Ok(Promoted::Released { plan, release }) => {
+            if json {
+                output::print(&format!(
+                    "{:#}\n",
+                    json!({"schema": SCHEMA, "outcome": "released", "plan": plan, "release": release})
+                ))?;
+            } else {
+                let commit = release
+                    .commit
+                    .as_deref()
+                    .map_or(String::new(), |c| format!(" at git {}", &c[..8.min(c.len())]));
+                let from =
+                    release.source.as_deref().map_or(String::new(), |s| format!(" from {s}"));
+                output::print(&format!(
+                    "Released {} revision {}{from}{commit}: {} resources changed, {} images copied, every changed workload ready.\n",
+                    release.environment,
+                    release.revision,
+                    plan.summary.create
+                        + plan.summary.update
+                        + plan.summary.replace
+                        + plan.summary.delete,
+                    plan.summary.images_to_copy,
+                ))?;
+            }
+            Ok(ExitStatus::Success)
+        }
+        Err(Error::Promote(error))
+            if matches!(
+                *error,
+                PromoteError::NotApproved { .. } | PromoteError::Lock(LockError::Held { .. })
+            ) =>
+        {
+            output::report(Error::Promote(error));
+            Ok(ExitStatus::Blocked)
+        }
+        Err(error) => Err(error),
+    }
+}
+
+pub(crate) fn unlock(session: &Session<'_>, env: &str, force: bool) -> Result<ExitStatus, Error> {
+    let workspace = session.workspace()?;
+    let env = workspace.config.environment(env)?;
+    let broken = super::runtime()?.block_on(async {
+        lock::unlock(&connect::client(env)?, env, force).await.map_err(lock_error)
+    })?;
+    match broken {
+        Some(info) => {
+            output::print(&format!("Broke the lock of {} held by {}\n", env.name, info.describe()))?
+        }
+        None => output::print(&format!("{} is not locked\n", env.name))?,
+    }
+    Ok(ExitStatus::Success)
+}
+
+fn lock_error(error: LockError) -> Error {
+    Error::Promote(Box::new(PromoteError::Lock(error)))
+}
+
+pub(crate) fn history(session: &Session<'_>, env: &str) -> Result<ExitStatus, Error> {
+    let workspace = session.workspace()?;
+    let env = workspace.config.environment(env)?;
+    let releases = super::runtime()?
+        .block_on(async { history::releases(&connect::client(env)?, env).await })?;
+    if session.global.output == OutputFormat::Json {
+        let list: Vec<_> = releases.iter().rev().filter_map(|(_, r)| r.as_ref()).collect();
+        output::print(&format!(
+            "{:#}\n",
+            json!({"schema": "ferry.history/v1", "environment": env.name, "releases": list})
+        ))?;
+        return Ok(ExitStatus::Success);
+    }
+    let mut text = format!(
+        "{:<9}{:<11}{:<10}{:<10}{:<26}{}\n",
+        "REVISION", "OUTCOME", "SOURCE", "GIT", "FINISHED", "BY"
+    );
+    for (revision, release) in releases.iter().rev() {
+        match release {
+            Some(r) => {
+                let outcome = if r.rolled_back {
+                    "rolled-back".to_owned()
+                } else {
+                    r.outcome.as_str().to_owned()
+                };
+                let commit = r.commit.as_deref().map_or("-", |c| &c[..8.min(c.len())]);
+                text.push_str(&format!(
+                    "{:<9}{:<11}{:<10}{:<10}{:<26}{}\n",
+                    revision,
+                    outcome,
+                    r.source.as_deref().unwrap_or("-"),
+                    commit,
+                    r.finished,
+                    r.actor.describe()
+                ));
+            }
+            None => text.push_str(&format!("{revision:<9}(record unreadable)\n")),
+        }
+    }
+    output::print(&text)?;
+    Ok(ExitStatus::Success)
+}
+
+/// On the embedded simulator's first use: demo images in the first
+/// environment's registry, the example deployed there from git, then
+/// promoted through every environment but the last.
+pub(crate) fn bootstrap(session: &Session<'_>, state: &Path) -> Result<(), Error> {
+    let marker = state.join("ferry-bootstrapped");
+    if marker.exists() {
+        return Ok(());
+    }
+    let workspace = session.workspace()?;
+    let environments = workspace.config.environments.clone();
+    let Some(first) = environments.first() else { return Ok(()) };
+    let quiet = Console::quiet(session);
+    output::status(&format!("Preparing the simulator in {} (first use)", state.display()));
+    super::runtime()?.block_on(async {
+        let prepared = workspace.prepare(&first.name, &SourceArgs::default())?;
+        let mut images = BTreeSet::new();
+        for resource in prepared.manifests.set.resources.iter().filter(|r| r.kind == Kind::Workload)
+        {
+            for (_, image) in plan::container_images(&resource.body()) {
+                let parsed = parse_image(image);
+                if parsed.registry.is_none() {
+                    images.insert((
+                        parsed.repository.to_owned(),
+                        parsed.tag.unwrap_or("latest").to_owned(),
+                    ));
+                }
+            }
+        }
+        let token = connect::token(first)?;
+        for (repository, tag) in &images {
+            crate::sim::seed::push_demo_image(&first.registry, token.expose(), repository, tag)
+                .await?;
+        }
+        output::status(&format!(
+            "  pushed {} demo images to {}'s registry",
+            images.len(),
+            first.name
+        ));
+        let options = Options {
+            yes: true,
+            no_rollback: false,
+            prune: false,
+            lock_timeout: std::time::Duration::from_secs(30),
+        };
+        deploy(&workspace, None, first, &options, &quiet).await?;
+        for pair in environments.windows(2).take(environments.len().saturating_sub(2)) {
+            deploy(&workspace, Some(&pair[0]), &pair[1], &options, &quiet).await?;
+        }
+        Ok::<(), Error>(())
+    })?;
+    std::fs::write(&marker, "the example was deployed\n").map_err(Error::Output)?;
+    Ok(())
+}
+
+async fn deploy(
+    workspace: &crate::inputs::Workspace,
+    src: Option<&Environment>,
+    dst: &Environment,
+    options: &Options,
+    console: &Console,
+) -> Result<(), Error> {
+    crate::promote::promote(workspace, src, dst, &SourceArgs::default(), options, None, console)
+        .await?;
+    let from = src.map_or_else(|| "git".to_owned(), |s| s.name.clone());
+    output::status(&format!("  deployed the example to {} (from {from})", dst.name));
+    Ok(())
+}
+
+/// The terminal (or CI log) as a promotion's frontend.
+struct Console {
+    json: bool,
+    quiet: bool,
+    color: bool,
+    /// The last waiting line per workload, to print only changes.
+    waiting: Mutex<HashMap<String, String>>,
+}
+
+impl Console {
+    fn new(session: &Session<'_>) -> Self {
+        Console {
+            json: session.global.output == OutputFormat::Json,
+            quiet: session.global.quiet,
+            color: output::stdout_color(),
+            waiting: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn quiet(session: &Session<'_>) -> Self {
+        Console { quiet: true, json: true, ..Console::new(session) }
+    }
+}
+
+impl Frontend for Console {
+    fn plan(&self, plan: &Plan) {
+        if !self.json {
+            let _ = output::print(&plan::text(plan, plan::Style { color: self.color }));
+        }
+    }
+
+    fn confirm(&self, plan: &Plan) -> Option<bool> {
+        if !std::io::stdin().is_terminal() {
+            return None;
+        }
+        let mut stderr = std::io::stderr().lock();
+        let _ =
+            write!(stderr, "\nPromote into {}? Only `yes` goes ahead: ", plan.target.environment);
+        let _ = stderr.flush();
+        let mut answer = String::new();
+        std::io::stdin().lock().read_line(&mut answer).ok()?;
+        Some(answer.trim() == "yes")
+    }
+
+    fn note(&self, line: &str) {
+        if !self.quiet {
+            output::status(line);
+        }
+    }
+}
+
+impl Reporter for Console {
+    fn event(&self, event: Event<'_>) {
+        match event {
+            Event::Wave { number, steps } => {
+                self.note(&format!("Wave {number}: writing {steps} resources"))
+            }
+            Event::Written { id, action } => self.note(&format!("  {} {id}", action.symbol())),
+            Event::Waiting { report } => {
+                let blocking = report
+                    .blocking()
+                    .map_or(String::new(), |b| format!(" ({}: {})", b.location, b.message));
+                let line = format!(
+                    "  waiting for workload/{}: {}{blocking}",
+                    report.workload,
+                    report.progress()
+                );
+                let mut seen =
+                    self.waiting.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                if seen.get(&report.workload) != Some(&line) {
+                    seen.insert(report.workload.clone(), line.clone());
+                    drop(seen);
+                    self.note(&line);
+                }
+            }
+            Event::Ready { workload, report } => {
+                let locations: Vec<&str> = report
+                    .locations
+                    .iter()
+                    .filter(|l| l.state == crate::readiness::LocationState::Ready)
+                    .map(|l| l.location.as_str())
+                    .collect();
+                self.note(&format!(
+                    "  workload/{workload} ready: {} ({})",
+                    report.progress(),
+                    locations.join(", ")
+                ));
+            }
+        }
+    }
+}
+
+impl crate::registry::Reporter for Console {}

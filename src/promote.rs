@@ -1,0 +1,501 @@
+//! `promote SRC DST`: the exact artifact that runs in SRC reaches DST, in
+//! order, verified, recorded, and undone by itself if it does not come up.
+//!
+//! 1. The manifests are read at the git commit of SRC's last successful
+//!    release (or `--ref`, or the plan file's revision for a first
+//!    promotion); the images are those SRC's live workloads run, by digest.
+//! 2. The plan is made and shown; a person confirms it (or `--yes`).
+//! 3. DST's lock is taken, and the plan is made again under it: if
+//!    anything moved since it was shown, nothing is written.
+//! 4. Images are copied (or the pull secret checked); everything DST needs
+//!    is checked to exist before the first write.
+//! 5. Resources are written wave by wave, waiting for readiness.
+//! 6. On failure, what was changed is restored (unless `--no-rollback`).
+//! 7. The release is recorded in DST's org, whatever the outcome.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use miette::Diagnostic;
+use serde_json::Value;
+
+use crate::api::{Client, paths};
+use crate::apply::{self, ApplyError, Step};
+use crate::cli::SourceArgs;
+use crate::commands::plan::{Made, make};
+use crate::config::{Environment, ImageStrategy};
+use crate::diff::{Action, Op};
+use crate::inputs::Workspace;
+use crate::lock::{Lock, LockError};
+use crate::manifest::{Kind, ResourceId};
+use crate::plan::{self, Plan};
+use crate::release::{self, Actor, Outcome, Release, ReleaseImage};
+use crate::timestamp::{now_ms, rfc3339};
+use crate::{Error, connect, history};
+
+/// How long a lock lives without renewal (renewed every third of it).
+pub const LOCK_TTL: Duration = Duration::from_secs(120);
+
+/// Choices of one promotion.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Do not ask; for CI.
+    pub yes: bool,
+    /// Leave a failed promotion as it is.
+    pub no_rollback: bool,
+    /// Also delete managed resources that left git.
+    pub prune: bool,
+    /// How long to wait for another promotion's lock.
+    pub lock_timeout: Duration,
+}
+
+/// What the person running Ferry sees and decides.
+pub trait Frontend: apply::Reporter + crate::registry::Reporter {
+    /// Show the plan.
+    fn plan(&self, plan: &Plan);
+    /// Ask whether to go ahead; `None` when nobody can be asked.
+    fn confirm(&self, plan: &Plan) -> Option<bool>;
+    /// Progress and outcomes, one line each.
+    fn note(&self, line: &str);
+}
+
+#[derive(Debug, thiserror::Error, Diagnostic)]
+pub enum PromoteError {
+    #[error("promoting into {environment} needs an approval")]
+    #[diagnostic(
+        code(ferry::promote::approval),
+        help(
+            "run it on a terminal to confirm the plan, or pass --yes (in CI, after the environment's approval gate)"
+        )
+    )]
+    NotApproved { environment: String },
+
+    #[error("the promotion was declined")]
+    #[diagnostic(code(ferry::promote::declined))]
+    Declined,
+
+    #[error("{resource} changed in {environment} since the plan was made")]
+    #[diagnostic(
+        code(ferry::promote::moved),
+        help("nothing was written; make the plan again and review it")
+    )]
+    Moved { environment: String, resource: String },
+
+    #[error("{environment} is not ready for this release")]
+    #[diagnostic(code(ferry::promote::preflight), help("{}; nothing was written", problems.join("; ")))]
+    Preflight { environment: String, problems: Vec<String> },
+
+    #[error("promotion into {environment} failed; {restored}")]
+    #[diagnostic(
+        code(ferry::promote::failed),
+        help("release {revision} is recorded as failed; see `ferry history {environment}`")
+    )]
+    Failed {
+        environment: String,
+        revision: u64,
+        restored: String,
+        #[source]
+        #[diagnostic_source]
+        cause: ApplyError,
+    },
+
+    #[error("copying {image} failed")]
+    #[diagnostic(code(ferry::promote::copy))]
+    Copy {
+        image: String,
+        #[source]
+        #[diagnostic_source]
+        source: crate::registry::RegistryError,
+    },
+
+    #[error("interrupted; the lock of {environment} was released")]
+    #[diagnostic(
+        code(ferry::promote::interrupted),
+        help("what was written so far stays; run the promotion again to converge")
+    )]
+    Interrupted { environment: String },
+
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Lock(#[from] LockError),
+}
+
+/// How a promotion ended.
+pub enum Promoted {
+    /// Nothing to change.
+    UpToDate(Box<Plan>),
+    /// Written, ready and recorded.
+    Released { plan: Box<Plan>, release: Box<Release> },
+}
+
+/// Promotes `src` into `dst` (without `src`: deploys `dst` from git, as
+/// written). `expected` is a saved plan that must be exactly what is
+/// about to be applied (`ferry apply`).
+pub async fn promote(
+    workspace: &Workspace,
+    src: Option<&Environment>,
+    dst: &Environment,
+    source: &SourceArgs,
+    options: &Options,
+    expected: Option<&Plan>,
+    frontend: &dyn Frontend,
+) -> Result<Promoted, Error> {
+    let dst_client = connect::client(dst)?;
+    let revision = match (&source.revision, source.worktree, src) {
+        (Some(revision), _, _) => Some(revision.clone()),
+        (None, false, Some(src)) => {
+            history::last_succeeded(&connect::client(src)?, src).await?.and_then(|r| r.commit)
+        }
+        (None, _, _) => None,
+    };
+    let source = SourceArgs { revision, worktree: source.worktree };
+    let prepared = workspace.prepare(&dst.name, &source)?;
+    let made = make(workspace, &prepared, src).await?;
+    if let Some(expected) = expected {
+        unchanged_since(expected, &made.plan, dst)?;
+    }
+    frontend.plan(&made.plan);
+    if !made.plan.summary.has_changes() {
+        return Ok(Promoted::UpToDate(Box::new(made.plan)));
+    }
+    if !options.yes && expected.is_none() {
+        match frontend.confirm(&made.plan) {
+            Some(true) => {}
+            Some(false) => return Err(PromoteError::Declined.into()),
+            None => return Err(PromoteError::NotApproved { environment: dst.name.clone() }.into()),
+        }
+    }
+    let actor = Actor::from_environment();
+    let lock = Lock::acquire(&dst_client, dst, &actor, LOCK_TTL, options.lock_timeout)
+        .await
+        .map_err(PromoteError::from)?;
+    frontend.note(&format!("Locked {} for this promotion", dst.name));
+    let run = Run {
+        workspace,
+        prepared: &prepared,
+        src,
+        dst,
+        client: &dst_client,
+        options,
+        actor,
+        frontend,
+    };
+    let result = tokio::select! {
+        result = run.locked(&made) => result,
+        () = crate::shutdown::signalled() => Err(PromoteError::Interrupted { environment: dst.name.clone() }.into()),
+    };
+    if let Err(error) = lock.release().await {
+        tracing::warn!("could not release the lock of {}: {error}; it expires by itself", dst.name);
+    }
+    result
+}
+
+/// A saved plan is carried out only if the plan made now is the same.
+fn unchanged_since(expected: &Plan, now: &Plan, dst: &Environment) -> Result<(), Error> {
+    let moved = |resource: &str| {
+        Error::from(PromoteError::Moved {
+            environment: dst.name.clone(),
+            resource: resource.to_owned(),
+        })
+    };
+    if expected.hash != expected.compute_hash() {
+        return Err(moved("the saved plan (its hash does not match its content)"));
+    }
+    for saved in &expected.resources {
+        let current = now.resources.iter().find(|r| r.id == saved.id);
+        match current {
+            Some(current)
+                if current.live == saved.live && current.desired_hash == saved.desired_hash => {}
+            _ => return Err(moved(&saved.id)),
+        }
+    }
+    if let Some(extra) =
+        now.resources.iter().find(|r| !expected.resources.iter().any(|s| s.id == r.id))
+    {
+        return Err(moved(&extra.id));
+    }
+    if now.images != expected.images {
+        return Err(moved("the images being promoted"));
+    }
+    Ok(())
+}
+
+struct Run<'a> {
+    workspace: &'a Workspace,
+    prepared: &'a crate::inputs::Prepared,
+    src: Option<&'a Environment>,
+    dst: &'a Environment,
+    client: &'a Client,
+    options: &'a Options,
+    actor: Actor,
+    frontend: &'a dyn Frontend,
+}
+
+impl Run<'_> {
+    async fn locked(&self, approved: &Made) -> Result<Promoted, Error> {
+        let made = make(self.workspace, self.prepared, self.src).await?;
+        unchanged_since(&approved.plan, &made.plan, self.dst)?;
+        let started = now_ms();
+        let existing: Vec<u64> =
+            history::releases(self.client, self.dst).await?.into_iter().map(|(r, _)| r).collect();
+        let revision = release::next_revision(&existing);
+        self.move_images(&made.plan).await?;
+        self.preflight(&made).await?;
+        let steps = self.steps(&made, revision);
+        let outcome = apply::execute(self.client, self.dst, &steps, self.frontend).await;
+        let mut record = Release {
+            schema: release::SCHEMA.to_owned(),
+            environment: self.dst.name.clone(),
+            revision,
+            source: self.src.map(|s| s.name.clone()),
+            commit: made.plan.target.revision.as_ref().map(|r| r.commit.clone()),
+            images: release_images(&made),
+            plan_hash: made.plan.hash.clone(),
+            actor: self.actor.clone(),
+            started: rfc3339(started),
+            finished: String::new(),
+            outcome: Outcome::Succeeded,
+            rolled_back: false,
+            message: None,
+        };
+        match outcome.result {
+            Ok(()) => {
+                record.finished = rfc3339(now_ms());
+                history::record(self.client, self.dst, &record, &existing).await?;
+                Ok(Promoted::Released { plan: Box::new(made.plan), release: Box::new(record) })
+            }
+            Err(cause) => {
+                let restored = if self.options.no_rollback {
+                    format!(
+                        "{} changed resources were left as they are (--no-rollback)",
+                        outcome.written.len()
+                    )
+                } else {
+                    self.restore(&outcome.written, &made.before).await
+                };
+                record.outcome = Outcome::Failed;
+                record.rolled_back =
+                    !self.options.no_rollback && !restored.starts_with("restoring failed");
+                record.message = Some(format!("{cause}; {restored}"));
+                record.finished = rfc3339(now_ms());
+                history::record(self.client, self.dst, &record, &existing).await?;
+                Err(PromoteError::Failed {
+                    environment: self.dst.name.clone(),
+                    revision,
+                    restored,
+                    cause,
+                }
+                .into())
+            }
+        }
+    }
+
+    /// The plan's changes as steps, workloads tagged with the release.
+    fn steps(&self, made: &Made, revision: u64) -> Vec<Step> {
+        let rendered: HashMap<&ResourceId, &Value> =
+            made.rendered.iter().map(|r| (&r.id, &r.body)).collect();
+        made.plan
+            .resources
+            .iter()
+            .filter(|r| match r.action {
+                Action::Unchanged => false,
+                Action::Delete => self.options.prune,
+                _ => true,
+            })
+            .filter_map(|r| {
+                let id: ResourceId = r.id.parse().ok()?;
+                let body = rendered.get(&id).map(|body| {
+                    if id.kind == Kind::Workload {
+                        apply::with_tag(body, release::RELEASE_TAG, &revision.to_string())
+                    } else {
+                        (*body).clone()
+                    }
+                });
+                let max_wave = made.plan.resources.iter().filter_map(|p| p.wave).max().unwrap_or(0);
+                Some(Step {
+                    wave: r.wave.unwrap_or(max_wave + 1),
+                    action: r.action,
+                    body,
+                    removes_fields: r.changes.iter().any(|c| c.op == Op::Remove),
+                    id,
+                })
+            })
+            .collect()
+    }
+
+    /// Puts back what `written` changed; says what it did.
+    async fn restore(&self, written: &[ResourceId], before: &HashMap<ResourceId, Value>) -> String {
+        if written.is_empty() {
+            return "nothing had been written".to_owned();
+        }
+        self.frontend
+            .note(&format!("Restoring the {} resources this promotion changed", written.len()));
+        let steps = apply::restore_steps(written, before);
+        let outcome = apply::execute(self.client, self.dst, &steps, self.frontend).await;
+        let names: Vec<String> = written.iter().map(ToString::to_string).collect();
+        match outcome.result {
+            Ok(()) => format!("restored {}", names.join(", ")),
+            Err(error) => format!("restoring failed ({error}); check {}", names.join(", ")),
+        }
+    }
+
+    /// Copies every image DST's registry lacks, or checks the pull secret.
+    async fn move_images(&self, plan: &Plan) -> Result<(), Error> {
+        let Some(src) = self.src else { return Ok(()) };
+        match &self.dst.images {
+            ImageStrategy::Copy => {
+                let mut credentials = crate::registry::Credentials::anonymous();
+                for env in [src, self.dst] {
+                    let token = connect::token(env)?;
+                    credentials.insert(
+                        env.registry.clone(),
+                        crate::registry::Credential::basic(
+                            crate::registry::TOKEN_USER,
+                            token.expose(),
+                        ),
+                    );
+                }
+                let mut copies: BTreeMap<String, (String, String)> = BTreeMap::new();
+                for image in plan.images.iter().filter(|i| i.copy == Some(true)) {
+                    let parsed = crate::manifest::link::parse_image(&image.after);
+                    let version = match (&image.digest, &image.tag) {
+                        (Some(digest), _) => format!("@{digest}"),
+                        (None, Some(tag)) => format!(":{tag}"),
+                        (None, None) => ":latest".to_owned(),
+                    };
+                    let tag = image.tag.clone().unwrap_or_else(|| "latest".to_owned());
+                    let source = format!("{}/{}{version}", src.registry, parsed.repository);
+                    let destination = format!("{}/{}:{tag}", self.dst.registry, parsed.repository);
+                    copies.insert(destination.clone(), (source, destination));
+                }
+                for (source, destination) in copies.into_values() {
+                    self.frontend.note(&format!("Copying {source} -> {destination}"));
+                    let request = crate::registry::CopyRequest::new(
+                        source.parse().map_err(|e| copy_error(&source, e))?,
+                        destination.parse().map_err(|e| copy_error(&destination, e))?,
+                    );
+                    let report = crate::registry::copy_image(&request, &credentials, self.frontend)
+                        .await
+                        .map_err(|source_error| PromoteError::Copy {
+                            image: source.clone(),
+                            source: source_error,
+                        })?;
+                    self.frontend
+                        .note(&format!("Copied {} ({})", report.destination, report.digest));
+                }
+                Ok(())
+            }
+            ImageStrategy::PullSecret { .. } | ImageStrategy::None => Ok(()),
+        }
+    }
+
+    /// Everything DST needs exists: images in its registry, the pull
+    /// secret on its GVC, its locations.
+    async fn preflight(&self, made: &Made) -> Result<(), Error> {
+        let mut problems = Vec::new();
+        let rendered_ids: Vec<&ResourceId> = made.rendered.iter().map(|r| &r.id).collect();
+        for image in &made.plan.images {
+            let parsed = crate::manifest::link::parse_image(&image.after);
+            if parsed.registry.is_some()
+                || !matches!(self.dst.images, ImageStrategy::Copy | ImageStrategy::None)
+            {
+                continue;
+            }
+            let tag = image.tag.clone().unwrap_or_else(|| "latest".to_owned());
+            let found = self
+                .client
+                .get_opt(&format!("/org/{}/image/{}:{tag}", self.dst.org, parsed.repository))
+                .await?;
+            let digest = found.as_ref().and_then(|i| i.get("digest")).and_then(Value::as_str);
+            match (digest, &image.digest) {
+                (None, _) => problems.push(format!(
+                    "image {}:{tag} is not in {}'s registry",
+                    parsed.repository, self.dst.org
+                )),
+                (Some(found), Some(wanted)) if found != wanted => {
+                    problems.push(format!(
+                        "image {}:{tag} in {} is {found}, not {wanted}",
+                        parsed.repository, self.dst.org
+                    ));
+                }
+                _ => {}
+            }
+        }
+        if let ImageStrategy::PullSecret { secret } = &self.dst.images {
+            let id = ResourceId::new(Kind::Secret, secret.clone());
+            let linked = made.rendered.iter().filter(|r| r.id.kind == Kind::Gvc).any(|gvc| {
+                gvc.body.pointer("/spec/pullSecretLinks").and_then(Value::as_array).is_some_and(
+                    |links| {
+                        links
+                            .iter()
+                            .filter_map(Value::as_str)
+                            .any(|l| l.rsplit('/').next() == Some(secret.as_str()))
+                    },
+                )
+            });
+            let exists = rendered_ids.contains(&&id)
+                || self
+                    .client
+                    .get_opt(&paths::item(&self.dst.org, &self.dst.gvc, Kind::Secret, secret))
+                    .await?
+                    .is_some();
+            if !linked || !exists {
+                problems.push(format!(
+                    "pull secret `{secret}` must exist and be in the GVC's pullSecretLinks"
+                ));
+            }
+        }
+        for gvc in made.rendered.iter().filter(|r| r.id.kind == Kind::Gvc) {
+            let links =
+                gvc.body.pointer("/spec/staticPlacement/locationLinks").and_then(Value::as_array);
+            for location in links.into_iter().flatten().filter_map(Value::as_str) {
+                let name = location.rsplit('/').next().unwrap_or(location);
+                if self
+                    .client
+                    .get_opt(&format!("/org/{}/location/{name}", self.dst.org))
+                    .await?
+                    .is_none()
+                {
+                    problems.push(format!("location {name} does not exist in {}", self.dst.org));
+                }
+            }
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(PromoteError::Preflight { environment: self.dst.name.clone(), problems }.into())
+        }
+    }
+}
+
+fn copy_error(reference: &str, error: crate::registry::InvalidReference) -> PromoteError {
+    PromoteError::Copy {
+        image: reference.to_owned(),
+        source: crate::registry::RegistryError::from(error),
+    }
+}
+
+/// Every container image of the release (changed or not), with digests.
+fn release_images(made: &Made) -> Vec<ReleaseImage> {
+    made.rendered
+        .iter()
+        .filter(|r| r.id.kind == Kind::Workload)
+        .flat_map(|r| {
+            plan::container_images(&r.body)
+                .into_iter()
+                .map(|(container, image)| ReleaseImage {
+                    workload: r.id.name.clone(),
+                    container: container.to_owned(),
+                    image: image.to_owned(),
+                    digest: crate::manifest::link::parse_image(image).digest.map(str::to_owned),
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+impl From<PromoteError> for Error {
+    fn from(error: PromoteError) -> Self {
+        Error::Promote(Box::new(error))
+    }
+}
