@@ -31,6 +31,20 @@ pub struct Step {
     pub body: Option<Value>,
     /// Fields present live must be removed: follow the PUT with a PATCH.
     pub removes_fields: bool,
+    /// How that PATCH treats tags (a PUT merges them).
+    pub tags: TagWrite,
+}
+
+/// What the follow-up PATCH does to tags.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum TagWrite {
+    /// Leave them merged (platform tags survive).
+    #[default]
+    Merge,
+    /// Remove these keys (tags that left git).
+    Drop(Vec<String>),
+    /// Make them exactly the body's (restoring an earlier state).
+    Replace,
 }
 
 /// What the executor tells whoever shows progress.
@@ -156,7 +170,7 @@ async fn write(client: &Client, env: &Environment, step: &Step) -> Result<(), Ap
         (Action::Create | Action::Update, Some(body)) => {
             client.put(&collection, body).await?;
             if step.removes_fields
-                && let Some(patch) = removal_patch(body)
+                && let Some(patch) = removal_patch(body, &step.tags)
             {
                 client.patch(&item, &patch).await?;
             }
@@ -166,14 +180,26 @@ async fn write(client: &Client, env: &Environment, step: &Step) -> Result<(), Ap
 }
 
 /// A PATCH that makes the live object's own fields exactly the desired
-/// ones: `$replace/` for what the body sets (tags excepted: they merge, so
-/// that platform tags survive) and `$drop` for the rest.
-fn removal_patch(body: &Value) -> Option<Value> {
+/// ones: `$replace/` for what the body sets; tags as `tags` says.
+fn removal_patch(body: &Value, tags: &TagWrite) -> Option<Value> {
     let object = body.as_object()?;
     let mut patch = Map::new();
     for (key, value) in object {
         if !matches!(key.as_str(), "kind" | "name" | "tags" | "description" | "gvc") {
             patch.insert(format!("$replace/{key}"), value.clone());
+        }
+    }
+    match tags {
+        TagWrite::Merge => {}
+        TagWrite::Drop(keys) => {
+            let nulls: Map<String, Value> = keys.iter().map(|k| (k.clone(), Value::Null)).collect();
+            patch.insert("tags".to_owned(), Value::Object(nulls));
+        }
+        TagWrite::Replace => {
+            patch.insert(
+                "$replace/tags".to_owned(),
+                object.get("tags").cloned().unwrap_or_else(|| json!({})),
+            );
         }
     }
     Some(Value::Object(patch))
@@ -287,6 +313,7 @@ pub fn restore_steps(written: &[ResourceId], before: &HashMap<ResourceId, Value>
                 wave: index + 1,
                 body: Some(writable(previous)),
                 removes_fields: true,
+                tags: TagWrite::Replace,
             },
             None => Step {
                 id: id.clone(),
@@ -294,6 +321,7 @@ pub fn restore_steps(written: &[ResourceId], before: &HashMap<ResourceId, Value>
                 wave: index + 1,
                 body: None,
                 removes_fields: false,
+                tags: TagWrite::Merge,
             },
         })
         .collect()
@@ -340,7 +368,18 @@ mod tests {
     #[test]
     fn removal_patches_replace_what_the_body_sets() {
         let body = json!({"kind": "workload", "name": "api", "tags": {"a": "b"}, "spec": {"type": "standard"}});
-        assert_eq!(removal_patch(&body), Some(json!({"$replace/spec": {"type": "standard"}})));
+        assert_eq!(
+            removal_patch(&body, &TagWrite::Merge),
+            Some(json!({"$replace/spec": {"type": "standard"}}))
+        );
+        assert_eq!(
+            removal_patch(&body, &TagWrite::Drop(vec!["old".into()])),
+            Some(json!({"$replace/spec": {"type": "standard"}, "tags": {"old": null}}))
+        );
+        assert_eq!(
+            removal_patch(&body, &TagWrite::Replace),
+            Some(json!({"$replace/spec": {"type": "standard"}, "$replace/tags": {"a": "b"}}))
+        );
     }
 
     #[test]

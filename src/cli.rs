@@ -172,6 +172,10 @@ pub struct PromotionArgs {
     /// (exit 3).
     #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = parse_duration_arg)]
     pub lock_timeout: std::time::Duration,
+    /// How long the lock outlives a promotion that dies without releasing
+    /// it (renewed every third of it while the promotion runs).
+    #[arg(long, value_name = "DURATION", default_value = "2m", value_parser = parse_duration_arg)]
+    pub lock_ttl: std::time::Duration,
 }
 
 fn parse_duration_arg(text: &str) -> Result<std::time::Duration, String> {

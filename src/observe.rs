@@ -213,17 +213,18 @@ pub async fn check_copies(
 ) -> Result<(), ApiError> {
     for change in changes.iter_mut() {
         let parsed = parse_image(&change.after);
+        if change.tag.is_none() {
+            change.tag = tags
+                .get(&(change.workload.clone(), change.container.clone()))
+                .and_then(|p| p.tag.clone());
+        }
         let own = parsed.registry.is_none()
             && change.after.starts_with(&format!("/org/{}/image/", env.org));
         if !own || env.images != crate::config::ImageStrategy::Copy {
             change.copy = Some(false);
             continue;
         }
-        let promoted = tags.get(&(change.workload.clone(), change.container.clone()));
-        let tag = change.tag.clone().or_else(|| promoted.and_then(|p| p.tag.clone()));
-        if change.tag.is_none() {
-            change.tag.clone_from(&tag);
-        }
+        let tag = change.tag.clone();
         let found = image_digest(client, &env.org, parsed.repository, tag.as_deref()).await?;
         change.copy = Some(match (&found, &change.digest) {
             (None, _) => true,

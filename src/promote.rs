@@ -20,7 +20,7 @@ use miette::Diagnostic;
 use serde_json::Value;
 
 use crate::api::{Client, paths};
-use crate::apply::{self, ApplyError, Step};
+use crate::apply::{self, ApplyError, Step, TagWrite};
 use crate::cli::SourceArgs;
 use crate::commands::plan::{Made, make};
 use crate::config::{Environment, ImageStrategy};
@@ -33,9 +33,6 @@ use crate::release::{self, Actor, Outcome, Release, ReleaseImage};
 use crate::timestamp::{now_ms, rfc3339};
 use crate::{Error, connect, history};
 
-/// How long a lock lives without renewal (renewed every third of it).
-pub const LOCK_TTL: Duration = Duration::from_secs(120);
-
 /// Choices of one promotion.
 #[derive(Clone, Debug)]
 pub struct Options {
@@ -47,6 +44,8 @@ pub struct Options {
     pub prune: bool,
     /// How long to wait for another promotion's lock.
     pub lock_timeout: Duration,
+    /// How long the lock lives without renewal (renewed every third of it).
+    pub lock_ttl: Duration,
 }
 
 /// What the person running Ferry sees and decides.
@@ -166,9 +165,15 @@ pub async fn promote(
         }
     }
     let actor = Actor::from_environment();
-    let lock = Lock::acquire(&dst_client, dst, &actor, LOCK_TTL, options.lock_timeout)
-        .await
-        .map_err(PromoteError::from)?;
+    let lock = Lock::acquire(
+        &dst_client,
+        dst,
+        &actor,
+        options.lock_ttl.max(Duration::from_secs(1)),
+        options.lock_timeout,
+    )
+    .await
+    .map_err(PromoteError::from)?;
     frontend.note(&format!("Locked {} for this promotion", dst.name));
     let run = Run {
         workspace,
@@ -312,11 +317,22 @@ impl Run<'_> {
                     }
                 });
                 let max_wave = made.plan.resources.iter().filter_map(|p| p.wave).max().unwrap_or(0);
+                let removed_tags: Vec<String> = r
+                    .changes
+                    .iter()
+                    .filter(|c| c.op == Op::Remove)
+                    .filter_map(|c| c.path.strip_prefix("tags.").map(str::to_owned))
+                    .collect();
                 Some(Step {
                     wave: r.wave.unwrap_or(max_wave + 1),
                     action: r.action,
                     body,
                     removes_fields: r.changes.iter().any(|c| c.op == Op::Remove),
+                    tags: if removed_tags.is_empty() {
+                        TagWrite::Merge
+                    } else {
+                        TagWrite::Drop(removed_tags)
+                    },
                     id,
                 })
             })

@@ -43,15 +43,25 @@ pub type ImageMap = HashMap<(String, String), PromotedImage>;
 
 /// Renders every resource for `env`. `source_registry` is the registry
 /// host images are pulled from with the `pull-secret` strategy.
+///
+/// `shared_gvcs` (gvc-per-env: every environment's GVC, in order) makes
+/// org-scoped resources, which all environments of the org share, render
+/// the same for each: a list of links into the manifests' GVC names every
+/// environment's GVC, a single link names the last environment's, and the
+/// resource is marked as shared.
 pub fn render(
     manifests: &ManifestSet,
     env: &Environment,
+    shared_gvcs: Option<&[String]>,
     patches: &[Patch],
     images: &ImageMap,
     source_registry: Option<&str>,
 ) -> Result<Vec<Rendered>, Problems> {
     let manifest_gvcs: Vec<&str> = manifests.gvcs().map(|g| g.name.as_str()).collect();
-    let links = LinkRewrite { org: &env.org, gvc: &env.gvc, manifest_gvcs: &manifest_gvcs };
+    let own_gvc = [env.gvc.clone()];
+    let links = LinkRewrite { org: &env.org, gvcs: &own_gvc, manifest_gvcs: &manifest_gvcs };
+    let shared_links =
+        shared_gvcs.map(|gvcs| LinkRewrite { org: &env.org, gvcs, manifest_gvcs: &manifest_gvcs });
     let mut problems = Problems::default();
     let mut rendered = Vec::with_capacity(manifests.resources.len());
     for resource in &manifests.resources {
@@ -69,7 +79,12 @@ pub fn render(
             }
             merge(&mut body, &fields);
         }
-        mark_managed(&mut body, &env.name);
+        let shared = !resource.kind.is_gvc_scoped() && resource.kind != Kind::Gvc;
+        let (owner, rewrite) = match &shared_links {
+            Some(shared_links) if shared => (SHARED, shared_links),
+            _ => (env.name.as_str(), &links),
+        };
+        mark_managed(&mut body, owner);
         if resource.kind == Kind::Workload {
             set_images(
                 &mut body,
@@ -81,7 +96,7 @@ pub fn render(
                 resource.location(),
             );
         }
-        links.apply(&mut body);
+        rewrite.apply(&mut body);
         rendered.push(Rendered {
             id: ResourceId::new(resource.kind, name),
             body,
@@ -90,6 +105,10 @@ pub fn render(
     }
     problems.into_result(rendered)
 }
+
+/// The owner of org-scoped resources that every environment of a
+/// gvc-per-env pipeline shares (never pruned by one environment).
+pub const SHARED: &str = "shared";
 
 /// Tags the resource as managed by Ferry for this environment, so that it
 /// can be pruned once it leaves git.
@@ -214,8 +233,11 @@ fn name_and_version(image: &PromotedImage) -> String {
 /// Rewrites links for the target org and GVC, in full form.
 struct LinkRewrite<'a> {
     org: &'a str,
-    gvc: &'a str,
-    /// GVC names the manifests use; links to them name the environment's.
+    /// The GVCs links into the manifests' GVC name: the environment's, or
+    /// (shared resources) every environment's, the last one for a single
+    /// link.
+    gvcs: &'a [String],
+    /// GVC names the manifests use.
     manifest_gvcs: &'a [&'a str],
 }
 
@@ -248,7 +270,20 @@ impl LinkRewrite<'_> {
                     *text = rewritten;
                 }
             }
-            Value::Array(items) => items.iter_mut().for_each(|item| self.apply(item)),
+            Value::Array(items) => {
+                let expanded: Vec<Value> = items
+                    .iter()
+                    .flat_map(|item| match item.as_str().and_then(|text| self.rewrite_all(text)) {
+                        Some(links) => links.into_iter().map(Value::String).collect(),
+                        None => {
+                            let mut item = item.clone();
+                            self.apply(&mut item);
+                            vec![item]
+                        }
+                    })
+                    .collect();
+                *items = expanded;
+            }
             Value::Object(map) => self.apply_map(map),
             _ => {}
         }
@@ -263,7 +298,14 @@ impl LinkRewrite<'_> {
         }
     }
 
+    /// A single link: into the manifests' GVC, the last of `gvcs`.
     fn rewrite(&self, text: &str) -> Option<String> {
+        self.rewrite_all(text).and_then(|mut all| all.pop())
+    }
+
+    /// A link as it appears in a list: one per GVC of `gvcs` when it points
+    /// into the manifests' GVC.
+    fn rewrite_all(&self, text: &str) -> Option<Vec<String>> {
         if text.starts_with("cpln://") {
             return None;
         }
@@ -271,19 +313,22 @@ impl LinkRewrite<'_> {
         if !LINK_KINDS.contains(&parsed.kind) {
             return None;
         }
-        let gvc = parsed.gvc.map(|g| if self.manifest_gvcs.contains(&g) { self.gvc } else { g });
-        Some(match gvc {
-            Some(gvc) => format!("/org/{}/gvc/{gvc}/{}/{}", self.org, parsed.kind, parsed.name),
+        let org = self.org;
+        let name = parsed.name;
+        let ours = |gvc: &str| self.manifest_gvcs.contains(&gvc);
+        let each =
+            |make: &dyn Fn(&str) -> String| self.gvcs.iter().map(|g| make(g)).collect::<Vec<_>>();
+        Some(match (parsed.gvc, parsed.kind) {
+            (Some(gvc), kind) if ours(gvc) => {
+                each(&|g| format!("/org/{org}/gvc/{g}/{kind}/{name}"))
+            }
+            (Some(gvc), kind) => vec![format!("/org/{org}/gvc/{gvc}/{kind}/{name}")],
             // A bare `//identity/x` means the environment's GVC.
-            None if matches!(parsed.kind, "identity" | "workload" | "volumeset") => {
-                format!("/org/{}/gvc/{}/{}/{}", self.org, self.gvc, parsed.kind, parsed.name)
+            (None, kind @ ("identity" | "workload" | "volumeset")) => {
+                each(&|g| format!("/org/{org}/gvc/{g}/{kind}/{name}"))
             }
-            None if parsed.kind == "gvc" => {
-                let name =
-                    if self.manifest_gvcs.contains(&parsed.name) { self.gvc } else { parsed.name };
-                format!("/org/{}/gvc/{name}", self.org)
-            }
-            None => format!("/org/{}/{}/{}", self.org, parsed.kind, parsed.name),
+            (None, "gvc") if ours(name) => each(&|g| format!("/org/{org}/gvc/{g}")),
+            (None, kind) => vec![format!("/org/{org}/{kind}/{name}")],
         })
     }
 }
@@ -291,7 +336,7 @@ impl LinkRewrite<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{Readiness, Topology};
+    use crate::config::Readiness;
     use crate::diagnostic::SourceFile;
     use crate::manifest::load_documents;
 
@@ -324,9 +369,9 @@ mod tests {
 
     #[test]
     fn rewrites_gvc_links_and_images_for_the_environment() {
-        let _ = Topology::OrgPerEnv;
-        let out = render(&manifests(APP), &env(ImageStrategy::Copy), &[], &ImageMap::new(), None)
-            .unwrap_or_else(|p| panic!("{p:?}"));
+        let out =
+            render(&manifests(APP), &env(ImageStrategy::Copy), None, &[], &ImageMap::new(), None)
+                .unwrap_or_else(|p| panic!("{p:?}"));
         assert_eq!(out[0].id.to_string(), "gvc/shop-prod");
         assert_eq!(out[0].body["spec"]["pullSecretLinks"][0], "/org/acme-prod/secret/pull");
         let api = &out[1].body;
@@ -350,7 +395,7 @@ mod tests {
                 registry: None,
             },
         );
-        let copy = render(&manifests(APP), &env(ImageStrategy::Copy), &[], &images, None)
+        let copy = render(&manifests(APP), &env(ImageStrategy::Copy), None, &[], &images, None)
             .unwrap_or_default();
         assert_eq!(
             copy[1].body["spec"]["containers"][0]["image"],
@@ -360,6 +405,7 @@ mod tests {
         let pulled = render(
             &manifests(APP),
             &env(pull),
+            None,
             &[],
             &images,
             Some("acme-staging.registry.cpln.io"),
@@ -368,6 +414,38 @@ mod tests {
         assert_eq!(
             pulled[1].body["spec"]["containers"][0]["image"],
             "acme-staging.registry.cpln.io/api@sha256:ab"
+        );
+    }
+
+    #[test]
+    fn shared_resources_render_the_same_for_every_environment() {
+        let text = "kind: policy\nname: p\ntargetKind: secret\ntargetLinks: [//secret/db]\nbindings:\n  - permissions: [reveal]\n    principalLinks: [//gvc/app/identity/api-id]\n---\nkind: domain\nname: a.example.com\nspec: {ports: [{routes: [{workloadLink: //gvc/app/workload/web}]}]}\n---\nkind: gvc\nname: app\n";
+        let gvcs = ["app-staging".to_owned(), "shop-prod".to_owned()];
+        let out = render(
+            &manifests(text),
+            &env(ImageStrategy::None),
+            Some(&gvcs),
+            &[],
+            &ImageMap::new(),
+            None,
+        )
+        .unwrap_or_else(|p| panic!("{p:?}"));
+        assert_eq!(
+            out[0].body["bindings"][0]["principalLinks"],
+            serde_json::json!([
+                "/org/acme-prod/gvc/app-staging/identity/api-id",
+                "/org/acme-prod/gvc/shop-prod/identity/api-id"
+            ])
+        );
+        assert_eq!(out[0].body["tags"][crate::plan::MANAGED_TAG], SHARED);
+        assert_eq!(
+            out[1].body["spec"]["ports"][0]["routes"][0]["workloadLink"],
+            "/org/acme-prod/gvc/shop-prod/workload/web"
+        );
+        assert_eq!(
+            out[2].body["tags"][crate::plan::MANAGED_TAG],
+            "prod",
+            "the GVC is the environment's own"
         );
     }
 

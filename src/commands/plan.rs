@@ -77,9 +77,13 @@ pub(crate) async fn render_for(
     };
     let source_registry =
         pull_from.or_else(|| workspace.config.source_of(env).map(|s| s.registry.clone()));
+    let gvcs: Vec<String> = workspace.config.environments.iter().map(|e| e.gvc.clone()).collect();
+    let shared = (workspace.config.topology == crate::config::Topology::GvcPerEnv)
+        .then_some(gvcs.as_slice());
     let rendered = render::render(
         &prepared.manifests.set,
         env,
+        shared,
         &prepared.patches,
         &images,
         source_registry.as_deref(),

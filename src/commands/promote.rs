@@ -29,6 +29,7 @@ fn options(args: &PromotionArgs) -> Options {
         no_rollback: args.no_rollback,
         prune: args.prune,
         lock_timeout: args.lock_timeout,
+        lock_ttl: args.lock_ttl,
     }
 }
 
@@ -261,6 +262,7 @@ pub(crate) fn bootstrap(session: &Session<'_>, state: &Path) -> Result<(), Error
             no_rollback: false,
             prune: false,
             lock_timeout: std::time::Duration::from_secs(30),
+            lock_ttl: std::time::Duration::from_secs(120),
         };
         deploy(&workspace, None, first, &options, &quiet).await?;
         for pair in environments.windows(2).take(environments.len().saturating_sub(2)) {

@@ -5,6 +5,7 @@ mod corpus;
 mod examples;
 mod git_revisions;
 mod plan;
+mod promote;
 mod registry;
 mod sim;
 mod support;

@@ -1,0 +1,471 @@
+//! `ferry promote` end to end on the simulator: images copied between the
+//! orgs' real registries, prod running staging's images by digest, no-op
+//! second runs, automatic rollback, the lock, a killed promotion, a
+//! gvc-per-env pipeline, and live state equal to the real cpln apply's.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use ferry::sim::{SimConfig, SimHandle, Simulator};
+use serde_json::Value;
+
+use crate::support::command::{Run, ferry_with, repo_root};
+use crate::support::cpln::Cpln;
+use crate::support::git::TestRepo;
+use crate::support::oci::{Image, Registry};
+use crate::support::sim::Api;
+
+const IMAGES: [(&str, &str); 4] =
+    [("api", "1.4.2"), ("worker", "1.4.2"), ("web", "1.4.2"), ("queue", "3.13.7")];
+const ORGS: [(&str, &str); 4] = [
+    ("acme-dev", "dev-token-p"),
+    ("acme-staging", "staging-token-p"),
+    ("acme-prod", "prod-token-p"),
+    ("acme", "one-token"),
+];
+
+fn token(org: &str) -> &'static str {
+    ORGS.iter().find(|(o, _)| *o == org).map_or("", |(_, t)| t)
+}
+
+/// A repository with the example and a plan file pointed at a simulator.
+struct Pipeline {
+    dir: tempfile::TempDir,
+    sim: SimHandle,
+}
+
+impl Pipeline {
+    async fn org_per_env() -> Self {
+        let mut config = SimConfig::new().with_rollout_delay(Duration::from_millis(100));
+        for (org, token) in &ORGS[..3] {
+            config = config.with_org(*org, *token);
+        }
+        let sim = Simulator::start(config).await.expect("simulator starts");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let pipeline = Pipeline { dir, sim };
+        let mut plan = String::from(
+            "manifests:\n  path: manifests-example\ntopology: org-per-env\nenvironments:\n",
+        );
+        for (name, (org, _)) in ["dev", "staging", "prod"].iter().zip(&ORGS[..3]) {
+            plan.push_str(&pipeline.environment(name, org, "app"));
+            if *name != "dev" {
+                plan.push_str(&format!("    overrides:\n      - file: overrides/{name}.yaml\n"));
+            }
+        }
+        pipeline.commit(&plan);
+        pipeline
+    }
+
+    async fn gvc_per_env() -> Self {
+        let config = SimConfig::new()
+            .with_rollout_delay(Duration::from_millis(100))
+            .with_org("acme", token("acme"));
+        let sim = Simulator::start(config).await.expect("simulator starts");
+        let pipeline = Pipeline { dir: tempfile::tempdir().expect("temp dir"), sim };
+        let mut plan = String::from(
+            "manifests:\n  path: manifests-example\ntopology: gvc-per-env\nenvironments:\n",
+        );
+        for (name, gvc) in [("staging", "app-staging"), ("prod", "app-prod")] {
+            plan.push_str(
+                &pipeline
+                    .environment(name, "acme", gvc)
+                    .replace(&format!("TOKEN_{}", name.to_uppercase()), "TOKEN_ACME"),
+            );
+        }
+        pipeline.commit(&plan);
+        pipeline
+    }
+
+    fn environment(&self, name: &str, org: &str, gvc: &str) -> String {
+        format!(
+            "  - name: {name}\n    org: {org}\n    gvc: {gvc}\n    endpoint: {}\n    tokenEnv: TOKEN_{}\n    registry: {}\n    readiness: {{interval: 100ms, timeout: 8s, consecutiveChecks: 2}}\n",
+            self.sim.api_url(),
+            name.to_uppercase(),
+            self.sim.registry_host(org).expect("registry"),
+        )
+    }
+
+    fn commit(&self, plan: &str) {
+        let repo = TestRepo::init(self.dir.path());
+        let root = repo_root();
+        let mut files = vec![("promotion.yaml".to_owned(), plan.to_owned())];
+        for folder in ["manifests-example", "overrides"] {
+            for entry in std::fs::read_dir(root.join(folder)).expect("folder") {
+                let path = entry.expect("entry").path();
+                let name = format!(
+                    "{folder}/{}",
+                    path.file_name().and_then(|n| n.to_str()).expect("name")
+                );
+                files.push((name, std::fs::read_to_string(&path).expect("file")));
+            }
+        }
+        let borrowed: Vec<(&str, &str)> =
+            files.iter().map(|(p, t)| (p.as_str(), t.as_str())).collect();
+        repo.write(&borrowed);
+        repo.commit_all("the example");
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn vars(&self) -> Vec<(&'static str, &'static str)> {
+        vec![
+            ("TOKEN_DEV", token("acme-dev")),
+            ("TOKEN_STAGING", token("acme-staging")),
+            ("TOKEN_PROD", token("acme-prod")),
+            ("TOKEN_ACME", token("acme")),
+        ]
+    }
+
+    fn ferry(&self, args: &[&str]) -> Run {
+        ferry_with(self.path(), args, &self.vars())
+    }
+
+    fn spawn(&self, args: &[&str]) -> Child {
+        Command::new(env!("CARGO_BIN_EXE_ferry"))
+            .args(args)
+            .current_dir(self.path())
+            .envs(self.vars())
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("ferry starts")
+    }
+
+    /// Demo images in `org`'s registry, the example applied there with the
+    /// real cpln CLI (`ferry render ENV`), as a first deployment would be.
+    async fn deploy_with_cpln(&self, env: &str, org: &str, gvc: &str) {
+        let registry = Registry::new(&self.sim.registry_host(org).expect("registry"), token(org));
+        for (repo, tag) in IMAGES {
+            registry.push_image(repo, tag, &Image::new(&format!("{repo}-{tag}"), "amd64")).await;
+        }
+        let rendered = self.ferry(&["render", env]);
+        assert_eq!(rendered.code, Some(0), "{}", rendered.stderr);
+        let file = self.path().join(format!("rendered-{env}.yaml"));
+        std::fs::write(&file, rendered.stdout).expect("rendered manifests");
+        Cpln::new(&self.sim, org, token(org))
+            .ok(
+                &["apply", "-f", file.to_str().expect("path"), "--gvc", gvc],
+                Duration::from_secs(90),
+            )
+            .await;
+        std::fs::remove_file(file).expect("remove");
+    }
+
+    fn api(&self, org: &str) -> Api {
+        Api::new(&self.sim, Some(token(org)))
+    }
+}
+
+async fn images_of(api: &Api, org: &str, gvc: &str) -> Vec<(String, String)> {
+    let (_, list) = api.get(&format!("/org/{org}/gvc/{gvc}/workload")).await;
+    let mut images: Vec<(String, String)> = list["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|w| {
+            (
+                w["name"].as_str().unwrap_or("").to_owned(),
+                w["spec"]["containers"][0]["image"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect();
+    images.sort();
+    images
+}
+
+/// The digest part of an image reference.
+fn digest_of(image: &str) -> &str {
+    image.split_once('@').map_or("", |(_, d)| d)
+}
+
+fn writes(sim: &SimHandle, org: &str) -> Vec<ferry::sim::RequestRecord> {
+    sim.request_log()
+        .into_iter()
+        .filter(|r| r.org.as_deref() == Some(org))
+        .filter(|r| {
+            matches!(r.method.as_str(), "PUT" | "POST" | "PATCH" | "DELETE")
+                && !r.path.ends_with("/-query")
+        })
+        .collect()
+}
+
+async fn promoted_to_prod() -> Pipeline {
+    let pipeline = Pipeline::org_per_env().await;
+    pipeline.deploy_with_cpln("dev", "acme-dev", "app").await;
+    let staging = pipeline.ferry(&["promote", "dev", "staging", "--yes"]);
+    assert_eq!(staging.code, Some(0), "{}\n{}", staging.stdout, staging.stderr);
+    let prod = pipeline.ferry(&["promote", "staging", "prod", "--yes"]);
+    assert_eq!(prod.code, Some(0), "{}\n{}", prod.stdout, prod.stderr);
+    pipeline
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn prod_runs_stagings_images_by_digest_and_a_second_promote_changes_nothing() {
+    let pipeline = promoted_to_prod().await;
+    let staging = images_of(&pipeline.api("acme-staging"), "acme-staging", "app").await;
+    let prod = images_of(&pipeline.api("acme-prod"), "acme-prod", "app").await;
+    assert_eq!(staging.len(), 5);
+    for ((name, staged), (prod_name, promoted)) in staging.iter().zip(&prod) {
+        assert_eq!(name, prod_name);
+        assert!(promoted.starts_with("/org/acme-prod/image/"), "{promoted}");
+        assert_eq!(digest_of(staged), digest_of(promoted), "{name}: {staged} vs {promoted}");
+        assert!(!digest_of(promoted).is_empty());
+    }
+    // The tag came along with the bytes.
+    let (_, image) = pipeline.api("acme-prod").get("/org/acme-prod/image/api:1.4.2").await;
+    assert_eq!(image["digest"].as_str(), Some(digest_of(&prod[0].1)));
+
+    let history = pipeline.ferry(&["history", "prod", "--output", "json"]);
+    let releases: Value = serde_json::from_str(&history.stdout).expect("history JSON");
+    assert_eq!(releases["releases"][0]["revision"], 1);
+    assert_eq!(releases["releases"][0]["outcome"], "succeeded");
+    assert_eq!(releases["releases"][0]["source"], "staging");
+
+    pipeline.sim.clear_request_log();
+    let again = pipeline.ferry(&["promote", "staging", "prod", "--yes"]);
+    assert_eq!(again.code, Some(0), "{}", again.stderr);
+    assert!(again.stdout.contains("No changes."), "{}", again.stdout);
+    assert!(
+        writes(&pipeline.sim, "acme-prod").is_empty(),
+        "a no-op promote wrote: {:?}",
+        writes(&pipeline.sim, "acme-prod")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_release_that_never_becomes_ready_is_rolled_back_and_recorded_as_failed() {
+    let pipeline = promoted_to_prod().await;
+    let api = pipeline.api("acme-prod");
+    let (_, before) = api.get("/org/acme-prod/gvc/app/workload/api").await;
+    // Prod's api now gets more memory and a tag that makes it fail readiness.
+    let plan_file = pipeline.path().join("promotion.yaml");
+    let plan = std::fs::read_to_string(&plan_file).expect("plan file");
+    let broken = plan.replace(
+        "      - file: overrides/prod.yaml\n",
+        "      - file: overrides/prod.yaml\n      - kind: workload\n        name: api\n        patch:\n          tags: {ferry-sim/readiness: fail}\n          spec: {containers: [{name: main, memory: 768Mi}]}\n",
+    );
+    std::fs::write(&plan_file, broken).expect("plan file");
+
+    let run = pipeline.ferry(&["promote", "staging", "prod", "--yes"]);
+    assert_eq!(run.code, Some(1), "{}\n{}", run.stdout, run.stderr);
+    assert!(run.stderr.contains("was not ready"), "{}", run.stderr);
+    assert!(run.stderr.contains("restored workload/api"), "{}", run.stderr);
+
+    let (_, after) = api.get("/org/acme-prod/gvc/app/workload/api").await;
+    assert_eq!(after["spec"]["containers"][0]["memory"], before["spec"]["containers"][0]["memory"]);
+    assert_eq!(after["spec"]["containers"][0]["image"], before["spec"]["containers"][0]["image"]);
+    assert!(after["tags"].get("ferry-sim/readiness").is_none(), "{:#}", after["tags"]);
+    let history = pipeline.ferry(&["history", "prod", "--output", "json"]);
+    let releases: Value = serde_json::from_str(&history.stdout).expect("history JSON");
+    assert_eq!(releases["releases"][0]["revision"], 2);
+    assert_eq!(releases["releases"][0]["outcome"], "failed");
+    assert_eq!(releases["releases"][0]["rolled_back"], true);
+    assert_eq!(releases["releases"][1]["outcome"], "succeeded");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_promotes_never_interleave_and_the_second_names_the_holder() {
+    let pipeline = Pipeline::org_per_env().await;
+    pipeline.deploy_with_cpln("dev", "acme-dev", "app").await;
+    assert_eq!(pipeline.ferry(&["promote", "dev", "staging", "--yes"]).code, Some(0));
+    pipeline.sim.set_rollout_delay(Duration::from_millis(1500));
+    pipeline.sim.clear_request_log();
+    let first = pipeline.spawn(&["promote", "staging", "prod", "--yes"]);
+    let second = pipeline.spawn(&["promote", "staging", "prod", "--yes"]);
+    let outputs =
+        [first.wait_with_output().expect("first"), second.wait_with_output().expect("second")];
+    let mut codes: Vec<Option<i32>> = outputs.iter().map(|o| o.status.code()).collect();
+    codes.sort();
+    assert_eq!(
+        codes,
+        [Some(0), Some(3)],
+        "{:?}",
+        outputs.iter().map(|o| String::from_utf8_lossy(&o.stderr)).collect::<Vec<_>>()
+    );
+    let loser = outputs.iter().find(|o| o.status.code() == Some(3)).expect("the blocked one");
+    let stderr = String::from_utf8_lossy(&loser.stderr);
+    assert!(stderr.contains("prod is locked by") && stderr.contains("pid"), "{stderr}");
+
+    let log = writes(&pipeline.sim, "acme-prod");
+    let lock = |r: &&ferry::sim::RequestRecord| {
+        r.path.contains("ferry-lock-prod")
+            || (r.method == "POST" && r.path == "/org/acme-prod/secret")
+    };
+    let taken: Vec<_> =
+        log.iter().filter(lock).filter(|r| r.method == "POST" && r.status == 201).collect();
+    assert_eq!(taken.len(), 1, "one lock was taken: {log:?}");
+    let released =
+        log.iter().filter(lock).find(|r| r.method == "DELETE").expect("the lock was released");
+    let (start, end) = (taken[0].at_ms, released.at_ms);
+    for write in log.iter().filter(|r| (200..300).contains(&r.status)).filter(|r| !lock(r)) {
+        assert!(write.at_ms >= start && write.at_ms <= end, "a write outside the lock: {write:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_killed_promote_leaves_a_lock_that_expires_and_the_next_one_converges() {
+    let pipeline = Pipeline::org_per_env().await;
+    pipeline.deploy_with_cpln("dev", "acme-dev", "app").await;
+    assert_eq!(pipeline.ferry(&["promote", "dev", "staging", "--yes"]).code, Some(0));
+    pipeline.sim.set_rollout_delay(Duration::from_millis(1500));
+    let mut doomed = pipeline.spawn(&["promote", "staging", "prod", "--yes", "--lock-ttl", "2s"]);
+    let api = pipeline.api("acme-prod");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, _) = api.get("/org/acme-prod/gvc/app/workload/web").await;
+        if status == reqwest::StatusCode::OK {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the promotion never wrote a workload");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    doomed.kill().expect("kill");
+    let _ = doomed.wait();
+    let (status, _) = api.get("/org/acme-prod/secret/ferry-lock-prod").await;
+    assert_eq!(status, reqwest::StatusCode::OK, "the killed promotion left its lock");
+
+    pipeline.sim.set_rollout_delay(Duration::from_millis(100));
+    let next = pipeline.ferry(&["promote", "staging", "prod", "--yes", "--lock-timeout", "20s"]);
+    assert_eq!(next.code, Some(0), "{}\n{}", next.stdout, next.stderr);
+    assert!(
+        next.stderr.contains("breaking the expired lock") || next.stderr.contains("Locked prod"),
+        "{}",
+        next.stderr
+    );
+    let plan = pipeline.ferry(&["plan", "prod", "--from", "staging"]);
+    assert_eq!(plan.code, Some(0), "converged: {}", plan.stdout);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_same_manifests_promote_across_a_gvc_per_env_pipeline() {
+    let pipeline = Pipeline::gvc_per_env().await;
+    pipeline.deploy_with_cpln("staging", "acme", "app-staging").await;
+    let run = pipeline.ferry(&["promote", "staging", "prod", "--yes"]);
+    assert_eq!(run.code, Some(0), "{}\n{}", run.stdout, run.stderr);
+    let api = pipeline.api("acme");
+    let staging = images_of(&api, "acme", "app-staging").await;
+    let prod = images_of(&api, "acme", "app-prod").await;
+    assert_eq!(prod.len(), 5);
+    for ((_, staged), (_, promoted)) in staging.iter().zip(&prod) {
+        assert!(
+            promoted.starts_with("/org/acme/image/") && promoted.contains("@sha256:"),
+            "{promoted}"
+        );
+        assert_eq!(staged.split(['@', ':']).nth(0), promoted.split(['@', ':']).nth(0));
+    }
+    assert_eq!(pipeline.ferry(&["plan", "prod", "--from", "staging"]).code, Some(0));
+    assert_eq!(pipeline.ferry(&["plan", "staging"]).code, Some(0), "staging is untouched");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn live_state_after_promote_equals_the_real_cpln_apply_of_the_same_manifests() {
+    let pipeline = promoted_to_prod().await;
+    let rendered = pipeline.ferry(&["render", "prod", "--from", "staging"]);
+    assert_eq!(rendered.code, Some(0), "{}", rendered.stderr);
+    let file = pipeline.path().join("prod-rendered.yaml");
+    std::fs::write(&file, &rendered.stdout).expect("rendered");
+    let other = Simulator::start(SimConfig::new().with_org("acme-prod", token("acme-prod")))
+        .await
+        .expect("simulator");
+    Cpln::new(&other, "acme-prod", token("acme-prod"))
+        .ok(&["apply", "-f", file.to_str().expect("path"), "--gvc", "app"], Duration::from_secs(90))
+        .await;
+    let (promoted, applied) =
+        (pipeline.api("acme-prod"), Api::new(&other, Some(token("acme-prod"))));
+    let bodies: Vec<Value> = ferry::manifest::yaml::parse_documents(
+        &ferry::diagnostic::SourceFile::new("r", rendered.stdout),
+    )
+    .expect("YAML")
+    .iter()
+    .map(ferry::manifest::yaml::Node::to_json)
+    .collect();
+    assert_eq!(bodies.len(), 13);
+    for body in bodies {
+        let kind = ferry::manifest::Kind::parse(body["kind"].as_str().unwrap_or("")).expect("kind");
+        let name = body["name"].as_str().unwrap_or("");
+        let mut path = ferry::api::paths::item("acme-prod", "app", kind, name);
+        if kind == ferry::manifest::Kind::Secret {
+            path.push_str("/-reveal");
+        }
+        let (a, b) =
+            (comparable(promoted.get(&path).await.1), comparable(applied.get(&path).await.1));
+        assert_eq!(a, b, "{kind}/{name} differs");
+    }
+}
+
+/// A live body without what differs between any two writes of the same
+/// content: ids, versions, times, status, and the release Ferry tags
+/// workloads with.
+fn comparable(mut body: Value) -> Value {
+    if let Some(object) = body.as_object_mut() {
+        for field in ["id", "version", "created", "lastModified", "status", "health"] {
+            object.remove(field);
+        }
+        if let Some(Value::Object(tags)) = object.get_mut("tags") {
+            tags.remove("ferry/release");
+        }
+    }
+    body
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_readme_main_job_runs_on_the_embedded_simulator_and_then_has_nothing_to_do() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let repo = TestRepo::init(dir.path());
+    let root = repo_root();
+    let mut files = vec![(
+        "promotion.example.yaml".to_owned(),
+        std::fs::read_to_string(root.join("promotion.example.yaml")).expect("plan"),
+    )];
+    for folder in ["manifests-example", "overrides"] {
+        for entry in std::fs::read_dir(root.join(folder)).expect("folder") {
+            let path = entry.expect("entry").path();
+            let name =
+                format!("{folder}/{}", path.file_name().and_then(|n| n.to_str()).expect("name"));
+            files.push((name, std::fs::read_to_string(&path).expect("file")));
+        }
+    }
+    let borrowed: Vec<(&str, &str)> = files.iter().map(|(p, t)| (p.as_str(), t.as_str())).collect();
+    repo.write(&borrowed);
+    repo.commit_all("the example");
+
+    let args = ["promote", "staging", "prod", "--sim", "-f", "promotion.example.yaml"];
+    let unapproved = ferry_with(dir.path(), &args, &[]);
+    assert_eq!(
+        unapproved.code,
+        Some(3),
+        "without a terminal and without --yes it is blocked: {}",
+        unapproved.stderr
+    );
+    assert!(unapproved.stderr.contains("needs an approval"), "{}", unapproved.stderr);
+
+    let mut approved = args.to_vec();
+    approved.push("--yes");
+    let run = ferry_with(dir.path(), &approved, &[]);
+    assert_eq!(run.code, Some(0), "{}\n{}", run.stdout, run.stderr);
+    assert!(run.stdout.contains("Plan for prod: org acme-prod, GVC app"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains(
+            "Plan: 13 to create, 0 to update, 0 to replace, 0 to delete, 4 images to copy."
+        ),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stderr.contains("Copying ") && run.stderr.contains("/api:1.4.2"), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("workload/api ready: 2/2 locations ready (aws-eu-central-1, aws-us-east-2)"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stdout.contains("Released prod revision 1 from staging"), "{}", run.stdout);
+
+    let again = ferry_with(dir.path(), &approved, &[]);
+    assert_eq!(again.code, Some(0), "{}", again.stderr);
+    assert!(again.stdout.contains("No changes. prod matches the manifests."), "{}", again.stdout);
+}
