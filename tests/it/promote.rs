@@ -356,7 +356,7 @@ async fn the_same_manifests_promote_across_a_gvc_per_env_pipeline() {
             promoted.starts_with("/org/acme/image/") && promoted.contains("@sha256:"),
             "{promoted}"
         );
-        assert_eq!(staged.split(['@', ':']).nth(0), promoted.split(['@', ':']).nth(0));
+        assert_eq!(staged.split(['@', ':']).next(), promoted.split(['@', ':']).next());
     }
     assert_eq!(pipeline.ferry(&["plan", "prod", "--from", "staging"]).code, Some(0));
     assert_eq!(pipeline.ferry(&["plan", "staging"]).code, Some(0), "staging is untouched");
