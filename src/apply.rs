@@ -331,19 +331,8 @@ pub fn restore_steps(written: &[ResourceId], before: &HashMap<ResourceId, Value>
 pub fn writable(live: &Value) -> Value {
     let mut body = live.clone();
     if let Some(object) = body.as_object_mut() {
-        for field in [
-            "id",
-            "version",
-            "created",
-            "lastModified",
-            "links",
-            "status",
-            "health",
-            "alias",
-            "origin",
-            "gvc",
-        ] {
-            object.remove(field);
+        for field in crate::normalize::SERVER_MANAGED {
+            object.remove(*field);
         }
     }
     body

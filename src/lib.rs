@@ -30,6 +30,7 @@ pub mod release;
 pub mod render;
 pub mod repo;
 pub mod retry;
+pub mod secret;
 pub mod shutdown;
 pub mod sim;
 pub mod timestamp;

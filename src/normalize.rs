@@ -17,11 +17,10 @@ pub struct Scope<'a> {
     pub gvc: Option<&'a str>,
 }
 
-/// Fields the server owns or takes from the path; never stored from a body.
-const SERVER_FIELDS: &[&str] = &[
+/// Fields the server manages (or takes from the path): never written from a
+/// body, and dropped from a live body before it is written back.
+pub const SERVER_MANAGED: &[&str] = &[
     "id",
-    "kind",
-    "name",
     "gvc",
     "version",
     "created",
@@ -38,7 +37,7 @@ const NOT_LINKS: &[&str] = &["description", "tags", "data"];
 
 /// Normalizes `doc` (the body of a `kind` item called `name`) in place.
 pub fn normalize(kind: &str, name: &str, scope: Scope<'_>, doc: &mut Map<String, Value>) {
-    for field in SERVER_FIELDS {
+    for field in SERVER_MANAGED.iter().chain(&["kind", "name"]) {
         doc.remove(*field);
     }
     if !doc.get("description").is_some_and(Value::is_string) {

@@ -130,39 +130,52 @@ pub async fn running_images(
         .buffer_unordered(QUEUE)
         .try_collect()
         .await?;
-    let mut images = ImageMap::new();
-    for (workload, body) in bodies {
+    // (workload, container, image) of the images in the source's registry.
+    let mut running: Vec<(String, String, String)> = Vec::new();
+    for (workload, body) in &bodies {
         let Some(body) = body else { continue };
-        for (container, image) in plan::container_images(&body) {
-            let parsed = parse_image(image);
-            let own =
-                parsed.registry.is_none() || parsed.registry == Some(source.registry.as_str());
-            if !own {
-                continue;
+        for (container, image) in plan::container_images(body) {
+            let registry = parse_image(image).registry;
+            if registry.is_none() || registry == Some(source.registry.as_str()) {
+                running.push((workload.clone(), container.to_owned(), image.to_owned()));
             }
+        }
+    }
+    // Each distinct image is resolved once, all of them concurrently.
+    let mut distinct: Vec<String> = running.iter().map(|(_, _, image)| image.clone()).collect();
+    distinct.sort();
+    distinct.dedup();
+    let resolved: HashMap<String, (Option<String>, Option<String>)> = stream::iter(distinct)
+        .map(|image| async move {
+            let parsed = parse_image(&image);
             let (tag, digest) = match (parsed.tag, parsed.digest) {
-                (tag, Some(digest)) => {
-                    let tag = match tag {
-                        Some(tag) => Some(tag.to_owned()),
-                        None => tag_of(client, &source.org, parsed.repository, digest).await?,
-                    };
-                    (tag, Some(digest.to_owned()))
-                }
+                (Some(tag), Some(digest)) => (Some(tag.to_owned()), Some(digest.to_owned())),
+                (None, Some(digest)) => (
+                    tag_of(client, &source.org, parsed.repository, digest).await?,
+                    Some(digest.to_owned()),
+                ),
                 (tag, None) => (
                     tag.map(str::to_owned),
                     image_digest(client, &source.org, parsed.repository, tag).await?,
                 ),
             };
-            images.insert(
-                (workload.clone(), container.to_owned()),
-                PromotedImage {
-                    repository: parsed.repository.to_owned(),
-                    tag,
-                    digest,
-                    registry: pull_from.map(str::to_owned),
-                },
-            );
-        }
+            Ok::<_, ApiError>((image.clone(), (tag, digest)))
+        })
+        .buffer_unordered(QUEUE)
+        .try_collect()
+        .await?;
+    let mut images = ImageMap::new();
+    for (workload, container, image) in running {
+        let (tag, digest) = resolved.get(&image).cloned().unwrap_or_default();
+        images.insert(
+            (workload, container),
+            PromotedImage {
+                repository: parse_image(&image).repository.to_owned(),
+                tag,
+                digest,
+                registry: pull_from.map(str::to_owned),
+            },
+        );
     }
     Ok(images)
 }
@@ -203,6 +216,32 @@ async fn image_digest(
     Ok(image.and_then(|i| i.get("digest").and_then(Value::as_str).map(str::to_owned)))
 }
 
+/// The digests of `repository:tag` images in an org's registry, looked up
+/// concurrently; `None` for those that do not exist there.
+pub async fn registry_digests(
+    client: &Client,
+    org: &str,
+    wanted: impl IntoIterator<Item = (String, String)>,
+) -> Result<HashMap<(String, String), Option<String>>, ApiError> {
+    let mut wanted: Vec<(String, String)> = wanted.into_iter().collect();
+    wanted.sort();
+    wanted.dedup();
+    stream::iter(wanted)
+        .map(|(repository, tag)| async move {
+            let digest = image_digest(client, org, &repository, Some(&tag)).await?;
+            Ok::<_, ApiError>(((repository, tag), digest))
+        })
+        .buffer_unordered(QUEUE)
+        .try_collect()
+        .await
+}
+
+/// The repository and tag an image change lands as (`latest` without a tag).
+pub fn landing(change: &ImageChange) -> (String, String) {
+    let repository = parse_image(&change.after).repository.to_owned();
+    (repository, change.tag.clone().unwrap_or_else(|| "latest".to_owned()))
+}
+
 /// Fills `copy` for images that land in `env`'s own registry: `true` when
 /// the registry lacks the tag (or has it at another digest).
 pub async fn check_copies(
@@ -211,26 +250,29 @@ pub async fn check_copies(
     changes: &mut [ImageChange],
     tags: &ImageMap,
 ) -> Result<(), ApiError> {
+    let own_prefix = format!("/org/{}/image/", env.org);
+    let copying = env.images == crate::config::ImageStrategy::Copy;
     for change in changes.iter_mut() {
-        let parsed = parse_image(&change.after);
         if change.tag.is_none() {
             change.tag = tags
                 .get(&(change.workload.clone(), change.container.clone()))
                 .and_then(|p| p.tag.clone());
         }
-        let own = parsed.registry.is_none()
-            && change.after.starts_with(&format!("/org/{}/image/", env.org));
-        if !own || env.images != crate::config::ImageStrategy::Copy {
-            change.copy = Some(false);
-            continue;
-        }
-        let tag = change.tag.clone();
-        let found = image_digest(client, &env.org, parsed.repository, tag.as_deref()).await?;
-        change.copy = Some(match (&found, &change.digest) {
-            (None, _) => true,
-            (Some(found), Some(wanted)) => found != wanted,
-            (Some(_), None) => false,
-        });
+    }
+    let lands_here = |change: &ImageChange| copying && change.after.starts_with(&own_prefix);
+    let found =
+        registry_digests(client, &env.org, changes.iter().filter(|c| lands_here(c)).map(landing))
+            .await?;
+    for change in changes.iter_mut() {
+        change.copy = Some(
+            lands_here(change) && {
+                match (found.get(&landing(change)).cloned().flatten(), &change.digest) {
+                    (None, _) => true,
+                    (Some(found), Some(wanted)) => &found != wanted,
+                    (Some(_), None) => false,
+                }
+            },
+        );
     }
     Ok(())
 }

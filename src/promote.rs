@@ -31,7 +31,7 @@ use crate::manifest::{Kind, ResourceId};
 use crate::plan::{self, Plan};
 use crate::release::{self, Actor, Outcome, Release, ReleaseImage};
 use crate::timestamp::{now_ms, rfc3339};
-use crate::{Error, connect, history};
+use crate::{Error, connect, history, observe};
 
 /// Choices of one promotion.
 #[derive(Clone, Debug)]
@@ -410,33 +410,35 @@ impl Run<'_> {
     async fn preflight(&self, made: &Made) -> Result<(), Error> {
         let mut problems = Vec::new();
         let rendered_ids: Vec<&ResourceId> = made.rendered.iter().map(|r| &r.id).collect();
-        for image in &made.plan.images {
-            let parsed = crate::manifest::link::parse_image(&image.after);
-            if parsed.registry.is_some()
-                || !matches!(self.dst.images, ImageStrategy::Copy | ImageStrategy::None)
+        let own = |image: &&crate::plan::ImageChange| {
+            crate::manifest::link::parse_image(&image.after).registry.is_none()
+                && matches!(self.dst.images, ImageStrategy::Copy | ImageStrategy::None)
+        };
+        let found = observe::registry_digests(
+            self.client,
+            &self.dst.org,
+            made.plan.images.iter().filter(own).map(observe::landing),
+        )
+        .await?;
+        for image in made.plan.images.iter().filter(own) {
+            let (repository, tag) = observe::landing(image);
+            match (found.get(&(repository.clone(), tag.clone())).cloned().flatten(), &image.digest)
             {
-                continue;
-            }
-            let tag = image.tag.clone().unwrap_or_else(|| "latest".to_owned());
-            let found = self
-                .client
-                .get_opt(&format!("/org/{}/image/{}:{tag}", self.dst.org, parsed.repository))
-                .await?;
-            let digest = found.as_ref().and_then(|i| i.get("digest")).and_then(Value::as_str);
-            match (digest, &image.digest) {
                 (None, _) => problems.push(format!(
-                    "image {}:{tag} is not in {}'s registry",
-                    parsed.repository, self.dst.org
+                    "image {repository}:{tag} is not in {}'s registry",
+                    self.dst.org
                 )),
-                (Some(found), Some(wanted)) if found != wanted => {
+                (Some(found), Some(wanted)) if &found != wanted => {
                     problems.push(format!(
-                        "image {}:{tag} in {} is {found}, not {wanted}",
-                        parsed.repository, self.dst.org
+                        "image {repository}:{tag} in {} is {found}, not {wanted}",
+                        self.dst.org
                     ));
                 }
                 _ => {}
             }
         }
+        problems.sort();
+        problems.dedup();
         if let ImageStrategy::PullSecret { secret } = &self.dst.images {
             let id = ResourceId::new(Kind::Secret, secret.clone());
             let linked = made.rendered.iter().filter(|r| r.id.kind == Kind::Gvc).any(|gvc| {

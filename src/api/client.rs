@@ -7,7 +7,6 @@
 //! `Retry-After`, but never a 429 whose message says a quota is
 //! exhausted), and only for requests that are safe to repeat.
 
-use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,27 +17,8 @@ use tokio::sync::Semaphore;
 use super::error::ApiError;
 use crate::retry::{RetryPolicy, parse_retry_after};
 
-/// A bearer token. It never appears in `Debug` output, logs or errors.
-#[derive(Clone)]
-pub struct Token(String);
-
-impl Token {
-    pub fn new(token: impl Into<String>) -> Self {
-        Self(token.into())
-    }
-
-    /// The token itself, to hand to another client (registry credentials).
-    /// Never print it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Token {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Token(hidden)")
-    }
-}
+/// A bearer token: never in `Debug` output, logs or errors.
+pub use crate::secret::Secret as Token;
 
 /// How to reach one org.
 #[derive(Debug, Clone)]
@@ -247,7 +227,7 @@ impl Client {
         let mut request = self
             .http
             .request(method.clone(), format!("{}{path}", self.endpoint))
-            .bearer_auth(&self.token.0)
+            .bearer_auth(self.token.expose())
             .header(reqwest::header::ACCEPT, "application/json");
         if let Some(body) = body {
             request = request.json(body);
@@ -448,7 +428,7 @@ mod tests {
         assert!(Client::new(ClientSettings::new("http://api.cpln.io", token())).is_err());
         assert!(Client::new(ClientSettings::new("http://127.0.0.1:8080", token())).is_ok());
         assert!(Client::new(ClientSettings::new("https://api.cpln.io", token())).is_ok());
-        assert_eq!(format!("{:?}", token()), "Token(hidden)");
+        assert_eq!(format!("{:?}", token()), "<redacted>");
     }
 
     #[test]

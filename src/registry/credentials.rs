@@ -7,7 +7,6 @@
 //! neither is used anonymously.
 
 use std::collections::HashMap;
-use std::fmt;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -21,26 +20,7 @@ use super::RegistryError;
 /// an org token or service-account key as the password.
 pub const TOKEN_USER: &str = "<token>";
 
-/// A secret string that never shows in `Debug` output or logs.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-
-    /// The secret itself, for building an `Authorization` header only.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
+pub use crate::secret::Secret;
 
 /// How to authenticate at one registry host.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
