@@ -469,3 +469,38 @@ async fn the_readme_main_job_runs_on_the_embedded_simulator_and_then_has_nothing
     assert_eq!(again.code, Some(0), "{}", again.stderr);
     assert!(again.stdout.contains("No changes. prod matches the manifests."), "{}", again.stdout);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_saved_plan_is_applied_exactly_or_refused_naming_what_moved() {
+    let pipeline = Pipeline::org_per_env().await;
+    pipeline.deploy_with_cpln("dev", "acme-dev", "app").await;
+    assert_eq!(pipeline.ferry(&["promote", "dev", "staging", "--yes"]).code, Some(0));
+
+    let saved = pipeline.ferry(&["plan", "prod", "--from", "staging", "--out", "prod.json"]);
+    assert_eq!(saved.code, Some(2), "{}", saved.stderr);
+    // Someone changes prod by hand after the plan was saved: refused.
+    let api = pipeline.api("acme-prod");
+    let (status, _) = api
+        .put("/org/acme-prod/secret", serde_json::json!({"kind": "secret", "name": "api-db", "type": "opaque", "data": {"payload": "by hand"}}))
+        .await;
+    assert!(status.is_success(), "{status}");
+    pipeline.sim.clear_request_log();
+    let refused = pipeline.ferry(&["apply", "prod.json"]);
+    assert_eq!(refused.code, Some(1), "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("secret/api-db changed in prod since the plan was made"),
+        "{}",
+        refused.stderr
+    );
+    assert!(writes(&pipeline.sim, "acme-prod").is_empty(), "nothing was written");
+
+    // A fresh plan, unchanged since, is carried out.
+    assert_eq!(
+        pipeline.ferry(&["plan", "prod", "--from", "staging", "--out", "prod.json"]).code,
+        Some(2)
+    );
+    let applied = pipeline.ferry(&["apply", "prod.json"]);
+    assert_eq!(applied.code, Some(0), "{}\n{}", applied.stdout, applied.stderr);
+    assert!(applied.stdout.contains("Released prod revision 1 from staging"), "{}", applied.stdout);
+    assert_eq!(pipeline.ferry(&["plan", "prod", "--from", "staging"]).code, Some(0));
+}
