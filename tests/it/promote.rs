@@ -504,3 +504,29 @@ async fn a_saved_plan_is_applied_exactly_or_refused_naming_what_moved() {
     assert!(applied.stdout.contains("Released prod revision 1 from staging"), "{}", applied.stdout);
     assert_eq!(pipeline.ferry(&["plan", "prod", "--from", "staging"]).code, Some(0));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_releases_the_lock() {
+    let pipeline = Pipeline::org_per_env().await;
+    pipeline.deploy_with_cpln("dev", "acme-dev", "app").await;
+    assert_eq!(pipeline.ferry(&["promote", "dev", "staging", "--yes"]).code, Some(0));
+    pipeline.sim.set_rollout_delay(Duration::from_secs(3));
+    let running = pipeline.spawn(&["promote", "staging", "prod", "--yes"]);
+    let api = pipeline.api("acme-prod");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while api.get("/org/acme-prod/secret/ferry-lock-prod").await.0 != reqwest::StatusCode::OK {
+        assert!(Instant::now() < deadline, "the promotion never took its lock");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let signal =
+        Command::new("kill").args(["-TERM", &running.id().to_string()]).status().expect("kill");
+    assert!(signal.success());
+    let output = running.wait_with_output().expect("promote ends");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("interrupted; the lock of prod was released"), "{stderr}");
+    assert_eq!(
+        api.get("/org/acme-prod/secret/ferry-lock-prod").await.0,
+        reqwest::StatusCode::NOT_FOUND
+    );
+}
