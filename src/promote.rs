@@ -409,7 +409,6 @@ impl Run<'_> {
     /// secret on its GVC, its locations.
     async fn preflight(&self, made: &Made) -> Result<(), Error> {
         let mut problems = Vec::new();
-        let rendered_ids: Vec<&ResourceId> = made.rendered.iter().map(|r| &r.id).collect();
         let own = |image: &&crate::plan::ImageChange| {
             crate::manifest::link::parse_image(&image.after).registry.is_none()
                 && matches!(self.dst.images, ImageStrategy::Copy | ImageStrategy::None)
@@ -451,16 +450,33 @@ impl Run<'_> {
                     },
                 )
             });
-            let exists = rendered_ids.contains(&&id)
-                || self
-                    .client
-                    .get_opt(&paths::item(&self.dst.org, &self.dst.gvc, Kind::Secret, secret))
-                    .await?
-                    .is_some();
-            if !linked || !exists {
-                problems.push(format!(
-                    "pull secret `{secret}` must exist and be in the GVC's pullSecretLinks"
-                ));
+            let data = match made.rendered.iter().find(|r| r.id == id) {
+                Some(rendered) => rendered.body.get("data").cloned(),
+                None => {
+                    let path = paths::item(&self.dst.org, &self.dst.gvc, Kind::Secret, secret);
+                    self.client
+                        .get_opt(&format!("{path}/-reveal"))
+                        .await?
+                        .and_then(|s| s.get("data").cloned())
+                }
+            };
+            match (linked, data) {
+                (false, _) | (_, None) => {
+                    problems.push(format!(
+                        "pull secret `{secret}` must exist and be in the GVC's pullSecretLinks"
+                    ));
+                }
+                (true, Some(data)) => {
+                    let hosts = docker_hosts(&data);
+                    if let Some(src) = self.src.filter(|src| !hosts.contains(&src.registry)) {
+                        problems.push(format!(
+                            "pull secret `{secret}` has no credentials for {}, the registry of {} (it has: {})",
+                            src.registry,
+                            src.name,
+                            if hosts.is_empty() { "none".to_owned() } else { hosts.join(", ") }
+                        ));
+                    }
+                }
             }
         }
         for gvc in made.rendered.iter().filter(|r| r.id.kind == Kind::Gvc) {
@@ -484,6 +500,23 @@ impl Run<'_> {
             Err(PromoteError::Preflight { environment: self.dst.name.clone(), problems }.into())
         }
     }
+}
+
+/// The registry hosts a docker secret holds credentials for (its `data`
+/// is the JSON of a docker config, as a string).
+fn docker_hosts(data: &Value) -> Vec<String> {
+    let config: Option<Value> = match data {
+        Value::String(text) => serde_json::from_str(text).ok(),
+        other => Some(other.clone()),
+    };
+    let mut hosts: Vec<String> = config
+        .as_ref()
+        .and_then(|c| c.get("auths"))
+        .and_then(Value::as_object)
+        .map(|auths| auths.keys().cloned().collect())
+        .unwrap_or_default();
+    hosts.sort();
+    hosts
 }
 
 fn copy_error(reference: &str, error: crate::registry::InvalidReference) -> PromoteError {
@@ -515,5 +548,20 @@ fn release_images(made: &Made) -> Vec<ReleaseImage> {
 impl From<PromoteError> for Error {
     fn from(error: PromoteError) -> Self {
         Error::Promote(Box::new(error))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_hosts_of_a_docker_secret() {
+        let data = Value::String(
+            r#"{"auths":{"acme-staging.registry.cpln.io":{"username":"<token>","password":"x"}}}"#
+                .into(),
+        );
+        assert_eq!(docker_hosts(&data), ["acme-staging.registry.cpln.io"]);
+        assert!(docker_hosts(&Value::String("not json".into())).is_empty());
     }
 }

@@ -530,3 +530,45 @@ async fn sigterm_releases_the_lock() {
         reqwest::StatusCode::NOT_FOUND
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_a_pull_secret_prod_pulls_from_stagings_registry() {
+    let pipeline = Pipeline::org_per_env().await;
+    pipeline.deploy_with_cpln("dev", "acme-dev", "app").await;
+    assert_eq!(pipeline.ferry(&["promote", "dev", "staging", "--yes"]).code, Some(0));
+    let staging_registry = pipeline.sim.registry_host("acme-staging").expect("registry");
+    let plan_file = pipeline.path().join("promotion.yaml");
+    let plan = std::fs::read_to_string(&plan_file).expect("plan file");
+    let with_strategy = |credentials_host: &str| {
+        let docker = format!(
+            r#"{{"auths":{{"{credentials_host}":{{"username":"<token>","password":"{}"}}}}}}"#,
+            token("acme-staging")
+        );
+        plan.replace(
+            "      - file: overrides/prod.yaml\n",
+            &format!(
+                "      - file: overrides/prod.yaml\n      - kind: secret\n        name: registry-pull\n        patch: {{data: '{docker}'}}\n    images: {{strategy: pull-secret, pullSecret: registry-pull}}\n"
+            ),
+        )
+    };
+    std::fs::write(&plan_file, with_strategy("ghcr.io")).expect("plan file");
+    let refused = pipeline.ferry(&["promote", "staging", "prod", "--yes"]);
+    assert_eq!(refused.code, Some(1), "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains(&format!("has no credentials for {staging_registry}")),
+        "{}",
+        refused.stderr
+    );
+
+    std::fs::write(&plan_file, with_strategy(&staging_registry)).expect("plan file");
+    let run = pipeline.ferry(&["promote", "staging", "prod", "--yes"]);
+    assert_eq!(run.code, Some(0), "{}\n{}", run.stdout, run.stderr);
+    assert!(!run.stderr.contains("Copying"), "nothing is copied: {}", run.stderr);
+    let prod = images_of(&pipeline.api("acme-prod"), "acme-prod", "app").await;
+    for (name, image) in prod {
+        assert!(
+            image.starts_with(&format!("{staging_registry}/")) && image.contains("@sha256:"),
+            "{name}: {image}"
+        );
+    }
+}
