@@ -4,7 +4,7 @@
 # registry (hyperfine --prepare), with skopeo's blob-info cache deleted, so
 # neither tool can skip or mount anything it saw before.
 #
-#   benches/image-copy.sh [RUNS]          (default 5 runs per command)
+#   benches/image-copy.sh [RUNS]          (default 10 runs per command)
 #
 # Needs: docker-registry, skopeo, hyperfine, htpasswd, python3, /usr/bin/time
 # (scripts/setup.sh installs them). Builds `target/release/ferry` unless
@@ -16,7 +16,7 @@
 # commit's), to check a change against the same registries in the same run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-RUNS=${1:-5}
+RUNS=${1:-10}
 OUT=${OUT:-$PWD/target/bench-image-copy}
 mkdir -p "$OUT"
 LAB=$(mktemp -d /tmp/ferry-bench.XXXXXX)
@@ -99,21 +99,41 @@ skopeo_cmd() {
   echo "skopeo copy -q --src-tls-verify=false --dest-tls-verify=false --dest-creds '<token>:$PASSWORD' docker://$SRC/$1:v1 docker://$DST/$1:v1"
 }
 
+# Other work on a shared machine changes the load over minutes, and
+# hyperfine times all runs of one command before the next: so the runs go
+# in ROUNDS rounds of a few runs per command, interleaving the tools, and
+# the times of all rounds are pooled.
+ROUNDS=${ROUNDS:-5}
 bench() { # NAME
-  hyperfine --style basic --warmup 1 --runs "$RUNS" --prepare "$LAB/reset-dst.sh" \
-    --export-json "$OUT/$1.json" \
-    -n "ferry (default jobs)" "$(ferry_cmd "$1" "")" \
-    -n "ferry -j 6" "$(ferry_cmd "$1" "-j 6")" \
-    ${BASELINE_BIN:+-n "baseline ferry" "$(ferry_cmd "$1" "" "$BASELINE_BIN")"} \
-    -n "skopeo $(skopeo --version | awk '{print $3}')" "$(skopeo_cmd "$1")"
-  python3 - "$OUT/$1.json" "$1" <<'PY'
-import json, sys
-results = json.load(open(sys.argv[1]))["results"]
-skopeo = results[-1]
-for r in results:
-    print(f"{sys.argv[2]:8} {r['command']:22} mean {r['mean']:.3f} s ± {r['stddev']:.3f}  median {r['median']:.3f} s"
-          f"  user {r['user']:.2f} s  sys {r['system']:.2f} s  ratio(mean) {r['mean']/skopeo['mean']:.2f}"
-          f"  ratio(median) {r['median']/skopeo['median']:.2f}")
+  local per_round=$(( (RUNS + ROUNDS - 1) / ROUNDS )) round warmup
+  for round in $(seq 1 "$ROUNDS"); do
+    warmup=0; [ "$round" = 1 ] && warmup=1
+    hyperfine --style none --warmup "$warmup" --runs "$per_round" --prepare "$LAB/reset-dst.sh" \
+      --export-json "$OUT/$1.round$round.json" \
+      -n "ferry (default jobs)" "$(ferry_cmd "$1" "")" \
+      -n "ferry -j 6" "$(ferry_cmd "$1" "-j 6")" \
+      ${BASELINE_BIN:+-n "baseline ferry" "$(ferry_cmd "$1" "" "$BASELINE_BIN")"} \
+      -n "skopeo $(skopeo --version | awk '{print $3}')" "$(skopeo_cmd "$1")" > /dev/null
+  done
+  python3 - "$1" "$OUT"/"$1".round*.json <<'PY'
+import json, statistics, sys
+pooled = {}
+for path in sys.argv[2:]:
+    for r in json.load(open(path))["results"]:
+        entry = pooled.setdefault(r["command"], {"times": [], "user": [], "system": []})
+        entry["times"] += r["times"]
+        entry["user"] += r.get("user_times") or [r["user"]]
+        entry["system"] += r.get("system_times") or [r["system"]]
+names = list(pooled)
+skopeo = pooled[names[-1]]
+sk_mean, sk_median = statistics.mean(skopeo["times"]), statistics.median(skopeo["times"])
+for name in names:
+    t = pooled[name]["times"]
+    mean, median = statistics.mean(t), statistics.median(t)
+    print(f"{sys.argv[1]:8} {name:22} n={len(t):2} mean {mean:.3f} s ± {statistics.stdev(t):.3f}"
+          f"  median {median:.3f} s  min {min(t):.3f}  user {statistics.mean(pooled[name]['user']):.2f} s"
+          f"  sys {statistics.mean(pooled[name]['system']):.2f} s"
+          f"  ratio(mean) {mean / sk_mean:.2f}  ratio(median) {median / sk_median:.2f}")
 PY
 }
 
