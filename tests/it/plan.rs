@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use crate::support::command::{Run, ferry_with, repo_root};
 use crate::support::cpln::Cpln;
-use crate::support::git::TestRepo;
+use crate::support::git::{TestRepo, commit_example};
 use crate::support::oci::{Image, Registry};
 
 const PROD: &str = "acme-prod";
@@ -22,19 +22,8 @@ const STAGING_TOKEN: &str = "staging-token-plan";
 /// example plan file as promotion.yaml.
 fn example_repo(dir: &Path) -> TestRepo {
     let repo = TestRepo::init(dir);
-    let root = repo_root();
-    let mut files = vec![("promotion.yaml".to_owned(), read(&root.join("promotion.example.yaml")))];
-    for folder in ["manifests-example", "overrides"] {
-        for entry in std::fs::read_dir(root.join(folder)).expect("example folder") {
-            let path = entry.expect("entry").path();
-            let name =
-                format!("{folder}/{}", path.file_name().and_then(|n| n.to_str()).expect("name"));
-            files.push((name, read(&path)));
-        }
-    }
-    let borrowed: Vec<(&str, &str)> = files.iter().map(|(p, t)| (p.as_str(), t.as_str())).collect();
-    repo.write(&borrowed);
-    repo.commit_all("the example");
+    let plan = read(&repo_root().join("promotion.example.yaml"));
+    commit_example(&repo, &[("promotion.yaml", &plan)]);
     repo
 }
 

@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use crate::support::command::{Run, ferry_with, repo_root};
 use crate::support::cpln::Cpln;
-use crate::support::git::TestRepo;
+use crate::support::git::{TestRepo, commit_example};
 use crate::support::oci::{Image, Registry};
 use crate::support::sim::Api;
 
@@ -87,23 +87,7 @@ impl Pipeline {
     }
 
     fn commit(&self, plan: &str) {
-        let repo = TestRepo::init(self.dir.path());
-        let root = repo_root();
-        let mut files = vec![("promotion.yaml".to_owned(), plan.to_owned())];
-        for folder in ["manifests-example", "overrides"] {
-            for entry in std::fs::read_dir(root.join(folder)).expect("folder") {
-                let path = entry.expect("entry").path();
-                let name = format!(
-                    "{folder}/{}",
-                    path.file_name().and_then(|n| n.to_str()).expect("name")
-                );
-                files.push((name, std::fs::read_to_string(&path).expect("file")));
-            }
-        }
-        let borrowed: Vec<(&str, &str)> =
-            files.iter().map(|(p, t)| (p.as_str(), t.as_str())).collect();
-        repo.write(&borrowed);
-        repo.commit_all("the example");
+        commit_example(&TestRepo::init(self.dir.path()), &[("promotion.yaml", plan)]);
     }
 
     fn path(&self) -> &Path {
@@ -416,23 +400,8 @@ fn comparable(mut body: Value) -> Value {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_readme_main_job_runs_on_the_embedded_simulator_and_then_has_nothing_to_do() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let repo = TestRepo::init(dir.path());
-    let root = repo_root();
-    let mut files = vec![(
-        "promotion.example.yaml".to_owned(),
-        std::fs::read_to_string(root.join("promotion.example.yaml")).expect("plan"),
-    )];
-    for folder in ["manifests-example", "overrides"] {
-        for entry in std::fs::read_dir(root.join(folder)).expect("folder") {
-            let path = entry.expect("entry").path();
-            let name =
-                format!("{folder}/{}", path.file_name().and_then(|n| n.to_str()).expect("name"));
-            files.push((name, std::fs::read_to_string(&path).expect("file")));
-        }
-    }
-    let borrowed: Vec<(&str, &str)> = files.iter().map(|(p, t)| (p.as_str(), t.as_str())).collect();
-    repo.write(&borrowed);
-    repo.commit_all("the example");
+    let plan = std::fs::read_to_string(repo_root().join("promotion.example.yaml")).expect("plan");
+    commit_example(&TestRepo::init(dir.path()), &[("promotion.example.yaml", &plan)]);
 
     let args = ["promote", "staging", "prod", "--sim", "-f", "promotion.example.yaml"];
     let unapproved = ferry_with(dir.path(), &args, &[]);

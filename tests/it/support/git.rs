@@ -58,3 +58,22 @@ impl TestRepo {
         self.repo.branch(name, &commit, true).expect("branch");
     }
 }
+
+/// Writes the shipped example (`manifests-example/`, `overrides/`) and
+/// `extra` files into `repo` and commits them.
+pub fn commit_example(repo: &TestRepo, extra: &[(&str, &str)]) {
+    let root = crate::support::command::repo_root();
+    let mut files: Vec<(String, String)> =
+        extra.iter().map(|(p, t)| ((*p).to_owned(), (*t).to_owned())).collect();
+    for folder in ["manifests-example", "overrides"] {
+        for entry in std::fs::read_dir(root.join(folder)).expect("example folder") {
+            let path = entry.expect("entry").path();
+            let name =
+                format!("{folder}/{}", path.file_name().and_then(|n| n.to_str()).expect("name"));
+            files.push((name, std::fs::read_to_string(&path).expect("example file")));
+        }
+    }
+    let borrowed: Vec<(&str, &str)> = files.iter().map(|(p, t)| (p.as_str(), t.as_str())).collect();
+    repo.write(&borrowed);
+    repo.commit_all("the example");
+}
