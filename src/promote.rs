@@ -114,6 +114,13 @@ pub enum PromoteError {
     )]
     Interrupted { environment: String },
 
+    #[error("interrupted while waiting for the lock of {environment}; nothing was changed")]
+    #[diagnostic(
+        code(ferry::promote::interrupted),
+        help("a lock created at the instant of the interruption expires by itself")
+    )]
+    InterruptedWaiting { environment: String },
+
     #[error(transparent)]
     #[diagnostic(transparent)]
     Lock(#[from] LockError),
@@ -165,15 +172,21 @@ pub async fn promote(
         }
     }
     let actor = Actor::from_environment();
-    let lock = Lock::acquire(
+    // Listening before the lock exists: a signal from here on releases it.
+    let mut signals = crate::shutdown::Signals::listen();
+    let acquire = Lock::acquire(
         &dst_client,
         dst,
         &actor,
         options.lock_ttl.max(Duration::from_secs(1)),
         options.lock_timeout,
-    )
-    .await
-    .map_err(PromoteError::from)?;
+    );
+    let lock = tokio::select! {
+        lock = acquire => lock.map_err(PromoteError::from)?,
+        () = signals.received() => {
+            return Err(PromoteError::InterruptedWaiting { environment: dst.name.clone() }.into());
+        }
+    };
     frontend.note(&format!("Locked {} for this promotion", dst.name));
     let run = Run {
         workspace,
@@ -187,7 +200,7 @@ pub async fn promote(
     };
     let result = tokio::select! {
         result = run.locked(&made) => result,
-        () = crate::shutdown::signalled() => Err(PromoteError::Interrupted { environment: dst.name.clone() }.into()),
+        () = signals.received() => Err(PromoteError::Interrupted { environment: dst.name.clone() }.into()),
     };
     if let Err(error) = lock.release().await {
         tracing::warn!("could not release the lock of {}: {error}; it expires by itself", dst.name);
