@@ -30,6 +30,13 @@ impl Scopes {
         Self::default().with(repository, "pull,push")
     }
 
+    /// Listing the registry's repositories (`/v2/_catalog`).
+    pub fn catalog() -> Self {
+        let mut scopes = Self::default();
+        scopes.0.insert("registry:catalog:*".to_owned());
+        scopes
+    }
+
     pub fn with(mut self, repository: &str, actions: &str) -> Self {
         self.0.insert(format!("repository:{repository}:{actions}"));
         self

@@ -66,12 +66,22 @@ pub struct Registry {
 
 impl Registry {
     pub fn new(http: reqwest::Client, image: &ImageRef, credential: Credential) -> Arc<Self> {
+        Self::for_host(http, &image.registry, credential)
+    }
+
+    /// The registry at `host` (`HOST[:PORT]`).
+    pub fn for_host(http: reqwest::Client, host: &str, credential: Credential) -> Arc<Self> {
         Arc::new(Self {
-            host: image.registry.clone(),
-            base: image.base_url(),
+            host: host.to_owned(),
+            base: super::reference::base_url(host),
             http,
-            auth: Auth::new(&image.registry, credential),
+            auth: Auth::new(host, credential),
         })
+    }
+
+    /// `…/v2/<path>`, for the routes outside a repository (`_catalog`).
+    pub fn root_url(&self, path: &str) -> String {
+        format!("{}/v2/{path}", self.base)
     }
 
     /// `…/v2/<repository>/<path>`.

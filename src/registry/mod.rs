@@ -14,6 +14,7 @@ mod copy;
 mod credentials;
 mod digest;
 mod error;
+mod listing;
 mod manifest;
 mod progress;
 mod reference;
@@ -26,6 +27,7 @@ pub use copy::{
 pub use credentials::{Credential, Credentials, Secret, TOKEN_USER};
 pub use digest::{Digest, InvalidDigest};
 pub use error::RegistryError;
+pub use listing::{ListedTag, list_tags};
 pub use manifest::{ACCEPT_ALL, DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST};
 pub use progress::{BlobOutcome, Reporter, Silent};
 pub use reference::{ImageRef, InvalidReference, is_loopback_host};

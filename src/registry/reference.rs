@@ -34,10 +34,7 @@ const DOCKER_HUB: &str = "docker.io";
 impl ImageRef {
     /// Base URL of the registry's API (`http://` only for loopback).
     pub fn base_url(&self) -> String {
-        let host =
-            if self.registry == DOCKER_HUB { "registry-1.docker.io" } else { &self.registry };
-        let scheme = if is_loopback_host(host) { "http" } else { "https" };
-        format!("{scheme}://{host}")
+        base_url(&self.registry)
     }
 
     /// What to ask the registry for: the digest when pinned, else the tag.
@@ -53,6 +50,13 @@ impl ImageRef {
     pub fn with(&self, tag: Option<String>, digest: Option<Digest>) -> Self {
         Self { tag, digest, ..self.clone() }
     }
+}
+
+/// Base URL of a registry host's API (`http://` only for loopback).
+pub fn base_url(registry: &str) -> String {
+    let host = if registry == DOCKER_HUB { "registry-1.docker.io" } else { registry };
+    let scheme = if is_loopback_host(host) { "http" } else { "https" };
+    format!("{scheme}://{host}")
 }
 
 /// True for `localhost`, 127.0.0.0/8 and `::1`, with or without a port.

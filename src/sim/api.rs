@@ -53,6 +53,9 @@ async fn dispatch(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    if !shared.upstreams.is_empty() {
+        shared.upstreams.refresh(&shared, std::time::Instant::now()).await;
+    }
     let request = Request {
         shared: &shared,
         method: &method,

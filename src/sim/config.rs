@@ -10,6 +10,10 @@
 //!   - name: acme-prod
 //!     tokens: [prod-token]
 //!     registryAddr: 127.0.0.1:5102   # optional; ephemeral port otherwise
+//!   - name: acme-qa
+//!     tokens: [qa-token]
+//!     registryUpstream: 127.0.0.1:5000  # optional: an external OCI registry
+//!                                       # (user `<token>`, the org's first token)
 //! apiAddr: 127.0.0.1:5100             # optional; `--addr` wins
 //! rolloutDelayMs: 500
 //! locationDelayMs: {aws-us-west-2: 2000}
@@ -59,7 +63,8 @@ pub struct SimConfig {
 }
 
 /// One org: its name, the tokens that may act on it, and optionally a
-/// fixed registry address.
+/// fixed registry address or an external registry that stands in for the
+/// simulator's own.
 #[derive(Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct OrgConfig {
@@ -67,6 +72,10 @@ pub struct OrgConfig {
     pub tokens: Vec<String>,
     #[serde(default)]
     pub registry_addr: Option<SocketAddr>,
+    /// `HOST:PORT` of an OCI registry that is this org's registry instead
+    /// of one the simulator serves (see `sim::upstream`).
+    #[serde(default)]
+    pub registry_upstream: Option<String>,
 }
 
 impl fmt::Debug for OrgConfig {
@@ -76,6 +85,7 @@ impl fmt::Debug for OrgConfig {
             .field("name", &self.name)
             .field("tokens", &format_args!("[{} redacted]", self.tokens.len()))
             .field("registry_addr", &self.registry_addr)
+            .field("registry_upstream", &self.registry_upstream)
             .finish()
     }
 }
@@ -114,9 +124,30 @@ impl SimConfig {
         let token = token.into();
         match self.orgs.iter_mut().find(|o| o.name == name) {
             Some(org) => org.tokens.push(token),
-            None => self.orgs.push(OrgConfig { name, tokens: vec![token], registry_addr: None }),
+            None => self.orgs.push(OrgConfig {
+                name,
+                tokens: vec![token],
+                registry_addr: None,
+                registry_upstream: None,
+            }),
         }
         self
+    }
+
+    /// Adds an org whose registry is the external one at `host` (the
+    /// simulator reads it with user `<token>` and `token`).
+    pub fn with_org_on_registry(
+        self,
+        name: impl Into<String>,
+        token: impl Into<String>,
+        host: impl Into<String>,
+    ) -> Self {
+        let name = name.into();
+        let mut config = self.with_org(name.clone(), token);
+        if let Some(org) = config.orgs.iter_mut().find(|o| o.name == name) {
+            org.registry_upstream = Some(host.into());
+        }
+        config
     }
 
     pub fn with_state_dir(mut self, dir: impl Into<PathBuf>) -> Self {
@@ -165,6 +196,12 @@ impl SimConfig {
         for org in &self.orgs {
             if !seen.insert(org.name.as_str()) {
                 return Err(SimError::InvalidOrg(format!("org '{}' is listed twice", org.name)));
+            }
+            if org.registry_addr.is_some() && org.registry_upstream.is_some() {
+                return Err(SimError::InvalidOrg(format!(
+                    "org '{}' has both registryAddr and registryUpstream",
+                    org.name
+                )));
             }
             if org.tokens.iter().all(String::is_empty) {
                 return Err(SimError::InvalidOrg(format!("org '{}' has no token", org.name)));

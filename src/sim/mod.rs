@@ -10,7 +10,7 @@
 //! deletes), `normalize` (what the API does to bodies), `patch` (the
 //! directive language), `query` (`-query`), `deploy` (deployments and
 //! readiness), `images` (image references and resources), `registry` (OCI
-//! distribution), `auth` (tokens), `faults` (latency, errors, request log),
+//! distribution), `upstream` (orgs on an external registry), `auth` (tokens), `faults` (latency, errors, request log),
 //! `state` (the model and crash-safe persistence), `clock`.
 
 mod api;
@@ -29,6 +29,7 @@ pub mod seed;
 mod server;
 mod state;
 mod store;
+mod upstream;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -20,6 +20,7 @@ use super::error::{ApiError, SimError};
 use super::faults::{FaultConfig, FaultLayer, Faults, RequestRecord, Service};
 use super::registry::Uploads;
 use super::state::{Disk, State};
+use super::upstream::Upstreams;
 
 /// Everything the servers of one simulator share.
 pub(crate) struct Shared {
@@ -32,6 +33,8 @@ pub(crate) struct Shared {
     pub registry_hosts: BTreeMap<String, String>,
     timing: Mutex<SimConfig>,
     pub uploads: Uploads,
+    /// Orgs whose registry is an external one.
+    pub upstreams: Upstreams,
 }
 
 impl Shared {
@@ -88,7 +91,11 @@ impl Simulator {
         let api_listener = bind(api_addr).await?;
         let mut registry_listeners = Vec::new();
         let mut registry_hosts = BTreeMap::new();
-        for org in &config.orgs {
+        let upstreams = Upstreams::new(&config.orgs);
+        for (org, host) in upstreams.hosts() {
+            registry_hosts.insert(org.clone(), host.clone());
+        }
+        for org in config.orgs.iter().filter(|o| o.registry_upstream.is_none()) {
             let addr = org.registry_addr.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
             let listener = bind(addr).await?;
             let local = local_addr(&listener, addr)?;
@@ -111,6 +118,7 @@ impl Simulator {
             registry_hosts,
             timing: Mutex::new(config.clone()),
             uploads: Uploads::default(),
+            upstreams,
         });
         {
             let state = shared.lock();
@@ -197,15 +205,17 @@ impl SimHandle {
         self.api_addr
     }
 
-    /// The address of an org's registry.
+    /// The address of the registry the simulator serves for an org
+    /// (`None` for an org on an external registry).
     pub fn registry_addr(&self, org: &str) -> Option<SocketAddr> {
         self.registries.get(org).copied()
     }
 
     /// `127.0.0.1:PORT`, the registry host to put in image references
-    /// (`127.0.0.1:PORT/NAME:TAG`) and docker pull secrets.
+    /// (`127.0.0.1:PORT/NAME:TAG`) and docker pull secrets: the served one,
+    /// or the org's external registry.
     pub fn registry_host(&self, org: &str) -> Option<String> {
-        self.registry_addr(org).map(|a| a.to_string())
+        self.shared.registry_hosts.get(org).cloned()
     }
 
     /// The orgs this simulator serves.

@@ -120,7 +120,7 @@ pub(crate) struct Repo {
 }
 
 /// A tag, which is also an `image` resource `REPO:TAG`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct TagEntry {
     pub digest: String,

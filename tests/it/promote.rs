@@ -1,5 +1,6 @@
 //! `ferry promote` end to end on the simulator: images copied between the
-//! orgs' real registries, prod running staging's images by digest, no-op
+//! orgs' registries (the simulator's own, and real Debian registries that
+//! stand in for them), prod running staging's images by digest, no-op
 //! second runs, automatic rollback, the lock, a killed promotion, a
 //! gvc-per-env pipeline, and live state equal to the real cpln apply's.
 
@@ -14,6 +15,8 @@ use crate::support::command::{Run, ferry_with, repo_root};
 use crate::support::cpln::Cpln;
 use crate::support::git::{TestRepo, commit_example};
 use crate::support::oci::{Image, Registry};
+use crate::support::registry_server::AuthMode::{Basic, Token};
+use crate::support::registry_server::RegistryServer;
 use crate::support::sim::Api;
 
 const IMAGES: [(&str, &str); 4] =
@@ -33,17 +36,37 @@ fn token(org: &str) -> &'static str {
 struct Pipeline {
     dir: tempfile::TempDir,
     sim: SimHandle,
+    /// Debian registries that stand in for the orgs' own (kept running).
+    registries: Vec<RegistryServer>,
 }
 
 impl Pipeline {
     async fn org_per_env() -> Self {
-        let mut config = SimConfig::new().with_rollout_delay(Duration::from_millis(100));
+        let mut config = SimConfig::new();
         for (org, token) in &ORGS[..3] {
             config = config.with_org(*org, *token);
         }
+        Self::org_per_env_with(config, Vec::new()).await
+    }
+
+    /// dev, staging and prod whose registries are real Debian registries
+    /// (Basic, token and Basic auth), each accepting its org's token.
+    async fn org_per_env_on_debian_registries() -> Self {
+        let mut config = SimConfig::new();
+        let mut registries = Vec::new();
+        for ((org, token), mode) in ORGS[..3].iter().zip([Basic, Token, Basic]) {
+            let registry = RegistryServer::start_with_password(mode, token);
+            config = config.with_org_on_registry(*org, *token, &registry.target.host);
+            registries.push(registry);
+        }
+        Self::org_per_env_with(config, registries).await
+    }
+
+    async fn org_per_env_with(config: SimConfig, registries: Vec<RegistryServer>) -> Self {
+        let config = config.with_rollout_delay(Duration::from_millis(100));
         let sim = Simulator::start(config).await.expect("simulator starts");
         let dir = tempfile::tempdir().expect("temp dir");
-        let pipeline = Pipeline { dir, sim };
+        let pipeline = Pipeline { dir, sim, registries };
         let mut plan = String::from(
             "manifests:\n  path: manifests-example\ntopology: org-per-env\nenvironments:\n",
         );
@@ -62,7 +85,8 @@ impl Pipeline {
             .with_rollout_delay(Duration::from_millis(100))
             .with_org("acme", token("acme"));
         let sim = Simulator::start(config).await.expect("simulator starts");
-        let pipeline = Pipeline { dir: tempfile::tempdir().expect("temp dir"), sim };
+        let pipeline =
+            Pipeline { dir: tempfile::tempdir().expect("temp dir"), sim, registries: Vec::new() };
         let mut plan = String::from(
             "manifests:\n  path: manifests-example\ntopology: gvc-per-env\nenvironments:\n",
         );
@@ -219,6 +243,63 @@ async fn prod_runs_stagings_images_by_digest_and_a_second_promote_changes_nothin
         "a no-op promote wrote: {:?}",
         writes(&pipeline.sim, "acme-prod")
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn images_travel_between_the_real_registries_behind_the_orgs() {
+    let pipeline = Pipeline::org_per_env_on_debian_registries().await;
+    pipeline.deploy_with_cpln("dev", "acme-dev", "app").await;
+    let staging = pipeline.ferry(&["promote", "dev", "staging", "--yes"]);
+    assert_eq!(staging.code, Some(0), "{}\n{}", staging.stdout, staging.stderr);
+    let prod_registry = &pipeline.registries[2];
+    let before = prod_registry.requests().len();
+    let prod = pipeline.ferry(&["promote", "staging", "prod", "--yes"]);
+    assert_eq!(prod.code, Some(0), "{}\n{}", prod.stdout, prod.stderr);
+    assert!(prod.stderr.contains("workload/api ready"), "{}", prod.stderr);
+
+    let staged = images_of(&pipeline.api("acme-staging"), "acme-staging", "app").await;
+    let promoted = images_of(&pipeline.api("acme-prod"), "acme-prod", "app").await;
+    assert_eq!(staged.len(), 5);
+    // Prod's own registry, a Debian docker-registry, now serves every image
+    // prod runs, at staging's digest, under its tag.
+    let registry = Registry::new(&prod_registry.target.host, token("acme-prod"));
+    for ((name, staged), (_, image)) in staged.iter().zip(&promoted) {
+        assert_eq!(digest_of(staged), digest_of(image), "{name}: {staged} vs {image}");
+        let repository = image.trim_start_matches("/org/acme-prod/image/");
+        let (repository, digest) = repository.split_once('@').expect("pinned by digest");
+        for reference in [digest, "1.4.2", "3.13.7"] {
+            let response = registry
+                .request(reqwest::Method::HEAD, &format!("/v2/{repository}/manifests/{reference}"))
+                .header("accept", crate::support::oci::OCI_MANIFEST)
+                .send()
+                .await
+                .expect("prod registry answers");
+            if response.status() == reqwest::StatusCode::OK {
+                assert_eq!(response.headers()["docker-content-digest"], digest, "{repository}");
+            } else {
+                assert!(reference != digest, "{repository}@{digest} is missing");
+            }
+        }
+    }
+    let writes: Vec<_> = prod_registry.requests()[before..]
+        .iter()
+        .filter(|r| r.method == "PUT")
+        .map(|r| r.path.clone())
+        .collect();
+    for (repo, tag) in IMAGES {
+        assert!(writes.contains(&format!("/v2/{repo}/manifests/{tag}")), "{repo}: {writes:?}");
+    }
+
+    let settled = prod_registry.requests().len();
+    let again = pipeline.ferry(&["promote", "staging", "prod", "--yes"]);
+    assert_eq!(again.code, Some(0), "{}", again.stderr);
+    assert!(again.stdout.contains("No changes."), "{}", again.stdout);
+    let moved: Vec<_> = prod_registry.requests()[settled..]
+        .iter()
+        .filter(|r| r.method != "GET" && r.method != "HEAD")
+        .cloned()
+        .collect();
+    assert!(moved.is_empty(), "a no-op promote wrote to prod's registry: {moved:?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

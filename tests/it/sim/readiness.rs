@@ -181,3 +181,38 @@ async fn suspended_locations_and_cron_follow_cpln_rules() {
         .await;
     assert!(statuses(&list).iter().all(|s| s["jobExecutions"] == json!([])));
 }
+
+#[tokio::test]
+async fn an_org_on_an_external_registry_sees_what_was_pushed_there() {
+    use crate::support::registry_server::{AuthMode, RegistryServer};
+    let external = RegistryServer::start_with_password(AuthMode::Token, DEV_TOKEN);
+    let config = ferry::sim::SimConfig::new()
+        .with_rollout_delay(Duration::from_millis(50))
+        .with_org_on_registry(DEV, DEV_TOKEN, &external.target.host);
+    let sim = ferry::sim::Simulator::start(config).await.unwrap();
+    assert_eq!(sim.registry_host(DEV).as_deref(), Some(external.target.host.as_str()));
+    assert_eq!(sim.registry_addr(DEV), None, "the simulator serves no registry of its own");
+    let api = Api::new(&sim, Some(DEV_TOKEN));
+    gvc(&api, DEV, json!({})).await;
+    let path = "/org/acme-dev/gvc/app/workload/api/deployment";
+    workload(&api, DEV, json!({"name": "api", "spec": {"type": "standard", "containers": [{"name": "main", "image": "//image/api:1"}]}})).await;
+    let missing = api
+        .wait_for(path, 10, |list| {
+            statuses(list).iter().all(|s| s["lastProcessedVersion"] == 1 && s["ready"] == false)
+        })
+        .await;
+    assert!(
+        statuses(&missing)[0]["message"].as_str().unwrap().contains("not found in the registry"),
+        "{missing:#}"
+    );
+
+    // Pushed to the external registry (through its token server): it
+    // becomes an image resource, and the workload becomes ready.
+    use crate::support::oci_image::{Format, RegistryClient, TestImage};
+    let image = TestImage::single(Format::Oci, &[2048], 41);
+    RegistryClient::connect(&external.target, "api").await.push(&image, "1").await;
+    let (status, resource) = api.get("/org/acme-dev/image/api:1").await;
+    assert_eq!(status, StatusCode::OK, "{resource}");
+    assert_eq!(resource["digest"].as_str(), Some(image.top.digest.as_str()));
+    api.wait_for(path, 10, all_ready_at(1)).await;
+}

@@ -179,8 +179,13 @@ impl Registry {
             .unwrap();
         assert_eq!(started.status(), StatusCode::ACCEPTED);
         let location = started.headers()["location"].to_str().unwrap().to_owned();
+        // Distribution's Location already carries a query (`_state=…`).
+        let separator = if location.contains('?') { '&' } else { '?' };
         let done = self
-            .request(reqwest::Method::PUT, &format!("{location}?digest={}", digest(bytes)))
+            .request(
+                reqwest::Method::PUT,
+                &format!("{location}{separator}digest={}", digest(bytes)),
+            )
             .body(bytes.to_vec())
             .send()
             .await

@@ -54,9 +54,15 @@ pub struct RegistryServer {
 
 impl RegistryServer {
     pub fn start(mode: AuthMode) -> Self {
+        Self::start_with_password(mode, &format!("secret-{}", std::process::id()))
+    }
+
+    /// A registry that accepts user `<token>` with `password`, as an org's
+    /// Control Plane registry accepts the org's token.
+    pub fn start_with_password(mode: AuthMode, password: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
-        let password = format!("secret-{port}-{}", std::process::id());
+        let password = password.to_owned();
         let mut auth = String::new();
         let mut token_server = None;
         match mode {
