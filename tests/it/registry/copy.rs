@@ -160,3 +160,51 @@ fn streams_a_300_mib_layer() {
     assert_eq!(report["bytes_copied"], image.blobs.iter().map(|b| b.size).sum::<u64>());
     assert_eq!(block_on(inspect(&dst.target, "big").manifest_digest("v1")), Some(image.top.digest));
 }
+
+/// Without `--*-creds-env`, credentials come from Docker's config: a
+/// credential helper for one host, a base64 `auth` for the other.
+#[test]
+fn credentials_come_from_a_docker_credential_helper_and_docker_auths() {
+    use base64::Engine as _;
+    let (src, dst) =
+        (RegistryServer::start(AuthMode::Token), RegistryServer::start(AuthMode::Basic));
+    let image = TestImage::single(Format::Oci, &[4 * KIB], 77);
+    seed(&src.target, "team/app", "v1", &image);
+    let config = tempfile::tempdir().unwrap();
+    let (src_user, src_password) = src.target.credentials.clone().unwrap();
+    let helper = config.path().join("docker-credential-ferrytest");
+    std::fs::write(
+        &helper,
+        format!(
+            "#!/bin/sh\n[ \"$1\" = get ] || exit 1\ncat > \"$(dirname \"$0\")/asked\"\nprintf '{{\"ServerURL\":\"x\",\"Username\":\"{src_user}\",\"Secret\":\"{src_password}\"}}'\n"
+        ),
+    )
+    .unwrap();
+    let mut permissions = std::fs::metadata(&helper).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut permissions, 0o755);
+    std::fs::set_permissions(&helper, permissions).unwrap();
+    let (dst_user, dst_password) = dst.target.credentials.clone().unwrap();
+    let auth =
+        base64::engine::general_purpose::STANDARD.encode(format!("{dst_user}:{dst_password}"));
+    std::fs::write(
+        config.path().join("config.json"),
+        format!(
+            r#"{{"credHelpers": {{"{}": "ferrytest"}}, "auths": {{"{}": {{"auth": "{auth}"}}}}}}"#,
+            src.target.host, dst.target.host
+        ),
+    )
+    .unwrap();
+    let path = format!("{}:{}", config.path().display(), std::env::var("PATH").unwrap_or_default());
+    let (src_image, dst_image) = (src.target.image("team/app:v1"), dst.target.image("app:v1"));
+    let run = crate::support::command::ferry_with(
+        config.path(),
+        &["image", "copy", &src_image, &dst_image, "--output", "json"],
+        &[("DOCKER_CONFIG", config.path().to_str().unwrap()), ("PATH", &path)],
+    );
+    assert_eq!(report(&run)["digest"], image.top.digest);
+    let asked = std::fs::read_to_string(config.path().join("asked")).unwrap();
+    assert_eq!(asked, src.target.host, "the helper is asked for the source host");
+    assert!(!run.stderr.contains(&src_password) && !run.stdout.contains(&dst_password));
+    let dst_client = inspect(&dst.target, "app");
+    assert_eq!(block_on(dst_client.manifest_digest("v1")), Some(image.top.digest.clone()));
+}
