@@ -302,6 +302,9 @@ fn sensitive(value: &str) -> HeaderValue {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
     use super::*;
 
     #[test]
@@ -325,6 +328,47 @@ mod tests {
             })
         );
         assert_eq!(Challenge::parse("Negotiate abc"), None);
+    }
+
+    /// A token server on loopback that issues `t1`, `t2`, … living 1 s.
+    async fn token_server() -> (String, Arc<AtomicUsize>) {
+        let issued = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&issued);
+        let app =
+            axum::Router::new().route(
+                "/token",
+                axum::routing::get(move || {
+                    let n = counter.fetch_add(1, Ordering::SeqCst) + 1;
+                    async move {
+                        axum::Json(serde_json::json!({"token": format!("t{n}"), "expires_in": 1}))
+                    }
+                }),
+            );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (format!("http://{addr}/token"), issued)
+    }
+
+    #[tokio::test]
+    async fn tokens_are_cached_renewed_before_expiry_and_refetched_after_a_401() {
+        let (realm, issued) = token_server().await;
+        let auth = Auth::new("127.0.0.1:1", Credential::basic(crate::registry::TOKEN_USER, "key"));
+        let http = reqwest::Client::new();
+        let scopes = Scopes::pull("app");
+        let bearer = format!(r#"Bearer realm="{realm}",service="s""#);
+        let header = |value: Option<HeaderValue>| value.unwrap().to_str().unwrap().to_owned();
+        assert!(matches!(auth.unauthorized(Some(&bearer), &scopes, 1).await, Retry::Again));
+        assert_eq!(header(auth.header(&http, &scopes).await.unwrap()), "Bearer t1");
+        assert_eq!(header(auth.header(&http, &scopes).await.unwrap()), "Bearer t1");
+        assert_eq!(issued.load(Ordering::SeqCst), 1, "a live token is reused");
+        tokio::time::sleep(Duration::from_millis(900)).await;
+        assert_eq!(header(auth.header(&http, &scopes).await.unwrap()), "Bearer t2");
+        // The registry refuses the token (expired early, revoked): fetch anew.
+        assert!(matches!(auth.unauthorized(Some(&bearer), &scopes, 1).await, Retry::Again));
+        assert_eq!(header(auth.header(&http, &scopes).await.unwrap()), "Bearer t3");
+        // A second 401 for the same request is final.
+        assert!(matches!(auth.unauthorized(Some(&bearer), &scopes, 2).await, Retry::Refused(_)));
     }
 
     #[test]

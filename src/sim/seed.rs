@@ -6,9 +6,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use super::SimError;
-
-/// The user name Control Plane registries expect (the password is a token).
-const TOKEN_USER: &str = "<token>";
+use crate::registry::TOKEN_USER;
 
 /// Pushes `repository:tag`, a small image whose content names it, to the
 /// registry at `host` with the org's `token`. Returns its digest.
