@@ -13,6 +13,7 @@ use std::time::Duration;
 use futures::stream::{self, StreamExt};
 use miette::Diagnostic;
 use serde_json::{Map, Value, json};
+pub use tokio_util::sync::CancellationToken;
 
 use crate::api::{ApiError, Client, paths};
 use crate::config::{Environment, Readiness};
@@ -94,6 +95,10 @@ pub enum ApplyError {
         #[diagnostic_source]
         source: ApiError,
     },
+
+    #[error("interrupted by a signal")]
+    #[diagnostic(code(ferry::apply::interrupted))]
+    Interrupted,
 }
 
 /// What was written before the run ended, in order, and how it ended.
@@ -108,12 +113,17 @@ pub async fn execute(
     env: &Environment,
     steps: &[Step],
     reporter: &dyn Reporter,
+    stop: &CancellationToken,
 ) -> Outcome {
     let mut written = Vec::new();
     let mut waves: Vec<usize> = steps.iter().map(|s| s.wave).collect();
     waves.sort_unstable();
     waves.dedup();
     for wave in waves {
+        // Writes in flight finish; no new wave starts after a stop.
+        if stop.is_cancelled() {
+            return Outcome { written, result: Err(ApplyError::Interrupted) };
+        }
         let in_wave: Vec<&Step> = steps.iter().filter(|s| s.wave == wave).collect();
         reporter.event(Event::Wave { number: wave, steps: in_wave.len() });
         let results: Vec<(ResourceId, Result<(), ApiError>)> =
@@ -140,7 +150,11 @@ pub async fn execute(
             .filter(|s| s.id.kind == Kind::Workload && s.action != Action::Delete)
             .map(|s| s.id.name.clone())
             .collect();
-        if let Err(error) = wait_ready(client, env, &workloads, env.readiness, reporter).await {
+        let ready = tokio::select! {
+            ready = wait_ready(client, env, &workloads, env.readiness, reporter) => ready,
+            () = stop.cancelled() => Err(ApplyError::Interrupted),
+        };
+        if let Err(error) = ready {
             return Outcome { written, result: Err(error) };
         }
     }

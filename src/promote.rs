@@ -20,7 +20,7 @@ use miette::Diagnostic;
 use serde_json::Value;
 
 use crate::api::{Client, paths};
-use crate::apply::{self, ApplyError, Step, TagWrite};
+use crate::apply::{self, ApplyError, CancellationToken, Step, TagWrite};
 use crate::cli::SourceArgs;
 use crate::commands::plan::{Made, make};
 use crate::config::{Environment, ImageStrategy};
@@ -107,12 +107,18 @@ pub enum PromoteError {
         source: crate::registry::RegistryError,
     },
 
-    #[error("interrupted; the lock of {environment} was released")]
+    #[error("interrupted before anything was written; the lock of {environment} was released")]
+    #[diagnostic(code(ferry::promote::interrupted), help("run the promotion again"))]
+    Interrupted { environment: String },
+
+    #[error("interrupted twice, so stopped at once; the lock of {environment} was released")]
     #[diagnostic(
         code(ferry::promote::interrupted),
-        help("what was written so far stays; run the promotion again to converge")
+        help(
+            "what was written so far stays and no release was recorded; `ferry plan {environment}` shows what differs, and promoting again converges"
+        )
     )]
-    Interrupted { environment: String },
+    Abandoned { environment: String },
 
     #[error("interrupted while waiting for the lock of {environment}; nothing was changed")]
     #[diagnostic(
@@ -198,9 +204,21 @@ pub async fn promote(
         actor,
         frontend,
     };
+    // A first signal stops gracefully (writes in flight finish, what was
+    // changed is restored and the release recorded); a second stops at once.
+    let stop = CancellationToken::new();
+    let locked = run.locked(&made, &stop);
+    tokio::pin!(locked);
     let result = tokio::select! {
-        result = run.locked(&made) => result,
-        () = signals.received() => Err(PromoteError::Interrupted { environment: dst.name.clone() }.into()),
+        result = &mut locked => result,
+        () = signals.received() => {
+            frontend.note("Interrupted: letting the writes in flight finish, then restoring what changed (signal again to stop at once)");
+            stop.cancel();
+            tokio::select! {
+                result = &mut locked => result,
+                () = signals.received() => Err(PromoteError::Abandoned { environment: dst.name.clone() }.into()),
+            }
+        }
     };
     if let Err(error) = lock.release().await {
         tracing::warn!("could not release the lock of {}: {error}; it expires by itself", dst.name);
@@ -250,17 +268,25 @@ struct Run<'a> {
 }
 
 impl Run<'_> {
-    async fn locked(&self, approved: &Made) -> Result<Promoted, Error> {
+    async fn locked(&self, approved: &Made, stop: &CancellationToken) -> Result<Promoted, Error> {
         let made = make(self.workspace, self.prepared, self.src).await?;
         unchanged_since(&approved.plan, &made.plan, self.dst)?;
         let started = now_ms();
         let existing: Vec<u64> =
             history::releases(self.client, self.dst).await?.into_iter().map(|(r, _)| r).collect();
         let revision = release::next_revision(&existing);
-        self.move_images(&made.plan).await?;
-        self.preflight(&made).await?;
+        let prepared = async {
+            self.move_images(&made.plan).await?;
+            self.preflight(&made).await
+        };
+        tokio::select! {
+            prepared = prepared => prepared?,
+            () = stop.cancelled() => {
+                return Err(PromoteError::Interrupted { environment: self.dst.name.clone() }.into());
+            }
+        }
         let steps = self.steps(&made, revision);
-        let outcome = apply::execute(self.client, self.dst, &steps, self.frontend).await;
+        let outcome = apply::execute(self.client, self.dst, &steps, self.frontend, stop).await;
         let mut record = Release {
             schema: release::SCHEMA.to_owned(),
             environment: self.dst.name.clone(),
@@ -360,7 +386,10 @@ impl Run<'_> {
         self.frontend
             .note(&format!("Restoring the {} resources this promotion changed", written.len()));
         let steps = apply::restore_steps(written, before);
-        let outcome = apply::execute(self.client, self.dst, &steps, self.frontend).await;
+        // Restoring is not itself stopped by the first signal.
+        let outcome =
+            apply::execute(self.client, self.dst, &steps, self.frontend, &CancellationToken::new())
+                .await;
         let names: Vec<String> = written.iter().map(ToString::to_string).collect();
         match outcome.result {
             Ok(()) => format!("restored {}", names.join(", ")),

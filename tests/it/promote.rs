@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use ferry::sim::{SimConfig, SimHandle, Simulator};
+use ferry::sim::{FaultConfig, FaultTarget, SimConfig, SimHandle, Simulator};
 use serde_json::Value;
 
 use crate::support::command::{Run, ferry_with, repo_root};
@@ -555,30 +555,96 @@ async fn a_saved_plan_is_applied_exactly_or_refused_naming_what_moved() {
     assert_eq!(pipeline.ferry(&["plan", "prod", "--from", "staging"]).code, Some(0));
 }
 
+/// Waits until GET `path` answers 200 with a body that `done` accepts.
+async fn until(api: &crate::support::sim::Api, path: &str, done: impl Fn(&Value) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, body) = api.get(path).await;
+        if status == reqwest::StatusCode::OK && done(&body) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{path} never became what was awaited");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn terminate(child: &Child) {
+    let signal =
+        Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill");
+    assert!(signal.success());
+}
+
 #[tokio::test(flavor = "multi_thread")]
-async fn sigterm_releases_the_lock() {
+async fn sigterm_before_any_write_releases_the_lock_and_changes_nothing() {
     let pipeline = Pipeline::org_per_env().await;
     pipeline.deploy_with_cpln("dev", "acme-dev", "app").await;
     assert_eq!(pipeline.ferry(&["promote", "dev", "staging", "--yes"]).code, Some(0));
-    pipeline.sim.set_rollout_delay(Duration::from_secs(3));
+    // Slow registries: the promotion is still copying images when stopped.
+    pipeline.sim.set_faults(FaultConfig {
+        latency_ms: 400,
+        target: FaultTarget::Registry,
+        ..FaultConfig::default()
+    });
+    pipeline.sim.clear_request_log();
     let running = pipeline.spawn(&["promote", "staging", "prod", "--yes"]);
     let api = pipeline.api("acme-prod");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while api.get("/org/acme-prod/secret/ferry-lock-prod").await.0 != reqwest::StatusCode::OK {
-        assert!(Instant::now() < deadline, "the promotion never took its lock");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let signal =
-        Command::new("kill").args(["-TERM", &running.id().to_string()]).status().expect("kill");
-    assert!(signal.success());
+    until(&api, "/org/acme-prod/secret/ferry-lock-prod", |_| true).await;
+    terminate(&running);
     let output = running.wait_with_output().expect("promote ends");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("interrupted; the lock of prod was released"), "{stderr}");
+    assert!(
+        stderr.contains("interrupted before anything was written; the lock of prod was released"),
+        "{stderr}"
+    );
     assert_eq!(
         api.get("/org/acme-prod/secret/ferry-lock-prod").await.0,
         reqwest::StatusCode::NOT_FOUND
     );
+    let api_writes: Vec<String> = writes(&pipeline.sim, "acme-prod")
+        .into_iter()
+        .filter(|r| r.service == ferry::sim::Service::Api)
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect();
+    assert_eq!(
+        api_writes,
+        ["POST /org/acme-prod/secret", "DELETE /org/acme-prod/secret/ferry-lock-prod"],
+        "only the lock was taken and released"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_during_readiness_restores_records_and_releases_the_lock() {
+    let pipeline = Pipeline::org_per_env().await;
+    pipeline.deploy_with_cpln("dev", "acme-dev", "app").await;
+    assert_eq!(pipeline.ferry(&["promote", "dev", "staging", "--yes"]).code, Some(0));
+    pipeline.sim.set_rollout_delay(Duration::from_secs(30));
+    let running = pipeline.spawn(&["promote", "staging", "prod", "--yes"]);
+    let api = pipeline.api("acme-prod");
+    let some_workload = |list: &Value| list["items"].as_array().is_some_and(|i| !i.is_empty());
+    until(&api, "/org/acme-prod/gvc/app/workload", some_workload).await;
+    terminate(&running);
+    let output = running.wait_with_output().expect("promote ends");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("Interrupted: letting the writes in flight finish"), "{stderr}");
+    assert!(stderr.contains("promotion into prod failed; restored"), "{stderr}");
+    assert_eq!(
+        api.get("/org/acme-prod/secret/ferry-lock-prod").await.0,
+        reqwest::StatusCode::NOT_FOUND
+    );
+    // prod was empty before: what the promotion created is gone again.
+    let (status, list) = api.get("/org/acme-prod/gvc/app/workload").await;
+    assert!(
+        status == reqwest::StatusCode::NOT_FOUND || !some_workload(&list),
+        "{status}: {list:#}"
+    );
+    let history = pipeline.ferry(&["history", "prod", "--output", "json"]);
+    let releases: Value = serde_json::from_str(&history.stdout).expect("history JSON");
+    assert_eq!(releases["releases"][0]["outcome"], "failed");
+    assert_eq!(releases["releases"][0]["rolled_back"], true);
+    let message = releases["releases"][0]["message"].as_str().unwrap_or_default();
+    assert!(message.starts_with("interrupted by a signal; restored"), "{message}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
