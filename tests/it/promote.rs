@@ -164,6 +164,13 @@ impl Pipeline {
         std::fs::remove_file(file).expect("remove");
     }
 
+    /// The example deployed to dev with cpln, then promoted to staging.
+    async fn stage(&self) {
+        self.deploy_with_cpln("dev", "acme-dev", "app").await;
+        let staging = self.ferry(&["promote", "dev", "staging", "--yes"]);
+        assert_eq!(staging.code, Some(0), "{}\n{}", staging.stdout, staging.stderr);
+    }
+
     fn api(&self, org: &str) -> Api {
         Api::new(&self.sim, Some(token(org)))
     }
@@ -204,9 +211,7 @@ fn writes(sim: &SimHandle, org: &str) -> Vec<ferry::sim::RequestRecord> {
 
 async fn promoted_to_prod() -> Pipeline {
     let pipeline = Pipeline::org_per_env().await;
-    pipeline.deploy_with_cpln("dev", "acme-dev", "app").await;
-    let staging = pipeline.ferry(&["promote", "dev", "staging", "--yes"]);
-    assert_eq!(staging.code, Some(0), "{}\n{}", staging.stdout, staging.stderr);
+    pipeline.stage().await;
     let prod = pipeline.ferry(&["promote", "staging", "prod", "--yes"]);
     assert_eq!(prod.code, Some(0), "{}\n{}", prod.stdout, prod.stderr);
     pipeline
@@ -248,9 +253,7 @@ async fn prod_runs_stagings_images_by_digest_and_a_second_promote_changes_nothin
 #[tokio::test(flavor = "multi_thread")]
 async fn images_travel_between_the_real_registries_behind_the_orgs() {
     let pipeline = Pipeline::org_per_env_on_debian_registries().await;
-    pipeline.deploy_with_cpln("dev", "acme-dev", "app").await;
-    let staging = pipeline.ferry(&["promote", "dev", "staging", "--yes"]);
-    assert_eq!(staging.code, Some(0), "{}\n{}", staging.stdout, staging.stderr);
+    pipeline.stage().await;
     let prod_registry = &pipeline.registries[2];
     let before = prod_registry.requests().len();
     let prod = pipeline.ferry(&["promote", "staging", "prod", "--yes"]);
@@ -336,8 +339,7 @@ async fn a_release_that_never_becomes_ready_is_rolled_back_and_recorded_as_faile
 #[tokio::test(flavor = "multi_thread")]
 async fn two_promotes_never_interleave_and_the_second_names_the_holder() {
     let pipeline = Pipeline::org_per_env().await;
-    pipeline.deploy_with_cpln("dev", "acme-dev", "app").await;
-    assert_eq!(pipeline.ferry(&["promote", "dev", "staging", "--yes"]).code, Some(0));
+    pipeline.stage().await;
     pipeline.sim.set_rollout_delay(Duration::from_millis(1500));
     pipeline.sim.clear_request_log();
     let first = pipeline.spawn(&["promote", "staging", "prod", "--yes"]);
@@ -375,8 +377,7 @@ async fn two_promotes_never_interleave_and_the_second_names_the_holder() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_killed_promote_leaves_a_lock_that_expires_and_the_next_one_converges() {
     let pipeline = Pipeline::org_per_env().await;
-    pipeline.deploy_with_cpln("dev", "acme-dev", "app").await;
-    assert_eq!(pipeline.ferry(&["promote", "dev", "staging", "--yes"]).code, Some(0));
+    pipeline.stage().await;
     pipeline.sim.set_rollout_delay(Duration::from_millis(1500));
     let mut doomed = pipeline.spawn(&["promote", "staging", "prod", "--yes", "--lock-ttl", "2s"]);
     let api = pipeline.api("acme-prod");
@@ -523,8 +524,7 @@ async fn the_readme_main_job_runs_on_the_embedded_simulator_and_then_has_nothing
 #[tokio::test(flavor = "multi_thread")]
 async fn a_saved_plan_is_applied_exactly_or_refused_naming_what_moved() {
     let pipeline = Pipeline::org_per_env().await;
-    pipeline.deploy_with_cpln("dev", "acme-dev", "app").await;
-    assert_eq!(pipeline.ferry(&["promote", "dev", "staging", "--yes"]).code, Some(0));
+    pipeline.stage().await;
 
     let saved = pipeline.ferry(&["plan", "prod", "--from", "staging", "--out", "prod.json"]);
     assert_eq!(saved.code, Some(2), "{}", saved.stderr);
@@ -577,8 +577,7 @@ fn terminate(child: &Child) {
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_before_any_write_releases_the_lock_and_changes_nothing() {
     let pipeline = Pipeline::org_per_env().await;
-    pipeline.deploy_with_cpln("dev", "acme-dev", "app").await;
-    assert_eq!(pipeline.ferry(&["promote", "dev", "staging", "--yes"]).code, Some(0));
+    pipeline.stage().await;
     // Slow registries: the promotion is still copying images when stopped.
     pipeline.sim.set_faults(FaultConfig {
         latency_ms: 400,
@@ -616,8 +615,7 @@ async fn sigterm_before_any_write_releases_the_lock_and_changes_nothing() {
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_during_readiness_restores_records_and_releases_the_lock() {
     let pipeline = Pipeline::org_per_env().await;
-    pipeline.deploy_with_cpln("dev", "acme-dev", "app").await;
-    assert_eq!(pipeline.ferry(&["promote", "dev", "staging", "--yes"]).code, Some(0));
+    pipeline.stage().await;
     pipeline.sim.set_rollout_delay(Duration::from_secs(30));
     let running = pipeline.spawn(&["promote", "staging", "prod", "--yes"]);
     let api = pipeline.api("acme-prod");
@@ -650,8 +648,7 @@ async fn sigterm_during_readiness_restores_records_and_releases_the_lock() {
 #[tokio::test(flavor = "multi_thread")]
 async fn with_a_pull_secret_prod_pulls_from_stagings_registry() {
     let pipeline = Pipeline::org_per_env().await;
-    pipeline.deploy_with_cpln("dev", "acme-dev", "app").await;
-    assert_eq!(pipeline.ferry(&["promote", "dev", "staging", "--yes"]).code, Some(0));
+    pipeline.stage().await;
     let staging_registry = pipeline.sim.registry_host("acme-staging").expect("registry");
     let plan_file = pipeline.path().join("promotion.yaml");
     let plan = std::fs::read_to_string(&plan_file).expect("plan file");
