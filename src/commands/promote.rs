@@ -295,6 +295,8 @@ struct Console {
     color: bool,
     /// The last waiting line per workload, to print only changes.
     waiting: Mutex<HashMap<String, String>>,
+    /// Running against the embedded simulator (`--sim`).
+    sandbox: bool,
 }
 
 impl Console {
@@ -304,6 +306,7 @@ impl Console {
             quiet: session.global.quiet,
             color: output::stdout_color(),
             waiting: Mutex::new(HashMap::new()),
+            sandbox: session.global.sim,
         }
     }
 
@@ -321,6 +324,14 @@ impl Frontend for Console {
 
     fn confirm(&self, plan: &Plan) -> Option<bool> {
         if !std::io::stdin().is_terminal() {
+            // The embedded simulator is a sandbox: nobody to ask, nothing real
+            // at stake, so the quickstart also runs from scripts.
+            if self.sandbox {
+                self.note(
+                    "No terminal to ask: going ahead, as this is the embedded simulator (--sim)",
+                );
+                return Some(true);
+            }
             return None;
         }
         let mut stderr = std::io::stderr().lock();

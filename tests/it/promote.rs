@@ -485,19 +485,10 @@ async fn the_readme_main_job_runs_on_the_embedded_simulator_and_then_has_nothing
     let plan = std::fs::read_to_string(repo_root().join("promotion.example.yaml")).expect("plan");
     commit_example(&TestRepo::init(dir.path()), &[("promotion.example.yaml", &plan)]);
 
-    let args = ["promote", "staging", "prod", "--sim", "-f", "promotion.example.yaml"];
-    let unapproved = ferry_with(dir.path(), &args, &[]);
-    assert_eq!(
-        unapproved.code,
-        Some(3),
-        "without a terminal and without --yes it is blocked: {}",
-        unapproved.stderr
-    );
-    assert!(unapproved.stderr.contains("needs an approval"), "{}", unapproved.stderr);
-
-    let mut approved = args.to_vec();
-    approved.push("--yes");
-    let run = ferry_with(dir.path(), &approved, &[]);
+    // Exactly the README's command: without a terminal the simulator, a
+    // sandbox, needs no approval.
+    let readme = ["promote", "staging", "prod", "--sim", "-f", "promotion.example.yaml"];
+    let run = ferry_with(dir.path(), &readme, &[]);
     assert_eq!(run.code, Some(0), "{}\n{}", run.stdout, run.stderr);
     assert!(run.stdout.contains("Plan for prod: org acme-prod, GVC app"), "{}", run.stdout);
     assert!(
@@ -516,7 +507,12 @@ async fn the_readme_main_job_runs_on_the_embedded_simulator_and_then_has_nothing
     );
     assert!(run.stdout.contains("Released prod revision 1 from staging"), "{}", run.stdout);
 
-    let again = ferry_with(dir.path(), &approved, &[]);
+    assert!(
+        run.stderr.contains("going ahead, as this is the embedded simulator"),
+        "{}",
+        run.stderr
+    );
+    let again = ferry_with(dir.path(), &readme, &[]);
     assert_eq!(again.code, Some(0), "{}", again.stderr);
     assert!(again.stdout.contains("No changes. prod matches the manifests."), "{}", again.stdout);
 }
@@ -525,6 +521,12 @@ async fn the_readme_main_job_runs_on_the_embedded_simulator_and_then_has_nothing
 async fn a_saved_plan_is_applied_exactly_or_refused_naming_what_moved() {
     let pipeline = Pipeline::org_per_env().await;
     pipeline.stage().await;
+    // A real environment, no terminal, no --yes: blocked, nothing written.
+    pipeline.sim.clear_request_log();
+    let unapproved = pipeline.ferry(&["promote", "staging", "prod"]);
+    assert_eq!(unapproved.code, Some(3), "{}", unapproved.stderr);
+    assert!(unapproved.stderr.contains("needs an approval"), "{}", unapproved.stderr);
+    assert!(writes(&pipeline.sim, "acme-prod").is_empty(), "nothing was written");
 
     let saved = pipeline.ferry(&["plan", "prod", "--from", "staging", "--out", "prod.json"]);
     assert_eq!(saved.code, Some(2), "{}", saved.stderr);
