@@ -71,3 +71,8 @@ pub fn print(text: &str) -> Result<(), crate::Error> {
 pub fn status(text: &str) {
     let _ = writeln!(std::io::stderr().lock(), "{text}");
 }
+
+/// `1 resource`, `2 resources`: a count with its noun (English `-s` plural).
+pub fn count(n: usize, noun: &str) -> String {
+    if n == 1 { format!("1 {noun}") } else { format!("{n} {noun}s") }
+}

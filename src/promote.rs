@@ -383,8 +383,10 @@ impl Run<'_> {
         if written.is_empty() {
             return "nothing had been written".to_owned();
         }
-        self.frontend
-            .note(&format!("Restoring the {} resources this promotion changed", written.len()));
+        self.frontend.note(&format!(
+            "Restoring the {} this promotion changed",
+            crate::output::count(written.len(), "resource")
+        ));
         let steps = apply::restore_steps(written, before);
         // Restoring is not itself stopped by the first signal.
         let outcome =

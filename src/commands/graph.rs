@@ -69,7 +69,11 @@ fn why(reason: &Reason) -> String {
 
 fn text(graph: &Graph, env: &str) -> String {
     let total: usize = graph.waves.iter().map(Vec::len).sum();
-    let mut out = format!("{total} resources for {env} in {} waves\n", graph.waves.len());
+    let mut out = format!(
+        "{} for {env} in {}\n",
+        crate::output::count(total, "resource"),
+        crate::output::count(graph.waves.len(), "wave")
+    );
     for (index, wave) in graph.waves.iter().enumerate() {
         let _ = writeln!(out, "wave {}", index + 1);
         for id in wave {

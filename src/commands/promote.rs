@@ -131,15 +131,16 @@ fn finish(
                     .map_or(String::new(), |c| format!(" at git {}", &c[..8.min(c.len())]));
                 let from =
                     release.source.as_deref().map_or(String::new(), |s| format!(" from {s}"));
+                let changed = plan.summary.create
+                    + plan.summary.update
+                    + plan.summary.replace
+                    + plan.summary.delete;
                 output::print(&format!(
-                    "Released {} revision {}{from}{commit}: {} resources changed, {} images copied, every changed workload ready.\n",
+                    "Released {} revision {}{from}{commit}: {} changed, {} copied, every changed workload ready.\n",
                     release.environment,
                     release.revision,
-                    plan.summary.create
-                        + plan.summary.update
-                        + plan.summary.replace
-                        + plan.summary.delete,
-                    plan.summary.images_to_copy,
+                    output::count(changed, "resource"),
+                    output::count(plan.summary.images_to_copy, "image"),
                 ))?;
             }
             Ok(ExitStatus::Success)
@@ -354,7 +355,7 @@ impl Reporter for Console {
     fn event(&self, event: Event<'_>) {
         match event {
             Event::Wave { number, steps } => {
-                self.note(&format!("Wave {number}: writing {steps} resources"))
+                self.note(&format!("Wave {number}: writing {}", output::count(steps, "resource")))
             }
             Event::Written { id, action } => self.note(&format!("  {} {id}", action.symbol())),
             Event::Waiting { report } => {

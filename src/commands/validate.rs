@@ -38,8 +38,8 @@ pub(crate) fn run(
             |r| format!("{} ({})", r.requested, r.short()),
         );
         output::print(&format!(
-            "valid: {} resources at {at} for {}\n",
-            summary.resources,
+            "valid: {} at {at} for {}\n",
+            output::count(summary.resources, "resource"),
             summary.environments.join(", ")
         ))?;
     }
