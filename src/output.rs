@@ -76,3 +76,13 @@ pub fn status(text: &str) {
 pub fn count(n: usize, noun: &str) -> String {
     if n == 1 { format!("1 {noun}") } else { format!("{n} {noun}s") }
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn counts_take_the_plural_except_for_one() {
+        assert_eq!(super::count(0, "wave"), "0 waves");
+        assert_eq!(super::count(1, "wave"), "1 wave");
+        assert_eq!(super::count(13, "resource"), "13 resources");
+    }
+}
