@@ -86,6 +86,48 @@ pub async fn start_upload(dst: &Endpoint<'_>) -> Result<String, RegistryError> {
     location(dst.registry, &response)
 }
 
+/// Uploads a blob held in memory (POST, then one PUT with the digest) and
+/// checks the digest the destination reports.
+pub async fn upload(dst: &Endpoint<'_>, bytes: Bytes) -> Result<Digest, RegistryError> {
+    let digest = Digest::of(&bytes);
+    if exists(dst, &digest).await? {
+        return Ok(digest);
+    }
+    let session = start_upload(dst).await?;
+    let url = completion_url(&session, &digest);
+    let response = dst
+        .registry
+        .send(dst.scopes, Method::PUT, &url, |r| {
+            r.header(CONTENT_TYPE, "application/octet-stream").body(bytes.clone())
+        })
+        .await?;
+    let response = dst.expect(response, &[201, 204]).await?;
+    reported_as(dst, &response, &digest)?;
+    Ok(digest)
+}
+
+/// The session's `Location` with `digest=` added, which completes it.
+fn completion_url(session: &str, digest: &Digest) -> String {
+    let separator = if session.contains('?') { '&' } else { '?' };
+    format!("{session}{separator}digest={digest}")
+}
+
+/// Fails when the destination says it stored a blob under another digest.
+fn reported_as(
+    dst: &Endpoint<'_>,
+    response: &reqwest::Response,
+    digest: &Digest,
+) -> Result<(), RegistryError> {
+    match content_digest(response) {
+        Some(reported) if reported != *digest => Err(RegistryError::DestinationDigest {
+            reference: format!("{}/{}@{digest}", dst.registry.host, dst.repository),
+            expected: digest.clone(),
+            reported: reported.to_string(),
+        }),
+        _ => Ok(()),
+    }
+}
+
 fn location(registry: &Registry, response: &reqwest::Response) -> Result<String, RegistryError> {
     response
         .headers()
@@ -121,8 +163,7 @@ pub async fn stream(
         Some(session) => session,
         None => start_upload(dst).await?,
     };
-    let separator = if session.contains('?') { '&' } else { '?' };
-    let put_url = format!("{session}{separator}digest={}", blob.digest);
+    let put_url = completion_url(&session, &blob.digest);
 
     let done = Arc::new(AtomicU64::new(0));
     let verdict = Arc::new(Mutex::new(None));
@@ -154,14 +195,7 @@ pub async fn stream(
     }
     let response = dst.expect(result?, &[201, 204]).await?;
     reporter.blob_progress(&blob.digest, blob.size);
-    match content_digest(&response) {
-        Some(reported) if reported != blob.digest => Err(RegistryError::DestinationDigest {
-            reference: format!("{}/{}@{}", dst.registry.host, dst.repository, blob.digest),
-            expected: blob.digest.clone(),
-            reported: reported.to_string(),
-        }),
-        _ => Ok(()),
-    }
+    reported_as(dst, &response, &blob.digest)
 }
 
 struct Verify<S> {

@@ -17,6 +17,7 @@ mod error;
 mod listing;
 mod manifest;
 mod progress;
+mod push;
 mod reference;
 mod terminal;
 
@@ -30,5 +31,6 @@ pub use error::RegistryError;
 pub use listing::{ListedTag, list_tags};
 pub use manifest::{ACCEPT_ALL, DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST};
 pub use progress::{BlobOutcome, Reporter, Silent};
+pub use push::push_image;
 pub use reference::{ImageRef, InvalidReference, is_loopback_host};
 pub use terminal::Bars;

@@ -2,11 +2,11 @@
 //! (one uncompressed tar layer holding one file) pushed over the registry
 //! API like any client would, so that `--sim` has something to promote.
 
+use bytes::Bytes;
 use serde_json::json;
-use sha2::{Digest, Sha256};
 
 use super::SimError;
-use crate::registry::TOKEN_USER;
+use crate::registry::{Credential, TOKEN_USER, push_image};
 
 /// Pushes `repository:tag`, a small image whose content names it, to the
 /// registry at `host` with the org's `token`. Returns its digest.
@@ -32,54 +32,17 @@ pub async fn push_demo_image(
         "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer_digest, "size": layer.len()}],
     }))
     .unwrap_or_default();
-    let client = reqwest::Client::new();
-    let base = format!("http://{host}/v2/{repository}");
-    for blob in [&layer, &config] {
-        let started = client
-            .post(format!("{base}/blobs/uploads/"))
-            .basic_auth(TOKEN_USER, Some(token))
-            .send()
-            .await
-            .map_err(seed_error)?;
-        let location = started
-            .headers()
-            .get(reqwest::header::LOCATION)
-            .and_then(|l| l.to_str().ok())
-            .ok_or_else(|| SimError::Seed("the registry gave no upload location".to_owned()))?;
-        let url = if location.starts_with('/') {
-            format!("http://{host}{location}")
-        } else {
-            location.to_owned()
-        };
-        let separator = if url.contains('?') { '&' } else { '?' };
-        client
-            .put(format!("{url}{separator}digest={}", digest(blob)))
-            .basic_auth(TOKEN_USER, Some(token))
-            .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
-            .body(blob.clone())
-            .send()
-            .await
-            .and_then(reqwest::Response::error_for_status)
-            .map_err(seed_error)?;
-    }
-    client
-        .put(format!("{base}/manifests/{tag}"))
-        .basic_auth(TOKEN_USER, Some(token))
-        .header(reqwest::header::CONTENT_TYPE, "application/vnd.oci.image.manifest.v1+json")
-        .body(manifest.clone())
-        .send()
+    let credential = Credential::basic(TOKEN_USER, token);
+    let manifest = (Bytes::from(manifest), crate::registry::OCI_MANIFEST);
+    let blobs = vec![Bytes::from(layer), Bytes::from(config)];
+    let pushed = push_image(host, credential, repository, tag, blobs, manifest)
         .await
-        .and_then(reqwest::Response::error_for_status)
-        .map_err(seed_error)?;
-    Ok(digest(&manifest))
-}
-
-fn seed_error(error: reqwest::Error) -> SimError {
-    SimError::Seed(error.without_url().to_string())
+        .map_err(|error| SimError::Seed(error.to_string()))?;
+    Ok(pushed.to_string())
 }
 
 fn digest(bytes: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
+    crate::registry::Digest::of(bytes).to_string()
 }
 
 /// A POSIX tar archive with one regular file.
