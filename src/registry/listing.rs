@@ -3,14 +3,14 @@
 
 use futures::{StreamExt, TryStreamExt, stream};
 use reqwest::Method;
-use reqwest::header::{ACCEPT, CONTENT_TYPE, LINK};
+use reqwest::header::LINK;
 use serde::Deserialize;
 
 use super::RegistryError;
 use super::auth::Scopes;
 use super::client::{Registry, expect, http_client};
 use super::credentials::Credential;
-use super::manifest::{ACCEPT_ALL, content_digest, header_str};
+use super::manifest::{self, header_str};
 
 /// One tag of one repository.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -118,20 +118,14 @@ async fn head(
     repository: String,
     tag: String,
 ) -> Result<Option<ListedTag>, RegistryError> {
-    let url = registry.url(&repository, &format!("manifests/{tag}"));
     let scopes = Scopes::pull(&repository);
-    let response =
-        registry.send(&scopes, Method::HEAD, &url, |r| r.header(ACCEPT, ACCEPT_ALL)).await?;
-    if response.status() == 404 {
-        return Ok(None);
-    }
-    let response = expect(response, &[200], &registry.host, &repository).await?;
-    let media_type = header_str(&response, CONTENT_TYPE.as_str()).unwrap_or_default();
-    let digest = match content_digest(&response) {
-        Some(digest) => digest,
-        None => super::manifest::fetch(registry, &scopes, &repository, &tag, None).await?.digest,
-    };
-    Ok(Some(ListedTag { repository, tag, digest: digest.to_string(), media_type }))
+    let found = manifest::describe(registry, &scopes, &repository, &tag).await?;
+    Ok(found.map(|(digest, media_type)| ListedTag {
+        repository,
+        tag,
+        digest: digest.to_string(),
+        media_type,
+    }))
 }
 
 #[cfg(test)]

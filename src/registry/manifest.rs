@@ -188,6 +188,16 @@ pub async fn head(
     repository: &str,
     reference: &str,
 ) -> Result<Option<Digest>, RegistryError> {
+    Ok(describe(registry, scopes, repository, reference).await?.map(|(digest, _)| digest))
+}
+
+/// Like [`head`], with the manifest's media type.
+pub async fn describe(
+    registry: &Registry,
+    scopes: &Scopes,
+    repository: &str,
+    reference: &str,
+) -> Result<Option<(Digest, String)>, RegistryError> {
     let url = registry.url(repository, &format!("manifests/{reference}"));
     let response =
         registry.send(scopes, Method::HEAD, &url, |r| r.header(ACCEPT, ACCEPT_ALL)).await?;
@@ -195,10 +205,14 @@ pub async fn head(
         return Ok(None);
     }
     let response = expect(response, &[200], &registry.host, repository).await?;
+    let media_type = header_str(&response, CONTENT_TYPE.as_str()).unwrap_or_default();
     match content_digest(&response) {
-        Some(digest) => Ok(Some(digest)),
+        Some(digest) => Ok(Some((digest, media_type))),
         // No digest header: fetch the bytes and hash them.
-        None => Ok(Some(fetch(registry, scopes, repository, reference, None).await?.digest)),
+        None => {
+            let manifest = fetch(registry, scopes, repository, reference, None).await?;
+            Ok(Some((manifest.digest, manifest.media_type)))
+        }
     }
 }
 
