@@ -58,6 +58,24 @@ fn plan_json(dir: &Path, sim: &SimHandle) -> (Option<i32>, Value) {
     (run.code, json)
 }
 
+/// The example in a git repository, rendered for prod and applied there
+/// with the real cpln CLI.
+async fn applied_example() -> (tempfile::TempDir, TestRepo, SimHandle) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let repo = example_repo(dir.path());
+    let sim = simulator().await;
+    apply_rendered(dir.path(), &sim).await;
+    (dir, repo, sim)
+}
+
+/// Replaces `from` with `to` in one file of the repository and commits.
+fn commit_edit(repo: &TestRepo, dir: &Path, file: &str, (from, to): (&str, &str), message: &str) {
+    let text = read(&dir.join(file));
+    assert!(text.contains(from), "{file} holds {from}");
+    repo.write(&[(file, &text.replace(from, to))]);
+    repo.commit_all(message);
+}
+
 /// `ferry render prod`, applied with the real cpln CLI.
 async fn apply_rendered(dir: &Path, sim: &SimHandle) {
     apply_rendered_to(dir, sim, "prod", PROD, PROD_TOKEN).await;
@@ -125,15 +143,15 @@ async fn an_applied_environment_plans_no_changes_for_every_kind() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_one_field_change_in_git_shows_exactly_that_field() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let repo = example_repo(dir.path());
-    let sim = simulator().await;
-    apply_rendered(dir.path(), &sim).await;
+    let (dir, repo, sim) = applied_example().await;
 
-    let worker = read(&dir.path().join("manifests-example/worker.yaml"))
-        .replace("memory: 256Mi", "memory: 384Mi");
-    repo.write(&[("manifests-example/worker.yaml", &worker)]);
-    repo.commit_all("more memory for the worker");
+    commit_edit(
+        &repo,
+        dir.path(),
+        "manifests-example/worker.yaml",
+        ("memory: 256Mi", "memory: 384Mi"),
+        "more memory for the worker",
+    );
 
     let (code, plan) = plan_json(dir.path(), &sim);
     assert_eq!(code, Some(2));
@@ -164,18 +182,18 @@ fn plan_text(dir: &Path, sim: &SimHandle) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn secret_payloads_are_compared_by_hash_and_never_printed() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let repo = example_repo(dir.path());
-    let sim = simulator().await;
-    apply_rendered(dir.path(), &sim).await;
+    let (dir, repo, sim) = applied_example().await;
 
     let old_payloads =
         ["postgres://shop:CHANGE_ME@db.internal:5432/shop", "checkout-v2,wishlist", "shop-bot"];
     let new_payload = "postgres://shop:n3w-s3cr3t-value@db.internal:5432/shop";
-    let secrets = read(&dir.path().join("manifests-example/secrets.yaml"))
-        .replace(old_payloads[0], new_payload);
-    repo.write(&[("manifests-example/secrets.yaml", &secrets)]);
-    repo.commit_all("rotate the database password");
+    commit_edit(
+        &repo,
+        dir.path(),
+        "manifests-example/secrets.yaml",
+        (old_payloads[0], new_payload),
+        "rotate the database password",
+    );
 
     let human = plan(dir.path(), &sim, &["-vvv"]);
     let (code, json) = plan_json(dir.path(), &sim);
@@ -199,14 +217,14 @@ async fn secret_payloads_are_compared_by_hash_and_never_printed() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn twenty_percent_503s_give_the_same_plan() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let repo = example_repo(dir.path());
-    let sim = simulator().await;
-    apply_rendered(dir.path(), &sim).await;
-    let web = read(&dir.path().join("manifests-example/web.yaml"))
-        .replace("memory: 128Mi", "memory: 192Mi");
-    repo.write(&[("manifests-example/web.yaml", &web)]);
-    repo.commit_all("a change to plan");
+    let (dir, repo, sim) = applied_example().await;
+    commit_edit(
+        &repo,
+        dir.path(),
+        "manifests-example/web.yaml",
+        ("memory: 128Mi", "memory: 192Mi"),
+        "a change to plan",
+    );
 
     let (code, clean) = plan_json(dir.path(), &sim);
     assert_eq!(code, Some(2));
@@ -226,10 +244,7 @@ async fn twenty_percent_503s_give_the_same_plan() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_saved_plan_records_versions_fingerprints_revision_and_hash() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let repo = example_repo(dir.path());
-    let sim = simulator().await;
-    apply_rendered(dir.path(), &sim).await;
+    let (dir, repo, sim) = applied_example().await;
     let head = repo.repo.head().ok().and_then(|h| h.target()).map(|o| o.to_string()).expect("head");
 
     let run = plan(dir.path(), &sim, &["--out", "prod-plan.json"]);
@@ -287,15 +302,15 @@ async fn from_a_source_environment_promotes_its_running_images_by_digest() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn managed_resources_that_left_git_are_planned_as_deletes() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let repo = example_repo(dir.path());
-    let sim = simulator().await;
-    apply_rendered(dir.path(), &sim).await;
+    let (dir, repo, sim) = applied_example().await;
     repo.remove("manifests-example/worker.yaml");
-    let prod = read(&dir.path().join("promotion.yaml"))
-        .replace("        name: worker\n", "        name: api\n");
-    repo.write(&[("promotion.yaml", &prod)]);
-    repo.commit_all("retire the worker");
+    commit_edit(
+        &repo,
+        dir.path(),
+        "promotion.yaml",
+        ("        name: worker\n", "        name: api\n"),
+        "retire the worker",
+    );
 
     let (code, plan) = plan_json(dir.path(), &sim);
     assert_eq!(code, Some(2), "{plan:#}");
