@@ -4,6 +4,7 @@
 //! directory is [`crate::repo`]'s job. A resource keeps its whole document
 //! (every field, modelled or not) together with where it came from.
 
+pub mod image;
 pub mod kind;
 pub mod link;
 mod load;
