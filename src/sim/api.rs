@@ -113,10 +113,13 @@ impl Request<'_> {
             }
             ["image", "-query"] if m == Method::POST => self.query("image", self.images(org, None)),
             ["image", name @ ..] => self.image(org, &name.join("/")),
-            ["location"] if m == Method::GET => Ok(self.list("location", locations(org))),
-            ["location", name] if m == Method::GET => locations(org)
-                .into_iter()
-                .find(|l| l["name"] == *name)
+            ["location"] if m == Method::GET => {
+                Ok(self.list("location", self.shared.locations.list(org)))
+            }
+            ["location", name] if m == Method::GET => self
+                .shared
+                .locations
+                .get(org, name)
                 .map(|l| json_response(StatusCode::OK, l))
                 .ok_or_else(|| ApiError::not_found("location", name)),
             [kind] if GVC_KINDS.contains(kind) && m == Method::GET => {
@@ -202,6 +205,7 @@ impl Request<'_> {
         let Value::Object(body) = body else {
             return Err(ApiError::bad_request("the body must be a JSON object"));
         };
+        self.shared.locations.check_links(scope.org, &body)?;
         let dry_run = self.params.get("dryRun").is_some_and(|v| v == "true");
         let mut state = self.shared.lock();
         let mut draft;
@@ -386,19 +390,6 @@ fn org_item(org: &str) -> Value {
         "links": [{"rel": "self", "href": format!("/org/{org}")}],
         "spec": {}, "status": {"active": true, "endpointPrefix": org},
     })
-}
-
-/// Built-in locations (the simulator deploys to whatever a GVC names;
-/// this list only answers `GET /org/ORG/location`).
-fn locations(org: &str) -> Vec<Value> {
-    ["aws-eu-central-1", "aws-us-east-2", "aws-us-west-2", "azure-eastus2", "gcp-us-east1"]
-        .iter()
-        .map(|name| {
-            json!({"name": name, "kind": "location", "origin": "builtin", "description": name, "tags": {},
-                   "provider": name.split('-').next(), "spec": {"enabled": true},
-                   "links": [{"rel": "self", "href": format!("/org/{org}/location/{name}")}]})
-        })
-        .collect()
 }
 
 fn is_kind(text: &str) -> bool {

@@ -18,6 +18,10 @@
 //! rolloutDelayMs: 500
 //! locationDelayMs: {aws-us-west-2: 2000}
 //! pageSize: 100
+//! locations:                          # custom locations beside the built-in catalogue
+//!   - {name: edge-lab}                # provider byok, region = name, enabled
+//!   - {name: oci-us-ashburn-1, provider: oci, region: us-ashburn-1,
+//!      geo: {city: Ashburn, country: USA, continent: North America}}
 //! faults: {latencyMs: 0, errorRate: 0.0, errorStatuses: [500, 503, 429], retryAfterSecs: 1}
 //! ```
 
@@ -31,6 +35,7 @@ use serde::{Deserialize, Serialize};
 
 use super::SimError;
 use super::faults::FaultConfig;
+use super::locations::CustomLocation;
 use crate::diagnostic::SourceFile;
 
 /// How a simulator is set up. Build one with [`SimConfig::new`] and the
@@ -56,6 +61,9 @@ pub struct SimConfig {
     /// Latency and errors added to every request.
     #[serde(default)]
     pub faults: FaultConfig,
+    /// Locations every org has besides the built-in catalogue.
+    #[serde(default)]
+    pub locations: Vec<CustomLocation>,
     /// Where state is kept; a temporary directory (removed on shutdown)
     /// when absent.
     #[serde(skip)]
@@ -107,6 +115,7 @@ impl Default for SimConfig {
             location_delay_ms: BTreeMap::new(),
             page_size: default_page_size(),
             faults: FaultConfig::default(),
+            locations: Vec::new(),
             state_dir: None,
         }
     }
@@ -170,6 +179,12 @@ impl SimConfig {
         self
     }
 
+    /// Adds a custom location (beside the built-in catalogue) to every org.
+    pub fn with_location(mut self, location: CustomLocation) -> Self {
+        self.locations.push(location);
+        self
+    }
+
     /// Reads a YAML or JSON config file.
     pub fn load(path: &Path) -> Result<Self, SimError> {
         let text = std::fs::read_to_string(path)
@@ -207,7 +222,7 @@ impl SimConfig {
                 return Err(SimError::InvalidOrg(format!("org '{}' has no token", org.name)));
             }
         }
-        Ok(())
+        super::locations::check_custom(&self.locations)
     }
 
     pub(crate) fn delay_for(&self, location: &str) -> u64 {

@@ -32,6 +32,10 @@ pub enum SimError {
     #[diagnostic(code(ferry::sim::org))]
     InvalidOrg(String),
 
+    #[error("{0}")]
+    #[diagnostic(code(ferry::sim::location))]
+    InvalidLocation(String),
+
     #[error("the simulator only listens on loopback, not on {0}")]
     #[diagnostic(code(ferry::sim::loopback))]
     NotLoopback(SocketAddr),

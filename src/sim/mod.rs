@@ -9,7 +9,8 @@
 //! and stop), `api` (REST routing and rendering), `store` (writes and
 //! deletes), `normalize` (what the API does to bodies), `patch` (the
 //! directive language), `query` (`-query`), `deploy` (deployments and
-//! readiness), `images` (image references and resources), `registry` (OCI
+//! readiness), `images` (image references and resources), `locations` (the location
+//! catalogue), `registry` (OCI
 //! distribution), `upstream` (orgs on an external registry), `auth` (tokens), `faults` (latency, errors, request log),
 //! `state` (the model and crash-safe persistence), `clock`.
 
@@ -22,6 +23,7 @@ pub mod embedded;
 mod error;
 pub mod faults;
 mod images;
+mod locations;
 pub mod patch;
 mod query;
 mod registry;
@@ -40,6 +42,7 @@ pub use config::{OrgConfig, SimConfig};
 pub use deploy::FAIL_TAG;
 pub use error::SimError;
 pub use faults::{FaultConfig, FaultTarget, RequestRecord, Service};
+pub use locations::{CustomLocation, Geo};
 pub use server::{SimHandle, Simulator};
 
 #[derive(Debug, Subcommand)]

@@ -18,6 +18,7 @@ use super::config::SimConfig;
 use super::deploy::World;
 use super::error::{ApiError, SimError};
 use super::faults::{FaultConfig, FaultLayer, Faults, RequestRecord, Service};
+use super::locations::Locations;
 use super::registry::Uploads;
 use super::state::{Disk, State};
 use super::upstream::Upstreams;
@@ -35,6 +36,8 @@ pub(crate) struct Shared {
     pub uploads: Uploads,
     /// Orgs whose registry is an external one.
     pub upstreams: Upstreams,
+    /// The locations every org has.
+    pub locations: Locations,
 }
 
 impl Shared {
@@ -119,6 +122,7 @@ impl Simulator {
             timing: Mutex::new(config.clone()),
             uploads: Uploads::default(),
             upstreams,
+            locations: Locations::new(&config.locations),
         });
         {
             let state = shared.lock();

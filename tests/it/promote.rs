@@ -687,3 +687,42 @@ async fn with_a_pull_secret_prod_pulls_from_stagings_registry() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sim_promotes_a_gvc_placed_on_three_clouds_ready_in_every_location() {
+    const LOCATIONS: [&str; 3] = ["aws-eu-central-1", "azure-eastus2", "gcp-us-west1"];
+    let dir = tempfile::tempdir().expect("temp dir");
+    let plan = "manifests:\n  path: app\ntopology: org-per-env\nenvironments:\n  - {name: dev, org: acme-dev, gvc: app, tokenEnv: TOKEN_DEV}\n  - {name: prod, org: acme-prod, gvc: app, tokenEnv: TOKEN_PROD}\n";
+    let gvc = "kind: gvc\nname: app\nspec:\n  staticPlacement:\n    locationLinks:\n      - //location/gcp-us-west1\n      - //location/azure-eastus2\n      - //location/aws-eu-central-1\n";
+    let workload = "kind: workload\nname: hello\nspec:\n  type: standard\n  containers:\n    - name: main\n      image: //image/hello:1.0\n      ports: [{number: 8080, protocol: http}]\n";
+    let repo = TestRepo::init(dir.path());
+    repo.write(&[("promotion.yaml", plan), ("app/gvc.yaml", gvc), ("app/hello.yaml", workload)]);
+    repo.commit_all("a small app on three clouds");
+
+    let run = ferry_with(dir.path(), &["promote", "dev", "prod", "--sim", "--yes"], &[]);
+    assert_eq!(run.code, Some(0), "{}\n{}", run.stdout, run.stderr);
+    let ready = format!("workload/hello ready: 3/3 locations ready ({})", LOCATIONS.join(", "));
+    assert!(run.stderr.contains(&ready), "{}", run.stderr);
+
+    // The live state the promotion left in prod, read back from the
+    // embedded simulator's state directory.
+    let token = ferry::sim::embedded::token_for("acme-prod");
+    let config = SimConfig::new()
+        .with_org("acme-prod", token.as_str())
+        .with_state_dir(dir.path().join(".ferry/sim"));
+    let sim = Simulator::start(config).await.expect("simulator restarts on the state");
+    let api = Api::new(&sim, Some(&token));
+    let (_, workload) = api.get("/org/acme-prod/gvc/app/workload/hello").await;
+    let (_, deployments) = api.get("/org/acme-prod/gvc/app/workload/hello/deployment").await;
+    let items = deployments["items"].as_array().expect("deployments");
+    let names: Vec<&str> = items.iter().filter_map(|d| d["name"].as_str()).collect();
+    assert_eq!(names, LOCATIONS);
+    for deployment in items {
+        assert_eq!(deployment["status"]["ready"], true, "{deployment:#}");
+        assert_eq!(deployment["status"]["lastProcessedVersion"], workload["version"]);
+    }
+    for location in LOCATIONS {
+        let (status, _) = api.get(&format!("/org/acme-prod/location/{location}")).await;
+        assert!(status.is_success(), "{location}: {status}");
+    }
+}

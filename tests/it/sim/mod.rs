@@ -3,5 +3,6 @@
 mod api;
 mod cli;
 mod faults;
+mod locations;
 mod readiness;
 mod registry;
