@@ -1,9 +1,10 @@
 //! The dependency graph that orders every apply, and its waves.
 //!
-//! Edges come from three places: references between resources (a workload
-//! after the identity and secrets it uses), cpln's kind order (secrets and
-//! cloud accounts before the GVC; the GVC before what lives in it; domains
-//! last) and the plan file's explicit `ordering`. Waves are topological
+//! Edges come from four places: references between resources (a workload
+//! after the identity and secrets it uses), access (a workload after the
+//! policy that lets its identity reveal a secret it reads), cpln's kind
+//! order (secrets and cloud accounts before the GVC; the GVC before what
+//! lives in it; domains last) and the plan file's explicit `ordering`. Waves are topological
 //! layers: everything in a wave depends only on earlier waves, so a wave
 //! can be applied in parallel. Pure.
 
@@ -16,8 +17,8 @@ use serde::Serialize;
 
 use crate::config::OrderRule;
 use crate::diagnostic::{Location, Problem};
-use crate::manifest::refs::references;
-use crate::manifest::{ManifestSet, Phase, ResourceId};
+use crate::manifest::refs::{RevealGrant, references, reveal_grant};
+use crate::manifest::{Kind, ManifestSet, Phase, ResourceId};
 
 /// Why one resource comes before another.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -27,6 +28,9 @@ pub enum Reason {
     Reference { field: String },
     /// The plan file's `ordering` says so.
     Ordering,
+    /// `first` is a policy that grants `identity`, which `then` runs as,
+    /// `reveal` on `secrets` that `then` reads.
+    Reveal { identity: ResourceId, secrets: Vec<ResourceId> },
 }
 
 /// `first` must be applied before `then`.
@@ -36,6 +40,25 @@ pub struct Dependency {
     pub then: ResourceId,
     #[serde(flatten)]
     pub reason: Reason,
+}
+
+impl Dependency {
+    /// Why the edge exists, in words: the field holding the reference,
+    /// `ordering`, or what the policy grants.
+    pub fn why(&self) -> String {
+        match &self.reason {
+            Reason::Reference { field } => field.clone(),
+            Reason::Ordering => "ordering".to_owned(),
+            Reason::Reveal { identity, secrets } => {
+                let secrets: Vec<String> = secrets.iter().map(ToString::to_string).collect();
+                format!(
+                    "grants {identity} reveal on {}, which {} reads",
+                    secrets.join(" and "),
+                    self.then
+                )
+            }
+        }
+    }
 }
 
 /// The ordered graph of one manifest set.
@@ -111,6 +134,14 @@ pub fn build(manifests: &ManifestSet, ordering: &[OrderRule]) -> Result<Graph, P
             graph.add_edge(first, then, Some((resource.location_of(reference.node), reason)));
         }
     }
+    for (dependency, location) in reveal_dependencies(manifests) {
+        if let (Some(&first), Some(&then)) =
+            (index_of.get(&dependency.first), index_of.get(&dependency.then))
+        {
+            graph.add_edge(first, then, Some((location, dependency.reason.clone())));
+            dependencies.push(dependency);
+        }
+    }
     for rule in ordering {
         if let (Some(&first), Some(&then)) = (index_of.get(&rule.first), index_of.get(&rule.then)) {
             dependencies.push(Dependency {
@@ -148,6 +179,47 @@ pub fn build(manifests: &ManifestSet, ordering: &[OrderRule]) -> Result<Graph, P
     Ok(Graph { waves, dependencies })
 }
 
+/// A workload after each policy that lets its identity reveal a secret it
+/// reads (env `cpln://secret/…`, volumes): started before the policy, it
+/// could not read its secret. Located at the workload's first such read.
+fn reveal_dependencies(manifests: &ManifestSet) -> Vec<(Dependency, Location)> {
+    let grants: Vec<(ResourceId, RevealGrant)> = manifests
+        .resources
+        .iter()
+        .filter_map(|policy| reveal_grant(policy).map(|grant| (policy.id(), grant)))
+        .collect();
+    let mut found = Vec::new();
+    if grants.is_empty() {
+        return found;
+    }
+    for workload in manifests.resources.iter().filter(|r| r.kind == Kind::Workload) {
+        let refs = references(workload);
+        let Some(identity) = refs.iter().find(|r| r.field == "spec.identityLink") else {
+            continue;
+        };
+        let reads: Vec<_> = refs
+            .iter()
+            .filter(|r| r.target.kind == Kind::Secret && r.field.starts_with("spec.containers"))
+            .collect();
+        for (policy, grant) in &grants {
+            if !grant.identities.contains(&identity.target) {
+                continue;
+            }
+            let covered: Vec<_> = reads.iter().filter(|r| grant.covers(&r.target)).collect();
+            let Some(first_read) = covered.first() else { continue };
+            let mut secrets: Vec<ResourceId> = covered.iter().map(|r| r.target.clone()).collect();
+            secrets.sort();
+            secrets.dedup();
+            let reason = Reason::Reveal { identity: identity.target.clone(), secrets };
+            found.push((
+                Dependency { first: policy.clone(), then: workload.id(), reason },
+                workload.location_of(first_read.node),
+            ));
+        }
+    }
+    found
+}
+
 fn cycle_problem(
     graph: &DiGraph<Vertex, Option<(Location, Reason)>>,
     ids: &[ResourceId],
@@ -173,6 +245,9 @@ fn cycle_problem(
                 let why = match reason {
                     Reason::Reference { field } => format!("refers through {field}"),
                     Reason::Ordering => "ordering rule".to_owned(),
+                    Reason::Reveal { identity, .. } => {
+                        format!("the policy grants {identity} reveal on a secret read here")
+                    }
                 };
                 (location.clone(), why)
             },
@@ -259,6 +334,27 @@ mod tests {
                 vec!["domain/app.example.com"]
             ]
         );
+    }
+
+    #[test]
+    fn a_workload_waits_for_the_policy_that_lets_it_reveal_its_secrets() {
+        let set = manifests(
+            "kind: workload\nname: api\nspec:\n  identityLink: //gvc/app/identity/api-id\n  containers:\n    - name: main\n      env: [{name: DB, value: cpln://secret/db.url}]\n      volumes: [{uri: cpln://secret/tls, path: /tls}]\n---\nkind: workload\nname: other\nspec:\n  identityLink: //gvc/app/identity/other-id\n  containers: [{name: main, env: [{name: DB, value: cpln://secret/db.url}]}]\n---\nkind: identity\nname: api-id\n---\nkind: identity\nname: other-id\n---\nkind: policy\nname: db-reveal\ntargetKind: secret\ntargetLinks: [//secret/db, //secret/tls]\nbindings: [{permissions: [reveal], principalLinks: [//gvc/app/identity/api-id]}]\n---\nkind: secret\nname: db\n---\nkind: secret\nname: tls\n",
+        );
+        let graph = build(&set, &[]).unwrap_or_else(|p| panic!("{}", p.message));
+        let api = ResourceId::new(Kind::Workload, "api");
+        let policy = ResourceId::new(Kind::Policy, "db-reveal");
+        let edge = graph.dependencies_of(&api).find(|d| d.first == policy);
+        let edge = edge.unwrap_or_else(|| panic!("{:?}", graph.dependencies));
+        assert_eq!(
+            edge.why(),
+            "grants identity/api-id reveal on secret/db and secret/tls, which workload/api reads"
+        );
+        assert!(graph.wave_of(&policy) < graph.wave_of(&api));
+        // Another identity reading the same secret gets no such edge.
+        let other = ResourceId::new(Kind::Workload, "other");
+        assert!(graph.dependencies_of(&other).all(|d| d.first != policy));
+        assert_eq!(graph.wave_of(&other), graph.wave_of(&policy));
     }
 
     #[test]

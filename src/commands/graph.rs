@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use serde_json::json;
 
 use crate::cli::{GraphFormat, OutputFormat, SourceArgs};
-use crate::graph::{Graph, Reason};
+use crate::graph::Graph;
 use crate::{Error, ExitStatus, graph, output};
 
 /// Schema of `ferry graph --format json`.
@@ -52,19 +52,16 @@ pub(crate) fn run(
                 "gvc": env.gvc,
                 "revision": manifests.revision,
                 "waves": graph.waves,
-                "dependencies": graph.dependencies,
+                "dependencies": graph.dependencies.iter().map(|d| {
+                    let mut entry = serde_json::to_value(d).unwrap_or_default();
+                    entry["why"] = json!(d.why());
+                    entry
+                }).collect::<Vec<_>>(),
             })
         ),
     };
     output::print(&text)?;
     Ok(ExitStatus::Success)
-}
-
-fn why(reason: &Reason) -> String {
-    match reason {
-        Reason::Reference { field } => field.clone(),
-        Reason::Ordering => "ordering".to_owned(),
-    }
 }
 
 fn text(graph: &Graph, env: &str) -> String {
@@ -77,10 +74,8 @@ fn text(graph: &Graph, env: &str) -> String {
     for (index, wave) in graph.waves.iter().enumerate() {
         let _ = writeln!(out, "wave {}", index + 1);
         for id in wave {
-            let after: Vec<String> = graph
-                .dependencies_of(id)
-                .map(|d| format!("{} ({})", d.first, why(&d.reason)))
-                .collect();
+            let after: Vec<String> =
+                graph.dependencies_of(id).map(|d| format!("{} ({})", d.first, d.why())).collect();
             if after.is_empty() {
                 let _ = writeln!(out, "  {id}");
             } else {
@@ -111,7 +106,7 @@ fn dot(graph: &Graph, env: &str) -> String {
             "  \"{}\" -> \"{}\" [label=\"{}\"];",
             dependency.first,
             dependency.then,
-            why(&dependency.reason)
+            dependency.why()
         );
     }
     out.push_str("}\n");

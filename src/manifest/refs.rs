@@ -105,6 +105,54 @@ pub fn references(resource: &Resource) -> Vec<Reference<'_>> {
     found.found
 }
 
+/// What a policy lets identities do to secrets: the identities it grants
+/// `reveal` (or `manage`, which implies it) and the secrets that covers.
+#[derive(Debug, Clone)]
+pub struct RevealGrant {
+    pub identities: Vec<ResourceId>,
+    /// The secrets named in `targetLinks`; `None` for every secret (`target:
+    /// all`, or a `targetQuery`, which Ferry does not evaluate).
+    pub secrets: Option<Vec<ResourceId>>,
+}
+
+impl RevealGrant {
+    pub fn covers(&self, secret: &ResourceId) -> bool {
+        self.secrets.as_ref().is_none_or(|named| named.contains(secret))
+    }
+}
+
+/// The `reveal` grant of a `targetKind: secret` policy, if it binds any
+/// identity to `reveal` or `manage`.
+pub fn reveal_grant(policy: &Resource) -> Option<RevealGrant> {
+    let node = &policy.node;
+    if policy.kind != Kind::Policy
+        || node.get("targetKind").and_then(Node::as_str) != Some("secret")
+    {
+        return None;
+    }
+    let mut identities = Finder { found: Vec::new() };
+    for binding in items(node.get("bindings")) {
+        let grants_reveal = items(binding.get("permissions"))
+            .iter()
+            .any(|p| matches!(p.as_str(), Some("reveal" | "manage")));
+        if grants_reveal {
+            identities.links(binding.get("principalLinks"), "", Some(Kind::Identity));
+        }
+    }
+    let identities: Vec<ResourceId> = identities.found.into_iter().map(|r| r.target).collect();
+    if identities.is_empty() {
+        return None;
+    }
+    let every_secret = node.get("target").and_then(Node::as_str) == Some("all")
+        || node.get("targetQuery").is_some();
+    let secrets = (!every_secret).then(|| {
+        let mut named = Finder { found: Vec::new() };
+        named.links(node.get("targetLinks"), "", Some(Kind::Secret));
+        named.found.into_iter().map(|r| r.target).collect()
+    });
+    Some(RevealGrant { identities, secrets })
+}
+
 fn workload<'a>(node: &'a Node, found: &mut Finder<'a>) {
     found.link(node.path(&["spec", "identityLink"]), "spec.identityLink", Some(Kind::Identity));
     for container in items(node.path(&["spec", "containers"])) {
@@ -207,5 +255,32 @@ mod tests {
             "kind: policy\nname: p\ntargetKind: secret\ntargetLinks: [//secret/db]\nbindings:\n  - permissions: [reveal]\n    principalLinks: [//gvc/app/identity/api-id, //user/a@b.c]\n",
         );
         assert_eq!(refs, ["targetLinks secret/db", "bindings[].principalLinks identity/api-id"]);
+    }
+
+    fn grant_of(text: &str) -> Option<RevealGrant> {
+        let (resources, _) = load_documents(&[SourceFile::new("m.yaml", text)]);
+        resources.first().and_then(reveal_grant)
+    }
+
+    #[test]
+    fn reveal_grants_name_identities_and_the_secrets_they_cover() {
+        let grant = grant_of(
+            "kind: policy\nname: p\ntargetKind: secret\ntargetLinks: [//secret/db]\nbindings:\n  - {permissions: [view], principalLinks: [//gvc/app/identity/viewer]}\n  - {permissions: [reveal], principalLinks: [//gvc/app/identity/api-id, //user/a@b.c]}\n",
+        );
+        let grant = grant.unwrap_or_else(|| panic!("a reveal grant"));
+        assert_eq!(grant.identities, [ResourceId::new(Kind::Identity, "api-id")]);
+        assert!(grant.covers(&ResourceId::new(Kind::Secret, "db")));
+        assert!(!grant.covers(&ResourceId::new(Kind::Secret, "other")));
+
+        let all = grant_of(
+            "kind: policy\nname: p\ntargetKind: secret\ntarget: all\nbindings: [{permissions: [manage], principalLinks: [//identity/x]}]\n",
+        );
+        assert!(all.is_some_and(|g| g.covers(&ResourceId::new(Kind::Secret, "any"))));
+        for no_grant in [
+            "kind: policy\nname: p\ntargetKind: secret\nbindings: [{permissions: [view], principalLinks: [//identity/x]}]\n",
+            "kind: policy\nname: p\ntargetKind: workload\nbindings: [{permissions: [reveal], principalLinks: [//identity/x]}]\n",
+        ] {
+            assert!(grant_of(no_grant).is_none(), "{no_grant}");
+        }
     }
 }

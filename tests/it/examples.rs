@@ -43,6 +43,16 @@ fn prod_waves_put_dependencies_before_the_workloads_that_use_them() {
     ] {
         assert!(checked.iter().any(|c| c == expected), "missing {expected} in {checked:?}");
     }
+    // The policy that lets the api's identity reveal its secrets, before it.
+    let reveal = dependencies
+        .iter()
+        .find(|d| d["first"] == "policy/api-secrets" && d["then"] == "workload/api")
+        .expect("policy/api-secrets -> workload/api");
+    assert_eq!(reveal["type"], "reveal");
+    assert_eq!(
+        reveal["why"],
+        "grants identity/api-id reveal on secret/api-db and secret/app-config, which workload/api reads"
+    );
     // Kind order: every secret before the GVC, the GVC before every workload.
     let last =
         |kind: &str| wave_of.iter().filter(|(id, _)| id.starts_with(kind)).map(|(_, w)| *w).max();
@@ -62,4 +72,9 @@ fn graph_formats_are_stable() {
         ferry(repo_root(), &["graph", "prod", "-f", "promotion.example.yaml", "--format", "dot"]);
     assert!(dot.stdout.starts_with("digraph \"prod\" {"), "{}", dot.stdout);
     assert!(dot.stdout.contains("\"identity/api-id\" -> \"workload/api\""), "{}", dot.stdout);
+    assert!(
+        dot.stdout.contains("\"policy/api-secrets\" -> \"workload/worker\" [label=\"grants identity/api-id reveal on secret/app-config, which workload/worker reads\"];"),
+        "{}",
+        dot.stdout
+    );
 }
