@@ -9,6 +9,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::support::cpln::Cpln;
+use crate::support::oci::{Image, Registry};
 use crate::support::sim::{self, Api, DEV, DEV_TOKEN, assert_error_body};
 
 /// A simulator read from a config file with one custom location.
@@ -127,4 +128,34 @@ async fn a_gvc_on_a_location_the_org_lacks_is_refused_and_not_stored() {
         json!(["/org/acme-dev/location/azure-eastus2"])
     );
     assert_eq!(live["version"], 1);
+}
+
+#[tokio::test]
+async fn a_workload_becomes_ready_in_every_catalogue_location() {
+    let (sim, _dir) = with_custom_location().await;
+    let api = Api::new(&sim, Some(DEV_TOKEN));
+    let (_, list) = api.get("/org/acme-dev/location").await;
+    let links: Vec<String> = names(&list).iter().map(|n| format!("//location/{n}")).collect();
+    let gvc = json!({"kind": "gvc", "name": "world", "spec": {"staticPlacement": {"locationLinks": links}}});
+    assert_eq!(api.put("/org/acme-dev/gvc", gvc).await.0, StatusCode::CREATED);
+    let workload = json!({"kind": "workload", "name": "hello", "spec": {"type": "standard",
+        "containers": [{"name": "main", "image": "//image/hello:1.0"}]}});
+    let registry = Registry::new(&sim.registry_host(DEV).expect("registry"), DEV_TOKEN);
+    registry.push_image("hello", "1.0", &Image::new("hello-1.0", "amd64")).await;
+    assert_eq!(api.put("/org/acme-dev/gvc/world/workload", workload).await.0, StatusCode::CREATED);
+
+    let deployments = api
+        .wait_for("/org/acme-dev/gvc/world/workload/hello/deployment", 20, |d| {
+            d["items"].as_array().is_some_and(|items| {
+                items.iter().all(|i| {
+                    i["status"]["ready"] == true && i["status"]["lastProcessedVersion"] == 1
+                })
+            })
+        })
+        .await;
+    let mut deployed: Vec<&str> = names(&deployments);
+    let mut expected = names(&list);
+    deployed.sort_unstable();
+    expected.sort_unstable();
+    assert_eq!(deployed, expected);
 }
