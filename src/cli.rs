@@ -91,8 +91,10 @@ pub enum Command {
     Plan {
         /// The environment to plan for.
         env: String,
-        /// Promote the images this environment's live workloads run (with
-        /// digests) instead of the images written in git.
+        /// Plan the promotion from SRC (the images its live workloads run,
+        /// by digest; the manifests at its last release). Default: the
+        /// environment's source in the plan file; the first environment
+        /// plans the manifests as written.
         #[arg(long, value_name = "SRC")]
         from: Option<String>,
         #[command(flatten)]
@@ -107,7 +109,8 @@ pub enum Command {
     Render {
         /// The environment to render for.
         env: String,
-        /// Use the images this environment's live workloads run.
+        /// Render what promoting from SRC applies: the images its live
+        /// workloads run, the manifests at its last release.
         #[arg(long, value_name = "SRC")]
         from: Option<String>,
         #[command(flatten)]

@@ -1,7 +1,7 @@
 //! One function per command: gather inputs, call the core, print.
 
 mod graph;
-pub(crate) mod plan;
+mod plan;
 mod promote;
 mod render;
 mod session;

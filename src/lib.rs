@@ -24,6 +24,7 @@ pub mod observe;
 pub mod output;
 pub mod plan;
 pub mod promote;
+pub mod promotion_plan;
 pub mod readiness;
 pub mod registry;
 pub mod release;

@@ -1,10 +1,11 @@
 //! `promote SRC DST`: the exact artifact that runs in SRC reaches DST, in
 //! order, verified, recorded, and undone by itself if it does not come up.
 //!
-//! 1. The manifests are read at the git commit of SRC's last successful
+//! 1. The plan is made by [`crate::promotion_plan`], exactly as `ferry plan`
+//!    makes it: the manifests at the git commit of SRC's last successful
 //!    release (or `--ref`, or the plan file's revision for a first
-//!    promotion); the images are those SRC's live workloads run, by digest.
-//! 2. The plan is made and shown; a person confirms it (or `--yes`).
+//!    promotion); the images those SRC's live workloads run, by digest.
+//! 2. The plan is shown; a person confirms it (or `--yes`).
 //! 3. DST's lock is taken, and the plan is made again under it: if
 //!    anything moved since it was shown, nothing is written.
 //! 4. Images are copied (or the pull secret checked); everything DST needs
@@ -21,14 +22,13 @@ use serde_json::Value;
 
 use crate::api::{Client, paths};
 use crate::apply::{self, ApplyError, CancellationToken, Step, TagWrite};
-use crate::cli::SourceArgs;
-use crate::commands::plan::{Made, make};
 use crate::config::{Environment, ImageStrategy};
 use crate::diff::{Action, Op};
 use crate::inputs::Workspace;
 use crate::lock::{Lock, LockError};
 use crate::manifest::{Kind, ResourceId};
 use crate::plan::{self, Plan};
+use crate::promotion_plan::{Made, Promotion};
 use crate::release::{self, Actor, Outcome, Release, ReleaseImage};
 use crate::timestamp::{now_ms, rfc3339};
 use crate::{Error, connect, history, observe};
@@ -140,29 +140,19 @@ pub enum Promoted {
     Released { plan: Box<Plan>, release: Box<Release> },
 }
 
-/// Promotes `src` into `dst` (without `src`: deploys `dst` from git, as
-/// written). `expected` is a saved plan that must be exactly what is
-/// about to be applied (`ferry apply`).
+/// Carries out `promotion` (without a source: deploys its target from
+/// git, as written). `expected` is a saved plan that must be exactly what
+/// is about to be applied (`ferry apply`).
 pub async fn promote(
     workspace: &Workspace,
-    src: Option<&Environment>,
-    dst: &Environment,
-    source: &SourceArgs,
+    promotion: &Promotion<'_>,
     options: &Options,
     expected: Option<&Plan>,
     frontend: &dyn Frontend,
 ) -> Result<Promoted, Error> {
+    let dst = promotion.dst();
     let dst_client = connect::client(dst)?;
-    let revision = match (&source.revision, source.worktree, src) {
-        (Some(revision), _, _) => Some(revision.clone()),
-        (None, false, Some(src)) => {
-            history::last_succeeded(&connect::client(src)?, src).await?.and_then(|r| r.commit)
-        }
-        (None, _, _) => None,
-    };
-    let source = SourceArgs { revision, worktree: source.worktree };
-    let prepared = workspace.prepare(&dst.name, &source)?;
-    let made = make(workspace, &prepared, src).await?;
+    let made = promotion.make(workspace).await?;
     if let Some(expected) = expected {
         unchanged_since(expected, &made.plan, dst)?;
     }
@@ -196,8 +186,8 @@ pub async fn promote(
     frontend.note(&format!("Locked {} for this promotion", dst.name));
     let run = Run {
         workspace,
-        prepared: &prepared,
-        src,
+        promotion,
+        src: promotion.src,
         dst,
         client: &dst_client,
         options,
@@ -258,7 +248,7 @@ fn unchanged_since(expected: &Plan, now: &Plan, dst: &Environment) -> Result<(),
 
 struct Run<'a> {
     workspace: &'a Workspace,
-    prepared: &'a crate::inputs::Prepared,
+    promotion: &'a Promotion<'a>,
     src: Option<&'a Environment>,
     dst: &'a Environment,
     client: &'a Client,
@@ -269,7 +259,7 @@ struct Run<'a> {
 
 impl Run<'_> {
     async fn locked(&self, approved: &Made, stop: &CancellationToken) -> Result<Promoted, Error> {
-        let made = make(self.workspace, self.prepared, self.src).await?;
+        let made = self.promotion.make(self.workspace).await?;
         unchanged_since(&approved.plan, &made.plan, self.dst)?;
         let started = now_ms();
         let existing: Vec<u64> =

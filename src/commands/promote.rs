@@ -18,6 +18,7 @@ use crate::manifest::Kind;
 use crate::manifest::link::parse_image;
 use crate::plan::{self, Plan};
 use crate::promote::{Frontend, Options, PromoteError, Promoted};
+use crate::promotion_plan::Promotion;
 use crate::{Error, ExitStatus, connect, history, output};
 
 /// Version of `promote --output json`.
@@ -45,15 +46,10 @@ pub(crate) fn promote(
     let dst = workspace.config.environment(dst)?;
     let console = Console::new(session);
     let source = SourceArgs { revision, worktree: false };
-    let outcome = super::runtime()?.block_on(crate::promote::promote(
-        &workspace,
-        Some(src),
-        dst,
-        &source,
-        &options(args),
-        None,
-        &console,
-    ));
+    let outcome = super::runtime()?.block_on(async {
+        let promotion = Promotion::prepare(&workspace, Some(src), &dst.name, &source).await?;
+        crate::promote::promote(&workspace, &promotion, &options(args), None, &console).await
+    });
     finish(session, &console, outcome)
 }
 
@@ -80,20 +76,24 @@ pub(crate) fn apply(
     let dst = workspace.config.environment(&saved.target.environment)?;
     let src =
         saved.target.source.as_deref().map(|s| workspace.config.environment(s)).transpose()?;
+    // The saved plan's manifests, read at its commit for the reason it
+    // gives, so that the plan made now can be the same.
     let source = SourceArgs {
         revision: saved.target.revision.as_ref().map(|r| r.commit.clone()),
-        worktree: false,
+        worktree: saved.target.manifests_from == plan::ManifestsFrom::Worktree,
     };
     let console = Console::new(session);
-    let outcome = super::runtime()?.block_on(crate::promote::promote(
-        &workspace,
-        src,
-        dst,
-        &source,
-        &options(args),
-        Some(&saved),
-        &console,
-    ));
+    let outcome = super::runtime()?.block_on(async {
+        let promotion = Promotion::prepare_at(
+            &workspace,
+            src,
+            &dst.name,
+            &source,
+            saved.target.manifests_from.clone(),
+        )?;
+        crate::promote::promote(&workspace, &promotion, &options(args), Some(&saved), &console)
+            .await
+    });
     finish(session, &console, outcome)
 }
 
@@ -282,8 +282,8 @@ async fn deploy(
     options: &Options,
     console: &Console,
 ) -> Result<(), Error> {
-    crate::promote::promote(workspace, src, dst, &SourceArgs::default(), options, None, console)
-        .await?;
+    let promotion = Promotion::prepare(workspace, src, &dst.name, &SourceArgs::default()).await?;
+    crate::promote::promote(workspace, &promotion, options, None, console).await?;
     let from = src.map_or_else(|| "git".to_owned(), |s| s.name.clone());
     output::status(&format!("  deployed the example to {} (from {from})", dst.name));
     Ok(())

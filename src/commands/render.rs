@@ -1,8 +1,10 @@
 //! `ferry render ENV [--from SRC]`: the manifests as the environment must
 //! have them, as multi-document YAML (or a JSON list with `--output json`).
+//! With `--from`, what `ferry promote SRC ENV` would apply.
 
 use crate::cli::{OutputFormat, SourceArgs};
 use crate::manifest::yaml::to_yaml;
+use crate::promotion_plan::Promotion;
 use crate::{Error, ExitStatus, output};
 
 pub(crate) fn run(
@@ -13,10 +15,10 @@ pub(crate) fn run(
 ) -> Result<ExitStatus, Error> {
     let global = session.global;
     let workspace = session.workspace()?;
-    let prepared = workspace.prepare(env, source)?;
     let from = from.map(|name| workspace.config.environment(name)).transpose()?;
-    let (rendered, _) =
-        super::runtime()?.block_on(super::plan::render_for(&workspace, &prepared, from))?;
+    let (rendered, _) = super::runtime()?.block_on(async {
+        Promotion::prepare(&workspace, from, env, source).await?.render(&workspace).await
+    })?;
     let text = match global.output {
         OutputFormat::Json => {
             let bodies: Vec<&serde_json::Value> = rendered.iter().map(|r| &r.body).collect();

@@ -34,10 +34,41 @@ pub struct Target {
     pub environment: String,
     pub org: String,
     pub gvc: String,
-    /// The environment whose live images are promoted (`--from`).
+    /// The environment whose live images are promoted (`--from`, or the
+    /// environment's source).
     pub source: Option<String>,
     /// The manifests' git revision (`None` from the work tree).
     pub revision: Option<Revision>,
+    /// Why the manifests were read at `revision`.
+    pub manifests_from: ManifestsFrom,
+    /// Where the container images come from.
+    pub images_from: ImagesFrom,
+}
+
+/// Why a plan's manifests were read where they were.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum ManifestsFrom {
+    /// The commit the source environment's last successful release
+    /// recorded: what runs there.
+    Release { environment: String, release: u64 },
+    /// `--ref`.
+    Ref,
+    /// The plan file's `manifests.revision`: there is no source
+    /// environment, or it has no successful release with a commit yet.
+    PlanFile,
+    /// `--worktree`: the files on disk.
+    Worktree,
+}
+
+/// Where a plan's container images come from.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum ImagesFrom {
+    /// What the source environment's live workloads run, by digest.
+    Source,
+    /// As the manifests write them.
+    Manifests,
 }
 
 /// One resource as the plan sees it.
@@ -342,6 +373,8 @@ mod tests {
                 gvc: "g".into(),
                 source: None,
                 revision: None,
+                manifests_from: ManifestsFrom::Worktree,
+                images_from: ImagesFrom::Manifests,
             },
             graph: &graph,
             live: live.into_iter().map(|s| (s.id.clone(), s)).collect(),

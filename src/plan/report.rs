@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use serde_json::Value;
 
-use super::{Plan, ResourcePlan};
+use super::{ImageChange, ImagesFrom, ManifestsFrom, Plan, ResourcePlan, Target};
 use crate::diff::{Action, Change, HIDDEN};
 
 /// How to print.
@@ -38,14 +38,8 @@ pub fn text(plan: &Plan, style: Style) -> String {
     let target = &plan.target;
     let _ =
         writeln!(out, "Plan for {}: org {}, GVC {}", target.environment, target.org, target.gvc);
-    let manifests = target.revision.as_ref().map_or_else(
-        || "the work tree".to_owned(),
-        |r| format!("git {} ({})", r.requested, r.short()),
-    );
-    let _ = writeln!(out, "Manifests: {manifests}");
-    if let Some(source) = &target.source {
-        let _ = writeln!(out, "Images: as running in {source}");
-    }
+    let _ = writeln!(out, "Manifests: {}", manifests_origin(target));
+    let _ = writeln!(out, "Images: {}", images_origin(target));
     let changed: Vec<&ResourcePlan> =
         plan.resources.iter().filter(|r| r.action != Action::Unchanged).collect();
     if changed.is_empty() && !plan.summary.has_changes() {
@@ -64,6 +58,38 @@ pub fn text(plan: &Plan, style: Style) -> String {
         s.create, s.update, s.replace, s.delete, s.images_to_copy
     );
     out
+}
+
+/// Which manifests the plan was made from, and why.
+fn manifests_origin(target: &Target) -> String {
+    let Some(revision) = &target.revision else {
+        return "the work tree (--worktree)".to_owned();
+    };
+    let why = match &target.manifests_from {
+        ManifestsFrom::Release { environment, release } => {
+            format!("the commit of {environment}'s release {release}")
+        }
+        ManifestsFrom::Ref => format!("--ref {}", revision.requested),
+        ManifestsFrom::PlanFile => match &target.source {
+            Some(source) => format!(
+                "the plan file's revision {} ({source} has no successful release to follow yet)",
+                revision.requested
+            ),
+            None => format!("the plan file's revision {}", revision.requested),
+        },
+        ManifestsFrom::Worktree => "--worktree".to_owned(),
+    };
+    format!("git {}, {why}", revision.short())
+}
+
+/// Where the plan's images come from.
+fn images_origin(target: &Target) -> String {
+    match (target.images_from, &target.source) {
+        (ImagesFrom::Source, Some(source)) => {
+            format!("as {source}'s live workloads run them, by digest")
+        }
+        _ => "as the manifests write them".to_owned(),
+    }
 }
 
 fn legend(out: &mut String, plan: &Plan, style: Style) {
@@ -152,23 +178,146 @@ fn images(out: &mut String, plan: &Plan) {
         return;
     }
     let _ = writeln!(out, "\nImages:");
+    let org = &plan.target.org;
     for image in &plan.images {
-        let version = match (&image.tag, &image.digest) {
-            (Some(tag), Some(digest)) => format!("tag {tag}, {digest}"),
-            (Some(tag), None) => format!("tag {tag}"),
-            (None, Some(digest)) => digest.clone(),
-            (None, None) => "no tag".to_owned(),
-        };
-        let copy = match image.copy {
-            Some(true) => "must be copied",
-            Some(false) => "already in the registry",
-            None => "registry not checked",
-        };
-        let before = image.before.as_deref().unwrap_or("(none)");
+        let was = image.before.as_deref().map_or_else(
+            || "new".to_owned(),
+            |before| format!("was {}", short_image(before, None, org)),
+        );
         let _ = writeln!(
             out,
-            "  workload/{} {}: {before} -> {} ({version}; {copy})",
-            image.workload, image.container, image.after
+            "  workload/{} {}: {} ({was}; {})",
+            image.workload,
+            image.container,
+            short_image(&image.after, image.tag.as_deref(), org),
+            movement(image, org)
         );
+    }
+}
+
+/// An image as a row shows it: without the environment's own registry
+/// prefix (the header names the org), with its tag and digest once each.
+fn short_image(reference: &str, tag: Option<&str>, org: &str) -> String {
+    let own = format!("/org/{org}/image/");
+    let shown = reference.strip_prefix(own.as_str()).unwrap_or(reference);
+    let parsed = crate::manifest::link::parse_image(shown);
+    match (tag, parsed.tag, shown.split_once('@')) {
+        (Some(tag), None, Some((name, digest))) => format!("{name}:{tag}@{digest}"),
+        _ => shown.to_owned(),
+    }
+}
+
+/// How the image reaches the environment.
+fn movement(image: &ImageChange, org: &str) -> String {
+    let lands_here = image.after.starts_with(&format!("/org/{org}/image/"));
+    match (lands_here, image.copy) {
+        (true, Some(true)) => format!("to copy into {org}'s registry"),
+        (true, Some(false)) => format!("already in {org}'s registry"),
+        (false, _) => {
+            let host = crate::manifest::link::parse_image(&image.after).registry;
+            host.map_or_else(|| "not copied".to_owned(), |host| format!("pulled from {host}"))
+        }
+        (true, None) => "registry not checked".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::graph::Graph;
+    use crate::plan::{Input, State, build};
+    use crate::repo::Revision;
+
+    const DIGEST: &str = "sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+
+    fn plan(manifests_from: ManifestsFrom, source: Option<&str>, images: Vec<ImageChange>) -> Plan {
+        let id: crate::manifest::ResourceId = "workload/api".parse().unwrap_or_else(|_| panic!());
+        let state = |image: &str| State {
+            id: id.clone(),
+            body: json!({"spec": {"containers": [{"name": "main", "image": image}]}}),
+            version: Some(4),
+        };
+        let revision = (manifests_from != ManifestsFrom::Worktree).then(|| Revision {
+            requested: match manifests_from {
+                ManifestsFrom::Ref => "v1.5".to_owned(),
+                ManifestsFrom::PlanFile => "HEAD".to_owned(),
+                _ => "4128bda3c0ffee00".to_owned(),
+            },
+            commit: "4128bda3c0ffee0000000000000000000000000a".to_owned(),
+        });
+        build(Input {
+            target: Target {
+                environment: "prod".into(),
+                org: "acme-prod".into(),
+                gvc: "app".into(),
+                source: source.map(str::to_owned),
+                revision,
+                manifests_from,
+                images_from: if source.is_some() {
+                    ImagesFrom::Source
+                } else {
+                    ImagesFrom::Manifests
+                },
+            },
+            graph: &Graph { waves: vec![vec![id.clone()]], dependencies: vec![] },
+            desired: vec![state(&format!("/org/acme-prod/image/api@{DIGEST}"))],
+            live: [(id.clone(), state("/org/acme-prod/image/api:1.4.1"))].into_iter().collect(),
+            managed: vec![],
+            images,
+        })
+    }
+
+    fn change(before: Option<&str>, after: &str, copy: Option<bool>) -> ImageChange {
+        let parsed = crate::manifest::link::parse_image(after);
+        ImageChange {
+            workload: "api".into(),
+            container: "main".into(),
+            before: before.map(str::to_owned),
+            after: after.to_owned(),
+            tag: Some(parsed.tag.unwrap_or("1.4.2").to_owned()),
+            digest: parsed.digest.map(str::to_owned),
+            copy,
+        }
+    }
+
+    #[test]
+    fn a_promotion_says_where_manifests_and_images_come_from_and_what_moves() {
+        let images = vec![
+            change(
+                Some("/org/acme-prod/image/api:1.4.1"),
+                &format!("/org/acme-prod/image/api@{DIGEST}"),
+                Some(true),
+            ),
+            change(None, &format!("/org/acme-prod/image/api:1.4.2@{DIGEST}"), Some(false)),
+            change(
+                Some("acme-staging.registry.cpln.io/api:1.4.1"),
+                &format!("acme-staging.registry.cpln.io/api@{DIGEST}"),
+                Some(false),
+            ),
+        ];
+        let release = ManifestsFrom::Release { environment: "staging".into(), release: 3 };
+        insta::assert_snapshot!(text(&plan(release, Some("staging"), images), Style::default()));
+    }
+
+    #[test]
+    fn every_manifest_origin_has_its_header() {
+        let headers: Vec<String> = [
+            (ManifestsFrom::Ref, Some("staging")),
+            (ManifestsFrom::PlanFile, Some("staging")),
+            (ManifestsFrom::PlanFile, None),
+            (ManifestsFrom::Worktree, None),
+        ]
+        .into_iter()
+        .map(|(from, source)| {
+            text(&plan(from, source, vec![]), Style::default())
+                .lines()
+                .take(3)
+                .collect::<Vec<_>>()
+                .join("\n")
+        })
+        .collect();
+        insta::assert_snapshot!(headers.join("\n\n"));
     }
 }

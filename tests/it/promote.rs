@@ -19,7 +19,7 @@ use crate::support::registry_server::AuthMode::{Basic, Token};
 use crate::support::registry_server::RegistryServer;
 use crate::support::sim::Api;
 
-const IMAGES: [(&str, &str); 4] =
+pub(crate) const IMAGES: [(&str, &str); 4] =
     [("api", "1.4.2"), ("worker", "1.4.2"), ("web", "1.4.2"), ("queue", "3.13.7")];
 const ORGS: [(&str, &str); 4] = [
     ("acme-dev", "dev-token-p"),
@@ -28,20 +28,20 @@ const ORGS: [(&str, &str); 4] = [
     ("acme", "one-token"),
 ];
 
-fn token(org: &str) -> &'static str {
+pub(crate) fn token(org: &str) -> &'static str {
     ORGS.iter().find(|(o, _)| *o == org).map_or("", |(_, t)| t)
 }
 
 /// A repository with the example and a plan file pointed at a simulator.
-struct Pipeline {
+pub(crate) struct Pipeline {
     dir: tempfile::TempDir,
-    sim: SimHandle,
+    pub(crate) sim: SimHandle,
     /// Debian registries that stand in for the orgs' own (kept running).
     registries: Vec<RegistryServer>,
 }
 
 impl Pipeline {
-    async fn org_per_env() -> Self {
+    pub(crate) async fn org_per_env() -> Self {
         let mut config = SimConfig::new();
         for (org, token) in &ORGS[..3] {
             config = config.with_org(*org, *token);
@@ -114,7 +114,7 @@ impl Pipeline {
         commit_example(&TestRepo::init(self.dir.path()), &[("promotion.yaml", plan)]);
     }
 
-    fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         self.dir.path()
     }
 
@@ -127,7 +127,7 @@ impl Pipeline {
         ]
     }
 
-    fn ferry(&self, args: &[&str]) -> Run {
+    pub(crate) fn ferry(&self, args: &[&str]) -> Run {
         ferry_with(self.path(), args, &self.vars())
     }
 
@@ -171,7 +171,7 @@ impl Pipeline {
         assert_eq!(staging.code, Some(0), "{}\n{}", staging.stdout, staging.stderr);
     }
 
-    fn api(&self, org: &str) -> Api {
+    pub(crate) fn api(&self, org: &str) -> Api {
         Api::new(&self.sim, Some(token(org)))
     }
 }

@@ -17,6 +17,16 @@ impl TestRepo {
         Self { repo, dir: dir.to_path_buf() }
     }
 
+    pub fn open(dir: &Path) -> Self {
+        let repo = Repository::open(dir).expect("open repository");
+        Self { repo, dir: dir.to_path_buf() }
+    }
+
+    /// The commit HEAD points at.
+    pub fn head(&self) -> Oid {
+        self.repo.head().ok().and_then(|h| h.target()).expect("HEAD is a commit")
+    }
+
     /// Writes `files` (path, text) into the work tree.
     pub fn write(&self, files: &[(&str, &str)]) {
         for (path, text) in files {

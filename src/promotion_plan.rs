@@ -1,0 +1,407 @@
+//! The plan of one promotion into an environment, made in one place for
+//! `ferry plan`, `ferry render --from`, `ferry promote` and `ferry apply`,
+//! so that the plan shown is exactly the plan carried out:
+//!
+//! - manifests: at `--ref`; else at the commit of the source environment's
+//!   last successful release (what runs there); else at the plan file's
+//!   revision (`--worktree`: the files on disk);
+//! - images: what the source environment's live workloads run, by digest;
+//!   without a source, as the manifests write them, except that a digest an
+//!   earlier promotion pinned is kept while the tag written in git still
+//!   points at it in the environment's registry;
+//! - rendered for the environment and compared with its live state.
+
+use std::collections::HashMap;
+
+use serde_json::Value;
+
+use crate::api::Client;
+use crate::cli::SourceArgs;
+use crate::config::{Environment, ImageStrategy, Topology};
+use crate::inputs::{Prepared, Workspace};
+use crate::manifest::link::parse_image;
+use crate::manifest::{Kind, ResourceId};
+use crate::plan::{self, ImagesFrom, ManifestsFrom, Plan, State, Target};
+use crate::release::Release;
+use crate::render::{self, ImageMap, Rendered};
+use crate::{Error, connect, history, observe};
+
+/// A promotion's inputs, chosen and checked: the source environment (if
+/// any) and the target's manifests at the chosen revision.
+pub struct Promotion<'a> {
+    /// The environment whose live images are promoted.
+    pub src: Option<&'a Environment>,
+    /// The target environment's manifests, overrides and graph.
+    pub prepared: Prepared,
+    /// Why the manifests were read at their revision.
+    pub manifests_from: ManifestsFrom,
+}
+
+/// A plan with what it was made from.
+pub struct Made {
+    pub plan: Plan,
+    pub rendered: Vec<Rendered>,
+    /// Live bodies of the planned resources that exist: the state a failed
+    /// promotion restores.
+    pub before: HashMap<ResourceId, Value>,
+}
+
+/// Which revision to read the manifests at, and why: `--worktree` and
+/// `--ref` as asked; else the commit of `src`'s last successful release;
+/// else the plan file's revision. `src` is the source environment's name
+/// with its last successful release, if any.
+pub fn choose_manifests(
+    requested: &SourceArgs,
+    src: Option<(&str, Option<&Release>)>,
+) -> (SourceArgs, ManifestsFrom) {
+    if requested.worktree {
+        return (requested.clone(), ManifestsFrom::Worktree);
+    }
+    if requested.revision.is_some() {
+        return (requested.clone(), ManifestsFrom::Ref);
+    }
+    let released = src.and_then(|(name, release)| {
+        let release = release?;
+        let commit = release.commit.clone()?;
+        Some((
+            commit,
+            ManifestsFrom::Release { environment: name.to_owned(), release: release.revision },
+        ))
+    });
+    match released {
+        Some((commit, from)) => (SourceArgs { revision: Some(commit), worktree: false }, from),
+        None => (SourceArgs::default(), ManifestsFrom::PlanFile),
+    }
+}
+
+impl<'a> Promotion<'a> {
+    /// Chooses the manifests (asking `src`'s history when neither `--ref`
+    /// nor `--worktree` decides) and prepares `dst` with them.
+    pub async fn prepare(
+        workspace: &Workspace,
+        src: Option<&'a Environment>,
+        dst: &str,
+        requested: &SourceArgs,
+    ) -> Result<Self, Error> {
+        let release = match src {
+            Some(src) if !requested.worktree && requested.revision.is_none() => {
+                history::last_succeeded(&connect::client(src)?, src).await?
+            }
+            _ => None,
+        };
+        let (source, manifests_from) =
+            choose_manifests(requested, src.map(|s| (s.name.as_str(), release.as_ref())));
+        Self::prepare_at(workspace, src, dst, &source, manifests_from)
+    }
+
+    /// Prepares `dst` with manifests already chosen (a saved plan's).
+    pub fn prepare_at(
+        workspace: &Workspace,
+        src: Option<&'a Environment>,
+        dst: &str,
+        source: &SourceArgs,
+        manifests_from: ManifestsFrom,
+    ) -> Result<Self, Error> {
+        Ok(Self { src, prepared: workspace.prepare(dst, source)?, manifests_from })
+    }
+
+    /// The target environment.
+    pub fn dst(&self) -> &Environment {
+        &self.prepared.env
+    }
+
+    /// Renders the target's manifests with the images being promoted: those
+    /// the source's live workloads run (read from its API), else as
+    /// written in git.
+    pub async fn render(&self, workspace: &Workspace) -> Result<(Vec<Rendered>, ImageMap), Error> {
+        let env = self.dst();
+        let pull_from = match (&env.images, self.src) {
+            (ImageStrategy::PullSecret { .. }, Some(source)) => Some(source.registry.clone()),
+            _ => None,
+        };
+        let images = match self.src {
+            Some(source) => {
+                let workloads: Vec<String> = self
+                    .prepared
+                    .manifests
+                    .set
+                    .resources
+                    .iter()
+                    .filter(|r| r.kind == Kind::Workload)
+                    .map(|r| r.name.clone())
+                    .collect();
+                observe::running_images(
+                    &connect::client(source)?,
+                    source,
+                    &workloads,
+                    pull_from.as_deref(),
+                )
+                .await?
+            }
+            None => ImageMap::new(),
+        };
+        let source_registry =
+            pull_from.or_else(|| workspace.config.source_of(env).map(|s| s.registry.clone()));
+        let gvcs: Vec<String> =
+            workspace.config.environments.iter().map(|e| e.gvc.clone()).collect();
+        let shared = (workspace.config.topology == Topology::GvcPerEnv).then_some(gvcs.as_slice());
+        let rendered = render::render(
+            &self.prepared.manifests.set,
+            env,
+            shared,
+            &self.prepared.patches,
+            &images,
+            source_registry.as_deref(),
+        )?;
+        Ok((rendered, images))
+    }
+
+    /// Renders, reads the target's live state and makes the plan.
+    pub async fn make(&self, workspace: &Workspace) -> Result<Made, Error> {
+        let env = self.dst();
+        let client = connect::client(env)?;
+        let (mut rendered, images) = self.render(workspace).await?;
+        let ids: Vec<_> = rendered.iter().map(|r| r.id.clone()).collect();
+        let observation = observe::observe(&client, env, &ids).await?;
+        keep_current_pins(&client, env, &mut rendered, &images, &observation.raw).await?;
+        let mut image_changes =
+            plan::image_changes(rendered.iter().map(|r| (&r.id, &r.body)), &observation.raw);
+        observe::check_copies(&client, env, &mut image_changes, &images).await?;
+        let desired = rendered
+            .iter()
+            .map(|r| State {
+                id: r.id.clone(),
+                body: plan::comparable(r.id.kind, &r.id.name, &env.org, &env.gvc, &r.body),
+                version: None,
+            })
+            .collect();
+        let plan = plan::build(plan::Input {
+            target: Target {
+                environment: env.name.clone(),
+                org: env.org.clone(),
+                gvc: env.gvc.clone(),
+                source: self.src.map(|f| f.name.clone()),
+                revision: self.prepared.manifests.revision.clone(),
+                manifests_from: self.manifests_from.clone(),
+                images_from: if self.src.is_some() {
+                    ImagesFrom::Source
+                } else {
+                    ImagesFrom::Manifests
+                },
+            },
+            graph: &self.prepared.graph,
+            desired,
+            live: observation.live.clone(),
+            managed: observation.managed,
+            images: image_changes,
+        });
+        Ok(Made { plan, rendered, before: observation.raw })
+    }
+}
+
+/// A container whose image comes from git as a tag while the live workload
+/// runs the same repository pinned by digest (an earlier promotion's pin).
+#[derive(Debug, PartialEq, Eq)]
+struct Pin {
+    workload: ResourceId,
+    container: String,
+    repository: String,
+    tag: String,
+    digest: String,
+    /// The live image reference, kept when the tag still points at `digest`.
+    live: String,
+}
+
+/// Keeps, in `rendered`, the digest an earlier promotion pinned for an image
+/// that comes from git as a tag, while that tag still points at the digest
+/// in the environment's registry: running the pinned digest is running
+/// what git says, so it is not a change.
+async fn keep_current_pins(
+    client: &Client,
+    env: &Environment,
+    rendered: &mut [Rendered],
+    promoted: &ImageMap,
+    live: &HashMap<ResourceId, Value>,
+) -> Result<(), Error> {
+    let pins = pins(&env.org, rendered, promoted, live);
+    if pins.is_empty() {
+        return Ok(());
+    }
+    let found = observe::registry_digests(
+        client,
+        &env.org,
+        pins.iter().map(|p| (p.repository.clone(), p.tag.clone())),
+    )
+    .await?;
+    for pin in pins {
+        let current = found.get(&(pin.repository.clone(), pin.tag.clone())).cloned().flatten();
+        if current.as_deref() != Some(pin.digest.as_str()) {
+            continue;
+        }
+        let body = rendered.iter_mut().find(|r| r.id == pin.workload).map(|r| &mut r.body);
+        let containers =
+            body.and_then(|b| b.pointer_mut("/spec/containers")).and_then(Value::as_array_mut);
+        for container in containers.into_iter().flatten() {
+            if container.get("name").and_then(Value::as_str) == Some(pin.container.as_str()) {
+                container["image"] = Value::String(pin.live.clone());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The containers whose git tag may stand for a live pin (pure): the image
+/// is not being promoted from a source, lands in `org`'s own registry as a
+/// tag without digest, and the live container runs the same repository by
+/// digest.
+fn pins(
+    org: &str,
+    rendered: &[Rendered],
+    promoted: &ImageMap,
+    live: &HashMap<ResourceId, Value>,
+) -> Vec<Pin> {
+    let own = format!("/org/{org}/image/");
+    let mut found = Vec::new();
+    for resource in rendered.iter().filter(|r| r.id.kind == Kind::Workload) {
+        let Some(live_body) = live.get(&resource.id) else { continue };
+        let live_images = plan::container_images(live_body);
+        for (container, desired) in plan::container_images(&resource.body) {
+            if promoted.contains_key(&(resource.id.name.clone(), container.to_owned()))
+                || !desired.starts_with(&own)
+            {
+                continue;
+            }
+            let Some((_, running)) = live_images.iter().find(|(c, _)| *c == container) else {
+                continue;
+            };
+            let (wanted, current) = (parse_image(desired), parse_image(running));
+            if !running.starts_with(&own) || wanted.repository != current.repository {
+                continue;
+            }
+            let (Some(tag), None, Some(digest)) = (wanted.tag, wanted.digest, current.digest)
+            else {
+                continue;
+            };
+            if current.tag.is_some_and(|t| t != tag) {
+                continue;
+            }
+            found.push(Pin {
+                workload: resource.id.clone(),
+                container: container.to_owned(),
+                repository: wanted.repository.to_owned(),
+                tag: tag.to_owned(),
+                digest: digest.to_owned(),
+                live: (*running).to_owned(),
+            });
+        }
+    }
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::release::{Actor, Outcome};
+    use serde_json::json;
+
+    fn release(revision: u64, commit: Option<&str>) -> Release {
+        Release {
+            schema: crate::release::SCHEMA.into(),
+            environment: "staging".into(),
+            revision,
+            source: Some("dev".into()),
+            commit: commit.map(str::to_owned),
+            images: vec![],
+            plan_hash: String::new(),
+            actor: Actor::default(),
+            started: String::new(),
+            finished: String::new(),
+            outcome: Outcome::Succeeded,
+            rolled_back: false,
+            message: None,
+        }
+    }
+
+    #[test]
+    fn manifests_come_from_the_source_release_unless_asked_otherwise() {
+        let released = release(3, Some("abc123"));
+        let (source, from) =
+            choose_manifests(&SourceArgs::default(), Some(("staging", Some(&released))));
+        assert_eq!(source.revision.as_deref(), Some("abc123"));
+        assert_eq!(from, ManifestsFrom::Release { environment: "staging".into(), release: 3 });
+
+        let asked = SourceArgs { revision: Some("v2".into()), worktree: false };
+        let (source, from) = choose_manifests(&asked, Some(("staging", Some(&released))));
+        assert_eq!((source.revision.as_deref(), from), (Some("v2"), ManifestsFrom::Ref));
+
+        let worktree = SourceArgs { revision: None, worktree: true };
+        let (source, from) = choose_manifests(&worktree, Some(("staging", Some(&released))));
+        assert_eq!((source.worktree, from), (true, ManifestsFrom::Worktree));
+
+        for src in [None, Some(("staging", None)), Some(("staging", Some(&release(1, None))))] {
+            let (source, from) = choose_manifests(&SourceArgs::default(), src);
+            assert_eq!((source.revision, from), (None, ManifestsFrom::PlanFile));
+        }
+    }
+
+    fn workload(image: &str) -> Value {
+        json!({"kind": "workload", "spec": {"containers": [{"name": "main", "image": image}]}})
+    }
+
+    fn rendered(image: &str) -> Vec<Rendered> {
+        vec![Rendered {
+            id: ResourceId::new(Kind::Workload, "api"),
+            body: workload(image),
+            location: crate::diagnostic::Location::new(
+                &crate::diagnostic::SourceFile::new("api.yaml", String::new()),
+                0..0,
+            ),
+        }]
+    }
+
+    #[test]
+    fn a_git_tag_may_stand_for_a_live_pin_of_the_same_repository() {
+        let id = ResourceId::new(Kind::Workload, "api");
+        let tag = "/org/p/image/api:1.4.2";
+        let live = |image: &str| HashMap::from([(id.clone(), workload(image))]);
+        let found = pins("p", &rendered(tag), &ImageMap::new(), &live("/org/p/image/api@sha256:d"));
+        assert_eq!(
+            found,
+            [Pin {
+                workload: id.clone(),
+                container: "main".into(),
+                repository: "api".into(),
+                tag: "1.4.2".into(),
+                digest: "sha256:d".into(),
+                live: "/org/p/image/api@sha256:d".into(),
+            }]
+        );
+        let with_tag =
+            pins("p", &rendered(tag), &ImageMap::new(), &live("/org/p/image/api:1.4.2@sha256:d"));
+        assert_eq!(with_tag.len(), 1);
+        for (desired, running) in [
+            (tag, "/org/p/image/web@sha256:d"),
+            (tag, "/org/p/image/api:1.4.1@sha256:d"),
+            (tag, "/org/p/image/api:1.4.2"),
+            (tag, "/org/other/image/api@sha256:d"),
+            ("/org/p/image/api@sha256:e", "/org/p/image/api@sha256:d"),
+        ] {
+            assert!(
+                pins("p", &rendered(desired), &ImageMap::new(), &live(running)).is_empty(),
+                "{desired} vs {running}"
+            );
+        }
+        let promoted = ImageMap::from([(
+            ("api".to_owned(), "main".to_owned()),
+            render::PromotedImage {
+                repository: "api".into(),
+                tag: Some("1.4.2".into()),
+                digest: None,
+                registry: None,
+            },
+        )]);
+        assert!(
+            pins("p", &rendered(tag), &promoted, &live("/org/p/image/api@sha256:d")).is_empty()
+        );
+    }
+}
