@@ -83,16 +83,9 @@ async fn plan_from_src_is_the_plan_promote_records_over_random_histories() {
 }
 
 async fn run_case(seed: u64, steps: &[Step]) {
-    let pipeline = Pipeline::org_per_env().await;
+    let (pipeline, _) = with_images_in_dev().await;
     let repo = TestRepo::open(pipeline.path());
     let mut commits = vec![repo.head()];
-    let registry = Registry::new(
-        &pipeline.sim.registry_host("acme-dev").expect("registry"),
-        token("acme-dev"),
-    );
-    for (name, tag) in IMAGES {
-        registry.push_image(name, tag, &Image::new(&format!("{name}-{tag}"), "amd64")).await;
-    }
     let context = |step: &Step, what: &str, run: &Run| {
         format!(
             "seed {seed} (FERRY_PLAN_SEED={seed}), {step:?}: {what}\n{}\n{}",
@@ -154,6 +147,20 @@ async fn run_case(seed: u64, steps: &[Step]) {
     }
 }
 
+/// The dev, staging, prod pipeline with the example's images in dev's
+/// registry (returned).
+async fn with_images_in_dev() -> (Pipeline, Registry) {
+    let pipeline = Pipeline::org_per_env().await;
+    let registry = Registry::new(
+        &pipeline.sim.registry_host("acme-dev").expect("registry"),
+        token("acme-dev"),
+    );
+    for (name, tag) in IMAGES {
+        registry.push_image(name, tag, &Image::new(&format!("{name}-{tag}"), "amd64")).await;
+    }
+    (pipeline, registry)
+}
+
 /// The first environment deployed from git through a saved plan, after
 /// which it plans no changes.
 fn deploy_dev(pipeline: &Pipeline, step: &Step, context: &dyn Fn(&Step, &str, &Run) -> String) {
@@ -187,14 +194,7 @@ fn set_field(text: &str, key: &str, value: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_pinned_digest_is_no_change_while_the_tag_in_git_still_points_at_it() {
-    let pipeline = Pipeline::org_per_env().await;
-    let registry = Registry::new(
-        &pipeline.sim.registry_host("acme-dev").expect("registry"),
-        token("acme-dev"),
-    );
-    for (name, tag) in IMAGES {
-        registry.push_image(name, tag, &Image::new(&format!("{name}-{tag}"), "amd64")).await;
-    }
+    let (pipeline, registry) = with_images_in_dev().await;
     let context = |step: &Step, what: &str, run: &Run| {
         format!("{step:?}: {what}\n{}\n{}", run.stdout, run.stderr)
     };
