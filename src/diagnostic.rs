@@ -128,11 +128,22 @@ impl Location {
 #[derive(Debug, Clone)]
 pub struct Problem(Box<ProblemData>);
 
+/// How serious a problem is: errors stop a run (exit 1), warnings are
+/// shown and the run goes on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    #[default]
+    Error,
+    Warning,
+}
+
 /// What a [`Problem`] says and where.
 #[derive(Debug, Clone)]
 pub struct ProblemData {
     /// Stable machine-readable identifier, such as `ferry::manifest::unknown-kind`.
     pub code: &'static str,
+    pub severity: Severity,
     pub message: String,
     pub location: Option<Location>,
     pub label: String,
@@ -146,6 +157,7 @@ impl Problem {
     pub fn new(code: &'static str, message: impl Into<String>) -> Self {
         Self(Box::new(ProblemData {
             code,
+            severity: Severity::Error,
             message: message.into(),
             location: None,
             label: String::new(),
@@ -170,6 +182,16 @@ impl Problem {
     pub fn help(mut self, help: impl Into<String>) -> Self {
         self.help = Some(help.into());
         self
+    }
+
+    /// The same problem as a warning: shown, but it does not fail the run.
+    pub fn warning(mut self) -> Self {
+        self.severity = Severity::Warning;
+        self
+    }
+
+    pub fn is_error(&self) -> bool {
+        self.severity == Severity::Error
     }
 
     pub fn note(mut self, location: Location, label: impl Into<String>) -> Self {
@@ -207,6 +229,13 @@ impl std::error::Error for Problem {}
 impl Diagnostic for Problem {
     fn code<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
         Some(Box::new(self.code))
+    }
+
+    fn severity(&self) -> Option<miette::Severity> {
+        match self.severity {
+            Severity::Error => None,
+            Severity::Warning => Some(miette::Severity::Warning),
+        }
     }
 
     fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
@@ -326,11 +355,26 @@ impl Problems {
         self.problems.is_empty()
     }
 
+    /// Whether any problem is an error (warnings alone do not fail a run).
+    pub fn has_errors(&self) -> bool {
+        self.problems.iter().any(Problem::is_error)
+    }
+
+    /// Takes the warnings out, leaving the errors.
+    pub fn take_warnings(&mut self) -> Vec<Problem> {
+        let (errors, warnings) =
+            std::mem::take(&mut self.problems).into_iter().partition(Problem::is_error);
+        self.problems = errors;
+        warnings
+    }
+
     pub fn len(&self) -> usize {
         self.problems.len()
     }
 
-    /// `Ok(value)` when nothing was found, else every problem.
+    /// `Ok(value)` when nothing was found, else every problem (warnings
+    /// included: take them out first with [`Problems::take_warnings`] when
+    /// they must not fail the run).
     pub fn into_result<T>(self, value: T) -> Result<T, Problems> {
         if self.is_empty() { Ok(value) } else { Err(self) }
     }
@@ -412,7 +456,8 @@ pub fn did_you_mean<'a>(
         .map(|(_, c)| c)
 }
 
-fn edit_distance(a: &str, b: &str) -> usize {
+/// Levenshtein distance between two words, in characters.
+pub fn edit_distance(a: &str, b: &str) -> usize {
     let b: Vec<char> = b.chars().collect();
     let mut row: Vec<usize> = (0..=b.len()).collect();
     for (i, ca) in a.chars().enumerate() {

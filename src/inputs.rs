@@ -106,6 +106,9 @@ impl Workspace {
         if let Err(cycle) = &graph {
             problems.push(cycle.clone());
         }
+        if !problems.has_errors() {
+            crate::output::warnings(&problems.take_warnings());
+        }
         match graph {
             Ok(graph) if problems.is_empty() => Ok(Prepared { env, manifests, patches, graph }),
             _ => Err(problems.into()),

@@ -55,6 +55,15 @@ pub fn report(error: crate::Error) {
     let _ = writeln!(std::io::stderr().lock(), "{report:?}");
 }
 
+/// Prints warnings (problems that do not fail the run) on stderr, each
+/// with its snippet.
+pub fn warnings(warnings: &[crate::diagnostic::Problem]) {
+    let mut stderr = std::io::stderr().lock();
+    for warning in warnings {
+        let _ = writeln!(stderr, "{:?}", miette::Report::new(warning.clone()));
+    }
+}
+
 /// Writes data to stdout. A closed pipe (`ferry graph | head`) is not an
 /// error worth reporting.
 pub fn print(text: &str) -> Result<(), crate::Error> {

@@ -21,9 +21,11 @@ pub(crate) fn run(
 ) -> Result<ExitStatus, Error> {
     let global = session.global;
     let outcome = check(session, env, source);
+    let warnings = outcome.as_ref().map(|s| s.warnings.clone()).unwrap_or_default();
+    output::warnings(&warnings);
     if global.output == OutputFormat::Json {
         let report = match &outcome {
-            Ok(summary) => Some(report(Some(summary), &Problems::default())),
+            Ok(summary) => Some(report(Some(summary), &Problems { problems: warnings })),
             Err(Error::Problems(problems)) => Some(report(None, problems)),
             Err(_) => None,
         };
@@ -38,9 +40,14 @@ pub(crate) fn run(
             |r| format!("{} ({})", r.requested, r.short()),
         );
         output::print(&format!(
-            "valid: {} at {at} for {}\n",
+            "valid: {} at {at} for {}{}\n",
             output::count(summary.resources, "resource"),
-            summary.environments.join(", ")
+            summary.environments.join(", "),
+            if summary.warnings.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", output::count(summary.warnings.len(), "warning"))
+            }
         ))?;
     }
     Ok(ExitStatus::Success)
@@ -51,6 +58,8 @@ struct Summary {
     revision: Option<Revision>,
     environments: Vec<String>,
     resources: usize,
+    /// Problems that do not make the manifests invalid.
+    warnings: Vec<Problem>,
 }
 
 fn check(
@@ -88,13 +97,16 @@ fn check(
     if let Err(cycle) = graph::build(&manifests.set, &config.ordering) {
         problems.push(cycle);
     }
-    deduplicate(problems)
-        .into_result(Summary {
-            revision: manifests.revision,
-            environments: environments.iter().map(|e| e.name.clone()).collect(),
-            resources: manifests.set.resources.len(),
-        })
-        .map_err(Error::from)
+    let mut problems = deduplicate(problems);
+    if problems.has_errors() {
+        return Err(problems.into());
+    }
+    Ok(Summary {
+        revision: manifests.revision,
+        environments: environments.iter().map(|e| e.name.clone()).collect(),
+        resources: manifests.set.resources.len(),
+        warnings: problems.take_warnings(),
+    })
 }
 
 fn unknown_target(env: &Environment, patch: &Patch) -> Problem {
@@ -121,7 +133,7 @@ fn deduplicate(problems: Problems) -> Problems {
 fn report(summary: Option<&Summary>, problems: &Problems) -> serde_json::Value {
     json!({
         "schema": SCHEMA,
-        "valid": problems.is_empty(),
+        "valid": !problems.has_errors(),
         "revision": summary.and_then(|s| s.revision.as_ref()),
         "environments": summary.map(|s| &s.environments),
         "resources": summary.map(|s| s.resources),
@@ -137,6 +149,7 @@ pub fn problem_json(problem: &Problem) -> serde_json::Value {
     });
     json!({
         "code": problem.code,
+        "severity": problem.severity,
         "message": problem.message,
         "file": file,
         "line": line,

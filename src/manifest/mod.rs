@@ -94,6 +94,13 @@ impl Resource {
         node.location(&self.source)
     }
 
+    /// Where a JSON pointer into the document points (see
+    /// [`Node::resolve`]): the key itself when `on_key`, else the value; the
+    /// nearest existing ancestor when the pointer names something missing.
+    pub fn location_at(&self, pointer: &str, on_key: bool) -> Location {
+        Location::new(&self.source, self.node.resolve(pointer).span(on_key))
+    }
+
     /// Where the resource is defined (its `name` value).
     pub fn location(&self) -> Location {
         self.location_of(self.node.get("name").unwrap_or(&self.node))

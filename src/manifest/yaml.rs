@@ -107,6 +107,58 @@ impl Node {
     pub fn location(&self, source: &SourceFile) -> Location {
         Location::new(source, self.span)
     }
+
+    /// What a JSON pointer (RFC 6901, such as `/spec/containers/0/ports/1`)
+    /// names in this tree: the node and, when its last step is a mapping
+    /// key, that key. A pointer into something that does not exist stops at
+    /// the nearest existing ancestor (`exact` is then false), so a problem
+    /// about a missing field points at the mapping that should hold it.
+    pub fn resolve(&self, pointer: &str) -> Resolved<'_> {
+        let mut found = Resolved { node: self, key: None, exact: true };
+        let steps = pointer.strip_prefix('/').map(|p| p.split('/'));
+        for step in steps.into_iter().flatten() {
+            let step = step.replace("~1", "/").replace("~0", "~");
+            let next = match &found.node.value {
+                NodeValue::Mapping(entries) => {
+                    entries.iter().find(|(k, _)| k.name == step).map(|(k, v)| (Some(k), v))
+                }
+                NodeValue::Sequence(items) => {
+                    step.parse::<usize>().ok().and_then(|i| items.get(i)).map(|v| (None, v))
+                }
+                _ => None,
+            };
+            match next {
+                Some((key, node)) => found = Resolved { node, key, exact: true },
+                None => {
+                    found.exact = false;
+                    break;
+                }
+            }
+        }
+        found
+    }
+}
+
+/// A JSON pointer resolved in a [`Node`] tree ([`Node::resolve`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Resolved<'a> {
+    pub node: &'a Node,
+    /// The mapping key of the last step, if it was one.
+    pub key: Option<&'a Key>,
+    /// False when the pointer went further than the tree: `node` is then the
+    /// nearest existing ancestor.
+    pub exact: bool,
+}
+
+impl Resolved<'_> {
+    /// The span to label: the key for a problem about the key itself (an
+    /// unknown field), else the value.
+    pub fn span(&self, on_key: bool) -> SourceSpan {
+        match self.key {
+            Some(key) if on_key && self.exact => key.span,
+            _ => self.node.span,
+        }
+    }
 }
 
 /// Writes a value as block-style YAML, for diffs and rendered manifests.
@@ -303,6 +355,24 @@ mod tests {
         let text = to_yaml(&value);
         let back = parse(&text).unwrap_or_default();
         assert_eq!(back.first().map(Node::to_json), Some(value), "{text}");
+    }
+
+    #[test]
+    fn json_pointers_resolve_to_spans_or_the_nearest_ancestor() {
+        let text =
+            "spec:\n  containers:\n    - name: main\n      ports: [{number: 70000}]\n  a/b: 1\n";
+        let docs = parse(text).unwrap_or_default();
+        let doc = &docs[0];
+        let port = doc.resolve("/spec/containers/0/ports/0/number");
+        assert!(port.exact);
+        assert_eq!(&text[port.span(false).offset()..][..5], "70000");
+        let key = doc.resolve("/spec/containers/0/name");
+        assert_eq!(&text[key.span(true).offset()..][..4], "name");
+        let missing = doc.resolve("/spec/containers/0/env/3/value");
+        assert!(!missing.exact);
+        assert_eq!(&text[missing.span(false).offset()..][..4], "name");
+        assert!(doc.resolve("/spec/a~1b").exact);
+        assert!(doc.resolve("").exact);
     }
 
     #[test]

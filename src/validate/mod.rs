@@ -3,6 +3,7 @@
 //! duplicated container names. Pure; every problem is reported.
 
 pub mod naming;
+pub mod schema;
 
 use std::collections::{HashMap, HashSet};
 
@@ -34,6 +35,11 @@ pub fn check(manifests: &ManifestSet, config: &PromotionConfig, env: &Environmen
         );
     }
     for resource in &manifests.resources {
+        problems.extend(
+            schema::check(resource.kind, &resource.body())
+                .iter()
+                .map(|v| field_problem(resource, v)),
+        );
         names(resource, &mut problems);
         gvc_field(resource, env, &mut problems);
         for reference in references(resource) {
@@ -118,6 +124,12 @@ fn duplicates<'a>(
         }
     }
     seen
+}
+
+/// A schema violation in a written manifest, located in its file.
+pub fn field_problem(resource: &Resource, violation: &schema::Violation) -> Problem {
+    let location = resource.location_at(&violation.path, violation.on_key);
+    schema::problem(violation, &resource.id().to_string(), Some(location))
 }
 
 fn dangling(

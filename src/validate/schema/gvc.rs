@@ -1,0 +1,89 @@
+//! `kind: gvc`.
+
+use serde_json::Value;
+
+use super::{Checker, Ptr, env, link, top_level};
+
+const SPEC_FIELDS: [&str; 10] = [
+    "staticPlacement",
+    "pullSecretLinks",
+    "domain",
+    "endpointNamingFormat",
+    "tracing",
+    "sidecar",
+    "env",
+    "loadBalancer",
+    "keda",
+    "locationOptions",
+];
+
+pub(super) fn check(c: &mut Checker, root: &Ptr, body: &Value) {
+    let Some(doc) = c.mapping(root, body, &top_level(&["spec"])) else { return };
+    let Some(spec) = doc.get("spec").filter(|v| !v.is_null()) else { return };
+    let at = root.key("spec");
+    let Some(spec) = c.mapping(&at, spec, &SPEC_FIELDS) else { return };
+    c.field(spec, &at, "staticPlacement", |c, at, v| {
+        let Some(placement) = c.mapping(at, v, &["locationLinks", "locationQuery"]) else { return };
+        c.field(placement, at, "locationLinks", |c, at, v| {
+            for (at, text) in c.strings(at, v) {
+                location_link(c, &at, text);
+            }
+        });
+        c.field(placement, at, "locationQuery", |c, at, v| {
+            c.mapping(at, v, &["kind", "context", "fetch", "spec"]);
+        });
+    });
+    c.field(spec, &at, "pullSecretLinks", |c, at, v| {
+        for (at, text) in c.strings(at, v) {
+            link(c, &at, &Value::String(text.to_owned()), "secret");
+        }
+    });
+    c.field(spec, &at, "endpointNamingFormat", |c, at, v| {
+        c.one_of(at, v, &["default", "legacy", "org"])
+    });
+    c.field(spec, &at, "env", env);
+    c.field(spec, &at, "domain", Checker::string);
+    c.field(spec, &at, "loadBalancer", |c, at, v| {
+        let known = ["dedicated", "multiZone", "trustedProxies", "redirect", "ipSet"];
+        let Some(balancer) = c.mapping(at, v, &known) else { return };
+        c.field(balancer, at, "dedicated", Checker::boolean);
+        c.field(balancer, at, "trustedProxies", |c, at, v| c.integer(at, v, 0, 2));
+        c.field(balancer, at, "ipSet", Checker::string);
+    });
+    c.field(spec, &at, "keda", |c, at, v| {
+        let Some(keda) = c.mapping(at, v, &["enabled", "identityLink", "secrets"]) else { return };
+        c.field(keda, at, "enabled", Checker::boolean);
+        c.field(keda, at, "identityLink", |c, at, v| link(c, at, v, "identity"));
+        c.field(keda, at, "secrets", Checker::strings);
+    });
+    c.field(spec, &at, "tracing", |c, at, v| {
+        let Some(tracing) = c.mapping(at, v, &["sampling", "lightstep", "customTags", "provider"])
+        else {
+            return;
+        };
+        c.field(tracing, at, "sampling", |c, at, v| c.number(at, v, 0.0, 100.0));
+        c.field(tracing, at, "provider", |c, at, v| {
+            c.mapping(at, v, &["otel", "lightstep", "controlplane"]);
+        });
+    });
+}
+
+/// A location link: `//location/NAME` or `/org/ORG/location/NAME`, NAME in
+/// Control Plane's form (`aws-us-east-2`, `gcp-us-west1`, `azure-eastus2`,
+/// or a custom location's name).
+fn location_link(c: &mut Checker, at: &Ptr, text: &str) {
+    let name = super::link_name(text, "location");
+    let valid_name = name.is_some_and(|n| {
+        n.chars().next().is_some_and(|c| c.is_ascii_lowercase())
+            && n.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+    });
+    if !valid_name {
+        let help = if text.starts_with("//") || text.starts_with('/') {
+            "write `//location/NAME` or `/org/ORG/location/NAME`, NAME such as `aws-us-east-2`"
+                .to_owned()
+        } else {
+            format!("write `//location/{text}`")
+        };
+        c.error(at, format!("{at} is `{text}`, not a location link"), help);
+    }
+}

@@ -1,0 +1,244 @@
+use serde_json::{Value, json};
+
+use super::*;
+
+fn errors(kind: Kind, body: &Value) -> Vec<(String, String)> {
+    check(kind, body)
+        .into_iter()
+        .filter(|v| v.severity == Severity::Error)
+        .map(|v| (v.path, v.message))
+        .collect()
+}
+
+fn error_paths(kind: Kind, body: &Value) -> Vec<String> {
+    errors(kind, body).into_iter().map(|(path, _)| path).collect()
+}
+
+fn workload(spec: Value) -> Value {
+    json!({"kind": "workload", "name": "api", "spec": spec})
+}
+
+#[test]
+fn a_usual_workload_is_valid() {
+    let body = workload(json!({
+        "type": "standard",
+        "containers": [{
+            "name": "main", "image": "nginx:1.25", "cpu": "50m", "memory": "128Mi",
+            "ports": [{"number": 8080, "protocol": "http"}],
+            "env": [{"name": "A", "value": "1"}],
+            "readinessProbe": {"httpGet": {"path": "/", "port": 8080}, "periodSeconds": 5},
+        }],
+        "defaultOptions": {"autoscaling": {"metric": "cpu", "target": 80, "minScale": 1, "maxScale": 3}, "capacityAI": false},
+        "firewallConfig": {"external": {"inboundAllowCIDR": ["0.0.0.0/0"]}, "internal": {"inboundAllowType": "same-gvc"}},
+    }));
+    assert_eq!(check(Kind::Workload, &body), []);
+}
+
+#[test]
+fn the_issues_examples_are_errors_at_their_field() {
+    assert_eq!(
+        error_paths(Kind::Workload, &workload(json!({"containers": "main"}))),
+        ["/spec/containers"]
+    );
+    let container = |extra: Value| {
+        let mut c = json!({"name": "main", "image": "x:1", "ports": [{"number": 8080}]});
+        if let (Some(c), Value::Object(extra)) = (c.as_object_mut(), extra) {
+            c.extend(extra);
+        }
+        workload(json!({"type": "standard", "containers": [c]}))
+    };
+    assert_eq!(
+        error_paths(Kind::Workload, &container(json!({"cpu": "five"}))),
+        ["/spec/containers/0/cpu"]
+    );
+    assert_eq!(
+        error_paths(Kind::Workload, &container(json!({"ports": [{"number": 70000}]}))),
+        ["/spec/containers/0/ports/0/number"]
+    );
+    assert_eq!(
+        error_paths(Kind::Workload, &container(json!({"env": {"A": "1"}}))),
+        ["/spec/containers/0/env"]
+    );
+    let scaling = workload(json!({
+        "type": "standard", "containers": [{"name": "m", "image": "x:1"}],
+        "defaultOptions": {"autoscaling": {"minScale": 5, "maxScale": 2}},
+    }));
+    assert_eq!(
+        error_paths(Kind::Workload, &scaling),
+        ["/spec/defaultOptions/autoscaling/minScale"]
+    );
+    let cron = workload(json!({"type": "cron", "containers": [{"name": "m", "image": "x:1"}]}));
+    assert_eq!(error_paths(Kind::Workload, &cron), ["/spec/job/schedule"]);
+    let bad_schedule = workload(
+        json!({"type": "cron", "containers": [{"name": "m", "image": "x:1"}], "job": {"schedule": "every day"}}),
+    );
+    assert_eq!(error_paths(Kind::Workload, &bad_schedule), ["/spec/job/schedule"]);
+    let secret = json!({"kind": "secret", "name": "s", "type": "dictionary", "data": ["a"]});
+    assert_eq!(error_paths(Kind::Secret, &secret), ["/data"]);
+    let policy = json!({"kind": "policy", "name": "p", "targetKind": "spaceship"});
+    assert_eq!(error_paths(Kind::Policy, &policy), ["/targetKind"]);
+}
+
+#[test]
+fn every_problem_is_reported_at_once() {
+    let body = workload(json!({
+        "type": "rocket",
+        "containers": [{"name": "m", "image": 3, "cpu": "lots", "ports": [{"number": 0, "protocol": "udp"}]}],
+    }));
+    assert_eq!(
+        error_paths(Kind::Workload, &body),
+        [
+            "/spec/type",
+            "/spec/containers/0/image",
+            "/spec/containers/0/ports/0/number",
+            "/spec/containers/0/ports/0/protocol",
+            "/spec/containers/0/cpu"
+        ]
+    );
+}
+
+#[test]
+fn workload_types_require_and_forbid_what_control_plane_does() {
+    let two_ports = workload(json!({"type": "serverless", "containers": [
+        {"name": "a", "image": "x:1", "ports": [{"number": 8080}]},
+        {"name": "b", "image": "x:1", "ports": [{"number": 8081}]},
+    ]}));
+    assert_eq!(error_paths(Kind::Workload, &two_ports), ["/spec/containers/1/ports/0/number"]);
+    let job_on_standard = workload(
+        json!({"type": "standard", "containers": [{"name": "a", "image": "x:1"}], "job": {"schedule": "* * * * *"}}),
+    );
+    assert_eq!(error_paths(Kind::Workload, &job_on_standard), ["/spec/job"]);
+    let probe_on_cron =
+        workload(json!({"type": "cron", "job": {"schedule": "@daily"}, "containers": [
+            {"name": "a", "image": "x:1", "livenessProbe": {"tcpSocket": {"port": 80}}},
+        ]}));
+    assert_eq!(error_paths(Kind::Workload, &probe_on_cron), ["/spec/containers/0/livenessProbe"]);
+    let stateful = workload(
+        json!({"type": "stateful", "containers": [{"name": "a", "image": "x:1"}], "rolloutOptions": {"maxUnavailableReplicas": "1"}}),
+    );
+    assert_eq!(
+        error_paths(Kind::Workload, &stateful),
+        ["/spec/rolloutOptions/maxUnavailableReplicas"]
+    );
+}
+
+#[test]
+fn unknown_fields_warn_only_when_a_known_one_is_close() {
+    let body = workload(json!({
+        "containers": [{"name": "a", "image": "x:1", "ports": [{"number": 8080}]}],
+        "defaultOptions": {"autoscaling": {"minScal": 1, "somethingNew": true}},
+    }));
+    let found = check(Kind::Workload, &body);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].severity, Severity::Warning);
+    assert!(found[0].on_key);
+    assert_eq!(found[0].path, "/spec/defaultOptions/autoscaling/minScal");
+    assert!(found[0].help.contains("`minScale`"), "{}", found[0].help);
+}
+
+#[test]
+fn secret_data_has_the_shape_of_its_type_and_is_never_quoted() {
+    let secret = |kind: &str, data: Value| json!({"kind": "secret", "name": "s", "type": kind, "data": data});
+    let docker = r#"{"auths": {"ghcr.io": {"auth": "eDp5"}}}"#;
+    for valid in [
+        secret("opaque", json!({"payload": "aGk=", "encoding": "base64"})),
+        secret("dictionary", json!({"A": "1"})),
+        secret("docker", json!(docker)),
+        secret("gcp", json!(r#"{"type": "service_account"}"#)),
+        secret("azure-sdk", json!(r#"{"subscriptionId": "x"}"#)),
+        secret("aws", json!({"accessKey": "AKIA", "secretKey": "s"})),
+        secret(
+            "ecr",
+            json!({"accessKey": "AKIA", "secretKey": "s", "repos": ["1.dkr.ecr.us-east-1.amazonaws.com/x"]}),
+        ),
+        secret("azure-connector", json!({"url": "https://f.azurewebsites.net", "code": "c"})),
+        secret("keypair", json!({"secretKey": "k"})),
+        secret(
+            "tls",
+            json!({"cert": "-----BEGIN CERTIFICATE-----", "key": "-----BEGIN PRIVATE KEY-----"}),
+        ),
+        secret("userpass", json!({"username": "u", "password": "p"})),
+        secret("nats-account", json!({"accountId": "A", "privateKey": "P"})),
+    ] {
+        assert_eq!(check(Kind::Secret, &valid), [], "{valid}");
+    }
+    let wrong = errors(Kind::Secret, &secret("dictionary", json!({"A": 12_345_678})));
+    assert_eq!(wrong.len(), 1);
+    assert!(!wrong[0].1.contains("12345678"), "{wrong:?}");
+    let opaque_text = errors(Kind::Secret, &secret("opaque", json!("hunter2")));
+    assert!(!opaque_text[0].1.contains("hunter2"), "{opaque_text:?}");
+    assert_eq!(error_paths(Kind::Secret, &secret("docker", json!({"auths": {}}))), ["/data"]);
+    assert_eq!(
+        error_paths(Kind::Secret, &secret("userpass", json!({"username": "u"}))),
+        ["/data/password"]
+    );
+    assert_eq!(error_paths(Kind::Secret, &secret("vault", json!({}))), ["/type"]);
+}
+
+#[test]
+fn location_links_take_every_form_control_plane_writes() {
+    let gvc = |links: Value| json!({"kind": "gvc", "name": "g", "spec": {"staticPlacement": {"locationLinks": links}}});
+    let valid = gvc(json!([
+        "//location/aws-us-east-2",
+        "/org/acme/location/gcp-us-west1",
+        "//location/azure-eastus2"
+    ]));
+    assert_eq!(check(Kind::Gvc, &valid), []);
+    assert_eq!(
+        error_paths(Kind::Gvc, &gvc(json!(["aws-us-east-2", "//location/", "//gvc/x"]))),
+        [
+            "/spec/staticPlacement/locationLinks/0",
+            "/spec/staticPlacement/locationLinks/1",
+            "/spec/staticPlacement/locationLinks/2"
+        ]
+    );
+}
+
+#[test]
+fn volume_sets_policies_domains_and_cloud_accounts() {
+    let volume = |spec: Value| json!({"kind": "volumeset", "name": "v", "spec": spec});
+    assert_eq!(
+        check(
+            Kind::VolumeSet,
+            &volume(
+                json!({"initialCapacity": 10, "performanceClass": "general-purpose-ssd", "fileSystemType": "ext4"})
+            )
+        ),
+        []
+    );
+    assert_eq!(
+        error_paths(
+            Kind::VolumeSet,
+            &volume(json!({"initialCapacity": 100, "performanceClass": "high-throughput-ssd"}))
+        ),
+        ["/spec/initialCapacity"]
+    );
+    assert_eq!(
+        error_paths(
+            Kind::VolumeSet,
+            &volume(json!({"initialCapacity": "ten", "performanceClass": "fast"}))
+        ),
+        ["/spec/performanceClass", "/spec/initialCapacity"]
+    );
+    let policy = json!({"kind": "policy", "name": "p", "targetKind": "secret", "targetLinks": ["//secret/s"],
+        "bindings": [{"permissions": ["reveal"], "principalLinks": ["//gvc/g/identity/i"]}, {"permissions": "reveal"}]});
+    assert_eq!(
+        error_paths(Kind::Policy, &policy),
+        ["/bindings/1/permissions", "/bindings/1/principalLinks"]
+    );
+    let domain = json!({"kind": "domain", "name": "app.example.com", "spec": {"dnsMode": "cname", "ports": [{"number": 443, "protocol": "http2", "routes": [{"prefix": "/", "workloadLink": "//gvc/g/workload/w"}]}]}});
+    assert_eq!(check(Kind::Domain, &domain), []);
+    let account = json!({"kind": "cloudaccount", "name": "a", "provider": "aws", "data": {"roleArn": "arn:aws:iam::1:role/x"}});
+    assert_eq!(check(Kind::CloudAccount, &account), []);
+    let account = json!({"kind": "cloudaccount", "name": "a", "provider": "oracle"});
+    assert_eq!(error_paths(Kind::CloudAccount, &account), ["/provider"]);
+}
+
+#[test]
+fn server_fields_of_an_export_are_known() {
+    let exported = json!({
+        "kind": "identity", "name": "i", "id": "x", "version": 3, "created": "t", "lastModified": "t",
+        "links": [], "status": {}, "gvc": "g", "description": "d", "tags": {},
+    });
+    assert_eq!(check(Kind::Identity, &exported), []);
+}
