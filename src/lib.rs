@@ -25,6 +25,7 @@ pub mod output;
 pub mod plan;
 pub mod promote;
 pub mod promotion_plan;
+pub mod pull_secrets;
 pub mod readiness;
 pub mod registry;
 pub mod release;

@@ -10,10 +10,14 @@ use serde_json::{Value, json};
 
 use crate::api::{ApiError, Client, paths};
 use crate::config::Environment;
-use crate::manifest::link::parse_image;
+use crate::manifest::image::{self, Source};
 use crate::manifest::{Kind, ResourceId};
 use crate::plan::{self, ImageChange, State};
-use crate::render::{ImageMap, PromotedImage};
+use crate::render::{ExternalImage, ImageMap, PromotedImage, SourceImages};
+
+/// How long resolving one external image's digest may take: an unreachable
+/// registry is recorded as unknown, not waited for.
+const EXTERNAL_RESOLVE_BOUND: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Futures queued at once; the client's semaphore bounds what is in flight.
 const QUEUE: usize = 256;
@@ -114,14 +118,17 @@ async fn managed_of_kind(
         .collect())
 }
 
-/// The images `source`'s live workloads run, by workload and container,
-/// with digests (from the image resources when the reference has none).
+/// The images `source`'s live workloads run, by workload and container:
+/// those of its own registry with digests (from the image resources when
+/// the reference has none), and external ones with the digest their
+/// registry gives for them now (unknown, with a warning, when it cannot
+/// be asked). Another org's images are neither: they are not moved.
 pub async fn running_images(
     client: &Client,
     source: &Environment,
     workloads: &[String],
     pull_from: Option<&str>,
-) -> Result<ImageMap, ApiError> {
+) -> Result<SourceImages, ApiError> {
     let bodies: Vec<(String, Option<Value>)> = stream::iter(workloads.iter().cloned())
         .map(|name| async move {
             let path = paths::item(&source.org, &source.gvc, Kind::Workload, &name);
@@ -132,12 +139,15 @@ pub async fn running_images(
         .await?;
     // (workload, container, image) of the images in the source's registry.
     let mut running: Vec<(String, String, String)> = Vec::new();
+    let mut external: Vec<(String, String, String)> = Vec::new();
     for (workload, body) in &bodies {
         let Some(body) = body else { continue };
         for (container, image) in plan::container_images(body) {
-            let registry = parse_image(image).registry;
-            if registry.is_none() || registry == Some(source.registry.as_str()) {
-                running.push((workload.clone(), container.to_owned(), image.to_owned()));
+            let entry = (workload.clone(), container.to_owned(), image.to_owned());
+            match image::classify(image, Some(source.own_registry())).source {
+                Source::Own => running.push(entry),
+                Source::External { .. } => external.push(entry),
+                Source::OtherOrg { .. } => {}
             }
         }
     }
@@ -147,7 +157,7 @@ pub async fn running_images(
     distinct.dedup();
     let resolved: HashMap<String, (Option<String>, Option<String>)> = stream::iter(distinct)
         .map(|image| async move {
-            let parsed = parse_image(&image);
+            let parsed = image::classify(&image, Some(source.own_registry()));
             let (tag, digest) = match (parsed.tag, parsed.digest) {
                 (Some(tag), Some(digest)) => (Some(tag.to_owned()), Some(digest.to_owned())),
                 (None, Some(digest)) => (
@@ -170,14 +180,68 @@ pub async fn running_images(
         images.insert(
             (workload, container),
             PromotedImage {
-                repository: parse_image(&image).repository.to_owned(),
+                repository: image::classify(&image, None).repository.to_owned(),
                 tag,
                 digest,
                 registry: pull_from.map(str::to_owned),
             },
         );
     }
-    Ok(images)
+    let digests = external_digests(external.iter().map(|(_, _, image)| image.clone())).await;
+    let external = external
+        .into_iter()
+        .map(|(workload, container, image)| {
+            let digest = digests.get(&image).cloned().flatten();
+            ((workload, container), ExternalImage { image, digest })
+        })
+        .collect();
+    Ok(SourceImages { promoted: images, external })
+}
+
+/// The digest each external image reference points at, asked of its
+/// registry (anonymously, or with Docker config credentials for its host),
+/// all concurrently and each within [`EXTERNAL_RESOLVE_BOUND`]. Those that
+/// cannot be resolved are `None`, with a warning.
+pub async fn external_digests(
+    images: impl IntoIterator<Item = String>,
+) -> HashMap<String, Option<String>> {
+    let mut images: Vec<String> = images.into_iter().collect();
+    images.sort();
+    images.dedup();
+    let credentials = crate::registry::Credentials::anonymous().with_default_docker_config();
+    let credentials = &credentials;
+    stream::iter(images)
+        .map(|text| async move {
+            if let Some(digest) = image::classify(&text, None).digest {
+                let digest = digest.to_owned();
+                return (text, Some(digest));
+            }
+            let resolved = match text.parse::<crate::registry::ImageRef>() {
+                Err(error) => Err(error.to_string()),
+                Ok(reference) => {
+                    let lookup = crate::registry::resolve_digest(&reference, credentials);
+                    match tokio::time::timeout(EXTERNAL_RESOLVE_BOUND, lookup).await {
+                        Ok(Ok(digest)) => Ok(digest.to_string()),
+                        Ok(Err(error)) => Err(error.to_string()),
+                        Err(_) => {
+                            Err(format!("no answer within {}s", EXTERNAL_RESOLVE_BOUND.as_secs()))
+                        }
+                    }
+                }
+            };
+            match resolved {
+                Ok(digest) => (text, Some(digest)),
+                Err(why) => {
+                    tracing::warn!(
+                        "the digest of external image {text} is recorded as unknown: {why}"
+                    );
+                    (text, None)
+                }
+            }
+        })
+        .buffer_unordered(QUEUE)
+        .collect()
+        .await
 }
 
 /// A tag of `repository` that points at `digest` in an org's registry
@@ -238,18 +302,32 @@ pub async fn registry_digests(
 
 /// The repository and tag an image change lands as (`latest` without a tag).
 pub fn landing(change: &ImageChange) -> (String, String) {
-    let repository = parse_image(&change.after).repository.to_owned();
+    let repository = image::classify(&change.after, None).repository.to_owned();
     (repository, change.tag.clone().unwrap_or_else(|| "latest".to_owned()))
 }
 
 /// Fills `copy` for images that land in `env`'s own registry: `true` when
-/// the registry lacks the tag (or has it at another digest).
+/// the registry lacks the tag (or has it at another digest); and, for
+/// images of external registries, their host and the digest the source
+/// ran (they are never copied).
 pub async fn check_copies(
     client: &Client,
     env: &Environment,
     changes: &mut [ImageChange],
-    tags: &ImageMap,
+    images: &SourceImages,
 ) -> Result<(), ApiError> {
+    let tags = &images.promoted;
+    for change in changes.iter_mut() {
+        if let Source::External { host } =
+            image::classify(&change.after, Some(env.own_registry())).source
+        {
+            change.external = Some(host.to_owned());
+            let key = (change.workload.clone(), change.container.clone());
+            if change.digest.is_none() {
+                change.digest = images.external.get(&key).and_then(|e| e.digest.clone());
+            }
+        }
+    }
     let own_prefix = format!("/org/{}/image/", env.org);
     let copying = env.images == crate::config::ImageStrategy::Copy;
     for change in changes.iter_mut() {

@@ -407,7 +407,7 @@ impl Run<'_> {
                 }
                 let mut copies: BTreeMap<String, (String, String)> = BTreeMap::new();
                 for image in plan.images.iter().filter(|i| i.copy == Some(true)) {
-                    let parsed = crate::manifest::link::parse_image(&image.after);
+                    let parsed = crate::manifest::image::classify(&image.after, None);
                     let version = match (&image.digest, &image.tag) {
                         (Some(digest), _) => format!("@{digest}"),
                         (None, Some(tag)) => format!(":{tag}"),
@@ -440,11 +440,13 @@ impl Run<'_> {
     }
 
     /// Everything DST needs exists: images in its registry, the pull
-    /// secret on its GVC, its locations.
+    /// secret on its GVC, a pull secret for every external image SRC
+    /// needed one for, its locations.
     async fn preflight(&self, made: &Made) -> Result<(), Error> {
         let mut problems = Vec::new();
         let own = |image: &&crate::plan::ImageChange| {
-            crate::manifest::link::parse_image(&image.after).registry.is_none()
+            crate::manifest::image::classify(&image.after, Some(self.dst.own_registry())).source
+                == crate::manifest::image::Source::Own
                 && matches!(self.dst.images, ImageStrategy::Copy | ImageStrategy::None)
         };
         let found = observe::registry_digests(
@@ -501,7 +503,7 @@ impl Run<'_> {
                     ));
                 }
                 (true, Some(data)) => {
-                    let hosts = docker_hosts(&data);
+                    let hosts = crate::manifest::image::docker_hosts(&data);
                     if let Some(src) = self.src.filter(|src| !hosts.contains(&src.registry)) {
                         problems.push(format!(
                             "pull secret `{secret}` has no credentials for {}, the registry of {} (it has: {})",
@@ -512,6 +514,19 @@ impl Run<'_> {
                     }
                 }
             }
+        }
+        if let Some(src) = self.src {
+            let src_client = connect::client(src)?;
+            problems.extend(
+                crate::pull_secrets::missing(
+                    &src_client,
+                    src,
+                    self.client,
+                    self.dst,
+                    &made.rendered,
+                )
+                .await?,
+            );
         }
         for gvc in made.rendered.iter().filter(|r| r.id.kind == Kind::Gvc) {
             let links =
@@ -536,23 +551,6 @@ impl Run<'_> {
     }
 }
 
-/// The registry hosts a docker secret holds credentials for (its `data`
-/// is the JSON of a docker config, as a string).
-fn docker_hosts(data: &Value) -> Vec<String> {
-    let config: Option<Value> = match data {
-        Value::String(text) => serde_json::from_str(text).ok(),
-        other => Some(other.clone()),
-    };
-    let mut hosts: Vec<String> = config
-        .as_ref()
-        .and_then(|c| c.get("auths"))
-        .and_then(Value::as_object)
-        .map(|auths| auths.keys().cloned().collect())
-        .unwrap_or_default();
-    hosts.sort();
-    hosts
-}
-
 fn copy_error(reference: &str, error: crate::registry::InvalidReference) -> PromoteError {
     PromoteError::Copy {
         image: reference.to_owned(),
@@ -560,7 +558,8 @@ fn copy_error(reference: &str, error: crate::registry::InvalidReference) -> Prom
     }
 }
 
-/// Every container image of the release (changed or not), with digests.
+/// Every container image of the release (changed or not), with digests:
+/// an external image's is the one the source ran (`None` when unknown).
 fn release_images(made: &Made) -> Vec<ReleaseImage> {
     made.rendered
         .iter()
@@ -568,11 +567,16 @@ fn release_images(made: &Made) -> Vec<ReleaseImage> {
         .flat_map(|r| {
             plan::container_images(&r.body)
                 .into_iter()
-                .map(|(container, image)| ReleaseImage {
-                    workload: r.id.name.clone(),
-                    container: container.to_owned(),
-                    image: image.to_owned(),
-                    digest: crate::manifest::link::parse_image(image).digest.map(str::to_owned),
+                .map(|(container, image)| {
+                    let key = (r.id.name.clone(), container.to_owned());
+                    let ran = made.images.external.get(&key).and_then(|e| e.digest.clone());
+                    let written = crate::manifest::image::classify(image, None).digest;
+                    ReleaseImage {
+                        workload: r.id.name.clone(),
+                        container: container.to_owned(),
+                        image: image.to_owned(),
+                        digest: written.map(str::to_owned).or(ran),
+                    }
                 })
                 .collect::<Vec<_>>()
         })
@@ -582,20 +586,5 @@ fn release_images(made: &Made) -> Vec<ReleaseImage> {
 impl From<PromoteError> for Error {
     fn from(error: PromoteError) -> Self {
         Error::Promote(Box::new(error))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn reads_the_hosts_of_a_docker_secret() {
-        let data = Value::String(
-            r#"{"auths":{"acme-staging.registry.cpln.io":{"username":"<token>","password":"x"}}}"#
-                .into(),
-        );
-        assert_eq!(docker_hosts(&data), ["acme-staging.registry.cpln.io"]);
-        assert!(docker_hosts(&Value::String("not json".into())).is_empty());
     }
 }

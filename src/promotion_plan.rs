@@ -19,11 +19,11 @@ use crate::api::Client;
 use crate::cli::SourceArgs;
 use crate::config::{Environment, ImageStrategy, Topology};
 use crate::inputs::{Prepared, Workspace};
-use crate::manifest::link::parse_image;
+use crate::manifest::image::classify;
 use crate::manifest::{Kind, ResourceId};
 use crate::plan::{self, ImagesFrom, ManifestsFrom, Plan, State, Target};
 use crate::release::Release;
-use crate::render::{self, ImageMap, Rendered};
+use crate::render::{self, ImageMap, Rendered, SourceImages};
 use crate::{Error, connect, history, observe};
 
 /// A promotion's inputs, chosen and checked: the source environment (if
@@ -44,6 +44,8 @@ pub struct Made {
     /// Live bodies of the planned resources that exist: the state a failed
     /// promotion restores.
     pub before: HashMap<ResourceId, Value>,
+    /// What the source runs (empty without one).
+    pub images: SourceImages,
 }
 
 /// Which revision to read the manifests at, and why: `--worktree` and
@@ -113,7 +115,10 @@ impl<'a> Promotion<'a> {
     /// Renders the target's manifests with the images being promoted: those
     /// the source's live workloads run (read from its API), else as
     /// written in git.
-    pub async fn render(&self, workspace: &Workspace) -> Result<(Vec<Rendered>, ImageMap), Error> {
+    pub async fn render(
+        &self,
+        workspace: &Workspace,
+    ) -> Result<(Vec<Rendered>, SourceImages), Error> {
         let env = self.dst();
         let pull_from = match (&env.images, self.src) {
             (ImageStrategy::PullSecret { .. }, Some(source)) => Some(source.registry.clone()),
@@ -138,7 +143,7 @@ impl<'a> Promotion<'a> {
                 )
                 .await?
             }
-            None => ImageMap::new(),
+            None => SourceImages::default(),
         };
         let source_registry =
             pull_from.or_else(|| workspace.config.source_of(env).map(|s| s.registry.clone()));
@@ -163,7 +168,7 @@ impl<'a> Promotion<'a> {
         let (mut rendered, images) = self.render(workspace).await?;
         let ids: Vec<_> = rendered.iter().map(|r| r.id.clone()).collect();
         let observation = observe::observe(&client, env, &ids).await?;
-        keep_current_pins(&client, env, &mut rendered, &images, &observation.raw).await?;
+        keep_current_pins(&client, env, &mut rendered, &images.promoted, &observation.raw).await?;
         let mut image_changes =
             plan::image_changes(rendered.iter().map(|r| (&r.id, &r.body)), &observation.raw);
         observe::check_copies(&client, env, &mut image_changes, &images).await?;
@@ -195,7 +200,7 @@ impl<'a> Promotion<'a> {
             managed: observation.managed,
             images: image_changes,
         });
-        Ok(Made { plan, rendered, before: observation.raw })
+        Ok(Made { plan, rendered, before: observation.raw, images })
     }
 }
 
@@ -274,7 +279,7 @@ fn pins(
             let Some((_, running)) = live_images.iter().find(|(c, _)| *c == container) else {
                 continue;
             };
-            let (wanted, current) = (parse_image(desired), parse_image(running));
+            let (wanted, current) = (classify(desired, None), classify(running, None));
             if !running.starts_with(&own) || wanted.repository != current.repository {
                 continue;
             }

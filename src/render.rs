@@ -14,7 +14,8 @@ use serde_json::{Map, Value};
 
 use crate::config::{Environment, ImageStrategy, Patch};
 use crate::diagnostic::{Location, Problem, Problems};
-use crate::manifest::link::{self, parse_image};
+use crate::manifest::image::{self, Source};
+use crate::manifest::link;
 use crate::manifest::{Kind, ManifestSet, ResourceId};
 
 /// One resource ready to compare with live state and to apply.
@@ -41,6 +42,26 @@ pub struct PromotedImage {
 /// Images being promoted, by workload and container name.
 pub type ImageMap = HashMap<(String, String), PromotedImage>;
 
+/// An image from an external registry that the source environment runs:
+/// never copied, never rewritten (pinned only with `images.pinExternal`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ExternalImage {
+    /// The reference as the source's workload has it.
+    pub image: String,
+    /// The digest it ran (`sha256:…`); `None` when the registry could not
+    /// tell (unreachable, or refused).
+    pub digest: Option<String>,
+}
+
+/// What a source environment runs, by workload and container name.
+#[derive(Debug, Clone, Default)]
+pub struct SourceImages {
+    /// Images of the source's own registry: what moves.
+    pub promoted: ImageMap,
+    /// Images of external registries: what is recorded (and pinned).
+    pub external: HashMap<(String, String), ExternalImage>,
+}
+
 /// Renders every resource for `env`. `source_registry` is the registry
 /// host images are pulled from with the `pull-secret` strategy.
 ///
@@ -54,7 +75,7 @@ pub fn render(
     env: &Environment,
     shared_gvcs: Option<&[String]>,
     patches: &[Patch],
-    images: &ImageMap,
+    images: &SourceImages,
     source_registry: Option<&str>,
 ) -> Result<Vec<Rendered>, Problems> {
     let manifest_gvcs: Vec<&str> = manifests.gvcs().map(|g| g.name.as_str()).collect();
@@ -158,7 +179,7 @@ fn set_images(
     body: &mut Value,
     workload: &str,
     env: &Environment,
-    images: &ImageMap,
+    images: &SourceImages,
     source_registry: Option<&str>,
     problems: &mut Problems,
     location: Location,
@@ -175,11 +196,20 @@ fn set_images(
         else {
             continue;
         };
-        let written = parse_image(&current);
-        let own_registry =
-            written.registry.is_none() || written.registry == Some(env.registry.as_str());
-        let promoted = images.get(&(workload.to_owned(), name.clone())).cloned().or_else(|| {
-            own_registry.then(|| PromotedImage {
+        let written = image::classify(&current, Some(env.own_registry()));
+        let key = (workload.to_owned(), name.clone());
+        if let Source::External { .. } = written.source {
+            // The string in git is what runs; pinned only when asked.
+            let ran = images.external.get(&key).filter(|_| env.pin_external);
+            if let Some(pinned) = ran.and_then(|ran| pin_external(&current, ran))
+                && let Some(object) = container.as_object_mut()
+            {
+                object.insert("image".to_owned(), Value::String(pinned));
+            }
+            continue;
+        }
+        let promoted = images.promoted.get(&key).cloned().or_else(|| {
+            (written.source == Source::Own).then(|| PromotedImage {
                 repository: written.repository.to_owned(),
                 tag: written.tag.map(str::to_owned),
                 digest: written.digest.map(str::to_owned),
@@ -208,6 +238,15 @@ fn set_images(
             object.insert("image".to_owned(), Value::String(reference));
         }
     }
+}
+
+/// `written` pinned to the digest the source ran, when the source ran the
+/// same image (host and repository) and its digest is known.
+fn pin_external(written: &str, ran: &ExternalImage) -> Option<String> {
+    let digest = ran.digest.as_deref()?;
+    let (a, b) = (image::classify(written, None), image::classify(&ran.image, None));
+    (a.source == b.source && a.repository == b.repository && a.digest.is_none())
+        .then(|| image::pinned(written, digest))
 }
 
 /// `/org/ORG/image/REPO:TAG` or `…@sha256:…`: the environment's registry,
@@ -353,6 +392,7 @@ mod tests {
             readiness: Readiness::default(),
             overrides: Vec::new(),
             immutable_tags: true,
+            pin_external: false,
             require_approval: false,
             history_limit: 20,
             location: Location::new(&SourceFile::new("p", "x"), (0, 1)),
@@ -369,9 +409,15 @@ mod tests {
 
     #[test]
     fn rewrites_gvc_links_and_images_for_the_environment() {
-        let out =
-            render(&manifests(APP), &env(ImageStrategy::Copy), None, &[], &ImageMap::new(), None)
-                .unwrap_or_else(|p| panic!("{p:?}"));
+        let out = render(
+            &manifests(APP),
+            &env(ImageStrategy::Copy),
+            None,
+            &[],
+            &SourceImages::default(),
+            None,
+        )
+        .unwrap_or_else(|p| panic!("{p:?}"));
         assert_eq!(out[0].id.to_string(), "gvc/shop-prod");
         assert_eq!(out[0].body["spec"]["pullSecretLinks"][0], "/org/acme-prod/secret/pull");
         let api = &out[1].body;
@@ -385,8 +431,8 @@ mod tests {
 
     #[test]
     fn promoted_images_pin_digests_per_strategy() {
-        let mut images = ImageMap::new();
-        images.insert(
+        let mut images = SourceImages::default();
+        images.promoted.insert(
             ("api".into(), "main".into()),
             PromotedImage {
                 repository: "api".into(),
@@ -417,6 +463,65 @@ mod tests {
         );
     }
 
+    const PUBLIC: &str = "kind: workload\nname: cache\nspec:\n  containers:\n    - {name: redis, image: 'redis:alpine'}\n    - {name: app, image: 'someuser/app:1.0'}\n    - {name: gcr, image: 'gcr.io/proj/app:v1'}\n    - {name: other, image: 'partner.registry.cpln.io/api:3'}\n    - {name: own, image: 'acme-prod.registry.cpln.io/api:2'}\n";
+
+    fn images_of(rendered: &[Rendered]) -> Vec<String> {
+        crate::plan::container_images(&rendered[0].body)
+            .into_iter()
+            .map(|(_, image)| image.to_owned())
+            .collect()
+    }
+
+    #[test]
+    fn external_and_other_org_images_run_as_written() {
+        let out = render(
+            &manifests(PUBLIC),
+            &env(ImageStrategy::Copy),
+            None,
+            &[],
+            &SourceImages::default(),
+            None,
+        )
+        .unwrap_or_else(|p| panic!("{p:?}"));
+        assert_eq!(
+            images_of(&out),
+            [
+                "redis:alpine",
+                "someuser/app:1.0",
+                "gcr.io/proj/app:v1",
+                "partner.registry.cpln.io/api:3",
+                "/org/acme-prod/image/api:2"
+            ]
+        );
+    }
+
+    #[test]
+    fn pin_external_writes_the_digest_the_source_ran() {
+        let mut images = SourceImages::default();
+        let ran = |image: &str, digest: Option<&str>| ExternalImage {
+            image: image.into(),
+            digest: digest.map(Into::into),
+        };
+        images
+            .external
+            .insert(("cache".into(), "redis".into()), ran("redis:alpine", Some("sha256:ab")));
+        images.external.insert(("cache".into(), "app".into()), ran("someuser/app:1.0", None));
+        images
+            .external
+            .insert(("cache".into(), "gcr".into()), ran("gcr.io/other/app:v1", Some("sha256:cd")));
+        let mut pinning = env(ImageStrategy::Copy);
+        pinning.pin_external = true;
+        let out = render(&manifests(PUBLIC), &pinning, None, &[], &images, None)
+            .unwrap_or_else(|p| panic!("{p:?}"));
+        let written = images_of(&out);
+        assert_eq!(written[0], "redis@sha256:ab");
+        assert_eq!(written[1], "someuser/app:1.0", "digest unknown: as written");
+        assert_eq!(written[2], "gcr.io/proj/app:v1", "the source ran another repository");
+        let plain = render(&manifests(PUBLIC), &env(ImageStrategy::Copy), None, &[], &images, None)
+            .unwrap_or_default();
+        assert_eq!(images_of(&plain)[0], "redis:alpine", "pinned only when asked");
+    }
+
     #[test]
     fn shared_resources_render_the_same_for_every_environment() {
         let text = "kind: policy\nname: p\ntargetKind: secret\ntargetLinks: [//secret/db]\nbindings:\n  - permissions: [reveal]\n    principalLinks: [//gvc/app/identity/api-id]\n---\nkind: domain\nname: a.example.com\nspec: {ports: [{routes: [{workloadLink: //gvc/app/workload/web}]}]}\n---\nkind: gvc\nname: app\n";
@@ -426,7 +531,7 @@ mod tests {
             &env(ImageStrategy::None),
             Some(&gvcs),
             &[],
-            &ImageMap::new(),
+            &SourceImages::default(),
             None,
         )
         .unwrap_or_else(|p| panic!("{p:?}"));

@@ -15,7 +15,6 @@ use crate::cli::{OutputFormat, PromotionArgs, SourceArgs};
 use crate::config::Environment;
 use crate::lock::{self, LockError};
 use crate::manifest::Kind;
-use crate::manifest::link::parse_image;
 use crate::plan::{self, Plan};
 use crate::promote::{Frontend, Options, PromoteError, Promoted};
 use crate::promotion_plan::Promotion;
@@ -239,8 +238,8 @@ pub(crate) fn bootstrap(session: &Session<'_>, state: &Path) -> Result<(), Error
         for resource in prepared.manifests.set.resources.iter().filter(|r| r.kind == Kind::Workload)
         {
             for (_, image) in plan::container_images(&resource.body()) {
-                let parsed = parse_image(image);
-                if parsed.registry.is_none() {
+                let parsed = crate::manifest::image::classify(image, Some(first.own_registry()));
+                if parsed.source == crate::manifest::image::Source::Own {
                     images.insert((
                         parsed.repository.to_owned(),
                         parsed.tag.unwrap_or("latest").to_owned(),

@@ -77,11 +77,21 @@ pub struct Environment {
     pub overrides: Vec<OverrideSource>,
     /// Refuse mutable image tags (`latest`, or none).
     pub immutable_tags: bool,
+    /// Write external images pinned to the digest the source ran
+    /// (`images.pinExternal`).
+    pub pin_external: bool,
     pub require_approval: bool,
     /// How many releases are kept in the environment's history.
     pub history_limit: u32,
     /// The environment's `name` value in the plan file.
     pub location: Location,
+}
+
+impl Environment {
+    /// This environment's own registry, for classifying image references.
+    pub fn own_registry(&self) -> crate::manifest::image::OwnRegistry<'_> {
+        crate::manifest::image::OwnRegistry { org: &self.org, host: &self.registry }
+    }
 }
 
 /// How images reach an environment.

@@ -30,7 +30,7 @@ const ENVIRONMENT_KEYS: &[&str] = &[
     "requireApproval",
     "historyLimit",
 ];
-const IMAGE_KEYS: &[&str] = &["strategy", "pullSecret"];
+const IMAGE_KEYS: &[&str] = &["strategy", "pullSecret", "pinExternal"];
 const READINESS_KEYS: &[&str] = &["interval", "timeout", "consecutiveChecks"];
 const INLINE_OVERRIDE_KEYS: &[&str] = &["kind", "name", "patch"];
 const FILE_OVERRIDE_KEYS: &[&str] = &["file"];
@@ -204,6 +204,10 @@ fn read_environment(
     let token_env =
         reader.required(node, "tokenEnv", &what).and_then(|n| read_token_env(reader, n, &what));
     let images = read_images(reader, node.get("images"), topology, &what);
+    let pin_external = node
+        .get("images")
+        .and_then(|images| images.get("pinExternal"))
+        .map_or(Some(false), |n| reader.boolean(n, &format!("`images.pinExternal` of {what}")));
     let registry = reader.optional_string(node, "registry", &format!("`registry` of {what}"));
     let readiness = node
         .get("readiness")
@@ -233,6 +237,7 @@ fn read_environment(
         readiness: readiness?,
         overrides,
         immutable_tags: immutable_tags?,
+        pin_external: pin_external?,
         require_approval: require_approval?,
         history_limit: history_limit?,
     })
@@ -315,8 +320,14 @@ fn read_images(
         (node, None)
     } else {
         reader.mapping(node, &format!("`images` of {what}"), IMAGE_KEYS)?;
-        let strategy = reader.required(node, "strategy", &format!("`images` of {what}"))?;
-        (strategy, node.get("pullSecret"))
+        match node.get("strategy") {
+            Some(strategy) => (strategy, node.get("pullSecret")),
+            // `{pinExternal: true}` alone keeps the topology's strategy.
+            None if node.get("pullSecret").is_none() => {
+                return read_images(reader, None, topology, what);
+            }
+            None => (reader.required(node, "strategy", &format!("`images` of {what}"))?, None),
+        }
     };
     let strategy = match strategy_node.as_str() {
         Some("copy") => ImageStrategy::Copy,

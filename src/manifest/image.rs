@@ -15,6 +15,8 @@
 //! forms always name the org's own registry (the seed
 //! `000_b8c83c5cfb9d90fc`: links must point into the same org).
 
+use serde_json::Value;
+
 /// Docker Hub, the registry of references written without a host.
 pub const DOCKER_HUB: &str = "docker.io";
 
@@ -139,6 +141,69 @@ pub fn pinned(text: &str, digest: &str) -> String {
     format!("{name}@{digest}")
 }
 
+/// The registry hosts a docker secret holds credentials for (its `data`
+/// is the JSON of a docker config, as a string or an object), as written
+/// in its `auths`.
+pub fn docker_hosts(data: &Value) -> Vec<String> {
+    let config: Option<Value> = match data {
+        Value::String(text) => serde_json::from_str(text).ok(),
+        other => Some(other.clone()),
+    };
+    let mut hosts: Vec<String> = config
+        .as_ref()
+        .and_then(|c| c.get("auths"))
+        .and_then(Value::as_object)
+        .map(|auths| auths.keys().cloned().collect())
+        .unwrap_or_default();
+    hosts.sort();
+    hosts
+}
+
+/// An `auths` key as the host it names: scheme and path dropped, and
+/// Docker Hub's aliases (`https://index.docker.io/v1/`) as `docker.io`.
+fn auths_host(key: &str) -> &str {
+    let key = key.split_once("://").map_or(key, |(_, rest)| rest);
+    let host = key.split('/').next().unwrap_or(key);
+    match host {
+        "index.docker.io" | "registry-1.docker.io" | "registry.hub.docker.com" => DOCKER_HUB,
+        other => other,
+    }
+}
+
+/// Whether Control Plane pulls `image` with this pull secret (`type` and
+/// `data` of a secret). From the seed `000_b8c83c5cfb9d90fc`: only three
+/// types work; `docker` matches by registry host in its `auths`, `ecr` by
+/// its `repos` list, `gcp` only for images of its own project
+/// (`gcr.io/PROJECT/…`, `REGION-docker.pkg.dev/PROJECT/…`).
+pub fn pull_secret_serves(secret_type: &str, data: &Value, image: &ImageRef<'_>) -> bool {
+    let Some(host) = image.source.host() else { return false };
+    let text_field = |name: &str| -> Option<String> {
+        let object = match data {
+            Value::String(text) => serde_json::from_str::<Value>(text).ok()?,
+            other => other.clone(),
+        };
+        object.get(name).and_then(Value::as_str).map(str::to_owned)
+    };
+    match secret_type {
+        "docker" => docker_hosts(data).iter().any(|key| auths_host(key) == host),
+        "ecr" => {
+            let wanted = format!("{host}/{}", image.repository);
+            let repos = data.get("repos").and_then(Value::as_array);
+            repos.into_iter().flatten().filter_map(Value::as_str).any(|repo| {
+                let repo = repo.split_once("://").map_or(repo, |(_, rest)| rest);
+                wanted == repo || wanted.starts_with(&format!("{repo}/"))
+            })
+        }
+        "gcp" => {
+            let google =
+                host == "gcr.io" || host.ends_with(".gcr.io") || host.ends_with("-docker.pkg.dev");
+            let project = image.repository.split('/').next();
+            google && text_field("project_id").is_some_and(|id| project == Some(id.as_str()))
+        }
+        _ => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -210,6 +275,40 @@ mod tests {
         assert!(!classify("nginx@sha256:ab", None).is_mutable());
         assert!(classify("redis:alpine", None).is_foreign());
         assert!(!classify("//image/api:1", None).is_foreign());
+    }
+
+    #[test]
+    fn pull_secrets_serve_images_as_the_seed_describes() {
+        let image = |text| classify(text, Some(OWN));
+        let docker = Value::String(
+            r#"{"auths":{"https://index.docker.io/v1/":{"auth":"x"},"ghcr.io":{"auth":"y"}}}"#
+                .into(),
+        );
+        assert_eq!(docker_hosts(&docker), ["ghcr.io", "https://index.docker.io/v1/"]);
+        assert!(pull_secret_serves("docker", &docker, &image("someuser/app:1.0")));
+        assert!(pull_secret_serves("docker", &docker, &image("ghcr.io/o/app:1")));
+        assert!(!pull_secret_serves("docker", &docker, &image("quay.io/o/app:1")));
+        assert!(!pull_secret_serves("opaque", &docker, &image("ghcr.io/o/app:1")));
+        assert!(!pull_secret_serves("docker", &docker, &image("//image/api:1")));
+
+        let ecr = serde_json::json!({"repos": ["1.dkr.ecr.us-east-1.amazonaws.com/app"]});
+        assert!(pull_secret_serves("ecr", &ecr, &image("1.dkr.ecr.us-east-1.amazonaws.com/app:2")));
+        assert!(!pull_secret_serves(
+            "ecr",
+            &ecr,
+            &image("1.dkr.ecr.us-east-1.amazonaws.com/apps:2")
+        ));
+
+        let gcp = Value::String(r#"{"type":"service_account","project_id":"proj"}"#.into());
+        assert!(pull_secret_serves("gcp", &gcp, &image("gcr.io/proj/app:v1")));
+        assert!(pull_secret_serves(
+            "gcp",
+            &gcp,
+            &image("us-west1-docker.pkg.dev/proj/repo/app:v1")
+        ));
+        assert!(!pull_secret_serves("gcp", &gcp, &image("gcr.io/other/app:v1")));
+        assert!(!pull_secret_serves("gcp", &gcp, &image("ghcr.io/proj/app:v1")));
+        assert!(docker_hosts(&Value::String("not json".into())).is_empty());
     }
 
     #[test]

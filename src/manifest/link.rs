@@ -48,52 +48,6 @@ fn non_empty(text: &str) -> Option<&str> {
     (!text.is_empty()).then_some(text)
 }
 
-/// A reference to an image, split into what promotion cares about.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ImageRef<'a> {
-    /// `None` for the org's own registry (`//image/…` or `/org/ORG/image/…`).
-    pub registry: Option<&'a str>,
-    pub repository: &'a str,
-    pub tag: Option<&'a str>,
-    pub digest: Option<&'a str>,
-}
-
-impl ImageRef<'_> {
-    /// `latest`, or no tag and no digest: the image may change under the
-    /// same reference.
-    pub fn is_mutable(&self) -> bool {
-        self.digest.is_none() && self.tag.is_none_or(|t| t == "latest")
-    }
-}
-
-/// Parses a container `image` value in any of the forms cpln accepts.
-pub fn parse_image(text: &str) -> ImageRef<'_> {
-    let (registry, rest) = if let Some(rest) = text.strip_prefix("//image/") {
-        (None, rest)
-    } else if let Some(rest) = text.strip_prefix("/org/") {
-        let rest = rest.split_once("/image/").map_or(rest, |(_, r)| r);
-        (None, rest)
-    } else {
-        match text.split_once('/') {
-            Some((host, rest))
-                if host.contains('.') || host.contains(':') || host == "localhost" =>
-            {
-                (Some(host), rest)
-            }
-            _ => (None, text),
-        }
-    };
-    let (rest, digest) = match rest.split_once('@') {
-        Some((rest, digest)) => (rest, Some(digest)),
-        None => (rest, None),
-    };
-    let (repository, tag) = match rest.rsplit_once(':') {
-        Some((repository, tag)) if !tag.contains('/') => (repository, Some(tag)),
-        _ => (rest, None),
-    };
-    ImageRef { registry, repository, tag, digest }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -114,22 +68,5 @@ mod tests {
         assert_eq!(parse("cpln://volumeset/data").map(|l| l.kind), Some("volumeset"));
         assert_eq!(parse("plain value"), None);
         assert_eq!(parse("//secret/"), None);
-    }
-
-    #[test]
-    fn parses_image_references() {
-        let own = parse_image("//image/api:1.4.2");
-        assert_eq!((own.registry, own.repository, own.tag), (None, "api", Some("1.4.2")));
-        let other = parse_image("acme-dev.registry.cpln.io/team/api@sha256:abc");
-        assert_eq!(
-            (other.registry, other.repository),
-            (Some("acme-dev.registry.cpln.io"), "team/api")
-        );
-        assert_eq!(other.digest, Some("sha256:abc"));
-        let port = parse_image("127.0.0.1:5000/api");
-        assert_eq!((port.registry, port.tag), (Some("127.0.0.1:5000"), None));
-        assert!(port.is_mutable());
-        assert!(parse_image("nginx:latest").is_mutable());
-        assert!(!parse_image("nginx:1.27").is_mutable());
     }
 }

@@ -110,6 +110,10 @@ pub struct ImageChange {
     /// Whether the image must be copied into the environment's registry;
     /// `None` when it could not be checked.
     pub copy: Option<bool>,
+    /// The registry host of an image from an external registry (never
+    /// copied; `digest` is then the one the source ran, when known).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -206,7 +210,7 @@ pub fn image_changes<'a>(
             if before.as_deref() == Some(after) {
                 continue;
             }
-            let parsed = crate::manifest::link::parse_image(after);
+            let parsed = crate::manifest::image::classify(after, None);
             changes.push(ImageChange {
                 workload: id.name.clone(),
                 container: container.to_owned(),
@@ -215,6 +219,7 @@ pub fn image_changes<'a>(
                 tag: parsed.tag.map(str::to_owned),
                 digest: parsed.digest.map(str::to_owned),
                 copy: None,
+                external: None,
             });
         }
     }

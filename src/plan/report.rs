@@ -200,7 +200,7 @@ fn images(out: &mut String, plan: &Plan) {
 fn short_image(reference: &str, tag: Option<&str>, org: &str) -> String {
     let own = format!("/org/{org}/image/");
     let shown = reference.strip_prefix(own.as_str()).unwrap_or(reference);
-    let parsed = crate::manifest::link::parse_image(shown);
+    let parsed = crate::manifest::image::classify(shown, None);
     match (tag, parsed.tag, shown.split_once('@')) {
         (Some(tag), None, Some((name, digest))) => format!("{name}:{tag}@{digest}"),
         _ => shown.to_owned(),
@@ -210,11 +210,14 @@ fn short_image(reference: &str, tag: Option<&str>, org: &str) -> String {
 /// How the image reaches the environment.
 fn movement(image: &ImageChange, org: &str) -> String {
     let lands_here = image.after.starts_with(&format!("/org/{org}/image/"));
+    if let Some(host) = &image.external {
+        return format!("external, {host}: not copied");
+    }
     match (lands_here, image.copy) {
         (true, Some(true)) => format!("to copy into {org}'s registry"),
         (true, Some(false)) => format!("already in {org}'s registry"),
         (false, _) => {
-            let host = crate::manifest::link::parse_image(&image.after).registry;
+            let host = crate::manifest::image::classify(&image.after, None).source.host();
             host.map_or_else(|| "not copied".to_owned(), |host| format!("pulled from {host}"))
         }
         (true, None) => "registry not checked".to_owned(),
@@ -270,7 +273,7 @@ mod tests {
     }
 
     fn change(before: Option<&str>, after: &str, copy: Option<bool>) -> ImageChange {
-        let parsed = crate::manifest::link::parse_image(after);
+        let parsed = crate::manifest::image::classify(after, None);
         ImageChange {
             workload: "api".into(),
             container: "main".into(),
@@ -279,7 +282,17 @@ mod tests {
             tag: Some(parsed.tag.unwrap_or("1.4.2").to_owned()),
             digest: parsed.digest.map(str::to_owned),
             copy,
+            external: None,
         }
+    }
+
+    #[test]
+    fn an_external_image_is_its_own_kind_of_row() {
+        let mut redis = change(Some("redis:7"), "redis:alpine", Some(false));
+        redis.external = Some("docker.io".into());
+        assert_eq!(movement(&redis, "acme-prod"), "external, docker.io: not copied");
+        let partner = change(None, "partner.registry.cpln.io/lib:3", Some(false));
+        assert_eq!(movement(&partner, "acme-prod"), "pulled from partner.registry.cpln.io");
     }
 
     #[test]

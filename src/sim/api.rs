@@ -210,7 +210,7 @@ impl Request<'_> {
         let mut state = self.shared.lock();
         let mut draft;
         let target = if dry_run {
-            draft = SimState { items: state.items.clone(), registries: Default::default() };
+            draft = SimState { items: state.items.clone(), ..SimState::default() };
             &mut draft
         } else {
             &mut *state

@@ -14,6 +14,11 @@
 //!     tokens: [qa-token]
 //!     registryUpstream: 127.0.0.1:5000  # optional: an external OCI registry
 //!                                       # (user `<token>`, the org's first token)
+//! externalRegistries:                # optional: registries outside Control
+//!   ghcr.io:                          # Plane that the simulator can read,
+//!     addr: 127.0.0.1:5200            # by the host image references name
+//!     username: <token>               # optional: the registry is private,
+//!     password: s3cret                # pulls need a matching pull secret
 //! apiAddr: 127.0.0.1:5100             # optional; `--addr` wins
 //! rolloutDelayMs: 500
 //! locationDelayMs: {aws-us-west-2: 2000}
@@ -64,6 +69,11 @@ pub struct SimConfig {
     /// Locations every org has besides the built-in catalogue.
     #[serde(default)]
     pub locations: Vec<CustomLocation>,
+    /// Registries outside Control Plane that the simulator reads, by the
+    /// host image references name. Images of other external hosts count
+    /// as pullable (the simulator cannot look).
+    #[serde(default)]
+    pub external_registries: BTreeMap<String, ExternalRegistry>,
     /// Where state is kept; a temporary directory (removed on shutdown)
     /// when absent.
     #[serde(skip)]
@@ -98,6 +108,32 @@ impl fmt::Debug for OrgConfig {
     }
 }
 
+/// A registry outside Control Plane standing in for an external host: a
+/// workload's image of that host is ready only when the image is there
+/// and, for a private registry (credentials given), when a docker pull
+/// secret on the GVC holds these credentials for the host.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ExternalRegistry {
+    /// `HOST:PORT` of the registry on loopback.
+    pub addr: String,
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub password: Option<String>,
+}
+
+impl fmt::Debug for ExternalRegistry {
+    /// The password is a secret: never printed.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ExternalRegistry")
+            .field("addr", &self.addr)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "(redacted)"))
+            .finish()
+    }
+}
+
 fn default_rollout_delay_ms() -> u64 {
     300
 }
@@ -116,6 +152,7 @@ impl Default for SimConfig {
             page_size: default_page_size(),
             faults: FaultConfig::default(),
             locations: Vec::new(),
+            external_registries: BTreeMap::new(),
             state_dir: None,
         }
     }
@@ -157,6 +194,20 @@ impl SimConfig {
             org.registry_upstream = Some(host.into());
         }
         config
+    }
+
+    /// Makes image references to `host` (`ghcr.io`) read the registry at
+    /// `addr`; with `credentials` (user, password) it is private.
+    pub fn with_external_registry(
+        mut self,
+        host: impl Into<String>,
+        addr: impl Into<String>,
+        credentials: Option<(String, String)>,
+    ) -> Self {
+        let (username, password) = credentials.unzip();
+        let registry = ExternalRegistry { addr: addr.into(), username, password };
+        self.external_registries.insert(host.into(), registry);
+        self
     }
 
     pub fn with_state_dir(mut self, dir: impl Into<PathBuf>) -> Self {
@@ -206,6 +257,16 @@ impl SimConfig {
             self.api_addr.iter().chain(self.orgs.iter().filter_map(|o| o.registry_addr.as_ref()));
         if let Some(addr) = addrs.into_iter().find(|a| !a.ip().is_loopback()) {
             return Err(SimError::NotLoopback(*addr));
+        }
+        if let Some((host, _)) = self
+            .external_registries
+            .iter()
+            .find(|(_, r)| !crate::registry::is_loopback_host(&r.addr))
+        {
+            return Err(SimError::Config {
+                path: PathBuf::from("externalRegistries"),
+                message: format!("the registry standing in for {host} must be on loopback"),
+            });
         }
         let mut seen = std::collections::BTreeSet::new();
         for org in &self.orgs {

@@ -13,6 +13,7 @@ use base64::Engine;
 use serde_json::{Map, Value, json};
 
 use super::clock::rfc3339;
+use super::config::ExternalRegistry;
 use super::images::{ImageRef, parse_ref, resolve};
 use super::state::{Item, ItemKey, Rollout, State};
 
@@ -24,6 +25,8 @@ pub(crate) struct World<'a> {
     pub state: &'a State,
     /// Org → the `127.0.0.1:PORT` its registry listens on.
     pub registry_hosts: &'a BTreeMap<String, String>,
+    /// External host → the registry that stands in for it.
+    pub external_registries: &'a BTreeMap<String, ExternalRegistry>,
     /// Token → the org it belongs to.
     pub token_orgs: &'a BTreeMap<String, String>,
     pub now_ms: u64,
@@ -153,11 +156,13 @@ impl World<'_> {
 
     /// `Ok` when the image can be pulled for this workload, else why not.
     fn image_problem(&self, workload: &Item, image: &str) -> Result<(), String> {
-        let ImageRef::Sim { org, repo, reference, host } =
-            parse_ref(image, &workload.org, self.registry_hosts)
-        else {
-            return Ok(());
-        };
+        let (org, repo, reference, host) =
+            match parse_ref(image, &workload.org, self.registry_hosts) {
+                ImageRef::Sim { org, repo, reference, host } => (org, repo, reference, host),
+                ImageRef::External { host, repo, reference } => {
+                    return self.external_image_problem(workload, image, &host, &repo, &reference);
+                }
+            };
         let Some(index) = self.state.registries.get(&org) else {
             return Err(format!("image {image}: registry of org '{org}' does not exist"));
         };
@@ -173,33 +178,71 @@ impl World<'_> {
         }
     }
 
+    /// An external image is pullable unless the config maps its host to a
+    /// registry: then it must be there and, when that registry is private,
+    /// a docker pull secret on the GVC must hold its credentials for the
+    /// host.
+    fn external_image_problem(
+        &self,
+        workload: &Item,
+        image: &str,
+        host: &str,
+        repo: &str,
+        reference: &str,
+    ) -> Result<(), String> {
+        let Some(registry) = self.external_registries.get(host) else { return Ok(()) };
+        if let Some(password) = &registry.password {
+            let held = self
+                .docker_pull_secrets(workload)
+                .into_iter()
+                .any(|auths| auths.iter().any(|(h, p)| h == host && p == password));
+            if !held {
+                return Err(format!(
+                    "image {image}: no docker pull secret on gvc '{}' holds credentials for {host}",
+                    workload.gvc.as_deref().unwrap_or("")
+                ));
+            }
+        }
+        let index = self.state.external_registries.get(host);
+        match index.and_then(|index| resolve(index, repo, reference)) {
+            Some(_) => Ok(()),
+            None => Err(format!("image {image}: {repo}:{reference} not found at {host}")),
+        }
+    }
+
+    /// `auths` of each docker secret among the GVC's `pullSecretLinks`.
+    fn docker_pull_secrets(&self, workload: &Item) -> Vec<Vec<(String, String)>> {
+        let links = self
+            .gvc(workload)
+            .and_then(Item::spec)
+            .and_then(|s| s.get("pullSecretLinks"))
+            .and_then(Value::as_array);
+        links
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .filter_map(|link| {
+                let name = link.rsplit('/').next().unwrap_or(link);
+                self.state.item(&ItemKey::new(&workload.org, None, "secret", name))
+            })
+            .filter(|secret| secret.body.get("type").and_then(Value::as_str) == Some("docker"))
+            .map(|secret| docker_auths(secret.body.get("data")))
+            .collect()
+    }
+
     /// A docker secret among the GVC's `pullSecretLinks` whose `auths` has
     /// the other org's registry host with a token of that org.
     fn pull_secret(&self, workload: &Item, org: &str, host: Option<&str>) -> Result<(), String> {
         let mut hosts = vec![format!("{org}.registry.cpln.io")];
         hosts.extend(host.map(str::to_owned));
         hosts.extend(self.registry_hosts.get(org).cloned());
-        let links = self
-            .gvc(workload)
-            .and_then(Item::spec)
-            .and_then(|s| s.get("pullSecretLinks"))
-            .and_then(Value::as_array);
-        for link in links.into_iter().flatten().filter_map(Value::as_str) {
-            let name = link.rsplit('/').next().unwrap_or(link);
-            let Some(secret) = self.state.item(&ItemKey::new(&workload.org, None, "secret", name))
-            else {
-                continue;
-            };
-            if secret.body.get("type").and_then(Value::as_str) != Some("docker") {
-                continue;
-            }
-            let auths = docker_auths(secret.body.get("data"));
-            let valid = auths.iter().any(|(h, password)| {
-                hosts.contains(h) && self.token_orgs.get(password).map(String::as_str) == Some(org)
+        let valid =
+            self.docker_pull_secrets(workload).into_iter().flatten().any(|(h, password)| {
+                hosts.contains(&h)
+                    && self.token_orgs.get(&password).map(String::as_str) == Some(org)
             });
-            if valid {
-                return Ok(());
-            }
+        if valid {
+            return Ok(());
         }
         Err(format!(
             "no docker pull secret on gvc '{}' holds a token for {}",

@@ -7,40 +7,46 @@ use serde_json::{Value, json};
 
 use super::clock::rfc3339;
 use super::state::{RegistryIndex, TagEntry};
+use crate::manifest::image::{OwnRegistry, Source, classify};
 
-/// Where a container image comes from.
+/// Where a container image comes from, for the simulator.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum ImageRef {
     /// A simulated org registry; `host` is how the reference named it
     /// (`None` for the link forms `//image/…` and `/org/ORG/image/…`).
     Sim { org: String, repo: String, reference: String, host: Option<String> },
-    /// Anything else (Docker Hub, ghcr.io, …): the simulator cannot look.
-    External,
+    /// An external registry (Docker Hub, ghcr.io, …): pullable unless the
+    /// simulator's config maps `host` to a registry it can read.
+    External { host: String, repo: String, reference: String },
 }
 
-/// Reads `//image/N:T`, `/org/ORG/image/N:T`, `ORG.registry.cpln.io/N:T`,
-/// a simulated registry's `127.0.0.1:PORT/N:T`, each also `N@sha256:…`.
+/// Classifies `image` with Ferry's one classification
+/// ([`crate::manifest::image`]), then places it: the org's own registry
+/// and `ORG.registry.cpln.io` in a simulated org; a loopback
+/// `127.0.0.1:PORT` that is a simulated org's registry in that org;
+/// anything else external.
 pub(crate) fn parse_ref(image: &str, own_org: &str, hosts: &BTreeMap<String, String>) -> ImageRef {
-    let sim = |org: &str, rest: &str, host: Option<&str>| {
-        let (repo, reference) = split_reference(rest);
-        ImageRef::Sim { org: org.into(), repo, reference, host: host.map(Into::into) }
+    let own_host = hosts.get(own_org).map_or("", String::as_str);
+    let parsed = classify(image, Some(OwnRegistry { org: own_org, host: own_host }));
+    let reference = parsed.digest.or(parsed.tag).unwrap_or("latest").to_owned();
+    let repo = parsed.repository.to_owned();
+    let sim = |org: &str, host: Option<&str>| ImageRef::Sim {
+        org: org.to_owned(),
+        repo: repo.clone(),
+        reference: reference.clone(),
+        host: host.map(Into::into),
     };
-    if let Some(rest) = image.strip_prefix("//image/") {
-        return sim(own_org, rest, None);
-    }
-    if let Some(rest) = image.strip_prefix("/org/")
-        && let Some((org, rest)) = rest.split_once("/image/")
-    {
-        return sim(org, rest, None);
-    }
-    let Some((host, rest)) = image.split_once('/') else { return ImageRef::External };
-    if let Some(org) = host.strip_suffix(".registry.cpln.io") {
-        return sim(org, rest, Some(host));
-    }
-    let local = host.replacen("localhost:", "127.0.0.1:", 1);
-    match hosts.iter().find(|(_, h)| **h == local) {
-        Some((org, _)) => sim(org, rest, Some(host)),
-        None => ImageRef::External,
+    let written_host = image.split_once('/').map(|(host, _)| host).filter(|h| !h.is_empty());
+    match parsed.source {
+        Source::Own => sim(own_org, written_host.filter(|_| !image.starts_with('/'))),
+        Source::OtherOrg { org, host } => sim(org, Some(host)),
+        Source::External { host } => {
+            let local = host.replacen("localhost:", "127.0.0.1:", 1);
+            match hosts.iter().find(|(_, h)| **h == local) {
+                Some((org, _)) => sim(org, Some(host)),
+                None => ImageRef::External { host: host.to_owned(), repo, reference },
+            }
+        }
     }
 }
 
@@ -121,8 +127,17 @@ mod tests {
             parse_ref("localhost:5001/a/b:2", "prod", &h),
             sim("dev", "a/b", "2", Some("localhost:5001"))
         );
-        assert_eq!(parse_ref("nginx:1.27", "prod", &h), ImageRef::External);
-        assert_eq!(parse_ref("ghcr.io/o/a:v1", "prod", &h), ImageRef::External);
+        let external = |host: &str, repo: &str, reference: &str| ImageRef::External {
+            host: host.into(),
+            repo: repo.into(),
+            reference: reference.into(),
+        };
+        assert_eq!(parse_ref("nginx:1.27", "prod", &h), external("docker.io", "nginx", "1.27"));
+        assert_eq!(
+            parse_ref("someuser/app", "prod", &h),
+            external("docker.io", "someuser/app", "latest")
+        );
+        assert_eq!(parse_ref("ghcr.io/o/a:v1", "prod", &h), external("ghcr.io", "o/a", "v1"));
         assert_eq!(split_reference("host:5000/a"), ("host:5000/a".into(), "latest".into()));
     }
 }

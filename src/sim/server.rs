@@ -64,6 +64,7 @@ impl Shared {
         let world = World {
             state,
             registry_hosts: &self.registry_hosts,
+            external_registries: &timing.external_registries,
             token_orgs: self.tokens.by_token(),
             now_ms: now_ms(),
             delay_ms: &delay,
@@ -94,7 +95,7 @@ impl Simulator {
         let api_listener = bind(api_addr).await?;
         let mut registry_listeners = Vec::new();
         let mut registry_hosts = BTreeMap::new();
-        let upstreams = Upstreams::new(&config.orgs);
+        let upstreams = Upstreams::new(&config.orgs, &config.external_registries);
         for (org, host) in upstreams.hosts() {
             registry_hosts.insert(org.clone(), host.clone());
         }

@@ -22,6 +22,10 @@ pub(crate) struct State {
     pub items: BTreeMap<String, Item>,
     /// One registry index per org.
     pub registries: BTreeMap<String, RegistryIndex>,
+    /// Registries outside Control Plane the config maps an external host
+    /// to, by that host; read again before every request, never saved.
+    #[serde(skip)]
+    pub external_registries: BTreeMap<String, RegistryIndex>,
 }
 
 impl State {

@@ -7,6 +7,11 @@
 //! HTTP, so that image resources and readiness see exactly what was pushed
 //! there. Requests that arrive while a read is under way share the next
 //! one, never an older one.
+//!
+//! Registries outside Control Plane that the simulator's config maps an
+//! external host to (`externalRegistries`) are read the same way, into
+//! [`State::external_registries`], so that readiness can check that an
+//! external image exists.
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -15,15 +20,17 @@ use futures::future::join_all;
 use tokio::sync::Mutex;
 
 use super::clock::{new_id, now_ms};
-use super::config::OrgConfig;
+use super::config::{ExternalRegistry, OrgConfig};
 use super::server::Shared;
-use super::state::{RegistryIndex, TagEntry};
+use super::state::{RegistryIndex, State, TagEntry};
 use crate::registry::{Credential, ListedTag, TOKEN_USER, list_tags};
 
-/// The external registries, by org.
+/// The external registries: by org, and by the external host they stand
+/// in for.
 #[derive(Default)]
 pub(crate) struct Upstreams {
     orgs: BTreeMap<String, Upstream>,
+    external: BTreeMap<String, Upstream>,
 }
 
 struct Upstream {
@@ -34,7 +41,7 @@ struct Upstream {
 }
 
 impl Upstreams {
-    pub fn new(orgs: &[OrgConfig]) -> Self {
+    pub fn new(orgs: &[OrgConfig], external: &BTreeMap<String, ExternalRegistry>) -> Self {
         let orgs = orgs
             .iter()
             .filter_map(|org| {
@@ -48,7 +55,22 @@ impl Upstreams {
                 Some((org.name.clone(), upstream))
             })
             .collect();
-        Self { orgs }
+        let external = external
+            .iter()
+            .map(|(host, registry)| {
+                let credential = match (&registry.username, &registry.password) {
+                    (Some(user), Some(password)) => Credential::basic(user, password),
+                    _ => Credential::Anonymous,
+                };
+                let upstream = Upstream {
+                    host: registry.addr.clone(),
+                    credential,
+                    last_read: Mutex::new(None),
+                };
+                (host.clone(), upstream)
+            })
+            .collect();
+        Self { orgs, external }
     }
 
     /// Org → the `HOST:PORT` of its external registry.
@@ -57,32 +79,53 @@ impl Upstreams {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.orgs.is_empty()
+        self.orgs.is_empty() && self.external.is_empty()
     }
 
     /// Reads every external registry again, unless a read that started
     /// after `arrived` already completed. A registry that cannot be read
     /// keeps its last known index (and the failure is logged).
     pub async fn refresh(&self, shared: &Shared, arrived: Instant) {
-        join_all(self.orgs.iter().map(|(org, upstream)| async move {
-            let mut last_read = upstream.last_read.lock().await;
-            if last_read.is_some_and(|started| started >= arrived) {
-                return;
+        let orgs = self.orgs.iter().map(|(org, upstream)| {
+            upstream.read(shared, arrived, format!("the registry of org '{org}'"), |state| {
+                state.registries.entry(org.clone()).or_default()
+            })
+        });
+        let external = self.external.iter().map(|(host, upstream)| {
+            upstream.read(
+                shared,
+                arrived,
+                format!("the registry standing in for {host}"),
+                |state| state.external_registries.entry(host.clone()).or_default(),
+            )
+        });
+        join_all(orgs).await;
+        join_all(external).await;
+    }
+}
+
+impl Upstream {
+    async fn read(
+        &self,
+        shared: &Shared,
+        arrived: Instant,
+        what: String,
+        index: impl for<'s> FnOnce(&'s mut State) -> &'s mut RegistryIndex,
+    ) {
+        let mut last_read = self.last_read.lock().await;
+        if last_read.is_some_and(|started| started >= arrived) {
+            return;
+        }
+        let started = Instant::now();
+        match list_tags(&self.host, self.credential.clone()).await {
+            Ok(tags) => {
+                let mut state = shared.lock();
+                let index = index(&mut state);
+                *index = merged(index, tags);
             }
-            let started = Instant::now();
-            match list_tags(&upstream.host, upstream.credential.clone()).await {
-                Ok(tags) => {
-                    let mut state = shared.lock();
-                    let index = state.registries.entry(org.clone()).or_default();
-                    *index = merged(index, tags);
-                }
-                Err(error) => {
-                    tracing::warn!("could not read the registry of org '{org}': {error}");
-                }
-            }
-            *last_read = Some(started);
-        }))
-        .await;
+            Err(error) => tracing::warn!("could not read {what}: {error}"),
+        }
+        *last_read = Some(started);
     }
 }
 

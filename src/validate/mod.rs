@@ -9,7 +9,7 @@ use std::collections::{HashMap, HashSet};
 
 use crate::config::{Environment, PromotionConfig};
 use crate::diagnostic::Problem;
-use crate::manifest::link::parse_image;
+use crate::manifest::image::{self, Source};
 use crate::manifest::refs::references;
 use crate::manifest::yaml::Node;
 use crate::manifest::{Kind, ManifestSet, Resource, ResourceId};
@@ -240,11 +240,19 @@ fn containers(resource: &Resource, env: &Environment, problems: &mut Vec<Problem
         }
         if env.immutable_tags
             && let Some(image_node) = container.get("image")
-            && let Some(image) = image_node.as_str().filter(|i| parse_image(i).is_mutable())
+            && let Some(image) = image_node.as_str().filter(|i| mutable_in(env, i))
         {
             problems.push(mutable_tag(resource, image_node, image, env));
         }
     }
+}
+
+/// A mutable reference that stays mutable in `env`: an external one that
+/// `images.pinExternal` pins to a digest does not.
+fn mutable_in(env: &Environment, text: &str) -> bool {
+    let image = image::classify(text, Some(env.own_registry()));
+    let pinned = env.pin_external && matches!(image.source, Source::External { .. });
+    image.is_mutable() && !pinned
 }
 
 fn mutable_tag(resource: &Resource, node: &Node, image: &str, env: &Environment) -> Problem {
