@@ -8,8 +8,10 @@
 //! 2. The plan is shown; a person confirms it (or `--yes`).
 //! 3. DST's lock is taken, and the plan is made again under it: if
 //!    anything moved since it was shown, nothing is written.
-//! 4. Images are copied (or the pull secret checked); everything DST needs
-//!    is checked to exist before the first write.
+//! 4. DST's GVC is checked to carry a pull secret for every image outside
+//!    the org that SRC's needed one for; images are copied (or the pull
+//!    secret checked); everything DST needs is checked to exist before the
+//!    first write.
 //! 5. Resources are written wave by wave, waiting for readiness.
 //! 6. On failure, what was changed is restored (unless `--no-rollback`).
 //! 7. The release is recorded in DST's org, whatever the outcome.
@@ -266,6 +268,7 @@ impl Run<'_> {
             history::releases(self.client, self.dst).await?.into_iter().map(|(r, _)| r).collect();
         let revision = release::next_revision(&existing);
         let prepared = async {
+            self.check_pull_secrets(&made).await?;
             self.move_images(&made.plan).await?;
             self.preflight(&made).await
         };
@@ -389,6 +392,21 @@ impl Run<'_> {
         }
     }
 
+    /// Before anything moves: DST's GVC has a pull secret for every image
+    /// outside the org that SRC's GVC needed one for.
+    async fn check_pull_secrets(&self, made: &Made) -> Result<(), Error> {
+        let Some(src) = self.src else { return Ok(()) };
+        let src_client = connect::client(src)?;
+        let problems =
+            crate::pull_secrets::missing(&src_client, src, self.client, self.dst, &made.rendered)
+                .await?;
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(PromoteError::Preflight { environment: self.dst.name.clone(), problems }.into())
+        }
+    }
+
     /// Copies every image DST's registry lacks, or checks the pull secret.
     async fn move_images(&self, plan: &Plan) -> Result<(), Error> {
         let Some(src) = self.src else { return Ok(()) };
@@ -440,8 +458,7 @@ impl Run<'_> {
     }
 
     /// Everything DST needs exists: images in its registry, the pull
-    /// secret on its GVC, a pull secret for every external image SRC
-    /// needed one for, its locations.
+    /// secret on its GVC, its locations.
     async fn preflight(&self, made: &Made) -> Result<(), Error> {
         let mut problems = Vec::new();
         let own = |image: &&crate::plan::ImageChange| {
@@ -514,19 +531,6 @@ impl Run<'_> {
                     }
                 }
             }
-        }
-        if let Some(src) = self.src {
-            let src_client = connect::client(src)?;
-            problems.extend(
-                crate::pull_secrets::missing(
-                    &src_client,
-                    src,
-                    self.client,
-                    self.dst,
-                    &made.rendered,
-                )
-                .await?,
-            );
         }
         for gvc in made.rendered.iter().filter(|r| r.id.kind == Kind::Gvc) {
             let links =

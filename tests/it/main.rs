@@ -4,6 +4,7 @@
 mod corpus;
 mod examples;
 mod git_revisions;
+mod images;
 mod plan;
 mod plan_equals_promote;
 mod promote;
