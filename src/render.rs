@@ -405,19 +405,16 @@ mod tests {
         ManifestSet { resources }
     }
 
+    /// `text` rendered for `env` with `images`, without overrides.
+    fn rendered(text: &str, env: &Environment, images: &SourceImages) -> Vec<Rendered> {
+        render(&manifests(text), env, None, &[], images, None).unwrap_or_else(|p| panic!("{p:?}"))
+    }
+
     const APP: &str = "kind: gvc\nname: app\nspec:\n  pullSecretLinks: [//secret/pull]\n---\nkind: workload\nname: api\ngvc: app\nspec:\n  identityLink: //gvc/app/identity/api-id\n  containers:\n    - name: main\n      image: //image/api:1.0\n      env:\n        - {name: A, value: cpln://secret/db.url}\n        - {name: B, value: //cdn.example.com/x}\n        - {name: C, value: one}\n";
 
     #[test]
     fn rewrites_gvc_links_and_images_for_the_environment() {
-        let out = render(
-            &manifests(APP),
-            &env(ImageStrategy::Copy),
-            None,
-            &[],
-            &SourceImages::default(),
-            None,
-        )
-        .unwrap_or_else(|p| panic!("{p:?}"));
+        let out = rendered(APP, &env(ImageStrategy::Copy), &SourceImages::default());
         assert_eq!(out[0].id.to_string(), "gvc/shop-prod");
         assert_eq!(out[0].body["spec"]["pullSecretLinks"][0], "/org/acme-prod/secret/pull");
         let api = &out[1].body;
@@ -474,15 +471,7 @@ mod tests {
 
     #[test]
     fn external_and_other_org_images_run_as_written() {
-        let out = render(
-            &manifests(PUBLIC),
-            &env(ImageStrategy::Copy),
-            None,
-            &[],
-            &SourceImages::default(),
-            None,
-        )
-        .unwrap_or_else(|p| panic!("{p:?}"));
+        let out = rendered(PUBLIC, &env(ImageStrategy::Copy), &SourceImages::default());
         assert_eq!(
             images_of(&out),
             [
@@ -511,14 +500,12 @@ mod tests {
             .insert(("cache".into(), "gcr".into()), ran("gcr.io/other/app:v1", Some("sha256:cd")));
         let mut pinning = env(ImageStrategy::Copy);
         pinning.pin_external = true;
-        let out = render(&manifests(PUBLIC), &pinning, None, &[], &images, None)
-            .unwrap_or_else(|p| panic!("{p:?}"));
+        let out = rendered(PUBLIC, &pinning, &images);
         let written = images_of(&out);
         assert_eq!(written[0], "redis@sha256:ab");
         assert_eq!(written[1], "someuser/app:1.0", "digest unknown: as written");
         assert_eq!(written[2], "gcr.io/proj/app:v1", "the source ran another repository");
-        let plain = render(&manifests(PUBLIC), &env(ImageStrategy::Copy), None, &[], &images, None)
-            .unwrap_or_default();
+        let plain = rendered(PUBLIC, &env(ImageStrategy::Copy), &images);
         assert_eq!(images_of(&plain)[0], "redis:alpine", "pinned only when asked");
     }
 
