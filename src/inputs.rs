@@ -85,7 +85,14 @@ impl Workspace {
             let revision = source.revision.as_deref().unwrap_or(&spec.revision);
             repo::read_git(&repository, revision, &spec.path)?
         };
-        let (resources, problems) = load_documents(&snapshot.files);
+        let (resources, mut problems) = load_documents(&snapshot.files);
+        if resources.is_empty() && !problems.has_errors() {
+            let at = snapshot.revision.as_ref().map_or_else(
+                || "the work tree".to_owned(),
+                |r| format!("{} ({})", r.requested, r.short()),
+            );
+            problems.push(crate::validate::no_resources(spec, &at));
+        }
         Ok((Manifests { set: ManifestSet { resources }, revision: snapshot.revision }, problems))
     }
 

@@ -159,6 +159,11 @@ pub async fn promote(
         unchanged_since(expected, &made.plan, dst)?;
     }
     frontend.plan(&made.plan);
+    if options.prune
+        && let Some(refused) = plan::prune_refusal(&made.plan, dst)
+    {
+        return Err(refused.into());
+    }
     if !made.plan.summary.has_changes() {
         return Ok(Promoted::UpToDate(Box::new(made.plan)));
     }

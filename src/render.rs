@@ -395,6 +395,7 @@ mod tests {
             pin_external: false,
             require_approval: false,
             history_limit: 20,
+            max_deletes: None,
             location: Location::new(&SourceFile::new("p", "x"), (0, 1)),
         }
     }

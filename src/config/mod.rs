@@ -43,6 +43,9 @@ pub struct ManifestSource {
     pub repository: String,
     /// Folder inside the repository holding the manifests.
     pub path: String,
+    /// The `manifests.path` value in the plan file, for problems about the
+    /// folder (`None` when read leniently from a broken plan file).
+    pub path_location: Option<Location>,
     /// Revision read when none is given on the command line.
     pub revision: String,
 }
@@ -83,6 +86,8 @@ pub struct Environment {
     pub require_approval: bool,
     /// How many releases are kept in the environment's history.
     pub history_limit: u32,
+    /// How many deletes `--prune` may carry out (`prune.maxDeletes`).
+    pub max_deletes: Option<MaxDeletes>,
     /// The environment's `name` value in the plan file.
     pub location: Location,
 }
@@ -91,6 +96,25 @@ impl Environment {
     /// This environment's own registry, for classifying image references.
     pub fn own_registry(&self) -> crate::manifest::image::OwnRegistry<'_> {
         crate::manifest::image::OwnRegistry { org: &self.org, host: &self.registry }
+    }
+}
+
+/// `prune.maxDeletes` of an environment: `--prune` refuses a plan with
+/// more deletes (the default, without it: see [`MaxDeletes::default_for`]).
+#[derive(Debug, Clone)]
+pub struct MaxDeletes {
+    pub count: u32,
+    /// The value in the plan file.
+    pub location: Location,
+}
+
+impl MaxDeletes {
+    /// The limit without `prune.maxDeletes`: a quarter of the `managed`
+    /// resources, rounded down, but at least 1, so that a small
+    /// environment can still lose one resource (a rename is a delete and a
+    /// create).
+    pub fn default_for(managed: usize) -> usize {
+        (managed / 4).max(1)
     }
 }
 

@@ -9,8 +9,8 @@ use crate::validate::naming;
 
 use super::reader::Reader;
 use super::{
-    DEFAULT_REGISTRY, Environment, ImageStrategy, ManifestSource, OrderRule, OverrideSource, Patch,
-    PromotionConfig, Readiness, Topology,
+    DEFAULT_REGISTRY, Environment, ImageStrategy, ManifestSource, MaxDeletes, OrderRule,
+    OverrideSource, Patch, PromotionConfig, Readiness, Topology,
 };
 
 const TOP_KEYS: &[&str] = &["version", "manifests", "topology", "environments", "ordering"];
@@ -29,8 +29,10 @@ const ENVIRONMENT_KEYS: &[&str] = &[
     "immutableTags",
     "requireApproval",
     "historyLimit",
+    "prune",
 ];
 const IMAGE_KEYS: &[&str] = &["strategy", "pullSecret", "pinExternal"];
+const PRUNE_KEYS: &[&str] = &["maxDeletes"];
 const READINESS_KEYS: &[&str] = &["interval", "timeout", "consecutiveChecks"];
 const INLINE_OVERRIDE_KEYS: &[&str] = &["kind", "name", "patch"];
 const FILE_OVERRIDE_KEYS: &[&str] = &["file"];
@@ -119,6 +121,7 @@ pub fn manifest_source_lenient(source: &SourceFile) -> Option<ManifestSource> {
     Some(ManifestSource {
         repository: text("repository").unwrap_or_else(|| ".".to_owned()),
         path: text("path")?,
+        path_location: None,
         revision: text("revision").unwrap_or_else(|| "HEAD".to_owned()),
     })
 }
@@ -126,13 +129,13 @@ pub fn manifest_source_lenient(source: &SourceFile) -> Option<ManifestSource> {
 fn read_manifests(reader: &mut Reader, node: &Node) -> Option<ManifestSource> {
     reader.mapping(node, "`manifests`", MANIFEST_KEYS)?;
     let repository = reader.optional_string(node, "repository", "`manifests.repository`");
-    let path = reader
-        .required(node, "path", "`manifests`")
-        .and_then(|p| reader.string(p, "`manifests.path`"));
+    let path_node = reader.required(node, "path", "`manifests`");
+    let path = path_node.and_then(|p| reader.string(p, "`manifests.path`"));
     let revision = reader.optional_string(node, "revision", "`manifests.revision`");
     Some(ManifestSource {
         repository: repository.unwrap_or_else(|| ".".to_owned()),
         path: path?,
+        path_location: path_node.map(|p| reader.location(p)),
         revision: revision.unwrap_or_else(|| "HEAD".to_owned()),
     })
 }
@@ -223,6 +226,10 @@ fn read_environment(
     let history_limit = node
         .get("historyLimit")
         .map_or(Some(20), |n| reader.count(n, &format!("`historyLimit` of {what}"), 1));
+    let max_deletes = match node.get("prune") {
+        Some(prune) => read_prune(reader, prune, &what),
+        None => Some(None),
+    };
     let org = org?;
     Some(Environment {
         location: reader.location(name_node?),
@@ -240,7 +247,16 @@ fn read_environment(
         pin_external: pin_external?,
         require_approval: require_approval?,
         history_limit: history_limit?,
+        max_deletes: max_deletes?,
     })
+}
+
+/// `prune: {maxDeletes: N}`; `Some(None)` when the key is left out.
+fn read_prune(reader: &mut Reader, node: &Node, what: &str) -> Option<Option<MaxDeletes>> {
+    reader.mapping(node, &format!("`prune` of {what}"), PRUNE_KEYS)?;
+    let Some(count_node) = node.get("maxDeletes") else { return Some(None) };
+    let count = reader.count(count_node, &format!("`prune.maxDeletes` of {what}"), 0)?;
+    Some(Some(MaxDeletes { count, location: reader.location(count_node) }))
 }
 
 fn check_name(reader: &mut Reader, node: &Node, name: &str, what: &str) {

@@ -14,6 +14,8 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::config::{Environment, MaxDeletes};
+use crate::diagnostic::Problem;
 use crate::diff::{self, Action, Change, HIDDEN};
 use crate::graph::Graph;
 use crate::manifest::{Kind, ResourceId};
@@ -302,6 +304,50 @@ pub fn build(input: Input<'_>) -> Plan {
     plan
 }
 
+/// Why `--prune` must not carry out `plan` in `env`: more deletes than
+/// `prune.maxDeletes` allows (by default a quarter of the resources Ferry
+/// manages there, rounded down, at least 1). The resources it manages are
+/// those of the plan that exist in the environment, deletes included.
+pub fn prune_refusal(plan: &Plan, env: &Environment) -> Option<Problem> {
+    let deletes: Vec<&str> = plan
+        .resources
+        .iter()
+        .filter(|r| r.action == Action::Delete)
+        .map(|r| r.id.as_str())
+        .collect();
+    let managed = plan.resources.iter().filter(|r| r.live.exists).count();
+    let (limit, why) = match &env.max_deletes {
+        Some(max) => (max.count as usize, (max.location.clone(), "`prune.maxDeletes`".to_owned())),
+        None => (
+            MaxDeletes::default_for(managed),
+            (
+                env.location.clone(),
+                format!("no `prune.maxDeletes`: a quarter of {managed} managed, at least 1"),
+            ),
+        ),
+    };
+    if deletes.len() <= limit {
+        return None;
+    }
+    Some(
+        Problem::new(
+            "ferry::promote::too-many-deletes",
+            format!(
+                "--prune would delete {} resource{} from {}, more than the {limit} its plan file allows: {}",
+                deletes.len(),
+                if deletes.len() == 1 { "" } else { "s" },
+                env.name,
+                deletes.join(", ")
+            ),
+        )
+        .at(why.0, why.1)
+        .help(format!(
+            "nothing was written or deleted; if these deletes are meant, raise `prune.maxDeletes` of {} in the plan file, or promote without --prune (deletes are then left for later)",
+            env.name
+        )),
+    )
+}
+
 fn resource_plan(desired: &State, live: Option<&State>, wave: Option<usize>) -> ResourcePlan {
     let (action, changes) =
         diff::compare(desired.id.kind, Some(&desired.body), live.map(|l| &l.body));
@@ -433,6 +479,34 @@ mod tests {
             p.resources[0].live,
             LiveState { exists: false, version: None, fingerprint: None }
         );
+    }
+
+    #[test]
+    fn prune_is_limited_by_the_plan_file_or_a_quarter_of_the_managed() {
+        let file = "manifests: {path: m}\ntopology: org-per-env\nenvironments:\n  - {name: staging, org: acme-s, gvc: app, tokenEnv: T}\n  - {name: prod, org: acme-p, gvc: app, tokenEnv: T, prune: {maxDeletes: 0}}\n";
+        let config = crate::config::parse(&crate::diagnostic::SourceFile::new("p.yaml", file))
+            .unwrap_or_else(|p| panic!("{p:?}"));
+        let (staging, prod) = (&config.environments[0], &config.environments[1]);
+        let managed = |n: usize| (0..n).map(|i| state(&format!("secret/m{i}"), json!({})));
+        // 8 managed, 2 kept: 6 deletes; a quarter of 8 is 2.
+        let desired = vec![state("secret/m0", json!({})), state("secret/m1", json!({}))];
+        let six = plan(desired.clone(), managed(2).collect(), managed(8).collect());
+        let refused = prune_refusal(&six, staging).map(|p| p.message.clone());
+        assert!(
+            refused
+                .as_deref()
+                .is_some_and(|m| m.contains("delete 6 resources from staging, more than the 2")),
+            "{refused:?}"
+        );
+        let two = plan(desired, managed(2).collect(), managed(4).collect());
+        assert!(prune_refusal(&two, staging).is_some(), "a quarter of 4 is 1");
+        let one =
+            plan(vec![state("secret/m0", json!({}))], managed(1).collect(), managed(2).collect());
+        assert!(prune_refusal(&one, staging).is_none(), "at least 1");
+        assert!(prune_refusal(&one, prod).is_some(), "maxDeletes: 0 allows none");
+        let none = plan(vec![state("secret/m0", json!({}))], vec![], vec![]);
+        assert!(prune_refusal(&none, prod).is_none());
+        assert_eq!([0, 3, 4, 7, 8, 13].map(MaxDeletes::default_for), [1, 1, 1, 1, 2, 3]);
     }
 
     #[test]

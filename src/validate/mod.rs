@@ -7,7 +7,7 @@ pub mod schema;
 
 use std::collections::{HashMap, HashSet};
 
-use crate::config::{Environment, PromotionConfig};
+use crate::config::{Environment, ManifestSource, PromotionConfig};
 use crate::diagnostic::Problem;
 use crate::manifest::image::{self, Source};
 use crate::manifest::refs::references;
@@ -96,6 +96,18 @@ pub fn check(manifests: &ManifestSet, config: &PromotionConfig, env: &Environmen
         }
     }
     problems
+}
+
+/// A manifest set without a single resource: an error, since applying it
+/// (with `--prune`) would delete everything Ferry manages. `at` says where
+/// the folder was read (a revision, or the work tree).
+pub fn no_resources(spec: &ManifestSource, at: &str) -> Problem {
+    Problem::new(
+        "ferry::validate::no-resources",
+        format!("no resources in `{}` at {at}", spec.path),
+    )
+    .at_opt(spec.path_location.clone(), "holds no manifest")
+    .help("Ferry reads the *.yaml and *.yml files of this folder (relative to `manifests.repository`); check the path, and that the manifests are committed at that revision (--worktree reads the files on disk instead)")
 }
 
 /// Records every resource; a second definition of the same kind and name

@@ -9,5 +9,6 @@ mod plan;
 mod plan_equals_promote;
 mod promote;
 mod registry;
+mod safety;
 mod sim;
 mod support;

@@ -110,6 +110,10 @@ impl Pipeline {
         )
     }
 
+    pub(crate) fn repo(&self) -> TestRepo {
+        TestRepo::open(self.path())
+    }
+
     fn commit(&self, plan: &str) {
         commit_example(&TestRepo::init(self.dir.path()), &[("promotion.yaml", plan)]);
     }
@@ -165,7 +169,7 @@ impl Pipeline {
     }
 
     /// The example deployed to dev with cpln, then promoted to staging.
-    async fn stage(&self) {
+    pub(crate) async fn stage(&self) {
         self.deploy_with_cpln("dev", "acme-dev", "app").await;
         let staging = self.ferry(&["promote", "dev", "staging", "--yes"]);
         assert_eq!(staging.code, Some(0), "{}\n{}", staging.stdout, staging.stderr);
@@ -176,7 +180,7 @@ impl Pipeline {
     }
 }
 
-async fn images_of(api: &Api, org: &str, gvc: &str) -> Vec<(String, String)> {
+pub(crate) async fn images_of(api: &Api, org: &str, gvc: &str) -> Vec<(String, String)> {
     let (_, list) = api.get(&format!("/org/{org}/gvc/{gvc}/workload")).await;
     let mut images: Vec<(String, String)> = list["items"]
         .as_array()
@@ -198,7 +202,7 @@ fn digest_of(image: &str) -> &str {
     image.split_once('@').map_or("", |(_, d)| d)
 }
 
-fn writes(sim: &SimHandle, org: &str) -> Vec<ferry::sim::RequestRecord> {
+pub(crate) fn writes(sim: &SimHandle, org: &str) -> Vec<ferry::sim::RequestRecord> {
     sim.request_log()
         .into_iter()
         .filter(|r| r.org.as_deref() == Some(org))
