@@ -15,8 +15,8 @@ use miette::Diagnostic;
 use serde_json::{Map, Value, json};
 pub use tokio_util::sync::CancellationToken;
 
-use crate::api::{ApiError, Client, paths};
-use crate::config::{Environment, Readiness};
+use crate::api::{ApiError, ControlPlane, paths};
+use crate::config::Environment;
 use crate::diff::Action;
 use crate::manifest::{Kind, ResourceId};
 use crate::readiness::{self, WorkloadReport};
@@ -72,29 +72,9 @@ pub enum ApplyError {
         source: ApiError,
     },
 
-    #[error("workload/{workload} was not ready after {timeout:?}: location {location}{}: {message}", container.as_deref().map_or(String::new(), |c| format!(", container {c}")))]
-    #[diagnostic(
-        code(ferry::apply::not_ready),
-        help(
-            "look at the workload's deployments in that location; raise `readiness.timeout` if it only needs longer"
-        )
-    )]
-    NotReady {
-        workload: String,
-        location: String,
-        container: Option<String>,
-        message: String,
-        timeout: Duration,
-    },
-
-    #[error("reading the readiness of workload/{workload} failed")]
-    #[diagnostic(code(ferry::apply::readiness))]
-    Readiness {
-        workload: String,
-        #[source]
-        #[diagnostic_source]
-        source: ApiError,
-    },
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Readiness(#[from] readiness::WaitError),
 
     #[error("interrupted by a signal")]
     #[diagnostic(code(ferry::apply::interrupted))]
@@ -108,8 +88,8 @@ pub struct Outcome {
 }
 
 /// Runs `steps` wave by wave.
-pub async fn execute(
-    client: &Client,
+pub async fn execute<A: ControlPlane>(
+    client: &A,
     env: &Environment,
     steps: &[Step],
     reporter: &dyn Reporter,
@@ -150,8 +130,16 @@ pub async fn execute(
             .filter(|s| s.id.kind == Kind::Workload && s.action != Action::Delete)
             .map(|s| s.id.name.clone())
             .collect();
+        let progress = |progress: readiness::Progress<'_>| match progress {
+            readiness::Progress::Waiting(report) => reporter.event(Event::Waiting { report }),
+            readiness::Progress::Ready(report) => {
+                reporter.event(Event::Ready { workload: &report.workload, report });
+            }
+        };
         let ready = tokio::select! {
-            ready = wait_ready(client, env, &workloads, env.readiness, reporter) => ready,
+            ready = readiness::wait(client, env, &workloads, env.readiness, &progress) => {
+                ready.map_err(ApplyError::from)
+            }
             () = stop.cancelled() => Err(ApplyError::Interrupted),
         };
         if let Err(error) = ready {
@@ -166,7 +154,11 @@ fn action_of(steps: &[Step], id: &ResourceId) -> Action {
 }
 
 /// Writes one step.
-async fn write(client: &Client, env: &Environment, step: &Step) -> Result<(), ApiError> {
+async fn write<A: ControlPlane>(
+    client: &A,
+    env: &Environment,
+    step: &Step,
+) -> Result<(), ApiError> {
     let item = paths::item(&env.org, &env.gvc, step.id.kind, &step.id.name);
     let collection = if step.id.kind == Kind::Gvc {
         format!("/org/{}/gvc", env.org)
@@ -220,7 +212,7 @@ fn removal_patch(body: &Value, tags: &TagWrite) -> Option<Value> {
 }
 
 /// Deletes are asynchronous for some kinds: poll until the item is gone.
-async fn wait_gone(client: &Client, item: &str) -> Result<(), ApiError> {
+async fn wait_gone<A: ControlPlane>(client: &A, item: &str) -> Result<(), ApiError> {
     for _ in 0..120 {
         if client.get_opt(item).await?.is_none() {
             return Ok(());
@@ -228,87 +220,6 @@ async fn wait_gone(client: &Client, item: &str) -> Result<(), ApiError> {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     Ok(())
-}
-
-/// Waits until every one of `workloads` is ready `consecutive_checks` times
-/// in a row, checking every `interval`, for at most `timeout`.
-pub async fn wait_ready(
-    client: &Client,
-    env: &Environment,
-    workloads: &[String],
-    readiness: Readiness,
-    reporter: &dyn Reporter,
-) -> Result<(), ApplyError> {
-    if workloads.is_empty() {
-        return Ok(());
-    }
-    let deadline = tokio::time::Instant::now() + readiness.timeout;
-    let mut streak: HashMap<&str, u32> = workloads.iter().map(|w| (w.as_str(), 0)).collect();
-    let mut last: HashMap<&str, WorkloadReport> = HashMap::new();
-    loop {
-        let pending: Vec<&str> = workloads
-            .iter()
-            .map(String::as_str)
-            .filter(|w| streak[w] < readiness.consecutive_checks)
-            .collect();
-        if pending.is_empty() {
-            return Ok(());
-        }
-        let reports: Vec<(&str, Result<WorkloadReport, ApiError>)> = stream::iter(pending)
-            .map(|workload| async move { (workload, check(client, env, workload).await) })
-            .buffer_unordered(64)
-            .collect()
-            .await;
-        for (workload, report) in reports {
-            let report = report.map_err(|source| ApplyError::Readiness {
-                workload: workload.to_owned(),
-                source,
-            })?;
-            let count = streak.entry(workload).or_insert(0);
-            if report.is_ready() {
-                *count += 1;
-                if *count >= readiness.consecutive_checks {
-                    reporter.event(Event::Ready { workload, report: &report });
-                }
-            } else {
-                *count = 0;
-                reporter.event(Event::Waiting { report: &report });
-            }
-            last.insert(workload, report);
-        }
-        if streak.values().all(|c| *c >= readiness.consecutive_checks) {
-            return Ok(());
-        }
-        if tokio::time::Instant::now() + readiness.interval > deadline {
-            let (workload, report) = last
-                .iter()
-                .find(|(w, _)| streak.get(*w).is_some_and(|c| *c < readiness.consecutive_checks))
-                .map(|(w, r)| ((*w).to_owned(), r.clone()))
-                .unwrap_or_default();
-            let blocking = report.blocking().cloned();
-            return Err(ApplyError::NotReady {
-                workload,
-                location: blocking
-                    .as_ref()
-                    .map_or_else(|| "(all)".to_owned(), |b| b.location.clone()),
-                container: blocking.as_ref().and_then(|b| b.container.clone()),
-                message: blocking
-                    .map_or_else(|| "ready, but not for long enough".to_owned(), |b| b.message),
-                timeout: readiness.timeout,
-            });
-        }
-        tokio::time::sleep(readiness.interval).await;
-    }
-}
-
-async fn check(
-    client: &Client,
-    env: &Environment,
-    workload: &str,
-) -> Result<WorkloadReport, ApiError> {
-    let body = client.get(&paths::item(&env.org, &env.gvc, Kind::Workload, workload)).await?;
-    let deployments = client.list(&paths::deployments(&env.org, &env.gvc, workload)).await?;
-    Ok(readiness::assess(&body, &deployments))
 }
 
 /// The steps that put back what `written` changed: resources that existed

@@ -11,11 +11,11 @@ use miette::Diagnostic;
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 
-use crate::api::{ApiError, Client, paths};
+use crate::api::{ApiError, ControlPlane, paths};
 use crate::config::Environment;
 use crate::manifest::Kind;
 use crate::release::{Actor, own_resource_name};
-use crate::timestamp::{now_ms, parse_rfc3339, rfc3339};
+use crate::timestamp::{parse_rfc3339, rfc3339};
 
 const LOCK_OF_TAG: &str = "ferry/lock-of";
 const HOLDER_TAG: &str = "ferry/lock-holder";
@@ -45,9 +45,9 @@ impl LockInfo {
         }
     }
 
-    /// Past its expiry (or with no readable expiry).
-    pub fn is_expired(&self) -> bool {
-        parse_rfc3339(&self.expires).is_none_or(|expires| expires <= now_ms())
+    /// Past its expiry at `now_ms` (or with no readable expiry).
+    pub fn is_expired(&self, now_ms: u64) -> bool {
+        parse_rfc3339(&self.expires).is_none_or(|expires| expires <= now_ms)
     }
 
     /// `alice@ci-runner (pid 42), since …, until …, run …`.
@@ -84,8 +84,8 @@ pub enum LockError {
 
 /// A held lock. Release it with [`Lock::release`]; if the process dies
 /// instead, the lock expires.
-pub struct Lock {
-    client: Client,
+pub struct Lock<A: ControlPlane> {
+    client: A,
     path: String,
     renewal: JoinHandle<()>,
 }
@@ -102,22 +102,22 @@ fn holder(actor: &Actor) -> String {
     format!("{}@{host} (pid {})", actor.user.as_deref().unwrap_or("unknown"), std::process::id())
 }
 
-impl Lock {
+impl<A: ControlPlane> Lock<A> {
     /// Takes `env`'s lock, waiting up to `wait` for a holder to finish. An
     /// expired lock is broken (with a warning).
     pub async fn acquire(
-        client: &Client,
+        client: &A,
         env: &Environment,
         actor: &Actor,
         ttl: Duration,
         wait: Duration,
-    ) -> Result<Lock, LockError> {
+    ) -> Result<Self, LockError> {
         let name = lock_name(env);
         let collection = paths::collection(&env.org, &env.gvc, Kind::Secret);
         let path = paths::item(&env.org, &env.gvc, Kind::Secret, &name);
         let deadline = tokio::time::Instant::now() + wait;
         loop {
-            let started = now_ms();
+            let started = client.now_ms();
             let body = json!({
                 "kind": "secret",
                 "name": name,
@@ -142,7 +142,7 @@ impl Lock {
             }
             let Some(existing) = client.get_opt(&path).await? else { continue };
             let info = LockInfo::from_secret(&existing);
-            if info.is_expired() {
+            if info.is_expired(client.now_ms()) {
                 tracing::warn!("breaking the expired lock of {}: {}", env.name, info.describe());
                 client.delete(&path).await?;
                 continue;
@@ -163,10 +163,10 @@ impl Lock {
 }
 
 /// Pushes the expiry forward every third of `ttl` while the lock is held.
-async fn renew(client: Client, path: String, ttl: Duration) {
+async fn renew<A: ControlPlane>(client: A, path: String, ttl: Duration) {
     loop {
         tokio::time::sleep(ttl / 3).await;
-        let patch = json!({"tags": {EXPIRES_TAG: rfc3339(now_ms() + millis(ttl))}});
+        let patch = json!({"tags": {EXPIRES_TAG: rfc3339(client.now_ms() + millis(ttl))}});
         if let Err(error) = client.patch(&path, &patch).await {
             tracing::warn!("could not renew the promotion lock: {error}");
         }
@@ -179,15 +179,15 @@ fn millis(duration: Duration) -> u64 {
 
 /// `ferry unlock ENV`: deletes the lock if it has expired (or with
 /// `force`). Returns who held it, `None` when there was no lock.
-pub async fn unlock(
-    client: &Client,
+pub async fn unlock<A: ControlPlane>(
+    client: &A,
     env: &Environment,
     force: bool,
 ) -> Result<Option<LockInfo>, LockError> {
     let path = paths::item(&env.org, &env.gvc, Kind::Secret, &lock_name(env));
     let Some(existing) = client.get_opt(&path).await? else { return Ok(None) };
     let info = LockInfo::from_secret(&existing);
-    if !force && !info.is_expired() {
+    if !force && !info.is_expired(client.now_ms()) {
         return Err(LockError::NotExpired { environment: env.name.clone(), info });
     }
     client.delete(&path).await?;
@@ -197,17 +197,115 @@ pub async fn unlock(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::fake::{Fake, Verb, environment};
+    use crate::timestamp::now_ms;
+    use tokio::time::Instant;
+
+    const LOCK: &str = "/org/acme/secret/ferry-lock-prod";
+    const MINUTE: Duration = Duration::from_secs(60);
+
+    fn actor() -> Actor {
+        Actor { user: Some("alice".into()), ci_run: None }
+    }
+
+    /// A lock of prod held by `holder` until `expires_ms`.
+    fn held_by(fake: &Fake, holder: &str, expires_ms: u64) {
+        fake.seed(
+            LOCK,
+            json!({"kind": "secret", "name": "ferry-lock-prod", "tags": {
+                LOCK_OF_TAG: "prod", HOLDER_TAG: holder,
+                STARTED_TAG: rfc3339(expires_ms.saturating_sub(60_000)),
+                EXPIRES_TAG: rfc3339(expires_ms)}}),
+        );
+    }
+
+    fn live_info(fake: &Fake) -> Option<LockInfo> {
+        fake.body(LOCK).map(|secret| LockInfo::from_secret(&secret))
+    }
 
     #[test]
     fn reads_holder_and_expiry_from_tags() {
         let secret = json!({"tags": {HOLDER_TAG: "alice@ci (pid 1)", STARTED_TAG: "2026-01-01T00:00:00.000Z", EXPIRES_TAG: "2026-01-01T00:05:00.000Z"}});
         let info = LockInfo::from_secret(&secret);
-        assert!(info.is_expired());
+        assert!(info.is_expired(now_ms()));
         assert_eq!(
             info.describe(),
             "alice@ci (pid 1), since 2026-01-01T00:00:00.000Z, until 2026-01-01T00:05:00.000Z"
         );
         let fresh = LockInfo { expires: rfc3339(now_ms() + 60_000), ..info };
-        assert!(!fresh.is_expired());
+        assert!(!fresh.is_expired(now_ms()));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_held_lock_is_renewed_until_released() {
+        let fake = Fake::new();
+        let lock = Lock::acquire(&fake, &environment(), &actor(), MINUTE, MINUTE).await;
+        let lock = lock.unwrap_or_else(|e| panic!("{e}"));
+        let first = live_info(&fake).unwrap_or_else(|| panic!("no lock"));
+        assert!(first.holder.starts_with("alice@"), "{first:?}");
+        // Five minutes on, five times its TTL, it is still held and not expired.
+        tokio::time::sleep(5 * MINUTE).await;
+        let later = live_info(&fake).unwrap_or_else(|| panic!("no lock"));
+        assert!(!later.is_expired(fake.now_ms()), "renewed: {later:?}");
+        assert!(fake.count(Verb::Patch, LOCK) >= 14, "renewed every 20 s");
+        lock.release().await.unwrap_or_else(|e| panic!("{e}"));
+        assert!(fake.body(LOCK).is_none());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_live_lock_is_waited_for_then_reported() {
+        let fake = Fake::new();
+        held_by(&fake, "bob@ci (pid 7)", fake.now_ms() + 3_600_000);
+        let started = Instant::now();
+        let wait = Duration::from_secs(10);
+        let result = Lock::acquire(&fake, &environment(), &actor(), MINUTE, wait).await;
+        match result {
+            Err(LockError::Held { info, .. }) => assert_eq!(info.holder, "bob@ci (pid 7)"),
+            Err(error) => panic!("{error}"),
+            Ok(_) => panic!("took a lock that is held"),
+        }
+        assert!(started.elapsed() >= wait, "gave up after {:?}", started.elapsed());
+        assert_eq!(live_info(&fake).map(|i| i.holder).as_deref(), Some("bob@ci (pid 7)"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_lock_released_while_waiting_is_taken() {
+        let fake = Fake::new();
+        held_by(&fake, "bob@ci (pid 7)", fake.now_ms() + 3_600_000);
+        let other = fake.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            let _ = other.delete(LOCK).await;
+        });
+        let lock = Lock::acquire(&fake, &environment(), &actor(), MINUTE, MINUTE).await;
+        assert!(lock.is_ok(), "{:?}", lock.err());
+        assert!(live_info(&fake).is_some_and(|i| i.holder.starts_with("alice@")));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_expired_lock_is_broken_and_taken() {
+        let fake = Fake::new();
+        held_by(&fake, "bob@ci (pid 7)", fake.now_ms() + 1_000);
+        tokio::time::advance(Duration::from_secs(2)).await;
+        let lock = Lock::acquire(&fake, &environment(), &actor(), MINUTE, Duration::ZERO).await;
+        assert!(lock.is_ok(), "{:?}", lock.err());
+        assert!(live_info(&fake).is_some_and(|i| i.holder.starts_with("alice@")));
+        assert_eq!(fake.count(Verb::Delete, LOCK), 1, "broken once");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn unlock_breaks_only_expired_locks_unless_forced() {
+        let fake = Fake::new();
+        let env = environment();
+        assert!(matches!(unlock(&fake, &env, false).await, Ok(None)));
+        held_by(&fake, "bob@ci (pid 7)", fake.now_ms() + 60_000);
+        assert!(matches!(unlock(&fake, &env, false).await, Err(LockError::NotExpired { .. })));
+        assert!(fake.body(LOCK).is_some());
+        tokio::time::advance(MINUTE).await;
+        let broken = unlock(&fake, &env, false).await.ok().flatten().map(|i| i.holder);
+        assert_eq!(broken.as_deref(), Some("bob@ci (pid 7)"));
+        held_by(&fake, "carol@ci (pid 9)", fake.now_ms() + 60_000);
+        assert!(matches!(unlock(&fake, &env, true).await, Ok(Some(_))));
+        assert!(fake.body(LOCK).is_none());
     }
 }

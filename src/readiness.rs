@@ -1,17 +1,30 @@
-//! Whether a workload runs its new version everywhere it should. Pure:
-//! judged from the workload and its per-location deployments.
+//! Whether a workload runs its new version everywhere it should, and
+//! waiting until it does.
 //!
-//! A location counts when it is not suspended (`suspend: true`, or
-//! `minScale` = `maxScale` = 0, in `defaultOptions` or the location's
-//! `localOptions`). It is ready when its deployment has processed the
-//! workload's version, is ready without a failed sync, the deployment
-//! version it expects is ready, and every container runs the image the
-//! workload names. Unlike `cpln apply --ready`, this is judged per
-//! workload and per location, on the workload's own GVC; cron workloads
-//! need no running version, only a ready deployment.
+//! [`assess`] is pure: judged from the workload and its per-location
+//! deployments. A location counts when it is not suspended (`suspend:
+//! true`, or `minScale` = `maxScale` = 0, in `defaultOptions` or the
+//! location's `localOptions`). It is ready when its deployment has
+//! processed the workload's version, is ready without a failed sync, the
+//! deployment version it expects is ready, and every container runs the
+//! image the workload names. Unlike `cpln apply --ready`, this is judged
+//! per workload and per location, on the workload's own GVC; cron
+//! workloads need no running version, only a ready deployment.
+//!
+//! [`wait`] polls through any [`ControlPlane`] (tokio's clock, so that
+//! unit tests on the fake run under `tokio::time::pause()`).
 
+use std::collections::HashMap;
+use std::time::Duration;
+
+use futures::stream::{self, StreamExt};
+use miette::Diagnostic;
 use serde::Serialize;
 use serde_json::Value;
+
+use crate::api::{ApiError, ControlPlane, paths};
+use crate::config::{Environment, Readiness};
+use crate::manifest::Kind;
 
 /// How one location stands.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -184,6 +197,121 @@ fn suspended(spec: Option<&Value>, location: &str) -> bool {
     }
 }
 
+/// What a wait reports as it goes.
+pub enum Progress<'a> {
+    /// A check found the workload not ready.
+    Waiting(&'a WorkloadReport),
+    /// The workload was ready for the checks required.
+    Ready(&'a WorkloadReport),
+}
+
+#[derive(Debug, thiserror::Error, Diagnostic)]
+pub enum WaitError {
+    #[error("workload/{workload} was not ready after {timeout:?}: location {location}{}: {message}", container.as_deref().map_or(String::new(), |c| format!(", container {c}")))]
+    #[diagnostic(
+        code(ferry::apply::not_ready),
+        help(
+            "look at the workload's deployments in that location; raise `readiness.timeout` if it only needs longer"
+        )
+    )]
+    NotReady {
+        workload: String,
+        location: String,
+        container: Option<String>,
+        message: String,
+        timeout: Duration,
+    },
+
+    #[error("reading the readiness of workload/{workload} failed")]
+    #[diagnostic(code(ferry::apply::readiness))]
+    Read {
+        workload: String,
+        #[source]
+        #[diagnostic_source]
+        source: ApiError,
+    },
+}
+
+/// Waits until every one of `workloads` is ready `consecutive_checks` times
+/// in a row, checking every `interval`, for at most `timeout`.
+pub async fn wait<A: ControlPlane>(
+    api: &A,
+    env: &Environment,
+    workloads: &[String],
+    readiness: Readiness,
+    progress: &(dyn Fn(Progress<'_>) + Sync),
+) -> Result<(), WaitError> {
+    if workloads.is_empty() {
+        return Ok(());
+    }
+    let deadline = tokio::time::Instant::now() + readiness.timeout;
+    let mut streak: HashMap<&str, u32> = workloads.iter().map(|w| (w.as_str(), 0)).collect();
+    let mut last: HashMap<&str, WorkloadReport> = HashMap::new();
+    loop {
+        let pending: Vec<&str> = workloads
+            .iter()
+            .map(String::as_str)
+            .filter(|w| streak[w] < readiness.consecutive_checks)
+            .collect();
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let reports: Vec<(&str, Result<WorkloadReport, ApiError>)> = stream::iter(pending)
+            .map(|workload| async move { (workload, check(api, env, workload).await) })
+            .buffer_unordered(64)
+            .collect()
+            .await;
+        for (workload, report) in reports {
+            let report = report
+                .map_err(|source| WaitError::Read { workload: workload.to_owned(), source })?;
+            let count = streak.entry(workload).or_insert(0);
+            if report.is_ready() {
+                *count += 1;
+                if *count >= readiness.consecutive_checks {
+                    progress(Progress::Ready(&report));
+                }
+            } else {
+                *count = 0;
+                progress(Progress::Waiting(&report));
+            }
+            last.insert(workload, report);
+        }
+        if streak.values().all(|c| *c >= readiness.consecutive_checks) {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() + readiness.interval > deadline {
+            let (workload, report) = last
+                .iter()
+                .find(|(w, _)| streak.get(*w).is_some_and(|c| *c < readiness.consecutive_checks))
+                .map(|(w, r)| ((*w).to_owned(), r.clone()))
+                .unwrap_or_default();
+            let blocking = report.blocking().cloned();
+            return Err(WaitError::NotReady {
+                workload,
+                location: blocking
+                    .as_ref()
+                    .map_or_else(|| "(all)".to_owned(), |b| b.location.clone()),
+                container: blocking.as_ref().and_then(|b| b.container.clone()),
+                message: blocking
+                    .map_or_else(|| "ready, but not for long enough".to_owned(), |b| b.message),
+                timeout: readiness.timeout,
+            });
+        }
+        tokio::time::sleep(readiness.interval).await;
+    }
+}
+
+/// One check of one workload.
+async fn check<A: ControlPlane>(
+    api: &A,
+    env: &Environment,
+    workload: &str,
+) -> Result<WorkloadReport, ApiError> {
+    let body = api.get(&paths::item(&env.org, &env.gvc, Kind::Workload, workload)).await?;
+    let deployments = api.list(&paths::deployments(&env.org, &env.gvc, workload)).await?;
+    Ok(assess(&body, &deployments))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -258,5 +386,113 @@ mod tests {
         let mut d = deployment("a", 4, true, "x");
         d["status"]["versions"] = json!([]);
         assert!(assess(&workload(4, s), &[d]).is_ready());
+    }
+
+    mod waiting {
+        use std::sync::Mutex;
+        use std::time::Duration;
+
+        use serde_json::json;
+        use tokio::time::Instant;
+
+        use super::super::*;
+        use crate::api::fake::{Fake, Fault, Rollout, Verb, environment};
+
+        const SETTINGS: Readiness = Readiness {
+            interval: Duration::from_secs(5),
+            timeout: Duration::from_secs(300),
+            consecutive_checks: 3,
+        };
+
+        async fn deployed(fake: &Fake, name: &str) {
+            let body = json!({"kind": "workload", "name": name, "spec": {"type": "standard",
+                "containers": [{"name": "main", "image": "/org/acme/image/api:2"}]}});
+            let written = fake.put("/org/acme/gvc/app/workload", &body).await;
+            assert!(written.is_ok(), "{written:?}");
+        }
+
+        /// Waits for `names`; the outcome, what was reported, how long it took.
+        async fn wait_for(
+            fake: &Fake,
+            names: &[&str],
+            settings: Readiness,
+        ) -> (Result<(), WaitError>, Vec<String>, Duration) {
+            let seen = Mutex::new(Vec::new());
+            let record = |progress: Progress<'_>| {
+                let line = match progress {
+                    Progress::Waiting(r) => format!("waiting {}: {}", r.workload, r.progress()),
+                    Progress::Ready(r) => format!("ready {}", r.workload),
+                };
+                seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(line);
+            };
+            let names: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
+            let started = Instant::now();
+            let result = wait(fake, &environment(), &names, settings, &record).await;
+            let seen = seen.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
+            (result, seen, started.elapsed())
+        }
+
+        #[tokio::test(start_paused = true)]
+        async fn waits_for_every_location_and_enough_checks() {
+            let fake = Fake::new();
+            fake.set_locations(&["aws-eu-central-1", "aws-us-west-2"]);
+            fake.set_rollout("api", Rollout::After(Duration::from_secs(90)));
+            deployed(&fake, "api").await;
+            deployed(&fake, "web").await;
+            let (result, seen, took) = wait_for(&fake, &["api", "web"], SETTINGS).await;
+            assert!(result.is_ok(), "{result:?}");
+            // Ready at 90 s, seen ready at 90, 95 and 100 s.
+            assert_eq!(took, Duration::from_secs(100));
+            assert_eq!(seen.iter().filter(|l| l.starts_with("ready")).count(), 2, "{seen:?}");
+            assert!(seen.contains(&"waiting api: 0/2 locations ready".to_owned()), "{seen:?}");
+            assert!(!seen.iter().any(|l| l.starts_with("waiting web")), "{seen:?}");
+        }
+
+        #[tokio::test(start_paused = true)]
+        async fn a_workload_never_ready_fails_naming_where_and_why() {
+            let fake = Fake::new();
+            fake.set_rollout("api", Rollout::Never);
+            deployed(&fake, "api").await;
+            let settings = Readiness { timeout: Duration::from_secs(60), ..SETTINGS };
+            let (result, _, took) = wait_for(&fake, &["api"], settings).await;
+            match result {
+                Err(WaitError::NotReady { workload, location, container, message, .. }) => {
+                    assert_eq!(
+                        (workload.as_str(), location.as_str(), container.as_deref()),
+                        ("api", "aws-us-west-2", Some("main"))
+                    );
+                    assert_eq!(message, "starting");
+                }
+                other => panic!("{other:?}"),
+            }
+            assert!(took >= Duration::from_secs(55) && took <= Duration::from_secs(60), "{took:?}");
+        }
+
+        #[tokio::test(start_paused = true)]
+        async fn ready_but_not_for_long_enough_is_not_ready() {
+            let fake = Fake::new();
+            fake.set_rollout("api", Rollout::After(Duration::from_secs(52)));
+            deployed(&fake, "api").await;
+            let settings = Readiness { timeout: Duration::from_secs(60), ..SETTINGS };
+            let (result, _, _) = wait_for(&fake, &["api"], settings).await;
+            assert!(
+                matches!(&result, Err(WaitError::NotReady { location, .. }) if location == "(all)"),
+                "{result:?}"
+            );
+        }
+
+        #[tokio::test(start_paused = true)]
+        async fn a_failed_read_names_the_workload() {
+            let fake = Fake::new();
+            deployed(&fake, "api").await;
+            fake.inject(Fault::new(Verb::List, "/workload/api/deployment", 403));
+            let (result, _, _) = wait_for(&fake, &["api"], SETTINGS).await;
+            match result {
+                Err(WaitError::Read { workload, source }) => {
+                    assert_eq!((workload.as_str(), source.status()), ("api", Some(403)));
+                }
+                other => panic!("{other:?}"),
+            }
+        }
     }
 }
