@@ -4,7 +4,7 @@ use serde_json::Value;
 
 use super::{Checker, Ptr, env, link, top_level};
 
-const SPEC_FIELDS: [&str; 10] = [
+const SPEC_FIELDS: [&str; 11] = [
     "staticPlacement",
     "pullSecretLinks",
     "domain",
@@ -15,6 +15,7 @@ const SPEC_FIELDS: [&str; 10] = [
     "loadBalancer",
     "keda",
     "locationOptions",
+    "aliasWorkloadLink",
 ];
 
 pub(super) fn check(c: &mut Checker, root: &Ptr, body: &Value) {
@@ -23,12 +24,41 @@ pub(super) fn check(c: &mut Checker, root: &Ptr, body: &Value) {
     let at = root.key("spec");
     let Some(spec) = c.mapping(&at, spec, &SPEC_FIELDS) else { return };
     c.field(spec, &at, "staticPlacement", |c, at, v| {
-        let Some(placement) = c.mapping(at, v, &["locationLinks", "locationQuery"]) else { return };
+        let Some(placement) =
+            c.mapping(at, v, &["locationLinks", "locationQuery", "locationOptions"])
+        else {
+            return;
+        };
         c.field(placement, at, "locationLinks", |c, at, v| {
             for (at, text) in c.strings(at, v) {
                 location_link(c, &at, text);
             }
         });
+        c.each(
+            placement,
+            at,
+            "locationOptions",
+            "a list of `locationLink`/`routingTier` items",
+            |c, at, v| {
+                let known =
+                    ["locationLink", "routingTier", "latencyOffsetMs", "latencyToleranceMs"];
+                let Some(option) = c.mapping(at, v, &known) else { return };
+                if let Some(link) =
+                    c.required(option, at, "locationLink", "the location, `//location/NAME`")
+                {
+                    let at = at.key("locationLink");
+                    if let Some(text) = c.string(&at, link) {
+                        location_link(c, &at, text);
+                    }
+                }
+                for key in ["routingTier", "latencyToleranceMs"] {
+                    c.field(option, at, key, |c, at, v| c.integer(at, v, 0, i64::MAX));
+                }
+                c.field(option, at, "latencyOffsetMs", |c, at, v| {
+                    c.integer(at, v, i64::MIN, i64::MAX)
+                });
+            },
+        );
         c.field(placement, at, "locationQuery", |c, at, v| {
             c.mapping(at, v, &["kind", "context", "fetch", "spec"]);
         });

@@ -392,12 +392,17 @@ impl Checker {
     }
 }
 
+/// Bounds past this are "no bound" (`i64::MAX` as a float, `f64::MAX`).
+const UNBOUNDED: f64 = 9.0e15;
+
 fn range_text(min: f64, max: f64) -> String {
-    if max == f64::MAX { format!("(at least {min})") } else { format!("{min}–{max}") }
+    if max >= UNBOUNDED { format!("(at least {min})") } else { format!("{min}–{max}") }
 }
 
 fn range_help(min: f64, max: f64) -> String {
-    if max == f64::MAX {
+    if min <= -UNBOUNDED && max >= UNBOUNDED {
+        "use a whole number".to_owned()
+    } else if max >= UNBOUNDED {
         format!("use a value of at least {min}")
     } else {
         format!("use a value from {min} to {max}")

@@ -63,6 +63,7 @@ pub(super) fn identity(c: &mut Checker, root: &Ptr, body: &Value) {
     for (provider, known) in providers {
         c.field(doc, root, provider, |c, at, v| {
             let Some(access) = c.mapping(at, v, known) else { return };
+            provider_rules(c, provider, access, at);
             if let Some(account) = c.required(
                 access,
                 at,
@@ -83,8 +84,25 @@ pub(super) fn identity(c: &mut Checker, root: &Ptr, body: &Value) {
         {
             c.string(&at.key("name"), name);
         }
-        c.field(resource, at, "IPs", Checker::strings);
+        c.field(resource, at, "IPs", |c, at, v| {
+            let ips = c.strings(at, v);
+            if v.is_array() && !(1..=5).contains(&ips.len()) {
+                c.error(
+                    at,
+                    format!("{at} lists {} addresses, 1 to 5 allowed", ips.len()),
+                    "list 1 to 5 IP addresses",
+                );
+            }
+        });
         c.field(resource, at, "FQDN", Checker::string);
+        let has = |k: &str| resource.get(k).is_some_and(|v| !v.is_null());
+        if has("IPs") == has("FQDN") {
+            c.error(
+                &at.key("FQDN"),
+                format!("{at} needs exactly one of `IPs` and `FQDN`"),
+                "reach the resource by its addresses or by its name, not both",
+            );
+        }
         ports_list(c, resource, at);
     });
     c.each(
@@ -108,13 +126,69 @@ pub(super) fn identity(c: &mut Checker, root: &Ptr, body: &Value) {
     );
 }
 
+/// What the Terraform provider checks in an identity's cloud access.
+fn provider_rules(
+    c: &mut Checker,
+    provider: &str,
+    access: &serde_json::Map<String, Value>,
+    at: &Ptr,
+) {
+    match provider {
+        "aws" => {
+            c.field(access, at, "policyRefs", Checker::strings);
+            c.field(access, at, "roleName", |c, at, v| {
+                let valid = |t: &str| {
+                    !t.is_empty()
+                        && t.len() <= 64
+                        && t.chars().all(|c| c.is_ascii_alphanumeric() || "/+=,.@_-".contains(c))
+                };
+                if let Some(name) = c.string(at, v).filter(|t| !valid(t)) {
+                    c.error(
+                        at,
+                        format!("{at} is `{name}`, not an AWS role name"),
+                        "at most 64 letters, digits and `/+=,.@_-`",
+                    );
+                }
+            });
+            if access.contains_key("roleName") && access.contains_key("policyRefs") {
+                c.error(
+                    &at.key("roleName"),
+                    format!("{at} has both `roleName` and `policyRefs`"),
+                    "use an existing role (`roleName`) or attach policies (`policyRefs`), not both",
+                );
+            }
+        }
+        "gcp" => {
+            c.field(access, at, "scopes", Checker::strings);
+            c.field(access, at, "serviceAccount", |c, at, v| {
+                if let Some(account) =
+                    c.string(at, v).filter(|t| !t.ends_with(".gserviceaccount.com"))
+                {
+                    c.error(
+                        at,
+                        format!("{at} is `{account}`, not a GCP service account"),
+                        "write `NAME@PROJECT.iam.gserviceaccount.com`",
+                    );
+                }
+            });
+        }
+        _ => {}
+    }
+}
+
 /// `ports: [5432, …]` of a network resource.
 fn ports_list(c: &mut Checker, resource: &serde_json::Map<String, Value>, at: &Ptr) {
     if let Some(ports) = c.required(resource, at, "ports", "the ports to reach, such as `[5432]`") {
         let at = at.key("ports");
-        for (index, item) in
-            c.list(&at, ports, "a list of port numbers").unwrap_or_default().iter().enumerate()
-        {
+        let items = c.list(&at, ports, "a list of port numbers").unwrap_or_default();
+        if ports.is_array() && !(1..=10).contains(&items.len()) {
+            c.error(
+                &at,
+                format!("{at} lists {} ports, 1 to 10 allowed", items.len()),
+                "list 1 to 10 ports",
+            );
+        }
+        for (index, item) in items.iter().enumerate() {
             c.integer(&at.index(index), item, 1, 65_535);
         }
     }
@@ -132,7 +206,11 @@ pub(super) fn policy(c: &mut Checker, root: &Ptr, body: &Value) {
         c.one_of(&root.key("targetKind"), kind, &ALL_KINDS);
     }
     c.field(doc, root, "target", |c, at, v| c.one_of(at, v, &["all"]));
-    c.field(doc, root, "targetLinks", Checker::strings);
+    c.field(doc, root, "targetLinks", |c, at, v| {
+        if c.strings(at, v).len() > 200 {
+            c.error(at, format!("{at} lists more than 200 links"), "split the policy");
+        }
+    });
     c.field(doc, root, "targetQuery", |c, at, v| {
         c.mapping(at, v, &["kind", "context", "fetch", "spec"]);
     });
@@ -141,6 +219,15 @@ pub(super) fn policy(c: &mut Checker, root: &Ptr, body: &Value) {
             &root.key("targetLinks"),
             "`targetLinks` is ignored with `target: all`".to_owned(),
             "remove one of them",
+        );
+    }
+    if let Some(bindings) = doc.get("bindings").and_then(Value::as_array)
+        && bindings.len() > 50
+    {
+        c.error(
+            &root.key("bindings").index(50),
+            format!("the policy has {} bindings, at most 50 allowed", bindings.len()),
+            "merge bindings that grant the same permissions",
         );
     }
     c.each(doc, root, "bindings", "a list of `permissions`/`principalLinks` items", |c, at, v| {
@@ -153,6 +240,13 @@ pub(super) fn policy(c: &mut Checker, root: &Ptr, body: &Value) {
                         &at.key(key),
                         format!("{} is empty", at.key(key)),
                         "a binding grants at least one permission to at least one principal",
+                    );
+                }
+                if key == "principalLinks" && items.len() > 200 {
+                    c.error(
+                        &at.key(key),
+                        format!("{} lists more than 200 principals", at.key(key)),
+                        "use a group",
                     );
                 }
             }
@@ -233,7 +327,19 @@ pub(super) fn volume_set(c: &mut Checker, root: &Ptr, body: &Value) {
             );
         }
     }
-    c.field(spec, &at, "storageClassSuffix", Checker::string);
+    c.field(spec, &at, "storageClassSuffix", |c, at, v| {
+        let valid = |t: &str| {
+            t.starts_with(|c: char| c.is_ascii_alphabetic())
+                && t.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        };
+        if let Some(text) = c.string(at, v).filter(|t| !valid(t)) {
+            c.error(
+                at,
+                format!("{at} is `{text}`, not a storage class suffix"),
+                "a letter, then letters, digits, `-` and `_`",
+            );
+        }
+    });
     c.field(spec, &at, "snapshots", |c, at, v| {
         let Some(snapshots) =
             c.mapping(at, v, &["createFinalSnapshot", "retentionDuration", "schedule"])
@@ -374,14 +480,39 @@ pub(super) fn cloud_account(c: &mut Checker, root: &Ptr, body: &Value) {
         let at = at.key(field);
         match field {
             "secretLink" => link(c, &at, value, "secret"),
-            _ => {
-                if let Some(text) = c.string(&at, value)
-                    && field == "roleArn"
-                    && !text.starts_with("arn:aws")
-                {
+            "roleArn" => {
+                if let Some(text) = c.string(&at, value).filter(|t| !is_role_arn(t)) {
                     c.error(&at, format!("{at} is `{text}`, not an AWS role ARN"), help);
+                }
+            }
+            _ => {
+                let valid = |t: &str| {
+                    (6..=30).contains(&t.len())
+                        && t.starts_with(|c: char| c.is_ascii_lowercase())
+                        && t.chars()
+                            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+                };
+                if let Some(text) = c.string(&at, value).filter(|t| !valid(t)) {
+                    c.error(
+                        &at,
+                        format!("{at} is `{text}`, not a GCP project id"),
+                        "6 to 30 lowercase letters, digits and `-`, starting with a letter",
+                    );
                 }
             }
         }
     }
+}
+
+/// `arn:aws:iam::ACCOUNT:role/NAME` (also the `aws-us-gov` and `aws-cn`
+/// partitions), as the Terraform provider's cloud account validator reads it.
+fn is_role_arn(text: &str) -> bool {
+    let Some(rest) = ["arn:aws:iam::", "arn:aws-us-gov:iam::", "arn:aws-cn:iam::"]
+        .iter()
+        .find_map(|p| text.strip_prefix(p))
+    else {
+        return false;
+    };
+    let Some((account, role)) = rest.split_once(":role/") else { return false };
+    !account.is_empty() && account.chars().all(|c| c.is_ascii_digit()) && !role.is_empty()
 }

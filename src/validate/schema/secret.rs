@@ -58,6 +58,17 @@ pub(super) fn check(c: &mut Checker, root: &Ptr, body: &Value) {
                 return;
             };
             for (key, value) in entries {
+                if key.is_empty()
+                    || !key.chars().all(|c| c.is_ascii_alphanumeric() || "-._".contains(c))
+                {
+                    c.push(
+                        &at.key(key),
+                        format!("the key `{key}` in {at} is not a valid dictionary key"),
+                        "dictionary keys use letters, digits, `-`, `.` and `_`",
+                        super::Severity::Error,
+                        true,
+                    );
+                }
                 if !value.is_string() {
                     c.wrong_type(
                         &at.key(key),
@@ -90,13 +101,8 @@ pub(super) fn check(c: &mut Checker, root: &Ptr, body: &Value) {
             if kind == "ecr"
                 && let Some(repos) =
                     c.required(map, &at, "repos", "the ECR repositories this secret pulls from")
-                && c.strings(&at.key("repos"), repos).is_empty()
             {
-                c.error(
-                    &at.key("repos"),
-                    "an ecr secret lists at least one repository".to_owned(),
-                    "add `ACCOUNT.dkr.ecr.REGION.amazonaws.com/NAME`",
-                );
+                ecr_repos(c, &at.key("repos"), repos);
             }
         }
         "azure-connector" => {
@@ -151,6 +157,26 @@ pub(super) fn check(c: &mut Checker, root: &Ptr, body: &Value) {
                 return;
             };
             required_strings(c, map, &at, &["accountId", "privateKey"]);
+            // NATS nkeys: an account's public key is `A` and 55 base32
+            // characters, its seed `SA` and 56 (the Terraform provider's
+            // validators).
+            for (key, prefix, rest) in [("accountId", "A", 55), ("privateKey", "SA", 56)] {
+                let valid = |t: &str| {
+                    t.strip_prefix(prefix).is_some_and(|r| {
+                        r.len() == rest
+                            && r.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+                    })
+                };
+                if map.get(key).and_then(Value::as_str).is_some_and(|t| !valid(t)) {
+                    c.error(
+                        &at.key(key),
+                        format!("{} is not a NATS {key}", at.key(key)),
+                        format!(
+                            "a NATS nkey: `{prefix}` then {rest} upper-case letters and digits"
+                        ),
+                    );
+                }
+            }
         }
         _ => {}
     }
@@ -225,6 +251,30 @@ fn json_text(c: &mut Checker, at: &Ptr, data: &Value, kind: &str) {
         }
         // The payload is never quoted: it is a secret.
         _ => c.error(at, format!("{at} is not a JSON object"), data_help(kind)),
+    }
+}
+
+/// `repos` of an ecr secret: 1–20 ECR repository addresses.
+fn ecr_repos(c: &mut Checker, at: &Ptr, repos: &Value) {
+    let found = c.strings(at, repos);
+    if repos.is_array() && (found.is_empty() || found.len() > 20) {
+        c.error(
+            at,
+            format!("an ecr secret lists 1 to 20 repositories, found {}", found.len()),
+            "list `ACCOUNT.dkr.ecr.REGION.amazonaws.com/NAME` items",
+        );
+    }
+    for (at, repo) in found {
+        let host = repo.split('/').next().unwrap_or_default();
+        let parts: Vec<&str> = host.split('.').collect();
+        let valid = matches!(parts.as_slice(), [account, "dkr", "ecr", _, "amazonaws", ..] if account.chars().all(|c| c.is_ascii_digit()) && !account.is_empty());
+        if !valid {
+            c.error(
+                &at,
+                format!("{at} is `{repo}`, not an ECR repository"),
+                "write `ACCOUNT.dkr.ecr.REGION.amazonaws.com/NAME`",
+            );
+        }
     }
 }
 

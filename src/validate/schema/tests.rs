@@ -158,7 +158,10 @@ fn secret_data_has_the_shape_of_its_type_and_is_never_quoted() {
             json!({"cert": "-----BEGIN CERTIFICATE-----", "key": "-----BEGIN PRIVATE KEY-----"}),
         ),
         secret("userpass", json!({"username": "u", "password": "p"})),
-        secret("nats-account", json!({"accountId": "A", "privateKey": "P"})),
+        secret(
+            "nats-account",
+            json!({"accountId": format!("A{}", "B".repeat(55)), "privateKey": format!("SA{}", "C".repeat(56))}),
+        ),
     ] {
         assert_eq!(check(Kind::Secret, &valid), [], "{valid}");
     }
@@ -241,4 +244,53 @@ fn server_fields_of_an_export_are_known() {
         "links": [], "status": {}, "gvc": "g", "description": "d", "tags": {},
     });
     assert_eq!(check(Kind::Identity, &exported), []);
+}
+
+#[test]
+fn the_terraform_providers_validators_hold() {
+    let gpu = workload(json!({
+        "type": "standard",
+        "containers": [{"name": "a", "image": "x:1", "cpu": "1", "memory": "8Gi", "gpu": {"nvidia": {"model": "t4", "quantity": 1}}}],
+        "defaultOptions": {"capacityAI": true},
+    }));
+    assert_eq!(
+        error_paths(Kind::Workload, &gpu),
+        ["/spec/containers/0/gpu", "/spec/defaultOptions/capacityAI"]
+    );
+    let cron = workload(json!({
+        "type": "cron", "job": {"schedule": "@daily"},
+        "containers": [{"name": "a", "image": "x:1", "cpu": "100m", "minCpu": "50m",
+            "volumes": [{"uri": "ftp://x", "path": "/data"}]}],
+    }));
+    assert_eq!(
+        error_paths(Kind::Workload, &cron),
+        ["/spec/containers/0/minCpu", "/spec/containers/0/volumes/0/uri"]
+    );
+    let vm = workload(json!({"type": "vm", "containers": [{"name": "a"}]}));
+    assert_eq!(check(Kind::Workload, &vm), []);
+    let ecr = json!({"kind": "secret", "name": "s", "type": "ecr",
+        "data": {"accessKey": "a", "secretKey": "b", "repos": ["docker.io/x"]}});
+    assert_eq!(error_paths(Kind::Secret, &ecr), ["/data/repos/0"]);
+    let nats = json!({"kind": "secret", "name": "s", "type": "nats-account",
+        "data": {"accountId": "A", "privateKey": "P"}});
+    assert_eq!(error_paths(Kind::Secret, &nats), ["/data/accountId", "/data/privateKey"]);
+    let account = json!({"kind": "cloudaccount", "name": "c", "provider": "aws",
+        "data": {"roleArn": "arn:aws:iam::role/x"}});
+    assert_eq!(error_paths(Kind::CloudAccount, &account), ["/data/roleArn"]);
+    let identity = json!({"kind": "identity", "name": "i",
+        "networkResources": [{"name": "db", "IPs": ["10.0.0.1"], "FQDN": "db.local", "ports": []}]});
+    assert_eq!(
+        error_paths(Kind::Identity, &identity),
+        ["/networkResources/0/FQDN", "/networkResources/0/ports"]
+    );
+    let gvc = json!({"kind": "gvc", "name": "g", "spec": {"staticPlacement": {
+        "locationLinks": ["//location/aws-us-east-2"],
+        "locationOptions": [{"locationLink": "aws-us-east-2", "routingTier": -1}]}}});
+    assert_eq!(
+        error_paths(Kind::Gvc, &gvc),
+        [
+            "/spec/staticPlacement/locationOptions/0/locationLink",
+            "/spec/staticPlacement/locationOptions/0/routingTier"
+        ]
+    );
 }

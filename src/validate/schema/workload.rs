@@ -6,7 +6,9 @@ use serde_json::{Map, Value};
 
 use super::{Checker, Ptr, cron, env, port, quantity, top_level};
 
-const TYPES: [&str; 4] = ["serverless", "standard", "cron", "stateful"];
+/// Workload types (types-go `workload.WorkloadType`; the Terraform
+/// provider's `type` validator, which also lists `vm`).
+const TYPES: [&str; 5] = ["serverless", "standard", "cron", "stateful", "vm"];
 
 const SPEC_FIELDS: [&str; 15] = [
     "type",
@@ -68,14 +70,19 @@ pub(super) fn check(c: &mut Checker, root: &Ptr, body: &Value) {
     c.field(spec, &at, "identityLink", |c, at, v| super::link(c, at, v, "identity"));
     c.field(spec, &at, "supportDynamicTags", Checker::boolean);
     containers(c, spec, &at, kind);
-    c.field(spec, &at, "defaultOptions", |c, at, v| options(c, at, v, kind, false));
+    let gpu = spec
+        .get("containers")
+        .and_then(Value::as_array)
+        .is_some_and(|items| items.iter().any(|i| i.get("gpu").is_some_and(|g| !g.is_null())));
+    let facts = Facts { kind, gpu };
+    c.field(spec, &at, "defaultOptions", |c, at, v| options(c, at, v, &facts, false));
     c.each(
         spec,
         &at,
         "localOptions",
         "write one `- location: …` item per location",
         |c, at, v| {
-            options(c, at, v, kind, true);
+            options(c, at, v, &facts, true);
         },
     );
     job(c, spec, &at, kind);
@@ -118,7 +125,11 @@ fn containers(c: &mut Checker, spec: &Map<String, Value>, at: &Ptr, kind: Option
         if let Some(name) = c.required(container, &at, "name", "every container needs a `name`") {
             c.string(&at.key("name"), name);
         }
-        if let Some(image) = c.required(container, &at, "image", "every container needs an `image`")
+        // A `vm` workload boots from `spec.vm`, not from an image.
+        if kind == Some("vm") {
+            c.field(container, &at, "image", Checker::string);
+        } else if let Some(image) =
+            c.required(container, &at, "image", "every container needs an `image`")
         {
             c.string(&at.key("image"), image);
         }
@@ -132,7 +143,16 @@ fn containers(c: &mut Checker, spec: &Map<String, Value>, at: &Ptr, kind: Option
             }
             exposed.push(where_);
         }
-        resources(c, container, &at);
+        let (cpu, memory) = resources(c, container, &at, kind);
+        if container.get("gpu").is_some_and(|g| !g.is_null())
+            && (cpu.is_some_and(|m| m < 2000.0) || memory.is_some_and(|m| m < 7000.0))
+        {
+            c.error(
+                &at.key("gpu"),
+                format!("{at} asks for a GPU with less than 2 CPU cores or 7Gi of memory"),
+                "a GPU container reserves at least `cpu: 2` and `memory: 7Gi`",
+            );
+        }
         c.field(container, &at, "env", env);
         c.field(container, &at, "inheritEnv", Checker::boolean);
         c.field(container, &at, "command", Checker::string);
@@ -160,6 +180,15 @@ fn containers(c: &mut Checker, spec: &Map<String, Value>, at: &Ptr, kind: Option
             });
         }
         c.each(container, &at, "volumes", "write volumes as a list of `uri`/`path` items", volume);
+        if let Some(volumes) = container.get("volumes").and_then(Value::as_array)
+            && volumes.len() > 15
+        {
+            c.error(
+                &at.key("volumes").index(15),
+                format!("{at} mounts {} volumes, at most 15 allowed", volumes.len()),
+                "mount fewer volumes, or split the container",
+            );
+        }
         c.field(container, &at, "metrics", |c, at, v| {
             let Some(metrics) = c.mapping(at, v, &["port", "path", "dropMetrics"]) else { return };
             if let Some(p) = c.required(metrics, at, "port", "the port the metrics are served on") {
@@ -222,8 +251,14 @@ fn container_ports(c: &mut Checker, container: &Map<String, Value>, at: &Ptr) ->
 }
 
 /// cpu, memory, minCpu, minMemory: valid quantities, platform minimums,
-/// minimums not above the maximums, and the memory-to-CPU ratio.
-fn resources(c: &mut Checker, container: &Map<String, Value>, at: &Ptr) {
+/// minimums not above the maximums, and the memory-to-CPU ratio. Returns
+/// the CPU (millicores) and memory (MiB) reserved, when readable.
+fn resources(
+    c: &mut Checker,
+    container: &Map<String, Value>,
+    at: &Ptr,
+    kind: Option<&str>,
+) -> (Option<f64>, Option<f64>) {
     let quantity_at =
         |c: &mut Checker, key: &str, read: fn(&Value) -> Result<f64, String>, example: &str| {
             c.field(container, at, key, |c, at, v| match read(v) {
@@ -251,6 +286,18 @@ fn resources(c: &mut Checker, container: &Map<String, Value>, at: &Ptr) {
     let memory = quantity_at(c, "memory", quantity::memory_mebibytes, "256Mi");
     let min_cpu = quantity_at(c, "minCpu", quantity::cpu_millicores, "100m");
     let min_memory = quantity_at(c, "minMemory", quantity::memory_mebibytes, "128Mi");
+    if kind == Some("cron") {
+        for key in ["minCpu", "minMemory"].into_iter().filter(|k| container.contains_key(*k)) {
+            c.error(
+                &at.key(key),
+                format!(
+                    "{}: a cron workload has no minimum (Capacity AI does not run jobs)",
+                    at.key(key)
+                ),
+                "remove it; a job reserves `cpu` and `memory`",
+            );
+        }
+    }
     if let Some(cpu) = cpu.filter(|m| *m < 25.0) {
         c.error(
             &at.key("cpu"),
@@ -292,6 +339,7 @@ fn resources(c: &mut Checker, container: &Map<String, Value>, at: &Ptr) {
             "Control Plane refuses a memory-to-CPU ratio above 8 (Mi per m) unless the workload is tagged `cpln/relaxMemoryToCpuRatio`",
         );
     }
+    (cpu, memory)
 }
 
 fn probe(c: &mut Checker, at: &Ptr, value: &Value) {
@@ -372,7 +420,20 @@ fn volume(c: &mut Checker, at: &Ptr, value: &Value) {
         "uri",
         "what to mount: `cpln://volumeset/NAME`, `cpln://secret/NAME`, `s3://…`",
     ) {
-        c.string(&at.key("uri"), uri);
+        const SCHEMES: [&str; 7] = ["s3", "gs", "azureblob", "azurefs", "cpln", "scratch", "k8s"];
+        let at = at.key("uri");
+        if let Some(uri) = c.string(&at, uri) {
+            let scheme_ok = uri
+                .split_once("://")
+                .is_some_and(|(scheme, rest)| SCHEMES.contains(&scheme) && !rest.is_empty());
+            if !scheme_ok {
+                c.error(
+                    &at,
+                    format!("{at} is `{uri}`, not a volume URI"),
+                    "write `cpln://volumeset/NAME`, `cpln://secret/NAME`, `scratch://NAME`, or an `s3://`, `gs://`, `azureblob://`, `azurefs://` bucket",
+                );
+            }
+        }
     }
     if let Some(path) = c.required(volume, at, "path", "where to mount it, an absolute path") {
         let at = at.key("path");
@@ -407,7 +468,15 @@ const OPTION_FIELDS: [&str; 9] = [
     "location",
 ];
 
-fn options(c: &mut Checker, at: &Ptr, value: &Value, kind: Option<&str>, local: bool) {
+/// What the options of a workload are judged against.
+struct Facts<'a> {
+    kind: Option<&'a str>,
+    /// A container asks for a GPU.
+    gpu: bool,
+}
+
+fn options(c: &mut Checker, at: &Ptr, value: &Value, facts: &Facts<'_>, local: bool) {
+    let kind = facts.kind;
     let known = if local { &OPTION_FIELDS[..] } else { &OPTION_FIELDS[..8] };
     let Some(options) = c.mapping(at, value, known) else { return };
     if local
@@ -435,6 +504,13 @@ fn options(c: &mut Checker, at: &Ptr, value: &Value, kind: Option<&str>, local: 
             &at.key("capacityAI"),
             format!("{} is true for a stateful workload", at.key("capacityAI")),
             "Capacity AI is not available for stateful workloads; set it to false",
+        );
+    }
+    if capacity_ai && facts.gpu {
+        c.error(
+            &at.key("capacityAI"),
+            format!("{} is true for a workload with a GPU", at.key("capacityAI")),
+            "Capacity AI cannot be enabled for workloads with a GPU; set it to false",
         );
     }
     c.field(options, at, "autoscaling", |c, at, v| autoscaling(c, at, v, kind, capacity_ai));
@@ -495,6 +571,13 @@ fn autoscaling(c: &mut Checker, at: &Ptr, value: &Value, kind: Option<&str>, cap
         );
     }
     let keda = metric.as_deref() == Some("keda") || scaling.contains_key("keda");
+    if metric.as_deref() == Some("keda") && scaling.contains_key("target") {
+        c.error(
+            &at.key("target"),
+            format!("{} is not used with the keda metric", at.key("target")),
+            "KEDA's triggers say when to scale; remove `target`",
+        );
+    }
     if keda && !matches!(kind, Some("standard" | "stateful")) {
         c.error(
             &at.key("metric"),
