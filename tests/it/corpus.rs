@@ -55,6 +55,19 @@ fn every_malformed_input_is_a_diagnostic() {
     }
 }
 
+/// Item 3 of issue 10: wrong types and out-of-range values, each a case
+/// named `schema-*` (they run in the test above with the others).
+#[test]
+fn the_schema_corpus_has_at_least_forty_cases() {
+    let schema = cases()
+        .iter()
+        .filter(|c| {
+            c.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("schema-"))
+        })
+        .count();
+    assert!(schema >= 40, "{schema} schema-* cases");
+}
+
 #[test]
 fn a_token_written_in_the_plan_file_is_never_echoed() {
     let run = ferry(

@@ -29,7 +29,7 @@ pub(super) fn check(c: &mut Checker, root: &Ptr, body: &Value) {
     // From here on, messages name types, never values: they are secrets.
     c.hide_values = true;
     let Some(data) = doc.get("data").filter(|v| !v.is_null()) else {
-        c.error(&at, format!("a {kind} secret needs `data`"), data_help(&kind));
+        c.error(&at, format!("a secret of type {kind} needs `data`"), data_help(&kind));
         return;
     };
     match kind.as_str() {
@@ -213,7 +213,7 @@ fn shaped<'v>(
     known: &[&str],
 ) -> Option<&'v Map<String, Value>> {
     if !data.is_object() {
-        c.wrong_type(at, data, &format!("a mapping for a {kind} secret"), data_help(kind));
+        c.wrong_type(at, data, &format!("a mapping for type {kind}"), data_help(kind));
         return None;
     }
     c.mapping(at, data, known)
@@ -240,7 +240,7 @@ fn json_text(c: &mut Checker, at: &Ptr, data: &Value, kind: &str) {
             "{}; as YAML, use a block scalar: `data: |` then the JSON, indented",
             data_help(kind)
         );
-        c.wrong_type(at, data, &format!("text (JSON) for a {kind} secret"), &help);
+        c.wrong_type(at, data, &format!("JSON text for type {kind}"), &help);
         return;
     };
     match serde_json::from_str::<Value>(text) {
