@@ -12,3 +12,4 @@ mod registry;
 mod safety;
 mod sim;
 mod support;
+mod valid;
