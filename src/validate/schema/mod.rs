@@ -85,8 +85,9 @@ pub fn check(kind: Kind, body: &Value) -> Vec<Violation> {
 }
 
 /// Fields every resource may carry: what users write and what the API adds
-/// (a `-o yaml` export keeps them; `yaml-slim` drops the server's).
-const COMMON_FIELDS: [&str; 13] = [
+/// (a `-o yaml` export keeps them; `yaml-slim` drops most of the server's
+/// but keeps `gvc` and a workload's `health` summary).
+const COMMON_FIELDS: [&str; 14] = [
     "kind",
     "name",
     "description",
@@ -100,6 +101,7 @@ const COMMON_FIELDS: [&str; 13] = [
     "alias",
     "origin",
     "gvc",
+    "health",
 ];
 
 /// The known top-level fields of a kind: the common ones and `extra`.

@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 
-use super::{Checker, Ptr, cron, link, port, top_level};
+use super::{Checker, Ptr, cron, link, top_level};
 
 /// Every kind Control Plane knows (types-go `base.Kind`): what a policy
 /// may target.
@@ -412,7 +412,9 @@ pub(super) fn domain(c: &mut Checker, root: &Ptr, body: &Value) {
         if let Some(number) =
             c.required(entry, at, "number", "the port the domain serves, such as 443")
         {
-            port(c, &at.key("number"), number);
+            // A listener port: the sidecar ports a workload may not use
+            // are the workload's, not the domain's.
+            c.integer(&at.key("number"), number, 1, 65_535);
         }
         c.field(entry, at, "protocol", |c, at, v| c.one_of(at, v, &["http", "http2", "tcp"]));
         c.each(entry, at, "routes", "a list of routes", |c, at, v| {

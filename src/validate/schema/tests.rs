@@ -266,6 +266,15 @@ fn the_terraform_providers_validators_hold() {
         error_paths(Kind::Workload, &cron),
         ["/spec/containers/0/minCpu", "/spec/containers/0/volumes/0/uri"]
     );
+    let serverless = workload(json!({
+        "containers": [{"name": "a", "image": "x:1", "ports": [{"number": 8080}]}],
+        "defaultOptions": {"timeoutSeconds": 900},
+        "loadBalancer": {"replicaDirect": true},
+    }));
+    assert_eq!(
+        error_paths(Kind::Workload, &serverless),
+        ["/spec/defaultOptions/timeoutSeconds", "/spec/loadBalancer/replicaDirect"]
+    );
     let vm = workload(json!({"type": "vm", "containers": [{"name": "a"}]}));
     assert_eq!(check(Kind::Workload, &vm), []);
     let ecr = json!({"kind": "secret", "name": "s", "type": "ecr",

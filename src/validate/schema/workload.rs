@@ -95,6 +95,16 @@ pub(super) fn check(c: &mut Checker, root: &Ptr, body: &Value) {
         }
     });
     c.field(spec, &at, "loadBalancer", load_balancer);
+    let replica_direct = spec.get("loadBalancer").and_then(|b| b.get("replicaDirect"));
+    if replica_direct.and_then(Value::as_bool) == Some(true)
+        && kind.is_some_and(|k| k != "stateful")
+    {
+        c.error(
+            &at.key("loadBalancer").key("replicaDirect"),
+            "`replicaDirect` reaches the replicas of a stateful workload only".to_owned(),
+            "use `type: stateful`, or remove `replicaDirect`",
+        );
+    }
     c.field(spec, &at, "requestRetryPolicy", |c, at, v| {
         let Some(policy) = c.mapping(at, v, &["attempts", "retryOn"]) else { return };
         c.field(policy, at, "attempts", |c, at, v| c.integer(at, v, 0, i64::from(u16::MAX)));
@@ -489,7 +499,8 @@ fn options(c: &mut Checker, at: &Ptr, value: &Value, facts: &Facts<'_>, local: b
     {
         super::link(c, &at.key("location"), location, "location");
     }
-    c.field(options, at, "timeoutSeconds", |c, at, v| c.integer(at, v, 1, 3600));
+    let most = if kind == Some("serverless") { 600 } else { 3600 };
+    c.field(options, at, "timeoutSeconds", |c, at, v| c.integer(at, v, 1, most));
     c.field(options, at, "capacityAIUpdateMinutes", |c, at, v| c.integer(at, v, 2, i64::MAX));
     for key in ["capacityAI", "spot", "debug", "suspend"] {
         c.field(options, at, key, Checker::boolean);
