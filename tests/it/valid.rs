@@ -6,6 +6,8 @@
 
 use std::path::PathBuf;
 
+use ferry::validate::schema::SECRET_TYPES;
+
 use crate::support::command::{ferry, repo_root};
 
 pub fn folders() -> Vec<PathBuf> {
@@ -59,21 +61,7 @@ fn real_world_shapes_validate_without_a_problem() {
 #[test]
 fn the_valid_corpus_covers_every_type_and_form() {
     let text = manifests_text();
-    let secret_types = [
-        "opaque",
-        "tls",
-        "gcp",
-        "aws",
-        "ecr",
-        "userpass",
-        "keypair",
-        "azure-sdk",
-        "azure-connector",
-        "docker",
-        "dictionary",
-        "nats-account",
-    ];
-    for kind in secret_types.iter().chain(&["serverless", "standard", "cron", "stateful"]) {
+    for kind in SECRET_TYPES.iter().chain(&["serverless", "standard", "cron", "stateful"]) {
         assert!(text.contains(&format!("type: {kind}\n")), "no `type: {kind}`");
     }
     for form in ["- //location/aws-", "- /org/acme-staging/location/gcp-", "- //location/azure-"] {

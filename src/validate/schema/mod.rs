@@ -24,6 +24,7 @@ use serde_json::{Map, Value};
 pub use crate::diagnostic::Severity;
 use crate::diagnostic::{Location, Problem, edit_distance};
 use crate::manifest::Kind;
+pub use secret::TYPES as SECRET_TYPES;
 
 /// One field that breaks a rule.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -359,6 +360,28 @@ impl Checker {
             }
         }
         found
+    }
+
+    /// The list at `key` of `map`, if it is one, holds at most `max` items;
+    /// the error points at the first item past the limit.
+    pub fn at_most(
+        &mut self,
+        map: &Map<String, Value>,
+        at: &Ptr,
+        key: &str,
+        max: usize,
+        help: &str,
+    ) {
+        if let Some(items) = map.get(key).and_then(Value::as_array)
+            && items.len() > max
+        {
+            let at = at.key(key);
+            self.error(
+                &at.index(max),
+                format!("{at} has {} items, at most {max} allowed", items.len()),
+                help,
+            );
+        }
     }
 
     /// Runs `rule` on the field `key` of `map` when it is present (and not

@@ -221,15 +221,7 @@ pub(super) fn policy(c: &mut Checker, root: &Ptr, body: &Value) {
             "remove one of them",
         );
     }
-    if let Some(bindings) = doc.get("bindings").and_then(Value::as_array)
-        && bindings.len() > 50
-    {
-        c.error(
-            &root.key("bindings").index(50),
-            format!("the policy has {} bindings, at most 50 allowed", bindings.len()),
-            "merge bindings that grant the same permissions",
-        );
-    }
+    c.at_most(doc, root, "bindings", 50, "merge bindings that grant the same permissions");
     c.each(doc, root, "bindings", "a list of `permissions`/`principalLinks` items", |c, at, v| {
         let Some(binding) = c.mapping(at, v, &["permissions", "principalLinks"]) else { return };
         for key in ["permissions", "principalLinks"] {

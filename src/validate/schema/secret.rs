@@ -4,7 +4,8 @@ use serde_json::{Map, Value};
 
 use super::{Checker, Ptr, top_level};
 
-pub(crate) const TYPES: [&str; 12] = [
+/// Secret types (types-go `secret/models.go`).
+pub const TYPES: [&str; 12] = [
     "opaque",
     "tls",
     "gcp",

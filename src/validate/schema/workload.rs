@@ -115,18 +115,13 @@ pub(super) fn check(c: &mut Checker, root: &Ptr, body: &Value) {
 fn containers(c: &mut Checker, spec: &Map<String, Value>, at: &Ptr, kind: Option<&str>) {
     const HELP: &str = "write containers as a list: `- name: main` with `image: …` under it";
     let Some(value) = c.required(spec, at, "containers", HELP) else { return };
+    c.at_most(spec, at, "containers", 8, "split the workload");
     let at = at.key("containers");
     let Some(items) = c.list(&at, value, HELP) else { return };
     if items.is_empty() {
         c.error(&at, format!("{at} is empty"), "a workload runs at least one container");
     }
-    if items.len() > 8 {
-        c.error(
-            &at.index(8),
-            format!("{at} has {} containers, at most 8 allowed", items.len()),
-            "split the workload",
-        );
-    }
+
     let mut ports: HashMap<i64, Ptr> = HashMap::new();
     let mut exposed = Vec::new();
     for (index, item) in items.iter().enumerate() {
@@ -190,15 +185,7 @@ fn containers(c: &mut Checker, spec: &Map<String, Value>, at: &Ptr, kind: Option
             });
         }
         c.each(container, &at, "volumes", "write volumes as a list of `uri`/`path` items", volume);
-        if let Some(volumes) = container.get("volumes").and_then(Value::as_array)
-            && volumes.len() > 15
-        {
-            c.error(
-                &at.key("volumes").index(15),
-                format!("{at} mounts {} volumes, at most 15 allowed", volumes.len()),
-                "mount fewer volumes, or split the container",
-            );
-        }
+        c.at_most(container, &at, "volumes", 15, "mount fewer volumes, or split the container");
         c.field(container, &at, "metrics", |c, at, v| {
             let Some(metrics) = c.mapping(at, v, &["port", "path", "dropMetrics"]) else { return };
             if let Some(p) = c.required(metrics, at, "port", "the port the metrics are served on") {
