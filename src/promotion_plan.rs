@@ -17,7 +17,7 @@ use serde_json::Value;
 
 use crate::api::Client;
 use crate::cli::SourceArgs;
-use crate::config::{Environment, ImageStrategy, Topology};
+use crate::config::{Environment, ImageStrategy};
 use crate::inputs::{Prepared, Workspace};
 use crate::manifest::image::classify;
 use crate::manifest::{Kind, ResourceId};
@@ -145,18 +145,13 @@ impl<'a> Promotion<'a> {
             }
             None => SourceImages::default(),
         };
-        let source_registry =
-            pull_from.or_else(|| workspace.config.source_of(env).map(|s| s.registry.clone()));
-        let gvcs: Vec<String> =
-            workspace.config.environments.iter().map(|e| e.gvc.clone()).collect();
-        let shared = (workspace.config.topology == Topology::GvcPerEnv).then_some(gvcs.as_slice());
-        let rendered = render::render(
-            &self.prepared.manifests.set,
+        let rendered = render::for_environment(
+            &workspace.config,
             env,
-            shared,
+            &self.prepared.manifests.set,
             &self.prepared.patches,
             &images,
-            source_registry.as_deref(),
+            pull_from.as_deref(),
         )?;
         Ok((rendered, images))
     }

@@ -8,15 +8,16 @@
 //! are set to what is being promoted, in the form the image strategy
 //! needs.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use serde_json::{Map, Value};
 
-use crate::config::{Environment, ImageStrategy, Patch};
-use crate::diagnostic::{Location, Problem, Problems};
+use crate::config::{Environment, ImageStrategy, Patch, PromotionConfig, Topology};
+use crate::diagnostic::{Location, Problem, Problems, Severity};
 use crate::manifest::image::{self, Source};
 use crate::manifest::link;
-use crate::manifest::{Kind, ManifestSet, ResourceId};
+use crate::manifest::{Kind, ManifestSet, Resource, ResourceId};
+use crate::validate::{self, Finding, schema};
 
 /// One resource ready to compare with live state and to apply.
 #[derive(Debug, Clone)]
@@ -91,40 +92,220 @@ pub fn render(
         object.remove("gvc");
         let name = if resource.kind == Kind::Gvc { env.gvc.clone() } else { resource.name.clone() };
         object.insert("name".to_owned(), Value::String(name.clone()));
-        for patch in patches.iter().filter(|p| p.target == resource.id()) {
-            let mut fields = patch.patch.to_json();
-            if let Some(fields) = fields.as_object_mut() {
-                for key in ["kind", "name", "gvc"] {
-                    fields.remove(key);
-                }
-            }
-            merge(&mut body, &fields);
-        }
         let shared = !resource.kind.is_gvc_scoped() && resource.kind != Kind::Gvc;
         let (owner, rewrite) = match &shared_links {
             Some(shared_links) if shared => (SHARED, shared_links),
             _ => (env.name.as_str(), &links),
         };
-        mark_managed(&mut body, owner);
-        if resource.kind == Kind::Workload {
-            set_images(
-                &mut body,
-                &resource.name,
-                env,
-                images,
-                source_registry,
-                &mut problems,
-                resource.location(),
-            );
+        // Managed tag, images and links: what makes a merged body the one
+        // applied.
+        let finish = |merged: &Value, problems: &mut Problems| {
+            let mut body = merged.clone();
+            mark_managed(&mut body, owner);
+            if resource.kind == Kind::Workload {
+                set_images(
+                    &mut body,
+                    &resource.name,
+                    env,
+                    images,
+                    source_registry,
+                    problems,
+                    resource.location(),
+                );
+            }
+            rewrite.apply(&mut body);
+            body
+        };
+        let id = ResourceId::new(resource.kind, name);
+        let mut checks = Checks::new(resource, &id, env);
+        checks.rendered(&finish(&body, &mut Problems::default()), &mut problems);
+        for patch in patches.iter().filter(|p| p.target == resource.id()) {
+            let mut fields = patch.patch.to_json();
+            let mut conflicts = identity_conflicts(resource, &fields);
+            if let Some(fields) = fields.as_object_mut() {
+                for key in ["kind", "name", "gvc"] {
+                    fields.remove(key);
+                }
+            }
+            conflicts.extend(merge(&mut body, &fields));
+            for conflict in &conflicts {
+                problems.push(conflict.problem(resource, patch, env));
+            }
+            let merged = finish(&body, &mut Problems::default());
+            checks.patched(&merged, patch, &fields, &mut problems);
         }
-        rewrite.apply(&mut body);
-        rendered.push(Rendered {
-            id: ResourceId::new(resource.kind, name),
-            body,
-            location: resource.location(),
-        });
+        let body = finish(&body, &mut problems);
+        rendered.push(Rendered { id, body, location: resource.location() });
     }
     problems.into_result(rendered)
+}
+
+/// [`render`] for `env` of `config`: org-scoped resources shared by every
+/// environment of a gvc-per-env pipeline, and images pulled with a pull
+/// secret from `pull_from`, else from the environment's source's registry.
+pub fn for_environment(
+    config: &PromotionConfig,
+    env: &Environment,
+    manifests: &ManifestSet,
+    patches: &[Patch],
+    images: &SourceImages,
+    pull_from: Option<&str>,
+) -> Result<Vec<Rendered>, Problems> {
+    let source_registry =
+        pull_from.map(str::to_owned).or_else(|| config.source_of(env).map(|s| s.registry.clone()));
+    let gvcs: Vec<String> = config.environments.iter().map(|e| e.gvc.clone()).collect();
+    let shared = (config.topology == Topology::GvcPerEnv).then_some(gvcs.as_slice());
+    render(manifests, env, shared, patches, images, source_registry.as_deref())
+}
+
+/// The rules of `validate` run again on what is rendered: each problem an
+/// override brings in is reported at that override; a problem rendering
+/// alone brings in (not in the manifest as written) at the resource.
+struct Checks<'a> {
+    resource: &'a Resource,
+    subject: String,
+    env: &'a Environment,
+    /// `(code, field)` of what the written manifest breaks already
+    /// (reported by `validate` at the manifest).
+    written: HashSet<(&'static str, String)>,
+    /// What the body broke before the current override.
+    before: Vec<Finding>,
+}
+
+impl<'a> Checks<'a> {
+    fn new(resource: &'a Resource, id: &ResourceId, env: &'a Environment) -> Self {
+        let written =
+            validate::body_rules(resource.kind, &resource.body(), &resource.id().to_string(), env)
+                .into_iter()
+                .map(|f| (f.code, f.path))
+                .collect();
+        Checks { resource, subject: id.to_string(), env, written, before: Vec::new() }
+    }
+
+    fn rules(&self, body: &Value) -> Vec<Finding> {
+        let mut found = validate::body_rules(self.resource.kind, body, &self.subject, self.env);
+        found.retain(|f| f.severity == Severity::Error);
+        found
+    }
+
+    /// The body rendered without overrides.
+    fn rendered(&mut self, body: &Value, problems: &mut Problems) {
+        self.before = self.rules(body);
+        for found in &self.before {
+            if !self.written.contains(&(found.code, found.path.clone())) {
+                let message = format!("as rendered for `{}`, {}", self.env.name, found.message);
+                problems.push(found.problem(message, self.resource.location(), None));
+            }
+        }
+    }
+
+    /// The body rendered after `patch` (whose fields, as merged, are
+    /// `fields`).
+    fn patched(&mut self, body: &Value, patch: &Patch, fields: &Value, problems: &mut Problems) {
+        let after = self.rules(body);
+        for found in after.iter().filter(|f| !self.before.contains(f)) {
+            let pointer = patch_pointer(fields, body, &found.path);
+            let location = patch.location_at(&pointer, found.on_key && pointer == found.path);
+            let message = format!("with the override of `{}`, {}", self.env.name, found.message);
+            problems.push(
+                found
+                    .problem(message, location, None)
+                    .note(self.resource.location(), "in the resource it patches"),
+            );
+        }
+        self.before = after;
+    }
+}
+
+/// Where, in an override's fields, the field at `pointer` of the merged
+/// `body` was set: lists merged by name are followed by the item's name.
+/// As far as the override goes (its closest field) when it did not set it.
+fn patch_pointer(fields: &Value, body: &Value, pointer: &str) -> String {
+    let mut found = String::new();
+    let (mut patch, mut body) = (fields, body);
+    for step in pointer.split('/').skip(1) {
+        let key = step.replace("~1", "/").replace("~0", "~");
+        let next = match (patch, body) {
+            (Value::Object(patch), Value::Object(body)) => {
+                patch.get(&key).zip(body.get(&key)).map(|(p, b)| (p, b, key.clone()))
+            }
+            (Value::Array(patch), Value::Array(body)) => {
+                let index = key.parse::<usize>().ok();
+                let item = index.and_then(|i| body.get(i));
+                let named = item.and_then(|i| i.get("name")).filter(|n| n.is_string());
+                let position = match named {
+                    Some(name) => patch.iter().position(|p| p.get("name") == Some(name)),
+                    None => index.filter(|i| *i < patch.len()),
+                };
+                position.zip(item).map(|(p, b)| (&patch[p], b, p.to_string()))
+            }
+            _ => None,
+        };
+        let Some((next_patch, next_body, written)) = next else { break };
+        found.push('/');
+        found.push_str(&written.replace('~', "~0").replace('/', "~1"));
+        (patch, body) = (next_patch, next_body);
+    }
+    found
+}
+
+/// Something an override would do that Ferry refuses: drop what it does
+/// not name, or change the resource's `kind`, `name` or `gvc`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Conflict {
+    pub code: &'static str,
+    /// JSON pointer into the override's fields.
+    pub at: String,
+    /// The problem is the key at `at`.
+    pub on_key: bool,
+    pub message: String,
+    pub help: String,
+}
+
+impl Conflict {
+    fn problem(&self, resource: &Resource, patch: &Patch, env: &Environment) -> Problem {
+        Problem::new(
+            self.code,
+            format!("the override of `{}` for {} {}", env.name, resource.id(), self.message),
+        )
+        .at(patch.location_at(&self.at, self.on_key), "in this override")
+        .note(resource.location(), "the resource it patches")
+        .help(self.help.clone())
+    }
+}
+
+/// An override may not change what identifies the resource: a `kind`,
+/// `name` or `gvc` other than the manifest's (a patch file names `kind`
+/// and `name` to say which resource it patches).
+fn identity_conflicts(resource: &Resource, fields: &Value) -> Vec<Conflict> {
+    let mut found = Vec::new();
+    for key in ["kind", "name", "gvc"] {
+        let Some(value) = fields.get(key) else { continue };
+        let written = match key {
+            "kind" => Some(resource.kind.as_str()),
+            "name" => Some(resource.name.as_str()),
+            _ => resource.gvc.as_deref(),
+        };
+        if value.as_str() == written {
+            continue;
+        }
+        let help = match key {
+            "gvc" => {
+                "remove `gvc` from the override: Ferry places GVC-scoped resources in the environment's GVC (`gvc` of the environment in the plan file)"
+            }
+            _ => {
+                "remove it from the override; to rename a resource, rename it in the manifests (an override targets one resource by its `kind` and `name`)"
+            }
+        };
+        found.push(Conflict {
+            code: "ferry::validate::override-changes-identity",
+            at: format!("/{key}"),
+            on_key: false,
+            message: format!("would change its `{key}` to {value}"),
+            help: help.to_owned(),
+        });
+    }
+    found
 }
 
 /// The owner of org-scoped resources that every environment of a
@@ -141,38 +322,120 @@ fn mark_managed(body: &mut Value, env: &str) {
     }
 }
 
-/// Merges an override into a document: mappings merge key by key, lists of
-/// named items merge by `name` (new names are appended), other lists and
-/// scalars are replaced, and `null` removes a key.
-pub fn merge(target: &mut Value, patch: &Value) {
+/// Merges an override into a document: mappings merge key by key, lists
+/// of named items merge by `name` (new names are appended; unnamed items of
+/// the document are kept), other lists and scalars are replaced, and `null`
+/// removes a key. What would drop something the override does not name is
+/// not merged but returned: an item without `name` in a list merged by
+/// name, an empty list over named items, or a mapping or named list
+/// replaced by a value of another type.
+pub fn merge(target: &mut Value, patch: &Value) -> Vec<Conflict> {
+    let mut conflicts = Vec::new();
+    merge_at(target, patch, "", &mut conflicts);
+    conflicts
+}
+
+fn merge_at(target: &mut Value, patch: &Value, at: &str, conflicts: &mut Vec<Conflict>) {
+    let drops = |message: String, help: &str| Conflict {
+        code: "ferry::validate::override-drops-fields",
+        at: at.to_owned(),
+        on_key: false,
+        message,
+        help: help.to_owned(),
+    };
+    let field = schema::field_name(at);
     match (target, patch) {
         (Value::Object(target), Value::Object(patch)) => {
             for (key, value) in patch {
+                let here = format!("{at}/{}", key.replace('~', "~0").replace('/', "~1"));
                 if value.is_null() {
                     target.remove(key);
                 } else if let Some(existing) = target.get_mut(key) {
-                    merge(existing, value);
+                    merge_at(existing, value, &here, conflicts);
                 } else {
                     target.insert(key.clone(), value.clone());
                 }
             }
         }
-        (Value::Array(target), Value::Array(patch)) if named(target) && named(patch) => {
-            for item in patch {
-                let name = item.get("name");
-                match target.iter_mut().find(|t| t.get("name") == name) {
-                    Some(existing) => merge(existing, item),
-                    None => target.push(item.clone()),
-                }
-            }
+        (Value::Array(target), Value::Array(patch)) if named(target) || named(patch) => {
+            merge_named(target, patch, at, conflicts);
+        }
+        (Value::Object(fields), patch) if !fields.is_empty() => {
+            let names: Vec<&str> = fields.keys().map(String::as_str).collect();
+            conflicts.push(drops(
+                format!(
+                    "would replace the mapping `{field}` with {}, dropping {}",
+                    schema::type_name(patch),
+                    names.join(", ")
+                ),
+                "patch the fields inside it; `FIELD: null` removes one field, `{field}: null` the whole mapping",
+            ));
+        }
+        (Value::Array(items), patch) if named(items) => {
+            conflicts.push(drops(
+                format!(
+                    "would replace the list `{field}` with {}, dropping {}",
+                    schema::type_name(patch),
+                    item_names(items)
+                ),
+                "write the items to change as a list, each with its `name`",
+            ));
         }
         (target, patch) => *target = patch.clone(),
     }
 }
 
-/// A list whose items are all mappings with a `name`.
+/// Merges a list by `name`. Each item of the override must name the item
+/// it changes (or adds).
+fn merge_named(target: &mut Vec<Value>, patch: &[Value], at: &str, conflicts: &mut Vec<Conflict>) {
+    let field = schema::field_name(at);
+    if patch.is_empty() {
+        conflicts.push(Conflict {
+            code: "ferry::validate::override-drops-fields",
+            at: at.to_owned(),
+            on_key: false,
+            message: format!("sets `{field}` to an empty list, which would drop {}", item_names(target)),
+            help: format!("`{field}` is merged by name: list the items to change, each with its `name`; to remove the whole list, write `null`"),
+        });
+        return;
+    }
+    for (index, item) in patch.iter().enumerate() {
+        let here = format!("{at}/{index}");
+        let Some(name) = item.get("name").and_then(Value::as_str) else {
+            conflicts.push(Conflict {
+                code: "ferry::validate::override-drops-fields",
+                at: here,
+                on_key: false,
+                message: format!(
+                    "has an item without `name` in `{field}`, a list merged by name: Ferry cannot tell which item it changes, and replacing the list would drop {}",
+                    item_names(target)
+                ),
+                help: "give the item the `name` of the one it changes, or a new name to add it".to_owned(),
+            });
+            continue;
+        };
+        let existing =
+            target.iter_mut().find(|t| t.get("name").and_then(Value::as_str) == Some(name));
+        match existing {
+            Some(existing) => merge_at(existing, item, &here, conflicts),
+            None => target.push(item.clone()),
+        }
+    }
+}
+
+/// A list with at least one mapping item that has a `name`: merged by name.
 fn named(items: &[Value]) -> bool {
-    !items.is_empty() && items.iter().all(|i| i.get("name").is_some_and(Value::is_string))
+    items.iter().any(|i| i.get("name").is_some_and(Value::is_string))
+}
+
+/// The named items of a list, for messages: `DATABASE_URL, LOG_LEVEL`.
+fn item_names(items: &[Value]) -> String {
+    let names: Vec<String> = items
+        .iter()
+        .filter_map(|i| i.get("name").and_then(Value::as_str))
+        .map(|n| format!("`{n}`"))
+        .collect();
+    if names.is_empty() { "its items".to_owned() } else { names.join(", ") }
 }
 
 fn set_images(
@@ -546,13 +809,144 @@ mod tests {
     fn overrides_merge_by_name() {
         let mut target = serde_json::json!({"spec": {"containers": [{"name": "main", "env": [{"name": "A", "value": "1"}, {"name": "B", "value": "2"}]}], "keep": 1, "drop": 2}});
         let patch = serde_json::json!({"spec": {"containers": [{"name": "main", "env": [{"name": "B", "value": "two"}, {"name": "C", "value": "3"}]}], "drop": null}});
-        merge(&mut target, &patch);
+        assert_eq!(merge(&mut target, &patch), []);
         assert_eq!(
             target,
             serde_json::json!({"spec": {"containers": [{"name": "main", "env": [{"name": "A", "value": "1"}, {"name": "B", "value": "two"}, {"name": "C", "value": "3"}]}], "keep": 1}})
         );
-        let mut list = serde_json::json!({"links": ["a", "b"]});
-        merge(&mut list, &serde_json::json!({"links": ["c"]}));
-        assert_eq!(list, serde_json::json!({"links": ["c"]}));
+        let mut list = serde_json::json!({"links": ["a", "b"], "ports": [{"number": 80}]});
+        let replaced = serde_json::json!({"links": ["c"], "ports": [{"number": 81}]});
+        assert_eq!(merge(&mut list, &replaced), []);
+        assert_eq!(list, replaced, "lists without names are replaced");
+    }
+
+    /// `(code, pointer into the patch)` of each conflict.
+    fn conflicts(
+        target: serde_json::Value,
+        patch: serde_json::Value,
+    ) -> Vec<(&'static str, String)> {
+        let mut target = target;
+        merge(&mut target, &patch).into_iter().map(|c| (c.code, c.at)).collect()
+    }
+
+    #[test]
+    fn an_override_never_drops_what_it_does_not_name() {
+        const DROPS: &str = "ferry::validate::override-drops-fields";
+        let env = || serde_json::json!({"env": [{"name": "DATABASE_URL", "value": "x"}, {"name": "LOG_LEVEL", "value": "info"}]});
+        // An item without a name: which one does it change?
+        assert_eq!(
+            conflicts(
+                env(),
+                serde_json::json!({"env": [{"name": "LOG_LEVEL", "value": "warn"}, {"value": "debug"}]})
+            ),
+            [(DROPS, "/env/1".to_owned())]
+        );
+        let mut merged = env();
+        let _ = merge(
+            &mut merged,
+            &serde_json::json!({"env": [{"value": "debug"}, {"name": "NEW", "value": "1"}]}),
+        );
+        let names: Vec<&str> = merged["env"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e["name"].as_str())
+            .collect();
+        assert_eq!(
+            names,
+            ["DATABASE_URL", "LOG_LEVEL", "NEW"],
+            "the named items are still merged, none dropped"
+        );
+        // An empty list, or another type, over named items.
+        assert_eq!(conflicts(env(), serde_json::json!({"env": []})), [(DROPS, "/env".to_owned())]);
+        assert_eq!(
+            conflicts(env(), serde_json::json!({"env": {"DATABASE_URL": "y"}})),
+            [(DROPS, "/env".to_owned())]
+        );
+        // A mapping replaced by a scalar drops its fields.
+        assert_eq!(
+            conflicts(serde_json::json!({"spec": {"a": 1}}), serde_json::json!({"spec": "x"})),
+            [(DROPS, "/spec".to_owned())]
+        );
+        // `null` names what it removes; unnamed items of the manifest stay.
+        assert_eq!(conflicts(env(), serde_json::json!({"env": null})), []);
+        let mut mixed =
+            serde_json::json!({"env": [{"value": "orphan"}, {"name": "A", "value": "1"}]});
+        assert_eq!(
+            merge(&mut mixed, &serde_json::json!({"env": [{"name": "A", "value": "2"}]})),
+            []
+        );
+        assert_eq!(
+            mixed,
+            serde_json::json!({"env": [{"value": "orphan"}, {"name": "A", "value": "2"}]})
+        );
+    }
+
+    fn patch(text: &str) -> Patch {
+        let source = SourceFile::new("overrides/prod.yaml", text);
+        crate::config::parse_patch_file(&source).unwrap_or_else(|p| panic!("{p:?}")).remove(0)
+    }
+
+    /// `(code, position)` of every problem rendering `patches` brings.
+    fn rendering_problems(patches: &[Patch]) -> Vec<(&'static str, String)> {
+        match render(
+            &manifests(APP),
+            &env(ImageStrategy::Copy),
+            None,
+            patches,
+            &SourceImages::default(),
+            None,
+        ) {
+            Ok(_) => Vec::new(),
+            Err(problems) => {
+                problems.into_iter().map(|p| (p.code, p.position().unwrap_or_default())).collect()
+            }
+        }
+    }
+
+    #[test]
+    fn what_an_override_breaks_is_reported_at_the_override() {
+        let latest = patch(
+            "kind: workload\nname: api\nspec:\n  containers:\n    - name: main\n      cpu: 1\n    - name: cache\n      image: redis:latest\n",
+        );
+        assert_eq!(
+            rendering_problems(&[latest]),
+            [("ferry::validate::mutable-tag", "overrides/prod.yaml:8:14".to_owned())]
+        );
+        let types = patch(
+            "kind: workload\nname: api\nspec:\n  containers:\n    - name: main\n      env:\n        - {name: CPLN_X, value: y}\n",
+        );
+        assert_eq!(
+            rendering_problems(&[types]),
+            [("ferry::validate::invalid-env-name", "overrides/prod.yaml:7:18".to_owned())]
+        );
+        let cpu = patch(
+            "kind: workload\nname: api\nspec:\n  containers:\n    - name: main\n      cpu: five\n",
+        );
+        assert_eq!(
+            rendering_problems(&[cpu]),
+            [("ferry::validate::invalid-field", "overrides/prod.yaml:6:12".to_owned())]
+        );
+        let renames = patch("kind: workload\nname: api\ngvc: shop\n");
+        assert_eq!(
+            rendering_problems(&[renames]),
+            [("ferry::validate::override-changes-identity", "overrides/prod.yaml:3:6".to_owned())]
+        );
+        let same = patch(
+            "kind: workload\nname: api\nspec:\n  containers:\n    - name: main\n      image: //image/api:1.5\n",
+        );
+        assert_eq!(rendering_problems(&[same]), []);
+    }
+
+    #[test]
+    fn a_problem_is_traced_to_the_override_field_that_set_it() {
+        let fields = serde_json::json!({"spec": {"containers": [{"name": "b", "image": "x"}]}});
+        let body = serde_json::json!({"spec": {"containers": [{"name": "a"}, {"name": "b", "image": "x"}]}});
+        assert_eq!(
+            patch_pointer(&fields, &body, "/spec/containers/1/image"),
+            "/spec/containers/0/image"
+        );
+        assert_eq!(patch_pointer(&fields, &body, "/spec/containers/0/image"), "/spec/containers");
+        assert_eq!(patch_pointer(&fields, &body, "/spec/minScale"), "/spec");
     }
 }

@@ -9,7 +9,7 @@ use crate::config::{Environment, Patch};
 use crate::diagnostic::{Problem, Problems};
 use crate::inputs;
 use crate::repo::Revision;
-use crate::{Error, ExitStatus, graph, output, validate};
+use crate::{Error, ExitStatus, graph, output, render, validate};
 
 /// Schema of `ferry validate --output json`.
 pub const SCHEMA: &str = "ferry.validate/v1";
@@ -85,12 +85,22 @@ fn check(
     for env in &environments {
         problems.extend(validate::check(&manifests.set, config, env));
         match plan.overrides(env) {
-            Ok(patches) => problems.extend(
-                patches
-                    .iter()
-                    .filter(|p| manifests.set.get(&p.target).is_none())
-                    .map(|p| unknown_target(env, p)),
-            ),
+            Ok(patches) => {
+                problems.extend(
+                    patches
+                        .iter()
+                        .filter(|p| manifests.set.get(&p.target).is_none())
+                        .map(|p| unknown_target(env, p)),
+                );
+                // What would be applied: overrides merged, images as the
+                // manifests write them (a promotion pins its source's).
+                let images = render::SourceImages::default();
+                if let Err(found) =
+                    render::for_environment(config, env, &manifests.set, &patches, &images, None)
+                {
+                    problems.extend(found);
+                }
+            }
             Err(found) => problems.extend(found),
         }
     }

@@ -171,6 +171,15 @@ pub struct Patch {
     pub location: Location,
 }
 
+impl Patch {
+    /// Where a JSON pointer into the patch's fields is written (the key
+    /// itself when `on_key`; the closest field written when the pointer
+    /// goes further).
+    pub fn location_at(&self, pointer: &str, on_key: bool) -> Location {
+        Location::new(&self.location.source, self.patch.resolve(pointer).span(on_key))
+    }
+}
+
 /// `first` is applied (and ready) before `then`.
 #[derive(Debug, Clone)]
 pub struct OrderRule {

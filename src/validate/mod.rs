@@ -7,8 +7,10 @@ pub mod schema;
 
 use std::collections::{HashMap, HashSet};
 
+use serde_json::Value;
+
 use crate::config::{Environment, ManifestSource, PromotionConfig};
-use crate::diagnostic::Problem;
+use crate::diagnostic::{Location, Problem, Severity};
 use crate::manifest::image::{self, Source};
 use crate::manifest::refs::references;
 use crate::manifest::yaml::Node;
@@ -35,12 +37,10 @@ pub fn check(manifests: &ManifestSet, config: &PromotionConfig, env: &Environmen
         );
     }
     for resource in &manifests.resources {
-        problems.extend(
-            schema::check(resource.kind, &resource.body())
-                .iter()
-                .map(|v| field_problem(resource, v)),
-        );
-        names(resource, &mut problems);
+        let body = resource.body();
+        let subject = resource.id().to_string();
+        let located = |found: Vec<Finding>| found.into_iter().map(|f| f.problem_in(resource));
+        problems.extend(located(field_rules(resource.kind, &body, &subject)));
         gvc_field(resource, env, &mut problems);
         for reference in references(resource) {
             let exists = if reference.target.kind == Kind::Gvc {
@@ -75,9 +75,7 @@ pub fn check(manifests: &ManifestSet, config: &PromotionConfig, env: &Environmen
                 ));
             }
         }
-        if resource.kind == Kind::Workload {
-            containers(resource, env, &mut problems);
-        }
+        problems.extend(located(container_rules(&body, &subject, env)));
     }
     for rule in &config.ordering {
         for (id, location) in
@@ -138,12 +136,6 @@ fn duplicates<'a>(
     seen
 }
 
-/// A schema violation in a written manifest, located in its file.
-pub fn field_problem(resource: &Resource, violation: &schema::Violation) -> Problem {
-    let location = resource.location_at(&violation.path, violation.on_key);
-    schema::problem(violation, &resource.id().to_string(), Some(location))
-}
-
 fn dangling(
     resource: &Resource,
     node: &Node,
@@ -166,29 +158,6 @@ fn dangling(
     ))
 }
 
-fn names(resource: &Resource, problems: &mut Vec<Problem>) {
-    let check = match resource.kind {
-        Kind::Workload => naming::check_workload_name,
-        Kind::Domain => naming::check_domain_name,
-        _ => naming::check_resource_name,
-    };
-    if let Err(reason) = check(&resource.name) {
-        let help = if resource.kind == Kind::Domain {
-            "a domain's name is its host name"
-        } else {
-            naming::NAME_HELP
-        };
-        problems.push(
-            Problem::new(
-                "ferry::validate::invalid-name",
-                format!("invalid {} name `{}`: {reason}", resource.kind, resource.name),
-            )
-            .at(resource.location(), "invalid name")
-            .help(help),
-        );
-    }
-}
-
 fn gvc_field(resource: &Resource, env: &Environment, problems: &mut Vec<Problem>) {
     let Some(gvc) = &resource.gvc else { return };
     let node = resource.node.get("gvc").unwrap_or(&resource.node);
@@ -207,58 +176,6 @@ fn gvc_field(resource: &Resource, env: &Environment, problems: &mut Vec<Problem>
     }
 }
 
-fn containers(resource: &Resource, env: &Environment, problems: &mut Vec<Problem>) {
-    let containers =
-        resource.node.path(&["spec", "containers"]).and_then(Node::items).unwrap_or_default();
-    let mut seen: HashMap<&str, &Node> = HashMap::new();
-    for container in containers {
-        let Some(name_node) = container.get("name") else { continue };
-        let Some(name) = name_node.as_str() else { continue };
-        if let Some(first) = seen.insert(name, name_node) {
-            problems.push(
-                Problem::new(
-                    "ferry::validate::duplicate-container",
-                    format!("{} has two containers named `{name}`", resource.id()),
-                )
-                .at(resource.location_of(name_node), "second container with this name")
-                .note(resource.location_of(first), "first one")
-                .help("container names must be unique within a workload"),
-            );
-        }
-        if let Err(reason) = naming::check_container_name(name) {
-            problems.push(
-                Problem::new(
-                    "ferry::validate::invalid-name",
-                    format!("invalid container name `{name}` in {}: {reason}", resource.id()),
-                )
-                .at(resource.location_of(name_node), "invalid name")
-                .help(
-                    "container names use lowercase letters, digits and `-`, at most 64 characters",
-                ),
-            );
-        }
-        for env_var in container.get("env").and_then(Node::items).unwrap_or_default() {
-            let Some(var) = env_var.get("name") else { continue };
-            if let Some(Err(reason)) = var.as_str().map(naming::check_env_name) {
-                problems.push(
-                    Problem::new(
-                        "ferry::validate::invalid-env-name",
-                        format!("invalid environment variable name in {}: {reason}", resource.id()),
-                    )
-                    .at(resource.location_of(var), "invalid name")
-                    .help("use letters, digits, `-`, `.` and `_`; `CPLN_` is reserved"),
-                );
-            }
-        }
-        if env.immutable_tags
-            && let Some(image_node) = container.get("image")
-            && let Some(image) = image_node.as_str().filter(|i| mutable_in(env, i))
-        {
-            problems.push(mutable_tag(resource, image_node, image, env));
-        }
-    }
-}
-
 /// A mutable reference that stays mutable in `env`: an external one that
 /// `images.pinExternal` pins to a digest does not.
 fn mutable_in(env: &Environment, text: &str) -> bool {
@@ -267,11 +184,169 @@ fn mutable_in(env: &Environment, text: &str) -> bool {
     image.is_mutable() && !pinned
 }
 
-fn mutable_tag(resource: &Resource, node: &Node, image: &str, env: &Environment) -> Problem {
-    Problem::new(
-        "ferry::validate::mutable-tag",
-        format!("{} uses the mutable image `{image}`, but `{}` requires immutable tags", resource.id(), env.name),
-    )
-    .at(resource.location_of(node), "mutable tag")
-    .help("use an immutable tag (a version or commit SHA) or pin a digest (`NAME@sha256:…`); `latest` or no tag can change under a release")
+/// A rule broken in a resource's body: a field, by JSON pointer, and what
+/// is wrong with it. The same rules run on what is written (located in the
+/// manifest) and on what is rendered for an environment (located in the
+/// override that brought the problem in; see `render`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Finding {
+    pub code: &'static str,
+    /// JSON pointer to the field.
+    pub path: String,
+    /// The problem is the key at `path`, not its value.
+    pub on_key: bool,
+    pub message: String,
+    pub help: String,
+    pub severity: Severity,
+    /// An earlier field this one clashes with (a duplicate's first).
+    pub first: Option<String>,
+}
+
+impl Finding {
+    fn new(code: &'static str, path: String, message: String, help: &str) -> Self {
+        Finding {
+            code,
+            path,
+            on_key: false,
+            message,
+            help: help.to_owned(),
+            severity: Severity::Error,
+            first: None,
+        }
+    }
+
+    /// As a problem located at `location` (where the field is written);
+    /// `first` locates [`Finding::first`].
+    pub fn problem(&self, message: String, location: Location, first: Option<Location>) -> Problem {
+        let label = match (self.code, self.on_key) {
+            (_, true) => "unknown field".to_owned(),
+            ("ferry::validate::mutable-tag", _) => "mutable tag".to_owned(),
+            ("ferry::validate::duplicate-container", _) => {
+                "second container with this name".to_owned()
+            }
+            ("ferry::validate::invalid-field" | "ferry::validate::questionable-field", _) => {
+                schema::field_name(&self.path)
+            }
+            _ => "invalid name".to_owned(),
+        };
+        let mut problem = Problem::new(self.code, message).at(location, label).help(&self.help);
+        if let Some(first) = first {
+            problem = problem.note(first, "first one");
+        }
+        if self.severity == Severity::Warning {
+            problem = problem.warning();
+        }
+        problem
+    }
+
+    /// As a problem located in the written manifest.
+    fn problem_in(&self, resource: &Resource) -> Problem {
+        let first = self.first.as_ref().map(|f| resource.location_at(f, false));
+        self.problem(self.message.clone(), resource.location_at(&self.path, self.on_key), first)
+    }
+}
+
+/// Every rule a body must follow wherever it comes from: Control Plane's
+/// field types, ranges and enumerations (`schema`), the resource's name,
+/// and its containers' names, env names and image tags. `subject` names
+/// the resource in messages (`workload/api`).
+pub fn body_rules(kind: Kind, body: &Value, subject: &str, env: &Environment) -> Vec<Finding> {
+    let mut found = field_rules(kind, body, subject);
+    found.extend(container_rules(body, subject, env));
+    found
+}
+
+/// Field types (`schema`) and the resource's name.
+fn field_rules(kind: Kind, body: &Value, subject: &str) -> Vec<Finding> {
+    let mut found: Vec<Finding> = schema::check(kind, body)
+        .iter()
+        .map(|v| {
+            let problem = schema::problem(v, subject, None);
+            Finding {
+                code: problem.code,
+                path: v.path.clone(),
+                on_key: v.on_key,
+                message: problem.message.clone(),
+                help: v.help.clone(),
+                severity: v.severity,
+                first: None,
+            }
+        })
+        .collect();
+    let check = match kind {
+        Kind::Workload => naming::check_workload_name,
+        Kind::Domain => naming::check_domain_name,
+        _ => naming::check_resource_name,
+    };
+    if let Some(Err(reason)) =
+        body.get("name").and_then(Value::as_str).map(|n| (n, check(n))).map(|(name, checked)| {
+            checked.map_err(|reason| format!("invalid {kind} name `{name}`: {reason}"))
+        })
+    {
+        let help = if kind == Kind::Domain {
+            "a domain's name is its host name"
+        } else {
+            naming::NAME_HELP
+        };
+        found.push(Finding::new("ferry::validate::invalid-name", "/name".to_owned(), reason, help));
+    }
+    found
+}
+
+/// A workload's containers: unique valid names, valid env names, and no
+/// mutable tag where `env` requires immutable ones.
+fn container_rules(body: &Value, subject: &str, env: &Environment) -> Vec<Finding> {
+    let mut found = Vec::new();
+    if body.get("kind").and_then(Value::as_str) != Some("workload") {
+        return found;
+    }
+    let containers = body.pointer("/spec/containers").and_then(Value::as_array);
+    let mut seen: HashMap<&str, String> = HashMap::new();
+    for (index, container) in containers.into_iter().flatten().enumerate() {
+        let at = format!("/spec/containers/{index}");
+        let Some(name) = container.get("name").and_then(Value::as_str) else { continue };
+        if let Some(first) = seen.insert(name, format!("{at}/name")) {
+            let mut duplicate = Finding::new(
+                "ferry::validate::duplicate-container",
+                format!("{at}/name"),
+                format!("{subject} has two containers named `{name}`"),
+                "container names must be unique within a workload",
+            );
+            duplicate.first = Some(first);
+            found.push(duplicate);
+        }
+        if let Err(reason) = naming::check_container_name(name) {
+            found.push(Finding::new(
+                "ferry::validate::invalid-name",
+                format!("{at}/name"),
+                format!("invalid container name `{name}` in {subject}: {reason}"),
+                "container names use lowercase letters, digits and `-`, at most 64 characters",
+            ));
+        }
+        let vars = container.get("env").and_then(Value::as_array);
+        for (j, var) in vars.into_iter().flatten().enumerate() {
+            if let Some(Err(reason)) =
+                var.get("name").and_then(Value::as_str).map(naming::check_env_name)
+            {
+                found.push(Finding::new(
+                    "ferry::validate::invalid-env-name",
+                    format!("{at}/env/{j}/name"),
+                    format!("invalid environment variable name in {subject}: {reason}"),
+                    "use letters, digits, `-`, `.` and `_`; `CPLN_` is reserved",
+                ));
+            }
+        }
+        if let Some(image) = container.get("image").and_then(Value::as_str)
+            && env.immutable_tags
+            && mutable_in(env, image)
+        {
+            found.push(Finding::new(
+                "ferry::validate::mutable-tag",
+                format!("{at}/image"),
+                format!("{subject} uses the mutable image `{image}`, but `{}` requires immutable tags", env.name),
+                "use an immutable tag (a version or commit SHA) or pin a digest (`NAME@sha256:…`); `latest` or no tag can change under a release",
+            ));
+        }
+    }
+    found
 }

@@ -135,7 +135,7 @@ impl fmt::Display for Ptr {
 }
 
 /// `/spec/containers/0/name` → `spec.containers[0].name`.
-fn field_name(pointer: &str) -> String {
+pub(crate) fn field_name(pointer: &str) -> String {
     let mut name = String::new();
     for step in pointer.split('/').skip(1) {
         let step = step.replace("~1", "/").replace("~0", "~");
@@ -152,7 +152,7 @@ fn field_name(pointer: &str) -> String {
 }
 
 /// "a string", "a list", …: what a value is, for "expected X, found Y".
-fn type_name(value: &Value) -> &'static str {
+pub(crate) fn type_name(value: &Value) -> &'static str {
     match value {
         Value::Null => "nothing",
         Value::Bool(_) => "a boolean",
