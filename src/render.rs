@@ -129,7 +129,7 @@ pub fn render(
             }
             conflicts.extend(merge(&mut body, &fields));
             for conflict in &conflicts {
-                problems.push(conflict.problem(resource, patch, env));
+                problems.push(unshown_if_secret(conflict.problem(resource, patch, env), patch));
             }
             let merged = finish(&body, &mut Problems::default());
             checks.patched(&merged, patch, &fields, &mut problems);
@@ -207,14 +207,29 @@ impl<'a> Checks<'a> {
             let pointer = patch_pointer(fields, body, &found.path);
             let location = patch.location_at(&pointer, found.on_key && pointer == found.path);
             let message = format!("with the override of `{}`, {}", self.env.name, found.message);
-            problems.push(
-                found
-                    .problem(message, location, None)
-                    .note(self.resource.location(), "in the resource it patches"),
-            );
+            let problem = found
+                .problem(message, location, None)
+                .note(self.resource.location(), "in the resource it patches");
+            problems.push(unshown_if_secret(problem, patch));
         }
         self.before = after;
     }
+}
+
+/// A problem in an override of a secret is shown without a snippet (an
+/// inline patch in the plan file is not masked as a manifest is, and may
+/// hold the payload): its position goes into the message instead.
+fn unshown_if_secret(mut problem: Problem, patch: &Patch) -> Problem {
+    if patch.target.kind == Kind::Secret
+        && let Some(location) = problem.location.take()
+    {
+        problem.message = format!(
+            "{} (at {}; not shown, as an override of a secret may hold its payload)",
+            problem.message,
+            location.describe()
+        );
+    }
+    problem
 }
 
 /// Where, in an override's fields, the field at `pointer` of the merged
@@ -936,6 +951,27 @@ mod tests {
             "kind: workload\nname: api\nspec:\n  containers:\n    - name: main\n      image: //image/api:1.5\n",
         );
         assert_eq!(rendering_problems(&[same]), []);
+    }
+
+    #[test]
+    fn an_override_of_a_secret_is_never_shown() {
+        let text = "kind: secret\nname: db\ntype: opaque\ndata: {payload: s3cr3t-payload, encoding: plain}\n";
+        let secret = patch("kind: secret\nname: db\ndata: hunter2-payload\n");
+        let Err(problems) = render(
+            &manifests(text),
+            &env(ImageStrategy::Copy),
+            None,
+            &[secret],
+            &SourceImages::default(),
+            None,
+        ) else {
+            panic!("a mapping replaced by a string is refused");
+        };
+        let problem = &problems.problems[0];
+        assert_eq!(problem.code, "ferry::validate::override-drops-fields");
+        assert!(problem.location.is_none(), "no snippet");
+        assert!(problem.message.contains("overrides/prod.yaml:3:7"), "{}", problem.message);
+        assert!(!format!("{problems:?}").contains("hunter2"), "{problems:?}");
     }
 
     #[test]
