@@ -28,6 +28,10 @@ pub(crate) fn run(
         Promotion::prepare(&workspace, from, env, source).await?.make(&workspace).await
     })?;
     let plan = plan.plan;
+    if let Some(refused) = plan::prune_refusal(&plan, target) {
+        // Said now, so that CI sees it before `promote --prune` refuses.
+        output::warnings(&[refused.warning()]);
+    }
     match global.output {
         OutputFormat::Json => {
             output::print(&format!("{:#}\n", serde_json::to_value(&plan).unwrap_or_default()))?

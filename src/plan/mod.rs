@@ -342,7 +342,7 @@ pub fn prune_refusal(plan: &Plan, env: &Environment) -> Option<Problem> {
         )
         .at(why.0, why.1)
         .help(format!(
-            "nothing was written or deleted; if these deletes are meant, raise `prune.maxDeletes` of {} in the plan file, or promote without --prune (deletes are then left for later)",
+            "nothing is written or deleted then; if these deletes are meant, raise `prune.maxDeletes` of {} in the plan file, or promote without --prune (deletes are then left for later)",
             env.name
         )),
     )

@@ -76,6 +76,10 @@ async fn prune_deletes_no_more_than_the_plan_file_allows() {
     pipeline.stage().await;
     // 13 managed resources: by default at most 3 deletes.
     commit_without(&pipeline, &["worker.yaml", "queue.yaml", "volumeset.yaml", "db-migrate.yaml"]);
+    // The plan says it beforehand, as a warning (it carries out nothing).
+    let plan = pipeline.ferry(&["plan", "staging"]);
+    assert_eq!(plan.code, Some(2), "{}", plan.stderr);
+    assert!(plan.stderr.contains("! --prune would delete 4 resources"), "{}", plan.stderr);
     pipeline.sim.clear_request_log();
     let refused = pipeline.ferry(&["promote", "dev", "staging", "--prune", "--yes"]);
     assert_eq!(refused.code, Some(1), "{}\n{}", refused.stdout, refused.stderr);
