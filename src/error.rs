@@ -34,6 +34,10 @@ pub enum Error {
     #[diagnostic(transparent)]
     Promote(Box<crate::promote::PromoteError>),
 
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Execute(Box<crate::execute::ExecuteError>),
+
     #[error("could not write output: {0}")]
     #[diagnostic(code(ferry::output))]
     Output(#[source] std::io::Error),

@@ -85,6 +85,26 @@ impl Graph {
     }
 }
 
+#[cfg(test)]
+impl Graph {
+    /// A graph of `ordering` edges only (`first`, `then` as `kind/name`),
+    /// for tests of what is made from a graph.
+    pub(crate) fn of_ordering(edges: &[(&str, &str)]) -> Graph {
+        let id = |text: &str| text.parse().unwrap_or_else(|_| panic!("{text}"));
+        Graph {
+            waves: vec![],
+            dependencies: edges
+                .iter()
+                .map(|(first, then)| Dependency {
+                    first: id(first),
+                    then: id(then),
+                    reason: Reason::Ordering,
+                })
+                .collect(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Vertex {
     Resource(usize),

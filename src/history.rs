@@ -4,15 +4,15 @@
 use futures::stream::{self, StreamExt, TryStreamExt};
 use serde_json::{Value, json};
 
-use crate::api::{ApiError, Client, paths};
+use crate::api::{ApiError, ControlPlane, paths};
 use crate::config::Environment;
 use crate::manifest::Kind;
 use crate::release::{self, Outcome, RELEASE_OF_TAG, Release};
 
 /// Every release of `env`, oldest first. Records are read with `-reveal`;
 /// one that cannot be read still counts for numbering.
-pub async fn releases(
-    client: &Client,
+pub async fn releases<A: ControlPlane>(
+    client: &A,
     env: &Environment,
 ) -> Result<Vec<(u64, Option<Release>)>, ApiError> {
     let path = format!("{}/-query", paths::collection(&env.org, &env.gvc, Kind::Secret));
@@ -38,8 +38,8 @@ pub async fn releases(
 }
 
 /// The newest release of `env` that succeeded.
-pub async fn last_succeeded(
-    client: &Client,
+pub async fn last_succeeded<A: ControlPlane>(
+    client: &A,
     env: &Environment,
 ) -> Result<Option<Release>, ApiError> {
     let all = releases(client, env).await?;
@@ -48,8 +48,8 @@ pub async fn last_succeeded(
 
 /// Stores `release` and deletes the oldest records beyond the environment's
 /// history limit.
-pub async fn record(
-    client: &Client,
+pub async fn record<A: ControlPlane>(
+    client: &A,
     env: &Environment,
     release: &Release,
     existing: &[u64],

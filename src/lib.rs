@@ -6,7 +6,6 @@
 //! `docs/architecture.md` for the path data takes through the modules.
 
 pub mod api;
-pub mod apply;
 pub mod cli;
 pub mod commands;
 pub mod config;
@@ -14,6 +13,7 @@ pub mod connect;
 pub mod diagnostic;
 pub mod diff;
 pub mod error;
+pub mod execute;
 pub mod graph;
 pub mod history;
 pub mod inputs;

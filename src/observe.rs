@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use futures::stream::{self, StreamExt, TryStreamExt};
 use serde_json::{Value, json};
 
-use crate::api::{ApiError, Client, paths};
+use crate::api::{ApiError, Client, ControlPlane, paths};
 use crate::config::Environment;
 use crate::manifest::image::{self, Source};
 use crate::manifest::{Kind, ResourceId};
@@ -64,7 +64,8 @@ pub async fn observe(
     Ok(observation)
 }
 
-fn state(env: &Environment, id: &ResourceId, body: &Value) -> State {
+/// A live body in the form plans compare, with its version.
+pub fn state(env: &Environment, id: &ResourceId, body: &Value) -> State {
     State {
         id: id.clone(),
         body: plan::comparable(id.kind, &id.name, &env.org, &env.gvc, body),
@@ -74,8 +75,8 @@ fn state(env: &Environment, id: &ResourceId, body: &Value) -> State {
 
 /// One resource; secrets through `-reveal` (falling back to the plain GET
 /// when the token may not reveal).
-async fn fetch(
-    client: &Client,
+pub async fn fetch<A: ControlPlane>(
+    client: &A,
     env: &Environment,
     id: &ResourceId,
 ) -> Result<Option<Value>, ApiError> {
@@ -269,8 +270,8 @@ async fn tag_of(
 
 /// The digest of `repository:tag` in an org's registry, from its image
 /// resource; `None` when the image does not exist there.
-async fn image_digest(
-    client: &Client,
+async fn image_digest<A: ControlPlane>(
+    client: &A,
     org: &str,
     repository: &str,
     tag: Option<&str>,
@@ -282,8 +283,8 @@ async fn image_digest(
 
 /// The digests of `repository:tag` images in an org's registry, looked up
 /// concurrently; `None` for those that do not exist there.
-pub async fn registry_digests(
-    client: &Client,
+pub async fn registry_digests<A: ControlPlane>(
+    client: &A,
     org: &str,
     wanted: impl IntoIterator<Item = (String, String)>,
 ) -> Result<HashMap<(String, String), Option<String>>, ApiError> {
@@ -300,11 +301,7 @@ pub async fn registry_digests(
         .await
 }
 
-/// The repository and tag an image change lands as (`latest` without a tag).
-pub fn landing(change: &ImageChange) -> (String, String) {
-    let repository = image::classify(&change.after, None).repository.to_owned();
-    (repository, change.tag.clone().unwrap_or_else(|| "latest".to_owned()))
-}
+pub use crate::plan::landing;
 
 /// Fills `copy` for images that land in `env`'s own registry: `true` when
 /// the registry lacks the tag (or has it at another digest); and, for

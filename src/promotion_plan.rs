@@ -21,7 +21,7 @@ use crate::config::{Environment, ImageStrategy};
 use crate::inputs::{Prepared, Workspace};
 use crate::manifest::image::classify;
 use crate::manifest::{Kind, ResourceId};
-use crate::plan::{self, ImagesFrom, ManifestsFrom, Plan, State, Target};
+use crate::plan::{self, ImagesFrom, ManifestsFrom, Plan, Target};
 use crate::release::Release;
 use crate::render::{self, ImageMap, Rendered, SourceImages};
 use crate::{Error, connect, history, observe};
@@ -35,15 +35,14 @@ pub struct Promotion<'a> {
     pub prepared: Prepared,
     /// Why the manifests were read at their revision.
     pub manifests_from: ManifestsFrom,
+    /// Plan deletes of managed resources that left git (`--prune`).
+    pub prune: bool,
 }
 
 /// A plan with what it was made from.
 pub struct Made {
     pub plan: Plan,
     pub rendered: Vec<Rendered>,
-    /// Live bodies of the planned resources that exist: the state a failed
-    /// promotion restores.
-    pub before: HashMap<ResourceId, Value>,
     /// What the source runs (empty without one).
     pub images: SourceImages,
 }
@@ -104,7 +103,7 @@ impl<'a> Promotion<'a> {
         source: &SourceArgs,
         manifests_from: ManifestsFrom,
     ) -> Result<Self, Error> {
-        Ok(Self { src, prepared: workspace.prepare(dst, source)?, manifests_from })
+        Ok(Self { src, prepared: workspace.prepare(dst, source)?, manifests_from, prune: false })
     }
 
     /// The target environment.
@@ -119,11 +118,7 @@ impl<'a> Promotion<'a> {
         &self,
         workspace: &Workspace,
     ) -> Result<(Vec<Rendered>, SourceImages), Error> {
-        let env = self.dst();
-        let pull_from = match (&env.images, self.src) {
-            (ImageStrategy::PullSecret { .. }, Some(source)) => Some(source.registry.clone()),
-            _ => None,
-        };
+        let pull_from = self.pull_from();
         let images = match self.src {
             Some(source) => {
                 let workloads: Vec<String> = self
@@ -145,15 +140,42 @@ impl<'a> Promotion<'a> {
             }
             None => SourceImages::default(),
         };
+        let rendered = self.render_with(workspace, &images, pull_from)?;
+        Ok((rendered, images))
+    }
+
+    /// With the `pull-secret` strategy, the source's registry, which the
+    /// target pulls from.
+    fn pull_from(&self) -> Option<String> {
+        match (&self.dst().images, self.src) {
+            (ImageStrategy::PullSecret { .. }, Some(source)) => Some(source.registry.clone()),
+            _ => None,
+        }
+    }
+
+    /// Renders the target's manifests with the images as git writes them:
+    /// no environment is read (a saved plan's secret payloads come from
+    /// here).
+    pub fn render_as_written(&self, workspace: &Workspace) -> Result<Vec<Rendered>, Error> {
+        let pull_from = self.pull_from();
+        self.render_with(workspace, &SourceImages::default(), pull_from)
+    }
+
+    fn render_with(
+        &self,
+        workspace: &Workspace,
+        images: &SourceImages,
+        pull_from: Option<String>,
+    ) -> Result<Vec<Rendered>, Error> {
         let rendered = render::for_environment(
             &workspace.config,
-            env,
+            self.dst(),
             &self.prepared.manifests.set,
             &self.prepared.patches,
-            &images,
+            images,
             pull_from.as_deref(),
         )?;
-        Ok((rendered, images))
+        Ok(rendered)
     }
 
     /// Renders, reads the target's live state and makes the plan.
@@ -167,15 +189,7 @@ impl<'a> Promotion<'a> {
         let mut image_changes =
             plan::image_changes(rendered.iter().map(|r| (&r.id, &r.body)), &observation.raw);
         observe::check_copies(&client, env, &mut image_changes, &images).await?;
-        let desired = rendered
-            .iter()
-            .map(|r| State {
-                id: r.id.clone(),
-                body: plan::comparable(r.id.kind, &r.id.name, &env.org, &env.gvc, &r.body),
-                version: None,
-            })
-            .collect();
-        let plan = plan::build(plan::Input {
+        let plan = plan::promotion::plan(plan::promotion::Inputs {
             target: Target {
                 environment: env.name.clone(),
                 org: env.org.clone(),
@@ -190,12 +204,16 @@ impl<'a> Promotion<'a> {
                 },
             },
             graph: &self.prepared.graph,
-            desired,
-            live: observation.live.clone(),
+            src: self.src,
+            dst: env,
+            rendered: &rendered,
+            live: observation.live,
             managed: observation.managed,
             images: image_changes,
+            external: &images.external,
+            prune: self.prune,
         });
-        Ok(Made { plan, rendered, before: observation.raw, images })
+        Ok(Made { plan, rendered, images })
     }
 }
 

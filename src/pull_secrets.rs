@@ -9,6 +9,7 @@ use serde_json::Value;
 
 use crate::api::{ApiError, Client, paths};
 use crate::config::Environment;
+use crate::execute::Finding;
 use crate::manifest::image::{self, pull_secret_serves};
 use crate::manifest::{Kind, ResourceId};
 use crate::plan;
@@ -30,7 +31,7 @@ pub async fn missing(
     dst_client: &Client,
     dst: &Environment,
     rendered: &[Rendered],
-) -> Result<Vec<String>, ApiError> {
+) -> Result<Vec<Finding>, ApiError> {
     let mut images: Vec<&str> = rendered
         .iter()
         .filter(|r| r.id.kind == Kind::Workload)
@@ -63,10 +64,12 @@ pub async fn missing(
     for text in images {
         let Some(used) = serving(&src_secrets, text) else { continue };
         if serving(&dst_secrets, text).is_none() {
-            problems.push(format!(
-                "image {text} needs a pull secret: {}'s GVC pulls it with {used}, but no pull secret on {}'s GVC serves it",
-                src.name, dst.name
-            ));
+            problems.push(Finding::NoPullSecret {
+                image: text.to_owned(),
+                source: src.name.clone(),
+                used,
+                target: dst.name.clone(),
+            });
         }
     }
     Ok(problems)

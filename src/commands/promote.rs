@@ -10,9 +10,9 @@ use std::sync::Mutex;
 use serde_json::json;
 
 use super::Session;
-use crate::apply::{Event, Reporter};
 use crate::cli::{OutputFormat, PromotionArgs, SourceArgs};
 use crate::config::Environment;
+use crate::execute::{Event, ExecuteError, Reporter};
 use crate::lock::{self, LockError};
 use crate::manifest::Kind;
 use crate::plan::{self, Plan};
@@ -46,8 +46,9 @@ pub(crate) fn promote(
     let console = Console::new(session);
     let source = SourceArgs { revision, worktree: false };
     let outcome = super::runtime()?.block_on(async {
-        let promotion = Promotion::prepare(&workspace, Some(src), &dst.name, &source).await?;
-        crate::promote::promote(&workspace, &promotion, &options(args), None, &console).await
+        let mut promotion = Promotion::prepare(&workspace, Some(src), &dst.name, &source).await?;
+        promotion.prune = args.prune;
+        crate::promote::promote(&workspace, &promotion, &options(args), &console).await
     });
     finish(session, &console, outcome)
 }
@@ -64,13 +65,7 @@ pub(crate) fn apply(
         )
         .help("save one with `ferry plan ENV --from SRC --out PLAN.json`")
     })?;
-    let saved: Plan = serde_json::from_str(&text).map_err(|e| {
-        crate::diagnostic::Problem::new(
-            "ferry::apply::invalid",
-            format!("{} is not a saved plan: {e}", path.display()),
-        )
-        .help("save one with `ferry plan ENV --from SRC --out PLAN.json`")
-    })?;
+    let saved = saved_plan(path, text)?;
     let workspace = session.workspace()?;
     let dst = workspace.config.environment(&saved.target.environment)?;
     let src =
@@ -90,10 +85,48 @@ pub(crate) fn apply(
             &source,
             saved.target.manifests_from.clone(),
         )?;
-        crate::promote::promote(&workspace, &promotion, &options(args), Some(&saved), &console)
-            .await
+        crate::promote::apply(&workspace, &promotion, saved, &options(args), &console).await
     });
     finish(session, &console, outcome)
+}
+
+/// A saved plan of this Ferry's schema: anything else is refused, located.
+fn saved_plan(path: &Path, text: String) -> Result<Plan, Error> {
+    let source = crate::diagnostic::SourceFile::new(path.display().to_string(), text);
+    let help = "save one with `ferry plan ENV --from SRC --out PLAN.json`";
+    let at = |line: usize, column: usize| {
+        let offset = source.offset_of(line, column);
+        crate::diagnostic::Location::new(&source, offset..offset)
+    };
+    let value: serde_json::Value = serde_json::from_str(source.text()).map_err(|e| {
+        crate::diagnostic::Problem::new(
+            "ferry::apply::invalid",
+            format!("{} is not a saved plan", path.display()),
+        )
+        .at(at(e.line(), e.column()), e.to_string())
+        .help(help)
+    })?;
+    let schema = value.get("schema").and_then(serde_json::Value::as_str).unwrap_or("(none)");
+    if schema != plan::SCHEMA {
+        return Err(crate::diagnostic::Problem::new(
+            "ferry::apply::schema",
+            format!(
+                "{} is a plan of schema {schema}; this Ferry carries out {} plans",
+                path.display(),
+                plan::SCHEMA
+            ),
+        )
+        .help(format!("make the plan again with this Ferry: {help}"))
+        .into());
+    }
+    serde_json::from_value(value).map_err(|e| {
+        crate::diagnostic::Problem::new(
+            "ferry::apply::invalid",
+            format!("{} is not a saved plan: {e}", path.display()),
+        )
+        .help(help)
+        .into()
+    })
 }
 
 /// Prints the outcome; a held lock or a missing approval is "blocked" (3).
@@ -144,13 +177,14 @@ fn finish(
             }
             Ok(ExitStatus::Success)
         }
-        Err(Error::Promote(error))
-            if matches!(
-                *error,
-                PromoteError::NotApproved { .. } | PromoteError::Lock(LockError::Held { .. })
-            ) =>
+        Err(error @ Error::Promote(_)) if matches!(&error, Error::Promote(e) if matches!(**e, PromoteError::NotApproved { .. })) =>
         {
-            output::report(Error::Promote(error));
+            output::report(error);
+            Ok(ExitStatus::Blocked)
+        }
+        Err(error @ Error::Execute(_)) if matches!(&error, Error::Execute(e) if matches!(**e, ExecuteError::Lock(LockError::Held { .. }))) =>
+        {
+            output::report(error);
             Ok(ExitStatus::Blocked)
         }
         Err(error) => Err(error),
@@ -173,7 +207,7 @@ pub(crate) fn unlock(session: &Session<'_>, env: &str, force: bool) -> Result<Ex
 }
 
 fn lock_error(error: LockError) -> Error {
-    Error::Promote(Box::new(PromoteError::Lock(error)))
+    ExecuteError::Lock(error).into()
 }
 
 pub(crate) fn history(session: &Session<'_>, env: &str) -> Result<ExitStatus, Error> {
@@ -282,7 +316,7 @@ async fn deploy(
     console: &Console,
 ) -> Result<(), Error> {
     let promotion = Promotion::prepare(workspace, src, &dst.name, &SourceArgs::default()).await?;
-    crate::promote::promote(workspace, &promotion, options, None, console).await?;
+    crate::promote::promote(workspace, &promotion, options, console).await?;
     let from = src.map_or_else(|| "git".to_owned(), |s| s.name.clone());
     output::status(&format!("  deployed the example to {} (from {from})", dst.name));
     Ok(())
@@ -342,20 +376,17 @@ impl Frontend for Console {
         std::io::stdin().lock().read_line(&mut answer).ok()?;
         Some(answer.trim() == "yes")
     }
+}
 
+impl Reporter for Console {
     fn note(&self, line: &str) {
         if !self.quiet {
             output::status(line);
         }
     }
-}
 
-impl Reporter for Console {
     fn event(&self, event: Event<'_>) {
         match event {
-            Event::Wave { number, steps } => {
-                self.note(&format!("Wave {number}: writing {}", output::count(steps, "resource")))
-            }
             Event::Written { id, action } => self.note(&format!("  {} {id}", action.symbol())),
             Event::Waiting { report } => {
                 let blocking = report

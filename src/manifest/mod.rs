@@ -14,7 +14,7 @@ pub mod yaml;
 use std::fmt;
 use std::str::FromStr;
 
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::diagnostic::{Location, SourceFile};
 pub use kind::{Kind, Phase};
@@ -43,6 +43,15 @@ impl fmt::Display for ResourceId {
 impl Serialize for ResourceId {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for ResourceId {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse().map_err(|e: ResourceIdError| {
+            serde::de::Error::custom(format!("`{text}` is not kind/name: {e:?}"))
+        })
     }
 }
 

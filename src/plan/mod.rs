@@ -5,9 +5,16 @@
 //! resource an action, field changes and a unified YAML diff (secrets
 //! hidden), in wave order; image changes; and, so that a later apply can
 //! refuse if anything moved, each resource's live `version` and a
-//! fingerprint of its live state, and a hash of the whole plan.
+//! fingerprint of its live state, and a hash of the whole plan. The plan
+//! also carries its [`Steps`]: what [`crate::execute`] does to carry it out
+//! (copies, checks, writes with their dependencies and readiness gates,
+//! the release to record), so that a saved plan is carried out as it was
+//! approved. [`promotion`] is the planner of a promotion (and of a deploy
+//! from git, a promotion without a source).
 
+pub mod promotion;
 mod report;
+pub mod steps;
 
 use std::collections::HashMap;
 
@@ -22,9 +29,11 @@ use crate::manifest::{Kind, ResourceId};
 use crate::repo::Revision;
 
 pub use report::{Style, text};
+pub use steps::{Check, ImageCopy, Method, ReleaseInfo, Secrets, Steps, TagWrite, Write};
 
-/// Version of the plan's JSON form (`--output json`, `--out`).
-pub const SCHEMA: &str = "ferry.plan/v1";
+/// Version of the plan's JSON form (`--output json`, `--out`). v2 added the
+/// steps; `ferry apply` refuses any other version.
+pub const SCHEMA: &str = "ferry.plan/v2";
 
 /// The tag Ferry sets on every resource it manages, with the environment's
 /// name: resources carrying it that left git are planned as deletes.
@@ -143,8 +152,13 @@ pub struct Plan {
     pub resources: Vec<ResourcePlan>,
     pub images: Vec<ImageChange>,
     pub summary: Summary,
+    /// What carrying the plan out does.
+    pub steps: Steps,
     /// sha256 of the plan's canonical JSON with this field empty.
     pub hash: String,
+    /// The payloads of the secrets the steps write, never serialized.
+    #[serde(skip)]
+    pub secrets: Secrets,
 }
 
 impl Plan {
@@ -177,6 +191,20 @@ pub struct Input<'a> {
     /// desired any more are deletes.
     pub managed: Vec<State>,
     pub images: Vec<ImageChange>,
+    /// What the steps are made from.
+    pub steps: StepInput,
+}
+
+/// What a plan's [`Steps`] are made from, beside the resources' actions.
+#[derive(Debug, Default)]
+pub struct StepInput {
+    /// The desired bodies as they are written (secrets with their payload).
+    pub bodies: HashMap<ResourceId, Value>,
+    /// Delete managed resources that left git.
+    pub prune: bool,
+    pub copies: Vec<ImageCopy>,
+    pub checks: Vec<Check>,
+    pub release: ReleaseInfo,
 }
 
 /// A body in the form plans compare: normalized as the API stores it,
@@ -292,13 +320,24 @@ pub fn build(input: Input<'_>) -> Plan {
             distinct.len()
         },
     };
+    let mut secrets = Secrets::default();
+    let step_input = input.steps;
+    let writes =
+        steps::writes(&resources, &step_input.bodies, input.graph, step_input.prune, &mut secrets);
     let mut plan = Plan {
         schema: SCHEMA.to_owned(),
         target: input.target,
         resources,
         images: input.images,
         summary,
+        steps: Steps {
+            copies: step_input.copies,
+            checks: step_input.checks,
+            writes,
+            release: step_input.release,
+        },
         hash: String::new(),
+        secrets,
     };
     plan.hash = plan.compute_hash();
     plan
@@ -366,7 +405,15 @@ fn resource_plan(desired: &State, live: Option<&State>, wave: Option<usize>) -> 
     }
 }
 
-fn live_state(live: Option<&State>) -> LiveState {
+/// The repository and tag an image change lands as (`latest` without a tag).
+pub fn landing(change: &ImageChange) -> (String, String) {
+    let repository = crate::manifest::image::classify(&change.after, None).repository.to_owned();
+    (repository, change.tag.clone().unwrap_or_else(|| "latest".to_owned()))
+}
+
+/// What a plan records of a live resource: whether it exists, its version
+/// and the fingerprint of its comparable state.
+pub fn live_state(live: Option<&State>) -> LiveState {
     LiveState {
         exists: live.is_some(),
         version: live.and_then(|l| l.version),
@@ -432,6 +479,7 @@ mod tests {
             desired,
             managed,
             images: vec![],
+            steps: StepInput::default(),
         })
     }
 

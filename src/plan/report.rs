@@ -269,6 +269,7 @@ mod tests {
             live: [(id.clone(), state("/org/acme-prod/image/api:1.4.1"))].into_iter().collect(),
             managed: vec![],
             images,
+            steps: Default::default(),
         })
     }
 

@@ -1,0 +1,490 @@
+//! The executor: carries out any [`Plan`], whoever made it (`promote`,
+//! `apply PLAN.json`, and later `deploy` and `rollback`), and knows nothing
+//! of how it was made:
+//!
+//! 1. every secret payload the writes need is at hand and is the one
+//!    whose hash the plan carries;
+//! 2. the target's lock is taken (a signal while waiting changes nothing;
+//!    a saved plan is first compared as in 3, to be refused before even
+//!    the lock is written);
+//! 3. the live state of every resource of the plan is read again and
+//!    compared with the fingerprint the plan was made against: if
+//!    anything moved, nothing is written and the error names it; what was
+//!    read is what a failure restores;
+//! 4. the release revision is taken (under the lock), images are copied,
+//!    the plan's checks run (all findings together);
+//! 5. writes run by dependency ([`schedule`]), workloads waited for;
+//! 6. on failure, what was written is restored (unless `no_rollback`);
+//! 7. the release is recorded in the target's org, whatever the outcome;
+//!    the lock is released.
+//!
+//! A first signal stops gracefully (writes in flight finish, what was
+//! changed is restored, the release recorded); a second stops at once.
+
+mod preflight;
+mod schedule;
+mod write;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::time::Duration;
+
+use futures::stream::{self, StreamExt, TryStreamExt};
+use miette::Diagnostic;
+use serde_json::Value;
+
+use crate::api::{ApiError, ControlPlane, paths};
+use crate::config::Environment;
+use crate::diff::Action;
+use crate::lock::{Lock, LockError};
+use crate::manifest::ResourceId;
+use crate::plan::{self, Plan, steps};
+use crate::readiness::WorkloadReport;
+use crate::release::{self, Actor, Outcome, Release};
+use crate::timestamp::{now_ms, rfc3339};
+use crate::{Error, history, observe};
+
+pub use preflight::{Finding, listed};
+pub use schedule::Outcome as Written;
+pub use tokio_util::sync::CancellationToken;
+
+/// What the executor tells whoever shows progress.
+pub enum Event<'a> {
+    Written { id: &'a ResourceId, action: Action },
+    Waiting { report: &'a WorkloadReport },
+    Ready { workload: &'a str, report: &'a WorkloadReport },
+}
+
+/// Why the writes stopped.
+#[derive(Debug, thiserror::Error, Diagnostic)]
+pub enum StepError {
+    #[error("writing {id} failed")]
+    #[diagnostic(code(ferry::apply::write))]
+    Write {
+        id: ResourceId,
+        #[source]
+        #[diagnostic_source]
+        source: ApiError,
+    },
+
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Readiness(#[from] crate::readiness::WaitError),
+
+    #[error("{id} waits for a write that never came (a dependency cycle in the plan)")]
+    #[diagnostic(code(ferry::apply::unordered), help("make the plan again"))]
+    Unordered { id: ResourceId },
+
+    #[error("interrupted by a signal")]
+    #[diagnostic(code(ferry::apply::interrupted))]
+    Interrupted,
+}
+
+/// How the executor runs.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Leave a failed run as it is.
+    pub no_rollback: bool,
+    /// How long to wait for another run's lock.
+    pub lock_timeout: Duration,
+    /// How long the lock lives without renewal (renewed every third of it).
+    pub lock_ttl: Duration,
+    /// Who runs it (the lock's holder and the release's actor).
+    pub actor: Actor,
+    /// Also compare live state before taking the lock, so that a plan that
+    /// moved is refused without writing even the lock (a saved plan; a
+    /// plan made a moment ago has little chance to have moved).
+    pub check_before_lock: bool,
+}
+
+/// Where a plan is carried out: the target environment and its API, and
+/// the registry credentials its copies need.
+pub struct Target<'a, A: ControlPlane> {
+    pub client: &'a A,
+    pub env: &'a Environment,
+    pub credentials: &'a crate::registry::Credentials,
+}
+
+/// Shows what the executor does; the library never prints.
+pub trait Reporter: crate::registry::Reporter + Sync {
+    /// A write done, a workload waited for.
+    fn event(&self, event: Event<'_>);
+    /// One line of progress or outcome.
+    fn note(&self, line: &str);
+}
+
+/// What became of the resources a failed run had written.
+#[derive(Debug)]
+pub enum Restored {
+    /// The run failed before its first write.
+    NothingWritten,
+    /// Every one was put back.
+    Restored(Vec<ResourceId>),
+    /// Left as they were (`--no-rollback`).
+    Left(Vec<ResourceId>),
+    /// Putting them back failed too.
+    Failed { error: Box<StepError>, resources: Vec<ResourceId> },
+}
+
+impl Restored {
+    /// Whether the target is as it was before the run.
+    pub fn is_restored(&self) -> bool {
+        matches!(self, Restored::NothingWritten | Restored::Restored(_))
+    }
+}
+
+impl fmt::Display for Restored {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names =
+            |ids: &[ResourceId]| ids.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
+        match self {
+            Restored::NothingWritten => f.write_str("nothing had been written"),
+            Restored::Restored(ids) => write!(f, "restored {}", names(ids)),
+            Restored::Left(ids) => {
+                write!(f, "{} changed resources were left as they are (--no-rollback)", ids.len())
+            }
+            Restored::Failed { error, resources } => {
+                write!(f, "restoring failed ({error}); check {}", names(resources))
+            }
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error, Diagnostic)]
+pub enum ExecuteError {
+    #[error("{resource} changed in {environment} since the plan was made")]
+    #[diagnostic(
+        code(ferry::promote::moved),
+        help("nothing was written; make the plan again and review it")
+    )]
+    Moved { environment: String, resource: String },
+
+    #[error("the payload of {resource} is not the one the plan was made with")]
+    #[diagnostic(
+        code(ferry::execute::payload),
+        help(
+            "a plan holds secrets by hash; the payload is read from the manifests at the plan's revision. Make the plan again"
+        )
+    )]
+    Payload { resource: ResourceId },
+
+    #[error("{environment} is not ready for this release")]
+    #[diagnostic(
+        code(ferry::promote::preflight),
+        help("{}; nothing was written", listed(findings))
+    )]
+    Preflight { environment: String, findings: Vec<Finding> },
+
+    #[error("promotion into {environment} failed; {restored}")]
+    #[diagnostic(
+        code(ferry::promote::failed),
+        help("release {revision} is recorded as failed; see `ferry history {environment}`")
+    )]
+    Failed {
+        environment: String,
+        revision: u64,
+        restored: Restored,
+        #[source]
+        #[diagnostic_source]
+        cause: StepError,
+    },
+
+    #[error("copying {image} failed")]
+    #[diagnostic(code(ferry::promote::copy))]
+    Copy {
+        image: String,
+        #[source]
+        #[diagnostic_source]
+        source: crate::registry::RegistryError,
+    },
+
+    #[error("interrupted before anything was written; the lock of {environment} was released")]
+    #[diagnostic(code(ferry::promote::interrupted), help("run the promotion again"))]
+    Interrupted { environment: String },
+
+    #[error("interrupted twice, so stopped at once; the lock of {environment} was released")]
+    #[diagnostic(
+        code(ferry::promote::interrupted),
+        help(
+            "what was written so far stays and no release was recorded; `ferry plan {environment}` shows what differs, and promoting again converges"
+        )
+    )]
+    Abandoned { environment: String },
+
+    #[error("interrupted while waiting for the lock of {environment}; nothing was changed")]
+    #[diagnostic(
+        code(ferry::promote::interrupted),
+        help("a lock created at the instant of the interruption expires by itself")
+    )]
+    InterruptedWaiting { environment: String },
+
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Lock(#[from] LockError),
+}
+
+impl From<ExecuteError> for Error {
+    fn from(error: ExecuteError) -> Self {
+        Error::Execute(Box::new(error))
+    }
+}
+
+/// Carries out `plan` in `target`; the release it recorded.
+pub async fn execute<A: ControlPlane>(
+    plan: &Plan,
+    target: &Target<'_, A>,
+    options: &Options,
+    reporter: &dyn Reporter,
+) -> Result<Release, Error> {
+    let env = target.env;
+    // Payloads first: a plan that cannot be carried out takes no lock.
+    let bodies: Vec<Option<Value>> = plan
+        .steps
+        .writes
+        .iter()
+        .map(|w| plan.secrets.body_of(w))
+        .collect::<Result<_, _>>()
+        .map_err(|resource| ExecuteError::Payload { resource })?;
+    if options.check_before_lock {
+        unmoved(target.client, env, plan).await?;
+    }
+    // Listening before the lock exists: a signal from here on releases it.
+    let mut signals = crate::shutdown::Signals::listen();
+    let acquire = Lock::acquire(
+        target.client,
+        env,
+        &options.actor,
+        options.lock_ttl.max(Duration::from_secs(1)),
+        options.lock_timeout,
+    );
+    let lock = tokio::select! {
+        lock = acquire => lock.map_err(ExecuteError::from)?,
+        () = signals.received() => {
+            return Err(ExecuteError::InterruptedWaiting { environment: env.name.clone() }.into());
+        }
+    };
+    reporter.note(&format!("Locked {} for this promotion", env.name));
+    let run = Run { plan, target, options, reporter, bodies };
+    let stop = CancellationToken::new();
+    let locked = run.locked(&stop);
+    tokio::pin!(locked);
+    let result = tokio::select! {
+        result = &mut locked => result,
+        () = signals.received() => {
+            reporter.note("Interrupted: letting the writes in flight finish, then restoring what changed (signal again to stop at once)");
+            stop.cancel();
+            tokio::select! {
+                result = &mut locked => result,
+                () = signals.received() => Err(ExecuteError::Abandoned { environment: env.name.clone() }.into()),
+            }
+        }
+    };
+    if let Err(error) = lock.release().await {
+        tracing::warn!("could not release the lock of {}: {error}; it expires by itself", env.name);
+    }
+    result
+}
+
+struct Run<'a, A: ControlPlane> {
+    plan: &'a Plan,
+    target: &'a Target<'a, A>,
+    options: &'a Options,
+    reporter: &'a dyn Reporter,
+    /// Each write's body, payloads put back.
+    bodies: Vec<Option<Value>>,
+}
+
+impl<A: ControlPlane> Run<'_, A> {
+    async fn locked(&self, stop: &CancellationToken) -> Result<Release, Error> {
+        let (client, env) = (self.target.client, self.target.env);
+        let before = unmoved(client, env, self.plan).await?;
+        let started = now_ms();
+        let existing: Vec<u64> =
+            history::releases(client, env).await?.into_iter().map(|(r, _)| r).collect();
+        let revision = release::next_revision(&existing);
+        let prepared = async {
+            self.copy_images().await?;
+            let findings =
+                preflight::run(client, env, &self.plan.steps.checks, &self.plan.secrets).await?;
+            if findings.is_empty() {
+                Ok(())
+            } else {
+                Err(Error::from(ExecuteError::Preflight {
+                    environment: env.name.clone(),
+                    findings,
+                }))
+            }
+        };
+        tokio::select! {
+            prepared = prepared => prepared?,
+            () = stop.cancelled() => {
+                return Err(ExecuteError::Interrupted { environment: env.name.clone() }.into());
+            }
+        }
+        let stamp = revision.to_string();
+        let writes: Vec<schedule::Ready<'_>> = self
+            .plan
+            .steps
+            .writes
+            .iter()
+            .zip(&self.bodies)
+            .map(|(write, body)| schedule::Ready {
+                write,
+                body: match body {
+                    Some(body) if write.stamp => {
+                        Some(steps::with_tag(body, release::RELEASE_TAG, &stamp))
+                    }
+                    other => other.clone(),
+                },
+            })
+            .collect();
+        let outcome = schedule::run(client, env, &writes, self.reporter, stop).await;
+        let info = &self.plan.steps.release;
+        let mut record = Release {
+            schema: release::SCHEMA.to_owned(),
+            environment: env.name.clone(),
+            revision,
+            source: info.source.clone(),
+            commit: info.commit.clone(),
+            images: info.images.clone(),
+            plan_hash: self.plan.hash.clone(),
+            actor: self.options.actor.clone(),
+            started: rfc3339(started),
+            finished: String::new(),
+            outcome: Outcome::Succeeded,
+            rolled_back: false,
+            message: None,
+        };
+        match outcome.result {
+            Ok(()) => {
+                record.finished = rfc3339(now_ms());
+                history::record(client, env, &record, &existing).await?;
+                Ok(record)
+            }
+            Err(cause) => {
+                let restored = if self.options.no_rollback {
+                    Restored::Left(outcome.written)
+                } else {
+                    self.restore(outcome.written, &before).await
+                };
+                record.outcome = Outcome::Failed;
+                record.rolled_back = !self.options.no_rollback && restored.is_restored();
+                record.message = Some(format!("{cause}; {restored}"));
+                record.finished = rfc3339(now_ms());
+                history::record(client, env, &record, &existing).await?;
+                Err(ExecuteError::Failed {
+                    environment: env.name.clone(),
+                    revision,
+                    restored,
+                    cause,
+                }
+                .into())
+            }
+        }
+    }
+
+    /// Puts back what `written` changed.
+    async fn restore(
+        &self,
+        written: Vec<ResourceId>,
+        before: &HashMap<ResourceId, Value>,
+    ) -> Restored {
+        if written.is_empty() {
+            return Restored::NothingWritten;
+        }
+        self.reporter.note(&format!(
+            "Restoring the {} this run changed",
+            crate::output::count(written.len(), "resource")
+        ));
+        let writes = steps::restore(&written, before);
+        let ready: Vec<schedule::Ready<'_>> = writes
+            .iter()
+            .map(|write| schedule::Ready { write, body: write.body.clone() })
+            .collect();
+        // Restoring is not itself stopped by the first signal.
+        let outcome = schedule::run(
+            self.target.client,
+            self.target.env,
+            &ready,
+            self.reporter,
+            &CancellationToken::new(),
+        )
+        .await;
+        match outcome.result {
+            Ok(()) => Restored::Restored(written),
+            Err(error) => Restored::Failed { error: Box::new(error), resources: written },
+        }
+    }
+
+    /// Copies the plan's images, one after the other.
+    async fn copy_images(&self) -> Result<(), Error> {
+        for copy in &self.plan.steps.copies {
+            let (source, destination) = (&copy.source, &copy.destination);
+            self.reporter.note(&format!("Copying {source} -> {destination}"));
+            let request = crate::registry::CopyRequest::new(
+                source.parse().map_err(|e| copy_error(source, e))?,
+                destination.parse().map_err(|e| copy_error(destination, e))?,
+            );
+            let report =
+                crate::registry::copy_image(&request, self.target.credentials, self.reporter)
+                    .await
+                    .map_err(|error| ExecuteError::Copy { image: source.clone(), source: error })?;
+            self.reporter.note(&format!("Copied {} ({})", report.destination, report.digest));
+        }
+        Ok(())
+    }
+}
+
+fn copy_error(reference: &str, error: crate::registry::InvalidReference) -> ExecuteError {
+    ExecuteError::Copy {
+        image: reference.to_owned(),
+        source: crate::registry::RegistryError::from(error),
+    }
+}
+
+/// Reads the live state of every resource of `plan` again and compares it
+/// with what the plan was made against (a delete by existence and version,
+/// as the managed resources were listed; everything else by fingerprint).
+/// Refuses, naming every resource that moved; else the live bodies, the
+/// state a failure restores.
+async fn unmoved<A: ControlPlane>(
+    client: &A,
+    env: &Environment,
+    plan: &Plan,
+) -> Result<HashMap<ResourceId, Value>, Error> {
+    let read: Vec<(ResourceId, bool, Option<Value>)> =
+        stream::iter(plan.resources.iter().filter_map(|r| {
+            let id: ResourceId = r.id.parse().ok()?;
+            Some((id, r))
+        }))
+        .map(|(id, resource)| async move {
+            let body = if resource.action == Action::Delete {
+                client.get_opt(&paths::item(&env.org, &env.gvc, id.kind, &id.name)).await?
+            } else {
+                observe::fetch(client, env, &id).await?
+            };
+            let now = plan::live_state(body.as_ref().map(|b| observe::state(env, &id, b)).as_ref());
+            let same = if resource.action == Action::Delete {
+                (now.exists, now.version) == (resource.live.exists, resource.live.version)
+            } else {
+                now == resource.live
+            };
+            Ok::<_, ApiError>((id, same, body))
+        })
+        .buffered(64)
+        .try_collect()
+        .await?;
+    let moved: Vec<String> =
+        read.iter().filter(|(_, same, _)| !same).map(|(id, _, _)| id.to_string()).collect();
+    if !moved.is_empty() {
+        return Err(ExecuteError::Moved {
+            environment: env.name.clone(),
+            resource: moved.join(", "),
+        }
+        .into());
+    }
+    Ok(read.into_iter().filter_map(|(id, _, body)| Some((id, body?))).collect())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,252 @@
+//! The executor on the in-memory fake under paused time: plans made by the
+//! planner from data, carried out against [`Fake`].
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::time::Instant;
+
+use super::*;
+use crate::api::fake::{Fake, Fault, Rollout, Verb, environment};
+use crate::diagnostic::{Location, SourceFile};
+use crate::graph::Graph;
+use crate::plan::{ImagesFrom, ManifestsFrom, State, Target as PlanTarget};
+use crate::render::Rendered;
+
+/// Everything reported, with when (on tokio's clock).
+struct Seen {
+    started: Instant,
+    lines: Mutex<Vec<(Duration, String)>>,
+}
+
+impl Seen {
+    fn new() -> Self {
+        Seen { started: Instant::now(), lines: Mutex::new(Vec::new()) }
+    }
+
+    fn push(&self, line: String) {
+        let at = self.started.elapsed();
+        self.lines.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push((at, line));
+    }
+
+    /// When `line` was first reported.
+    fn at(&self, line: &str) -> Duration {
+        let lines = self.lines.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        lines
+            .iter()
+            .find(|(_, l)| l == line)
+            .map(|(at, _)| *at)
+            .unwrap_or_else(|| panic!("never reported {line:?}: {lines:?}"))
+    }
+}
+
+impl crate::registry::Reporter for Seen {}
+
+impl Reporter for Seen {
+    fn event(&self, event: Event<'_>) {
+        match event {
+            Event::Written { id, .. } => self.push(format!("written {id}")),
+            Event::Ready { workload, .. } => self.push(format!("ready {workload}")),
+            Event::Waiting { .. } => {}
+        }
+    }
+
+    fn note(&self, line: &str) {
+        self.push(line.to_owned());
+    }
+}
+
+fn id(text: &str) -> ResourceId {
+    text.parse().unwrap_or_else(|_| panic!("{text}"))
+}
+
+fn workload(name: &str) -> (ResourceId, Value) {
+    let body = json!({"kind": "workload", "name": name, "spec": {"type": "standard",
+        "containers": [{"name": "main", "image": "nginx:1.27"}]}});
+    (id(&format!("workload/{name}")), body)
+}
+
+fn domain(name: &str) -> (ResourceId, Value) {
+    (id(&format!("domain/{name}")), json!({"kind": "domain", "name": name, "spec": {}}))
+}
+
+fn secret(name: &str, payload: &str) -> (ResourceId, Value) {
+    let body = json!({"kind": "secret", "name": name, "type": "opaque",
+        "data": {"encoding": "plain", "payload": payload}});
+    (id(&format!("secret/{name}")), body)
+}
+
+/// The planner's plan for `desired` against what the fake holds now.
+async fn planned(
+    fake: &Fake,
+    env: &Environment,
+    desired: &[(ResourceId, Value)],
+    edges: &[(&str, &str)],
+) -> Plan {
+    let file = SourceFile::new("m.yaml", String::new());
+    let rendered: Vec<Rendered> = desired
+        .iter()
+        .map(|(id, body)| Rendered {
+            id: id.clone(),
+            body: body.clone(),
+            location: Location::new(&file, 0..0),
+        })
+        .collect();
+    let mut live: HashMap<ResourceId, State> = HashMap::new();
+    for (id, _) in desired {
+        if let Some(body) = observe::fetch(fake, env, id).await.unwrap_or_else(|e| panic!("{e}")) {
+            live.insert(id.clone(), observe::state(env, id, &body));
+        }
+    }
+    let graph = Graph::of_ordering(edges);
+    plan::promotion::plan(plan::promotion::Inputs {
+        target: PlanTarget {
+            environment: env.name.clone(),
+            org: env.org.clone(),
+            gvc: env.gvc.clone(),
+            source: None,
+            revision: None,
+            manifests_from: ManifestsFrom::Worktree,
+            images_from: ImagesFrom::Manifests,
+        },
+        graph: &graph,
+        src: None,
+        dst: env,
+        rendered: &rendered,
+        live,
+        managed: vec![],
+        images: vec![],
+        external: &HashMap::new(),
+        prune: false,
+    })
+}
+
+async fn run(fake: &Fake, env: &Environment, plan: &Plan, seen: &Seen) -> Result<Release, Error> {
+    let credentials = crate::registry::Credentials::anonymous();
+    let target = Target { client: fake, env, credentials: &credentials };
+    let options = Options {
+        no_rollback: false,
+        lock_timeout: Duration::from_secs(10),
+        lock_ttl: Duration::from_secs(60),
+        actor: Actor::default(),
+        check_before_lock: false,
+    };
+    execute(plan, &target, &options, seen).await
+}
+
+fn item(env: &Environment, id: &ResourceId) -> String {
+    paths::item(&env.org, &env.gvc, id.kind, &id.name)
+}
+
+/// Writes other than the lock's and the release record's.
+fn resource_writes(fake: &Fake) -> Vec<String> {
+    fake.calls()
+        .into_iter()
+        .filter(|c| c.verb.is_write() && c.verb != Verb::Query)
+        .filter(|c| !c.path.contains("ferry-lock-") && !c.path.contains("ferry-release-"))
+        .filter(|c| !(c.verb == Verb::Post && c.path.ends_with("/secret")))
+        .map(|c| format!("{:?} {}", c.verb, c.path))
+        .collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_slow_workload_holds_back_only_what_depends_on_it() {
+    let (fake, env) = (Fake::new(), environment());
+    fake.set_rollout("slow", Rollout::After(Duration::from_secs(120)));
+    let desired = [workload("slow"), workload("fast"), domain("slow-route"), domain("fast-route")];
+    let edges = [("workload/slow", "domain/slow-route"), ("workload/fast", "domain/fast-route")];
+    let plan = planned(&fake, &env, &desired, &edges).await;
+    let seen = Seen::new();
+    let release = run(&fake, &env, &plan, &seen).await.unwrap_or_else(|e| panic!("{e:?}"));
+    assert_eq!(release.outcome, Outcome::Succeeded);
+    // The fast workload's route is written once the fast one is ready
+    // (three checks, 5 s apart), long before the slow one is.
+    let fast_route = seen.at("written domain/fast-route");
+    assert!(fast_route < Duration::from_secs(30), "{fast_route:?}");
+    assert!(seen.at("ready slow") >= Duration::from_secs(120));
+    assert!(seen.at("written domain/slow-route") >= seen.at("ready slow"));
+    // Every workload was stamped with the release.
+    let slow = fake.body(&item(&env, &id("workload/slow"))).unwrap_or_default();
+    assert_eq!(slow["tags"][release::RELEASE_TAG], json!("1"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_workload_that_never_becomes_ready_is_restored_and_recorded_as_failed() {
+    let (fake, env) = (Fake::new(), environment());
+    let (db, before) = secret("db", "old");
+    assert!(fake.put("/org/acme/secret", &before).await.is_ok());
+    let stored = fake.body(&item(&env, &db));
+    fake.set_rollout("api", Rollout::Never);
+    let desired = [secret("db", "new"), workload("api")];
+    let plan = planned(&fake, &env, &desired, &[("secret/db", "workload/api")]).await;
+    let seen = Seen::new();
+    let failed = run(&fake, &env, &plan, &seen).await;
+    let Err(Error::Execute(error)) = failed else { panic!("{failed:?}") };
+    let ExecuteError::Failed { restored, cause, revision, .. } = *error else {
+        panic!("{error:?}")
+    };
+    assert!(matches!(cause, StepError::Readiness(_)), "{cause:?}");
+    assert!(
+        matches!(&restored, Restored::Restored(ids) if *ids == [id("secret/db"), id("workload/api")]),
+        "{restored:?}"
+    );
+    // The secret is as it was (payload included), the workload gone.
+    let now = fake.body(&item(&env, &db)).unwrap_or_default();
+    assert_eq!(now["data"], stored.unwrap_or_default()["data"]);
+    assert_eq!(fake.body(&item(&env, &id("workload/api"))), None);
+    let record = fake.body(&format!("/org/acme/secret/ferry-release-prod-{revision}"));
+    let tags = record.map(|r| r["tags"].clone()).unwrap_or_default();
+    assert_eq!(tags[release::OUTCOME_TAG], json!("failed"), "{tags}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn live_state_that_moved_since_the_plan_is_refused_naming_it() {
+    let (fake, env) = (Fake::new(), environment());
+    let (_, before) = secret("db", "old");
+    assert!(fake.put("/org/acme/secret", &before).await.is_ok());
+    let plan = planned(&fake, &env, &[secret("db", "new"), workload("api")], &[]).await;
+    // Someone changes the secret by hand after the plan was made.
+    let (_, by_hand) = secret("db", "by hand");
+    assert!(fake.put("/org/acme/secret", &by_hand).await.is_ok());
+    let writes_before = resource_writes(&fake);
+    let refused = run(&fake, &env, &plan, &Seen::new()).await;
+    let Err(Error::Execute(error)) = refused else { panic!("{refused:?}") };
+    assert!(
+        matches!(&*error, ExecuteError::Moved { resource, .. } if resource == "secret/db"),
+        "{error:?}"
+    );
+    assert_eq!(resource_writes(&fake), writes_before, "nothing was written");
+    assert_eq!(fake.body("/org/acme/secret/ferry-lock-prod"), None, "the lock was released");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_write_stops_what_depends_on_it_and_restores_the_rest() {
+    let (fake, env) = (Fake::new(), environment());
+    let desired = [secret("db", "x"), workload("api"), workload("web")];
+    let plan = planned(&fake, &env, &desired, &[("workload/api", "workload/web")]).await;
+    fake.inject(Fault::new(Verb::Put, "/org/acme/gvc/app/workload", 403).times(10));
+    let failed = run(&fake, &env, &plan, &Seen::new()).await;
+    let Err(Error::Execute(error)) = failed else { panic!("{failed:?}") };
+    let ExecuteError::Failed { restored, cause, .. } = *error else { panic!("{error:?}") };
+    assert!(matches!(cause, StepError::Write { .. }), "{cause:?}");
+    assert!(
+        matches!(&restored, Restored::Restored(ids) if *ids == [id("secret/db")]),
+        "{restored:?}"
+    );
+    assert_eq!(fake.body(&item(&env, &id("secret/db"))), None, "created, then deleted again");
+    assert_eq!(fake.count(Verb::Put, "/workload"), 1, "web never started: {:?}", fake.calls());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_payload_that_is_not_the_planned_one_is_refused_before_the_lock() {
+    let (fake, env) = (Fake::new(), environment());
+    let mut plan = planned(&fake, &env, &[secret("db", "x")], &[]).await;
+    plan.secrets = plan::Secrets::default();
+    plan.secrets.insert(id("secret/db"), json!({"encoding": "plain", "payload": "other"}));
+    let refused = run(&fake, &env, &plan, &Seen::new()).await;
+    let Err(Error::Execute(error)) = refused else { panic!("{refused:?}") };
+    assert!(matches!(&*error, ExecuteError::Payload { resource } if *resource == id("secret/db")));
+    assert!(fake.calls().iter().all(|c| !c.verb.is_write()), "{:?}", fake.calls());
+}

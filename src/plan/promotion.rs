@@ -1,0 +1,248 @@
+//! The planner of a promotion into an environment (and of a deploy from git,
+//! which is a promotion without a source). Pure: what was read (the
+//! rendered desired state, the target's live state, the images and what
+//! the registries hold) goes in, a [`Plan`] with its [`Steps`] comes out.
+//! Reading those inputs is [`crate::promotion_plan`]'s job; carrying the
+//! plan out is [`crate::execute`]'s.
+
+use std::collections::HashMap;
+
+use serde_json::Value;
+
+use crate::config::Environment;
+use crate::graph::Graph;
+use crate::manifest::image::classify;
+use crate::manifest::{Kind, ResourceId};
+use crate::release::ReleaseImage;
+use crate::render::{ExternalImage, Rendered};
+
+use super::{
+    ImageChange, Input, Plan, ReleaseInfo, State, StepInput, Target, build, comparable, steps,
+};
+
+/// What a promotion plan is made from.
+pub struct Inputs<'a> {
+    pub target: Target,
+    pub graph: &'a Graph,
+    /// The environment whose images are promoted (`None`: from git).
+    pub src: Option<&'a Environment>,
+    pub dst: &'a Environment,
+    /// The desired state, rendered for `dst`.
+    pub rendered: &'a [Rendered],
+    /// `dst`'s live state of the rendered resources that exist
+    /// ([`comparable`] form, with versions).
+    pub live: HashMap<ResourceId, State>,
+    /// `dst`'s resources tagged as managed by Ferry.
+    pub managed: Vec<State>,
+    /// Containers whose image changes, with what the registries said
+    /// (`copy`, digests).
+    pub images: Vec<ImageChange>,
+    /// The digests `src` ran for images of external registries.
+    pub external: &'a HashMap<(String, String), ExternalImage>,
+    /// Delete managed resources that left git.
+    pub prune: bool,
+}
+
+/// Plans the promotion: the report (actions, changes, diffs, images) and
+/// the steps (copies, checks, writes by dependency, the release record).
+pub fn plan(inputs: Inputs<'_>) -> Plan {
+    let (dst, src) = (inputs.dst, inputs.src);
+    let desired = inputs
+        .rendered
+        .iter()
+        .map(|r| State {
+            id: r.id.clone(),
+            body: comparable(r.id.kind, &r.id.name, &dst.org, &dst.gvc, &r.body),
+            version: None,
+        })
+        .collect();
+    let bodies: HashMap<ResourceId, Value> =
+        inputs.rendered.iter().map(|r| (r.id.clone(), r.body.clone())).collect();
+    let release = ReleaseInfo {
+        source: src.map(|s| s.name.clone()),
+        commit: inputs.target.revision.as_ref().map(|r| r.commit.clone()),
+        images: release_images(inputs.rendered, inputs.external),
+    };
+    let steps = StepInput {
+        copies: steps::copies(&inputs.images, src, dst),
+        checks: steps::checks(&inputs.images, &bodies, src, dst),
+        bodies,
+        prune: inputs.prune,
+        release,
+    };
+    build(Input {
+        target: inputs.target,
+        graph: inputs.graph,
+        desired,
+        live: inputs.live,
+        managed: inputs.managed,
+        images: inputs.images,
+        steps,
+    })
+}
+
+/// Every container image of the release (changed or not), with digests:
+/// an external image's is the one the source ran (`None` when unknown).
+pub fn release_images(
+    rendered: &[Rendered],
+    external: &HashMap<(String, String), ExternalImage>,
+) -> Vec<ReleaseImage> {
+    rendered
+        .iter()
+        .filter(|r| r.id.kind == Kind::Workload)
+        .flat_map(|r| {
+            super::container_images(&r.body)
+                .into_iter()
+                .map(|(container, image)| {
+                    let key = (r.id.name.clone(), container.to_owned());
+                    let ran = external.get(&key).and_then(|e| e.digest.clone());
+                    let written = classify(image, None).digest;
+                    ReleaseImage {
+                        workload: r.id.name.clone(),
+                        container: container.to_owned(),
+                        image: image.to_owned(),
+                        digest: written.map(str::to_owned).or(ran),
+                    }
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::diagnostic::{Location, SourceFile};
+    use crate::diff::Action;
+    use crate::plan::{Check, ImageCopy, ImagesFrom, ManifestsFrom, Method, image_changes};
+    use serde_json::json;
+
+    const CONFIG: &str = "manifests:\n  path: m\ntopology: org-per-env\nenvironments:\n  - name: staging\n    org: acme-staging\n    gvc: app\n    tokenEnv: T1\n  - name: prod\n    org: acme-prod\n    gvc: app\n    tokenEnv: T2\n";
+
+    fn environments() -> Vec<Environment> {
+        let source = SourceFile::new("promotion.yaml", CONFIG.to_owned());
+        crate::config::parse(&source).unwrap_or_else(|e| panic!("{e:?}")).environments
+    }
+
+    fn rendered(id: &str, body: Value) -> Rendered {
+        Rendered {
+            id: id.parse().unwrap_or_else(|_| panic!("{id}")),
+            body,
+            location: Location::new(&SourceFile::new("m.yaml", String::new()), 0..0),
+        }
+    }
+
+    fn workload(name: &str, image: &str) -> Rendered {
+        rendered(
+            &format!("workload/{name}"),
+            json!({"kind": "workload", "name": name, "spec": {"containers": [{"name": "main", "image": image}]}}),
+        )
+    }
+
+    fn target() -> Target {
+        Target {
+            environment: "prod".into(),
+            org: "acme-prod".into(),
+            gvc: "app".into(),
+            source: Some("staging".into()),
+            revision: None,
+            manifests_from: ManifestsFrom::Ref,
+            images_from: ImagesFrom::Source,
+        }
+    }
+
+    /// Plans `rendered` into prod from staging, against `live` bodies.
+    fn plan_of(rendered: &[Rendered], live: &[Rendered], registry_has: &[&str]) -> Plan {
+        let envs = environments();
+        let (src, dst) = (&envs[0], &envs[1]);
+        let raw: HashMap<ResourceId, Value> =
+            live.iter().map(|r| (r.id.clone(), r.body.clone())).collect();
+        let mut images = image_changes(rendered.iter().map(|r| (&r.id, &r.body)), &raw);
+        for image in &mut images {
+            image.copy = Some(!registry_has.contains(&image.after.as_str()));
+        }
+        let graph = Graph { waves: vec![], dependencies: vec![] };
+        plan(Inputs {
+            target: target(),
+            graph: &graph,
+            src: Some(src),
+            dst,
+            rendered,
+            live: live
+                .iter()
+                .map(|r| {
+                    let body = comparable(r.id.kind, &r.id.name, &dst.org, &dst.gvc, &r.body);
+                    (r.id.clone(), State { id: r.id.clone(), body, version: Some(1) })
+                })
+                .collect(),
+            managed: vec![],
+            images,
+            external: &HashMap::new(),
+            prune: false,
+        })
+    }
+
+    #[test]
+    fn a_promotion_copies_new_images_checks_them_and_writes_only_what_changes() {
+        let digest = "sha256:aaaa";
+        let api = format!("/org/acme-prod/image/api@{digest}");
+        let web = "/org/acme-prod/image/web:1.0";
+        let plan =
+            plan_of(&[workload("api", &api), workload("web", web)], &[workload("web", web)], &[]);
+        assert_eq!(
+            plan.steps.copies,
+            [ImageCopy {
+                source: format!("acme-staging.registry.cpln.io/api@{digest}"),
+                destination: "acme-prod.registry.cpln.io/api:latest".into(),
+            }]
+        );
+        assert_eq!(
+            plan.steps.checks,
+            [Check::Image {
+                repository: "api".into(),
+                tag: "latest".into(),
+                digest: Some(digest.into())
+            }]
+        );
+        let writes: Vec<(String, Method)> =
+            plan.steps.writes.iter().map(|w| (w.id.to_string(), w.method.clone())).collect();
+        assert_eq!(writes, [("workload/api".to_owned(), Method::Put)]);
+        assert!(plan.steps.writes[0].gate);
+        let release = &plan.steps.release;
+        assert_eq!(release.source.as_deref(), Some("staging"));
+        assert_eq!(release.images.len(), 2, "every image of the release, changed or not");
+        assert_eq!(release.images[0].digest.as_deref(), Some(digest));
+        assert_eq!(plan.hash, plan.compute_hash());
+    }
+
+    #[test]
+    fn nothing_to_change_plans_no_writes_and_an_image_already_there_no_copy() {
+        let web = "/org/acme-prod/image/web:1.0";
+        let plan = plan_of(&[workload("web", web)], &[workload("web", web)], &[web]);
+        assert!(plan.steps.writes.is_empty() && plan.steps.copies.is_empty());
+        assert!(!plan.summary.has_changes());
+        assert!(plan.resources.iter().all(|r| r.action == Action::Unchanged));
+    }
+
+    #[test]
+    fn the_same_inputs_make_the_same_plan() {
+        let inputs = || {
+            [
+                workload("api", "/org/acme-prod/image/api:2"),
+                rendered(
+                    "secret/db",
+                    json!({"kind": "secret", "name": "db", "type": "opaque", "data": {"payload": "x"}}),
+                ),
+            ]
+        };
+        let (a, b) = (plan_of(&inputs(), &[], &[]), plan_of(&inputs(), &[], &[]));
+        assert_eq!(a.hash, b.hash);
+        assert_eq!(a, b);
+        let text = serde_json::to_string(&a).unwrap_or_default();
+        assert!(!text.contains("\"payload\":\"x\""), "{text}");
+        assert_eq!(
+            a.secrets.get(&"secret/db".parse().unwrap_or_else(|_| panic!())),
+            Some(&json!({"payload": "x"}))
+        );
+    }
+}

@@ -1,0 +1,631 @@
+//! What carrying out a plan does, as data: the images to copy, the checks
+//! that must hold before the first write, the writes (each with its method,
+//! body, what it waits for and whether it is a readiness gate) and the
+//! release to record. Pure: [`crate::execute`] runs these steps, whoever
+//! made them (promote, apply of a saved plan, and later deploy and
+//! rollback).
+//!
+//! Secret payloads never enter the serialized steps: a secret's `data` is
+//! written as its hash marker ([`crate::diff::hidden_data`]) and the
+//! payload travels beside the plan in [`Secrets`], which is never
+//! serialized; `ferry apply` reads it again from git and checks the hash.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+
+use crate::config::{Environment, ImageStrategy};
+use crate::diff::{self, Action, Op};
+use crate::graph::Graph;
+use crate::manifest::image::{Source, classify};
+use crate::manifest::{Kind, ResourceId};
+use crate::release::ReleaseImage;
+
+use super::{ImageChange, ResourcePlan, landing};
+
+/// Everything the executor does, in the order it does it: copy, check,
+/// write (by dependency), record.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct Steps {
+    /// Images copied into the target's registry before anything is checked.
+    pub copies: Vec<ImageCopy>,
+    /// What must hold before the first write (after the copies).
+    pub checks: Vec<Check>,
+    /// The writes; each starts as soon as what it waits for is done.
+    pub writes: Vec<Write>,
+    /// The release recorded in the target's org.
+    pub release: ReleaseInfo,
+}
+
+/// One image copied registry to registry.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ImageCopy {
+    /// `host/repository@digest` (or `:tag`) in the source's registry.
+    pub source: String,
+    /// `host/repository:tag` in the target's registry.
+    pub destination: String,
+}
+
+/// A precondition checked against the target just before the first write.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(tag = "check", rename_all = "kebab-case")]
+pub enum Check {
+    /// An image of the target's own registry is there (at `digest`, when
+    /// known).
+    Image { repository: String, tag: String, digest: Option<String> },
+    /// The `pull-secret` image strategy: `secret` exists, the GVC links it,
+    /// and it holds credentials for `registry` (the source's).
+    PullSecret { secret: String, linked: bool, registry: Option<String>, source: Option<String> },
+    /// A location the GVC is placed in exists in the target's org.
+    Location { name: String },
+}
+
+/// How one resource is written.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(tag = "method", rename_all = "kebab-case")]
+pub enum Method {
+    /// PUT to the collection: `cpln apply`'s upsert (fields are merged).
+    Put,
+    /// PUT, then a PATCH with `$replace/` for every field the body sets, so
+    /// that fields left out are removed; tags as `tags` says.
+    PutExact { tags: TagWrite },
+    /// PATCH the item with the body as it is (e.g. `$patch/containers`).
+    Patch,
+    /// DELETE, wait until it is gone, then PUT (fields that cannot change).
+    Recreate,
+    /// DELETE.
+    Delete,
+}
+
+/// What the PATCH after a PUT does to tags.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TagWrite {
+    /// Leave them merged (platform tags survive).
+    #[default]
+    Merge,
+    /// Remove these keys (tags that left git).
+    Drop(Vec<String>),
+    /// Make them exactly the body's (restoring an earlier state).
+    Replace,
+}
+
+/// One resource to write.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Write {
+    pub id: ResourceId,
+    /// What the plan says this is (for progress lines).
+    pub action: Action,
+    #[serde(flatten)]
+    pub method: Method,
+    /// What is written (`None` for deletes); a secret's `data` as its hash
+    /// marker.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<Value>,
+    /// Writes that must have been written first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub after_written: Vec<ResourceId>,
+    /// Workloads that must have been written and be ready first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub after_ready: Vec<ResourceId>,
+    /// A readiness gate: once written, wait until this workload is ready.
+    #[serde(default)]
+    pub gate: bool,
+    /// Tag the body with the release revision (`ferry/release`).
+    #[serde(default)]
+    pub stamp: bool,
+}
+
+/// What the release record says beyond what the executor knows.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ReleaseInfo {
+    /// The environment the images come from.
+    pub source: Option<String>,
+    /// The manifests' git commit.
+    pub commit: Option<String>,
+    /// Every container image of the release (changed or not).
+    pub images: Vec<ReleaseImage>,
+}
+
+/// Secret payloads of a plan's writes, kept out of its JSON.
+#[derive(Clone, Default, PartialEq)]
+pub struct Secrets(BTreeMap<ResourceId, Value>);
+
+impl fmt::Debug for Secrets {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Secrets({} payloads hidden)", self.0.len())
+    }
+}
+
+impl Secrets {
+    /// Keeps `data` as the payload of `id`.
+    pub fn insert(&mut self, id: ResourceId, data: Value) {
+        self.0.insert(id, data);
+    }
+
+    /// The payload of `id`, if kept.
+    pub fn get(&self, id: &ResourceId) -> Option<&Value> {
+        self.0.get(id)
+    }
+
+    /// The body to write for `write`: its body with a hidden secret payload
+    /// put back. `Err` names the payload that is missing or is not the one
+    /// whose hash the body carries.
+    pub fn body_of(&self, write: &Write) -> Result<Option<Value>, ResourceId> {
+        let Some(body) = &write.body else { return Ok(None) };
+        let Some(marker) = hidden_marker(write, body) else { return Ok(Some(body.clone())) };
+        match self.0.get(&write.id) {
+            Some(data) if diff::hidden_data(data).as_str() == Some(marker) => {
+                let mut full = body.clone();
+                full["data"] = data.clone();
+                Ok(Some(full))
+            }
+            _ => Err(write.id.clone()),
+        }
+    }
+}
+
+/// The hash marker a secret write carries in place of its payload.
+fn hidden_marker<'a>(write: &Write, body: &'a Value) -> Option<&'a str> {
+    if write.id.kind != Kind::Secret {
+        return None;
+    }
+    body.get("data").and_then(Value::as_str).filter(|d| d.starts_with(diff::HIDDEN))
+}
+
+/// The body as a plan carries it: a secret's payload moved to `secrets`.
+pub fn sealed(id: &ResourceId, body: &Value, secrets: &mut Secrets) -> Value {
+    let mut body = body.clone();
+    if id.kind == Kind::Secret
+        && let Some(data) = body.get_mut("data")
+    {
+        secrets.insert(id.clone(), data.clone());
+        *data = diff::hidden_data(data);
+    }
+    body
+}
+
+/// The writes that bring the target from its live state to the desired
+/// one: one per resource that changes (deletes only with `prune`), each
+/// waiting for the writes it depends on (through the graph, across
+/// resources that do not change) and for every write of the kind phase
+/// before it; a write that depends on a workload waits until it is ready.
+/// Deletes come after everything else.
+pub fn writes(
+    resources: &[ResourcePlan],
+    bodies: &HashMap<ResourceId, Value>,
+    graph: &Graph,
+    prune: bool,
+    secrets: &mut Secrets,
+) -> Vec<Write> {
+    let mut writes: Vec<Write> = resources
+        .iter()
+        .filter(|r| match r.action {
+            Action::Unchanged => false,
+            Action::Delete => prune,
+            _ => true,
+        })
+        .filter_map(|r| {
+            let id: ResourceId = r.id.parse().ok()?;
+            let body = bodies.get(&id).map(|body| sealed(&id, body, secrets));
+            let removed_tags: Vec<String> = r
+                .changes
+                .iter()
+                .filter(|c| c.op == Op::Remove)
+                .filter_map(|c| c.path.strip_prefix("tags.").map(str::to_owned))
+                .collect();
+            let method = match r.action {
+                Action::Delete => Method::Delete,
+                Action::Replace => Method::Recreate,
+                _ if r.changes.iter().any(|c| c.op == Op::Remove) => Method::PutExact {
+                    tags: if removed_tags.is_empty() {
+                        TagWrite::Merge
+                    } else {
+                        TagWrite::Drop(removed_tags)
+                    },
+                },
+                _ => Method::Put,
+            };
+            let workload = id.kind == Kind::Workload && r.action != Action::Delete;
+            Some(Write {
+                action: r.action,
+                method,
+                body: if r.action == Action::Delete { None } else { body },
+                after_written: Vec::new(),
+                after_ready: Vec::new(),
+                gate: workload,
+                stamp: workload,
+                id,
+            })
+        })
+        .collect();
+    order(&mut writes, graph);
+    writes
+}
+
+/// Fills what each write waits for.
+fn order(writes: &mut [Write], graph: &Graph) {
+    // The graph names the GVC as the manifests do; the plan as rendered.
+    let rendered_gvc = writes.iter().find(|w| w.id.kind == Kind::Gvc).map(|w| w.id.clone());
+    let as_planned = |id: &ResourceId| match (&rendered_gvc, id.kind) {
+        (Some(gvc), Kind::Gvc) => gvc.clone(),
+        _ => id.clone(),
+    };
+    let as_graphed = |id: &ResourceId| {
+        if id.kind == Kind::Gvc {
+            graph.waves.iter().flatten().find(|g| g.kind == Kind::Gvc).cloned()
+        } else {
+            Some(id.clone())
+        }
+    };
+    let upserts: HashMap<ResourceId, bool> = writes
+        .iter()
+        .filter(|w| w.method != Method::Delete)
+        .map(|w| (w.id.clone(), w.gate))
+        .collect();
+    let phase = |kind: Kind| kind.phase() as usize;
+    let mut by_phase: BTreeMap<usize, Vec<ResourceId>> = BTreeMap::new();
+    for id in upserts.keys() {
+        by_phase.entry(phase(id.kind)).or_default().push(id.clone());
+    }
+    for list in by_phase.values_mut() {
+        list.sort();
+    }
+    let everything: Vec<ResourceId> = by_phase.values().flatten().cloned().collect();
+    for write in writes.iter_mut() {
+        let mut written: Vec<ResourceId> = Vec::new();
+        let mut ready: Vec<ResourceId> = Vec::new();
+        let mut wait_for = |id: ResourceId| match upserts.get(&id) {
+            Some(true) => ready.push(id),
+            Some(false) => written.push(id),
+            None => {}
+        };
+        if write.method == Method::Delete {
+            everything.iter().cloned().for_each(&mut wait_for);
+        } else {
+            // Through the graph, across resources this plan does not write.
+            let mut seen: HashSet<ResourceId> = HashSet::new();
+            let mut frontier: Vec<ResourceId> = as_graphed(&write.id).into_iter().collect();
+            while let Some(next) = frontier.pop() {
+                for dependency in graph.dependencies_of(&next) {
+                    let first = as_planned(&dependency.first);
+                    if !seen.insert(first.clone()) {
+                        continue;
+                    }
+                    if upserts.contains_key(&first) {
+                        wait_for(first);
+                    } else {
+                        frontier.push(dependency.first.clone());
+                    }
+                }
+            }
+            // Kind order: everything of the nearest earlier phase written.
+            let own = phase(write.id.kind);
+            if let Some((_, earlier)) = by_phase.range(..own).next_back() {
+                for id in earlier {
+                    if !ready.contains(id) && !written.contains(id) {
+                        written.push(id.clone());
+                    }
+                }
+            }
+        }
+        written.sort();
+        written.dedup();
+        ready.sort();
+        ready.dedup();
+        write.after_written = written;
+        write.after_ready = ready;
+    }
+}
+
+/// The writes that put back what `written` changed: a resource that
+/// existed gets its earlier state back exactly (fields and tags; a workload
+/// is waited for), one that did not is deleted. In reverse order, each
+/// after the one before it, so that dependents go first.
+pub fn restore(written: &[ResourceId], before: &HashMap<ResourceId, Value>) -> Vec<Write> {
+    let mut writes: Vec<Write> = Vec::new();
+    for id in written.iter().rev() {
+        let (after_written, after_ready) = match writes.last() {
+            Some(previous) if previous.gate => (Vec::new(), vec![previous.id.clone()]),
+            Some(previous) => (vec![previous.id.clone()], Vec::new()),
+            None => (Vec::new(), Vec::new()),
+        };
+        let write = match before.get(id) {
+            Some(previous) => Write {
+                id: id.clone(),
+                action: Action::Update,
+                method: Method::PutExact { tags: TagWrite::Replace },
+                body: Some(writable(previous)),
+                after_written,
+                after_ready,
+                gate: id.kind == Kind::Workload,
+                stamp: false,
+            },
+            None => Write {
+                id: id.clone(),
+                action: Action::Delete,
+                method: Method::Delete,
+                body: None,
+                after_written,
+                after_ready,
+                gate: false,
+                stamp: false,
+            },
+        };
+        writes.push(write);
+    }
+    writes
+}
+
+/// A live body as it can be written back: server-managed fields dropped.
+pub fn writable(live: &Value) -> Value {
+    let mut body = live.clone();
+    if let Some(object) = body.as_object_mut() {
+        for field in crate::normalize::SERVER_MANAGED {
+            object.remove(*field);
+        }
+    }
+    body
+}
+
+/// A body with `tag` set to `value`.
+pub fn with_tag(body: &Value, tag: &str, value: &str) -> Value {
+    let mut body = body.clone();
+    if let Some(object) = body.as_object_mut() {
+        let tags = object.entry("tags").or_insert_with(|| json!({}));
+        if let Some(tags) = tags.as_object_mut() {
+            tags.insert(tag.to_owned(), Value::String(value.to_owned()));
+        }
+    }
+    body
+}
+
+/// A PATCH that makes the live object's own fields exactly the desired
+/// ones: `$replace/` for what the body sets; tags as `tags` says.
+pub fn removal_patch(body: &Value, tags: &TagWrite) -> Option<Value> {
+    let object = body.as_object()?;
+    let mut patch = Map::new();
+    for (key, value) in object {
+        if !matches!(key.as_str(), "kind" | "name" | "tags" | "description" | "gvc") {
+            patch.insert(format!("$replace/{key}"), value.clone());
+        }
+    }
+    match tags {
+        TagWrite::Merge => {}
+        TagWrite::Drop(keys) => {
+            let nulls: Map<String, Value> = keys.iter().map(|k| (k.clone(), Value::Null)).collect();
+            patch.insert("tags".to_owned(), Value::Object(nulls));
+        }
+        TagWrite::Replace => {
+            patch.insert(
+                "$replace/tags".to_owned(),
+                object.get("tags").cloned().unwrap_or_else(|| json!({})),
+            );
+        }
+    }
+    Some(Value::Object(patch))
+}
+
+/// The copies a promotion makes: every image that must land in the
+/// target's registry, from the same repository in the source's (by digest
+/// when known), once per destination. Only with the `copy` strategy.
+pub fn copies(
+    images: &[ImageChange],
+    src: Option<&Environment>,
+    dst: &Environment,
+) -> Vec<ImageCopy> {
+    let Some(src) = src else { return Vec::new() };
+    if dst.images != ImageStrategy::Copy {
+        return Vec::new();
+    }
+    let mut copies: BTreeMap<String, ImageCopy> = BTreeMap::new();
+    for image in images.iter().filter(|i| i.copy == Some(true)) {
+        let parsed = classify(&image.after, None);
+        let version = match (&image.digest, &image.tag) {
+            (Some(digest), _) => format!("@{digest}"),
+            (None, Some(tag)) => format!(":{tag}"),
+            (None, None) => ":latest".to_owned(),
+        };
+        let tag = image.tag.clone().unwrap_or_else(|| "latest".to_owned());
+        let source = format!("{}/{}{version}", src.registry, parsed.repository);
+        let destination = format!("{}/{}:{tag}", dst.registry, parsed.repository);
+        copies.insert(destination.clone(), ImageCopy { source, destination });
+    }
+    copies.into_values().collect()
+}
+
+/// What must hold in the target before the first write: its own-registry
+/// images there (after copying), the pull secret of the `pull-secret`
+/// strategy linked and holding the source's registry, every location the
+/// GVC is placed in.
+pub fn checks(
+    images: &[ImageChange],
+    bodies: &HashMap<ResourceId, Value>,
+    src: Option<&Environment>,
+    dst: &Environment,
+) -> Vec<Check> {
+    let mut checks: Vec<Check> = Vec::new();
+    if matches!(dst.images, ImageStrategy::Copy | ImageStrategy::None) {
+        let mut seen = HashSet::new();
+        for image in images {
+            if classify(&image.after, Some(dst.own_registry())).source != Source::Own {
+                continue;
+            }
+            let (repository, tag) = landing(image);
+            if seen.insert((repository.clone(), tag.clone(), image.digest.clone())) {
+                checks.push(Check::Image { repository, tag, digest: image.digest.clone() });
+            }
+        }
+    }
+    let gvcs: Vec<&Value> =
+        bodies.iter().filter(|(id, _)| id.kind == Kind::Gvc).map(|(_, body)| body).collect();
+    if let ImageStrategy::PullSecret { secret } = &dst.images {
+        let linked = gvcs.iter().any(|gvc| {
+            gvc.pointer("/spec/pullSecretLinks").and_then(Value::as_array).is_some_and(|links| {
+                links
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .any(|l| l.rsplit('/').next() == Some(secret.as_str()))
+            })
+        });
+        checks.push(Check::PullSecret {
+            secret: secret.clone(),
+            linked,
+            registry: src.map(|s| s.registry.clone()),
+            source: src.map(|s| s.name.clone()),
+        });
+    }
+    let mut locations: Vec<String> = gvcs
+        .iter()
+        .filter_map(|gvc| gvc.pointer("/spec/staticPlacement/locationLinks"))
+        .filter_map(Value::as_array)
+        .flatten()
+        .filter_map(Value::as_str)
+        .map(|link| link.rsplit('/').next().unwrap_or(link).to_owned())
+        .collect();
+    locations.sort();
+    locations.dedup();
+    checks.extend(locations.into_iter().map(|name| Check::Location { name }));
+    checks
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::LiveState;
+
+    fn id(text: &str) -> ResourceId {
+        text.parse().unwrap_or_else(|_| panic!("{text}"))
+    }
+
+    fn resource(text: &str, action: Action) -> ResourcePlan {
+        ResourcePlan {
+            id: text.into(),
+            action,
+            wave: None,
+            changes: vec![],
+            diff: None,
+            live: LiveState { exists: false, version: None, fingerprint: None },
+            desired_hash: None,
+        }
+    }
+
+    fn graph(edges: &[(&str, &str)]) -> Graph {
+        Graph::of_ordering(edges)
+    }
+
+    fn planned(resources: &[ResourcePlan], edges: &[(&str, &str)], prune: bool) -> Vec<Write> {
+        let bodies: HashMap<ResourceId, Value> = resources
+            .iter()
+            .map(|r| (id(&r.id), json!({"name": r.id, "data": {"k": "payload"}})))
+            .collect();
+        writes(resources, &bodies, &graph(edges), prune, &mut Secrets::default())
+    }
+
+    fn find<'a>(writes: &'a [Write], text: &str) -> &'a Write {
+        writes.iter().find(|w| w.id == id(text)).unwrap_or_else(|| panic!("{text}"))
+    }
+
+    #[test]
+    fn a_write_waits_for_what_it_depends_on_and_only_that() {
+        let resources = [
+            resource("secret/db", Action::Update),
+            resource("identity/api", Action::Unchanged),
+            resource("workload/api", Action::Update),
+            resource("workload/slow", Action::Create),
+            resource("workload/web", Action::Update),
+            resource("domain/shop", Action::Create),
+        ];
+        let edges = [
+            ("secret/db", "identity/api"),
+            ("identity/api", "workload/api"),
+            ("workload/slow", "domain/shop"),
+            ("workload/api", "workload/web"),
+        ];
+        let writes = planned(&resources, &edges, false);
+        let api = find(&writes, "workload/api");
+        // Through the unchanged identity, and the secret's phase before.
+        assert_eq!(api.after_written, [id("secret/db")]);
+        assert!(api.after_ready.is_empty());
+        assert!(api.gate && api.stamp);
+        // A workload another depends on is waited for until ready.
+        let web = find(&writes, "workload/web");
+        assert_eq!(web.after_ready, [id("workload/api")]);
+        // The slow workload holds back only what routes to it.
+        let shop = find(&writes, "domain/shop");
+        assert_eq!(shop.after_ready, [id("workload/slow")]);
+        assert!(!shop.after_written.contains(&id("workload/slow")));
+        assert!(find(&writes, "secret/db").after_written.is_empty());
+    }
+
+    #[test]
+    fn deletes_only_with_prune_and_after_everything() {
+        let resources =
+            [resource("workload/api", Action::Update), resource("workload/old", Action::Delete)];
+        assert_eq!(planned(&resources, &[], false).len(), 1);
+        let writes = planned(&resources, &[], true);
+        let old = find(&writes, "workload/old");
+        assert_eq!((old.method.clone(), old.body.clone()), (Method::Delete, None));
+        assert_eq!(old.after_ready, [id("workload/api")]);
+    }
+
+    #[test]
+    fn secret_payloads_stay_out_of_the_steps_and_come_back_by_hash() {
+        let mut secrets = Secrets::default();
+        let resources = [resource("secret/db", Action::Create)];
+        let bodies = HashMap::from([(id("secret/db"), json!({"data": {"payload": "s3cr3t"}}))]);
+        let writes = writes(&resources, &bodies, &graph(&[]), false, &mut secrets);
+        let text = serde_json::to_string(&writes).unwrap_or_default();
+        assert!(!text.contains("s3cr3t"), "{text}");
+        assert_eq!(secrets.body_of(&writes[0]), Ok(Some(json!({"data": {"payload": "s3cr3t"}}))));
+        let mut other = Secrets::default();
+        other.insert(id("secret/db"), json!({"payload": "changed"}));
+        assert_eq!(other.body_of(&writes[0]), Err(id("secret/db")));
+        assert_eq!(Secrets::default().body_of(&writes[0]), Err(id("secret/db")));
+        assert_eq!(format!("{secrets:?}"), "Secrets(1 payloads hidden)");
+    }
+
+    #[test]
+    fn steps_round_trip_through_json() {
+        let resources =
+            [resource("workload/api", Action::Update), resource("secret/db", Action::Replace)];
+        let writes = planned(&resources, &[("secret/db", "workload/api")], false);
+        let text = serde_json::to_string(&writes).unwrap_or_default();
+        let back: Vec<Write> = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(back, writes);
+        assert!(text.contains(r#""method":"recreate""#), "{text}");
+    }
+
+    #[test]
+    fn restoring_reverses_and_deletes_what_was_created() {
+        let (a, b) = (id("secret/a"), id("workload/b"));
+        let before: HashMap<ResourceId, Value> =
+            [(a.clone(), json!({"name": "a", "version": 3, "data": {"x": 1}}))].into();
+        let steps = restore(&[a.clone(), b.clone()], &before);
+        assert_eq!(
+            steps.iter().map(|s| (s.id.to_string(), s.action)).collect::<Vec<_>>(),
+            [("workload/b".to_owned(), Action::Delete), ("secret/a".to_owned(), Action::Update)]
+        );
+        assert_eq!(steps[1].body, Some(json!({"name": "a", "data": {"x": 1}})));
+        assert_eq!(steps[1].after_written, [b]);
+    }
+
+    #[test]
+    fn removal_patches_replace_what_the_body_sets() {
+        let body = json!({"kind": "workload", "name": "api", "tags": {"a": "b"}, "spec": {"type": "standard"}});
+        assert_eq!(
+            removal_patch(&body, &TagWrite::Merge),
+            Some(json!({"$replace/spec": {"type": "standard"}}))
+        );
+        assert_eq!(
+            removal_patch(&body, &TagWrite::Drop(vec!["old".into()])),
+            Some(json!({"$replace/spec": {"type": "standard"}, "tags": {"old": null}}))
+        );
+        assert_eq!(
+            removal_patch(&body, &TagWrite::Replace),
+            Some(json!({"$replace/spec": {"type": "standard"}, "$replace/tags": {"a": "b"}}))
+        );
+    }
+}
