@@ -103,6 +103,11 @@ pub enum Command {
         /// later `ferry apply`.
         #[arg(long, value_name = "PLAN.json")]
         out: Option<PathBuf>,
+        /// Plan the deletes of managed resources that left git as steps too
+        /// (what `promote --prune` carries out); a plan saved with it
+        /// deletes them when applied.
+        #[arg(long)]
+        prune: bool,
     },
     /// Print the manifests as an environment must have them (multi-document
     /// YAML that `cpln apply -f` accepts).

@@ -20,8 +20,8 @@ pub fn run(cli: Cli) -> Result<ExitStatus, Error> {
         Command::Graph { env, source, format } => {
             graph::run(&session, env.as_deref(), &source, format)
         }
-        Command::Plan { env, from, source, out } => {
-            plan::run(&session, &env, from.as_deref(), &source, out.as_deref())
+        Command::Plan { env, from, source, out, prune } => {
+            plan::run(&session, &env, from.as_deref(), &source, out.as_deref(), prune)
         }
         Command::Render { env, from, source } => {
             render::run(&session, &env, from.as_deref(), &source)

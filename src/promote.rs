@@ -88,11 +88,7 @@ pub async fn promote(
     let dst = promotion.dst();
     let made = promotion.make(workspace).await?;
     frontend.plan(&made.plan);
-    if options.prune
-        && let Some(refused) = plan::prune_refusal(&made.plan, dst)
-    {
-        return Err(refused.into());
-    }
+    deletes_allowed(&made.plan, dst, options.prune)?;
     if !made.plan.summary.has_changes() {
         return Ok(Promoted::UpToDate(Box::new(made.plan)));
     }
@@ -124,6 +120,7 @@ pub async fn apply(
         .into());
     }
     frontend.plan(&saved);
+    deletes_allowed(&saved, promotion.dst(), options.prune)?;
     if !saved.summary.has_changes() {
         return Ok(Promoted::UpToDate(Box::new(saved)));
     }
@@ -133,6 +130,29 @@ pub async fn apply(
         plan::steps::sealed(&resource.id, &resource.body, &mut saved.secrets);
     }
     carry_out(saved, promotion, &rendered, options, true, frontend).await
+}
+
+/// A plan that deletes (made with `--prune`) deletes no more than
+/// `prune.maxDeletes` allows; `--prune` on a saved plan made without it
+/// is refused rather than silently deleting nothing.
+fn deletes_allowed(plan: &Plan, dst: &Environment, asked: bool) -> Result<(), Error> {
+    let deletes = plan.steps.writes.iter().any(|w| w.method == plan::Method::Delete);
+    if deletes && let Some(refused) = plan::prune_refusal(plan, dst) {
+        return Err(refused.into());
+    }
+    let left = plan.resources.iter().any(|r| r.action == crate::diff::Action::Delete);
+    if asked && left && !deletes {
+        return Err(crate::diagnostic::Problem::new(
+            "ferry::apply::prune",
+            format!(
+                "--prune, but the saved plan for {} was made without it: it deletes nothing",
+                dst.name
+            ),
+        )
+        .help("make the plan with `ferry plan ENV --prune --out PLAN.json` and apply that")
+        .into());
+    }
+    Ok(())
 }
 
 /// The source-side check, then the executor.

@@ -1,4 +1,4 @@
-//! `ferry plan ENV [--from SRC] [--ref REV] [--out PLAN.json]`: what
+//! `ferry plan ENV [--from SRC] [--ref REV] [--prune] [--out PLAN.json]`: what
 //! promoting into an environment would change, without changing anything:
 //! exactly the plan `ferry promote SRC ENV` would carry out (SRC defaults to
 //! the environment's source; see [`crate::promotion_plan`]).
@@ -16,6 +16,7 @@ pub(crate) fn run(
     from: Option<&str>,
     source: &SourceArgs,
     out: Option<&Path>,
+    prune: bool,
 ) -> Result<ExitStatus, Error> {
     let global = session.global;
     let workspace = session.workspace()?;
@@ -25,7 +26,9 @@ pub(crate) fn run(
         None => workspace.config.source_of(target),
     };
     let plan = super::runtime()?.block_on(async {
-        Promotion::prepare(&workspace, from, env, source).await?.make(&workspace).await
+        let mut promotion = Promotion::prepare(&workspace, from, env, source).await?;
+        promotion.prune = prune;
+        promotion.make(&workspace).await
     })?;
     let plan = plan.plan;
     if let Some(refused) = plan::prune_refusal(&plan, target) {

@@ -730,3 +730,46 @@ async fn sim_promotes_a_gvc_placed_on_three_clouds_ready_in_every_location() {
         assert!(status.is_success(), "{location}: {status}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_saved_plan_deletes_only_what_it_was_made_to_delete() {
+    let pipeline = Pipeline::org_per_env().await;
+    pipeline.stage().await;
+    let repo = pipeline.repo();
+    repo.remove("manifests-example/worker.yaml");
+    repo.commit_all("retire the worker");
+    let worker = "/org/acme-staging/gvc/app/workload/worker";
+
+    // Saved without --prune, the plan lists the delete but carries none out:
+    // applying it with --prune is refused rather than deleting nothing.
+    let keep = pipeline.ferry(&["plan", "staging", "--out", "keep.json"]);
+    assert_eq!(keep.code, Some(2), "{}", keep.stderr);
+    let refused = pipeline.ferry(&["apply", "keep.json", "--prune"]);
+    assert_eq!(refused.code, Some(1), "{}\n{}", refused.stdout, refused.stderr);
+    assert!(refused.stderr.contains("was made without it"), "{}", refused.stderr);
+
+    // Saved with --prune, its steps hold the delete, and applying does it.
+    let prune = pipeline.ferry(&["plan", "staging", "--prune", "--out", "prune.json"]);
+    assert_eq!(prune.code, Some(2), "{}", prune.stderr);
+    let saved: Value = serde_json::from_str(
+        &std::fs::read_to_string(pipeline.path().join("prune.json")).expect("saved plan"),
+    )
+    .expect("plan JSON");
+    let deletes: Vec<&Value> = saved["steps"]["writes"]
+        .as_array()
+        .expect("writes")
+        .iter()
+        .filter(|w| w["method"] == "delete")
+        .collect();
+    assert_eq!(deletes.len(), 1, "{deletes:?}");
+    assert_eq!(deletes[0]["id"], "workload/worker");
+    let api = pipeline.api("acme-staging");
+    assert_eq!(api.get(worker).await.0, reqwest::StatusCode::OK);
+    let applied = pipeline.ferry(&["apply", "prune.json"]);
+    assert_eq!(applied.code, Some(0), "{}\n{}", applied.stdout, applied.stderr);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while api.get(worker).await.0 != reqwest::StatusCode::NOT_FOUND {
+        assert!(Instant::now() < deadline, "the worker was never deleted");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
