@@ -367,14 +367,14 @@ mod tests {
     }
 
     fn rendered(image: &str) -> Vec<Rendered> {
-        vec![Rendered {
-            id: ResourceId::new(Kind::Workload, "api"),
-            body: workload(image),
-            location: crate::diagnostic::Location::new(
+        vec![Rendered::new(
+            ResourceId::new(Kind::Workload, "api"),
+            workload(image),
+            crate::diagnostic::Location::new(
                 &crate::diagnostic::SourceFile::new("api.yaml", String::new()),
                 0..0,
             ),
-        }]
+        )]
     }
 
     #[test]

@@ -26,6 +26,16 @@ pub struct Rendered {
     pub body: Value,
     /// Where the resource is defined in the manifests.
     pub location: Location,
+    /// Warnings an override brought in (such as a field whose name is
+    /// close to a known one): shown, they do not stop a run.
+    pub warnings: Vec<Problem>,
+}
+
+impl Rendered {
+    /// A rendered resource without warnings.
+    pub fn new(id: ResourceId, body: Value, location: Location) -> Self {
+        Rendered { id, body, location, warnings: Vec::new() }
+    }
 }
 
 /// The image one container is promoted with.
@@ -135,7 +145,12 @@ pub fn render(
             checks.patched(&merged, patch, &fields, &mut problems);
         }
         let body = finish(&body, &mut problems);
-        rendered.push(Rendered { id, body, location: resource.location() });
+        let warnings = checks.warnings;
+        rendered.push(Rendered { id, body, location: resource.location(), warnings });
+    }
+    if problems.has_errors() {
+        problems.extend(rendered.into_iter().flat_map(|r| r.warnings));
+        return Err(problems);
     }
     problems.into_result(rendered)
 }
@@ -170,6 +185,8 @@ struct Checks<'a> {
     written: HashSet<(&'static str, String)>,
     /// What the body broke before the current override.
     before: Vec<Finding>,
+    /// Warnings overrides brought in.
+    warnings: Vec<Problem>,
 }
 
 impl<'a> Checks<'a> {
@@ -179,19 +196,18 @@ impl<'a> Checks<'a> {
                 .into_iter()
                 .map(|f| (f.code, f.path))
                 .collect();
-        Checks { resource, subject: id.to_string(), env, written, before: Vec::new() }
+        let subject = id.to_string();
+        Checks { resource, subject, env, written, before: Vec::new(), warnings: Vec::new() }
     }
 
     fn rules(&self, body: &Value) -> Vec<Finding> {
-        let mut found = validate::body_rules(self.resource.kind, body, &self.subject, self.env);
-        found.retain(|f| f.severity == Severity::Error);
-        found
+        validate::body_rules(self.resource.kind, body, &self.subject, self.env)
     }
 
     /// The body rendered without overrides.
     fn rendered(&mut self, body: &Value, problems: &mut Problems) {
         self.before = self.rules(body);
-        for found in &self.before {
+        for found in self.before.iter().filter(|f| f.severity == Severity::Error) {
             if !self.written.contains(&(found.code, found.path.clone())) {
                 let message = format!("as rendered for `{}`, {}", self.env.name, found.message);
                 problems.push(found.problem(message, self.resource.location(), None));
@@ -210,7 +226,12 @@ impl<'a> Checks<'a> {
             let problem = found
                 .problem(message, location, None)
                 .note(self.resource.location(), "in the resource it patches");
-            problems.push(unshown_if_secret(problem, patch));
+            let problem = unshown_if_secret(problem, patch);
+            if problem.is_error() {
+                problems.push(problem);
+            } else {
+                self.warnings.push(problem);
+            }
         }
         self.before = after;
     }
@@ -321,6 +342,11 @@ fn identity_conflicts(resource: &Resource, fields: &Value) -> Vec<Conflict> {
         });
     }
     found
+}
+
+/// Every warning of `rendered` (see [`Rendered::warnings`]).
+pub fn warnings(rendered: &[Rendered]) -> Vec<Problem> {
+    rendered.iter().flat_map(|r| r.warnings.iter().cloned()).collect()
 }
 
 /// The owner of org-scoped resources that every environment of a
@@ -903,15 +929,14 @@ mod tests {
     }
 
     /// `(code, position)` of every problem rendering `patches` brings.
+    /// `text` rendered for prod with `patches`, images as written.
+    fn patched(text: &str, patches: &[Patch]) -> Result<Vec<Rendered>, Problems> {
+        let env = env(ImageStrategy::Copy);
+        render(&manifests(text), &env, None, patches, &SourceImages::default(), None)
+    }
+
     fn rendering_problems(patches: &[Patch]) -> Vec<(&'static str, String)> {
-        match render(
-            &manifests(APP),
-            &env(ImageStrategy::Copy),
-            None,
-            patches,
-            &SourceImages::default(),
-            None,
-        ) {
+        match patched(APP, patches) {
             Ok(_) => Vec::new(),
             Err(problems) => {
                 problems.into_iter().map(|p| (p.code, p.position().unwrap_or_default())).collect()
@@ -954,17 +979,29 @@ mod tests {
     }
 
     #[test]
+    fn a_likely_typo_in_an_override_is_a_warning_at_the_override() {
+        let typo = patch(
+            "kind: workload\nname: api\nspec:\n  defaultOptions:\n    autoscaling:\n      minScal: 3\n",
+        );
+        let out = patched(APP, &[typo])
+            .unwrap_or_else(|p| panic!("warnings do not stop rendering: {p:?}"));
+        let found: Vec<_> =
+            warnings(&out).iter().map(|w| (w.code, w.is_error(), w.position())).collect();
+        assert_eq!(
+            found,
+            [("ferry::validate::unknown-field", false, Some("overrides/prod.yaml:6:7".to_owned()))]
+        );
+        assert_eq!(
+            out[1].body["spec"]["defaultOptions"]["autoscaling"]["minScal"], 3,
+            "kept as written"
+        );
+    }
+
+    #[test]
     fn an_override_of_a_secret_is_never_shown() {
         let text = "kind: secret\nname: db\ntype: opaque\ndata: {payload: s3cr3t-payload, encoding: plain}\n";
         let secret = patch("kind: secret\nname: db\ndata: hunter2-payload\n");
-        let Err(problems) = render(
-            &manifests(text),
-            &env(ImageStrategy::Copy),
-            None,
-            &[secret],
-            &SourceImages::default(),
-            None,
-        ) else {
+        let Err(problems) = patched(text, &[secret]) else {
             panic!("a mapping replaced by a string is refused");
         };
         let problem = &problems.problems[0];

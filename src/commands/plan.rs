@@ -30,6 +30,7 @@ pub(crate) fn run(
         promotion.prune = prune;
         promotion.make(&workspace).await
     })?;
+    output::warnings(&crate::render::warnings(&plan.rendered));
     let plan = plan.plan;
     if let Some(refused) = plan::prune_refusal(&plan, target) {
         // Said now, so that CI sees it before `promote --prune` refuses.

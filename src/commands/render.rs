@@ -19,6 +19,7 @@ pub(crate) fn run(
     let (rendered, _) = super::runtime()?.block_on(async {
         Promotion::prepare(&workspace, from, env, source).await?.render(&workspace).await
     })?;
+    output::warnings(&crate::render::warnings(&rendered));
     let text = match global.output {
         OutputFormat::Json => {
             let bodies: Vec<&serde_json::Value> = rendered.iter().map(|r| &r.body).collect();

@@ -95,10 +95,10 @@ fn check(
                 // What would be applied: overrides merged, images as the
                 // manifests write them (a promotion pins its source's).
                 let images = render::SourceImages::default();
-                if let Err(found) =
-                    render::for_environment(config, env, &manifests.set, &patches, &images, None)
+                match render::for_environment(config, env, &manifests.set, &patches, &images, None)
                 {
-                    problems.extend(found);
+                    Ok(rendered) => problems.extend(rendered.into_iter().flat_map(|r| r.warnings)),
+                    Err(found) => problems.extend(found),
                 }
             }
             Err(found) => problems.extend(found),

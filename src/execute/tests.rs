@@ -88,11 +88,7 @@ async fn planned(
     let file = SourceFile::new("m.yaml", String::new());
     let rendered: Vec<Rendered> = desired
         .iter()
-        .map(|(id, body)| Rendered {
-            id: id.clone(),
-            body: body.clone(),
-            location: Location::new(&file, 0..0),
-        })
+        .map(|(id, body)| Rendered::new(id.clone(), body.clone(), Location::new(&file, 0..0)))
         .collect();
     let mut live: HashMap<ResourceId, State> = HashMap::new();
     for (id, _) in desired {

@@ -125,11 +125,11 @@ mod tests {
     }
 
     fn rendered(id: &str, body: Value) -> Rendered {
-        Rendered {
-            id: id.parse().unwrap_or_else(|_| panic!("{id}")),
+        Rendered::new(
+            id.parse().unwrap_or_else(|_| panic!("{id}")),
             body,
-            location: Location::new(&SourceFile::new("m.yaml", String::new()), 0..0),
-        }
+            Location::new(&SourceFile::new("m.yaml", String::new()), 0..0),
+        )
     }
 
     fn workload(name: &str, image: &str) -> Rendered {
