@@ -109,6 +109,7 @@ impl State {
             _ => Map::new(),
         };
         patch::apply(&mut doc, body)?;
+        check_schema(kind, &doc)?;
         normalize(kind, name, scope, &mut doc);
         if let Some(item) = existing {
             check_immutable(item, &doc)?;
@@ -210,6 +211,28 @@ fn check_name(kind: &str, name: &str) -> Result<(), ApiError> {
     }
 }
 
+/// Refuses (400) an item that breaks Control Plane's field rules: the
+/// same rules `ferry validate` runs (`validate::schema`), errors only, on
+/// the item as it would be stored (a PUT merged into the existing item, a
+/// PATCH's directives applied), so a test can show that what Ferry lets
+/// through the API would accept. Every violation is named in `details`.
+fn check_schema(kind: &str, doc: &Map<String, Value>) -> Result<(), ApiError> {
+    let Some(kind) = crate::manifest::Kind::parse(kind) else { return Ok(()) };
+    let errors: Vec<_> = crate::validate::schema::check(kind, &Value::Object(doc.clone()))
+        .into_iter()
+        .filter(|v| v.severity == crate::validate::schema::Severity::Error)
+        .collect();
+    if errors.is_empty() {
+        return Ok(());
+    }
+    let message = errors.iter().map(|v| v.message.as_str()).collect::<Vec<_>>().join("; ");
+    let details: Vec<Value> = errors
+        .iter()
+        .map(|v| serde_json::json!({"field": v.field(), "path": v.path, "message": v.message}))
+        .collect();
+    Err(ApiError::bad_request(message).with_details(serde_json::json!({"errors": details})))
+}
+
 /// A workload's `spec.type` never changes.
 fn check_immutable(item: &Item, doc: &Map<String, Value>) -> Result<(), ApiError> {
     if item.kind != "workload" {
@@ -285,13 +308,48 @@ mod tests {
     }
 
     #[test]
+    fn a_body_breaking_the_field_rules_is_refused_and_not_stored() {
+        let mut state = seeded();
+        let w = json!({"kind": "workload", "name": "api", "spec": {"type": "standard",
+            "containers": [{"name": "main", "image": "//image/api:1", "cpu": "five",
+                "ports": [{"number": 70000, "protocol": "http"}]}]}});
+        let err = state.write(APP, "workload", None, &body(w), WriteMode::Upsert, 2).unwrap_err();
+        assert_eq!(err.status.as_u16(), 400);
+        assert_eq!(err.code, "invalid");
+        let fields: Vec<&str> = err.details["errors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|e| e["field"].as_str())
+            .collect();
+        assert_eq!(fields, ["spec.containers[0].ports[0].number", "spec.containers[0].cpu"]);
+        assert!(state.item(&ItemKey::new("acme", Some("app"), "workload", "api")).is_none());
+        // A PATCH is judged on the item it would leave.
+        let good = json!({"kind": "workload", "name": "api", "spec": {"type": "standard",
+            "containers": [{"name": "main", "image": "//image/api:1"}]}});
+        state.write(APP, "workload", None, &body(good), WriteMode::Upsert, 3).unwrap();
+        let patch = json!({"spec": {"job": {"schedule": "0 3 * * *"}}});
+        let err = state
+            .write(APP, "workload", Some("api"), &body(patch), WriteMode::Patch, 4)
+            .unwrap_err();
+        assert_eq!(err.status.as_u16(), 400, "{}", err.message);
+    }
+
+    #[test]
     fn gvc_delete_cascades_but_not_past_volumesets() {
         let mut state = seeded();
         state
             .write(APP, "identity", None, &body(json!({"name": "api-id"})), WriteMode::Upsert, 2)
             .unwrap();
         state
-            .write(APP, "volumeset", None, &body(json!({"name": "data"})), WriteMode::Upsert, 2)
+            .write(
+                APP,
+                "volumeset",
+                None,
+                &body(json!({"name": "data", "spec": {"initialCapacity": 10, "performanceClass": "general-purpose-ssd"}})),
+                WriteMode::Upsert,
+                2,
+            )
             .unwrap();
         let gvc = ItemKey::new("acme", None, "gvc", "app");
         assert_eq!(state.delete(&gvc).unwrap_err().status.as_u16(), 409);

@@ -31,7 +31,7 @@ pub(super) fn check(c: &mut Checker, root: &Ptr, body: &Value) {
         };
         c.field(placement, at, "locationLinks", |c, at, v| {
             for (at, text) in c.strings(at, v) {
-                location_link(c, &at, text);
+                super::location(c, &at, text, false);
             }
         });
         c.each(
@@ -48,7 +48,7 @@ pub(super) fn check(c: &mut Checker, root: &Ptr, body: &Value) {
                 {
                     let at = at.key("locationLink");
                     if let Some(text) = c.string(&at, link) {
-                        location_link(c, &at, text);
+                        super::location(c, &at, text, false);
                     }
                 }
                 for key in ["routingTier", "latencyToleranceMs"] {
@@ -96,24 +96,4 @@ pub(super) fn check(c: &mut Checker, root: &Ptr, body: &Value) {
             c.mapping(at, v, &["otel", "lightstep", "controlplane"]);
         });
     });
-}
-
-/// A location link: `//location/NAME` or `/org/ORG/location/NAME`, NAME in
-/// Control Plane's form (`aws-us-east-2`, `gcp-us-west1`, `azure-eastus2`,
-/// or a custom location's name).
-fn location_link(c: &mut Checker, at: &Ptr, text: &str) {
-    let name = super::link_name(text, "location");
-    let valid_name = name.is_some_and(|n| {
-        n.chars().next().is_some_and(|c| c.is_ascii_lowercase())
-            && n.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-    });
-    if !valid_name {
-        let help = if text.starts_with("//") || text.starts_with('/') {
-            "write `//location/NAME` or `/org/ORG/location/NAME`, NAME such as `aws-us-east-2`"
-                .to_owned()
-        } else {
-            format!("write `//location/{text}`")
-        };
-        c.error(at, format!("{at} is `{text}`, not a location link"), help);
-    }
 }

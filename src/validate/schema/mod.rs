@@ -472,6 +472,27 @@ fn link(checker: &mut Checker, at: &Ptr, value: &Value, kind: &str) {
     }
 }
 
+/// A location: `//location/NAME` or `/org/ORG/location/NAME` (or, where
+/// `bare` allows it, `NAME` alone), NAME in Control Plane's form
+/// (`aws-us-east-2`, `gcp-us-west1`, `azure-eastus2`, or a custom
+/// location's name).
+fn location(c: &mut Checker, at: &Ptr, text: &str, bare: bool) {
+    let name = link_name(text, "location").or(Some(text).filter(|_| bare));
+    let valid_name = name.is_some_and(|n| {
+        n.chars().next().is_some_and(|c| c.is_ascii_lowercase())
+            && n.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+    });
+    if !valid_name {
+        let help = if text.starts_with("//") || text.starts_with('/') || bare {
+            "write `//location/NAME` or `/org/ORG/location/NAME`, NAME such as `aws-us-east-2`"
+                .to_owned()
+        } else {
+            format!("write `//location/{text}`")
+        };
+        c.error(at, format!("{at} is `{text}`, not a location link"), help);
+    }
+}
+
 /// `env` as Control Plane has it: a list of `{name, value}`.
 fn env(checker: &mut Checker, at: &Ptr, value: &Value) {
     const HELP: &str = "write env as a list: `- name: LOG_LEVEL` with `value: debug` under it";

@@ -484,7 +484,11 @@ fn options(c: &mut Checker, at: &Ptr, value: &Value, facts: &Facts<'_>, local: b
             "the location these options apply to, `//location/NAME`",
         )
     {
-        super::link(c, &at.key("location"), location, "location");
+        // The API reference writes a bare name here, the CLI a link.
+        let at = at.key("location");
+        if let Some(text) = c.string(&at, location) {
+            super::location(c, &at, text, true);
+        }
     }
     let most = if kind == Some("serverless") { 600 } else { 3600 };
     c.field(options, at, "timeoutSeconds", |c, at, v| c.integer(at, v, 1, most));

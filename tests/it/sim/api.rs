@@ -206,7 +206,7 @@ async fn gvc_deletion_cascades_and_waits_for_volumesets() {
     .await;
     api.put(
         "/org/acme-dev/gvc/app/volumeset",
-        json!({"name": "data", "spec": {"initialCapacity": 10}}),
+        json!({"name": "data", "spec": {"initialCapacity": 10, "performanceClass": "general-purpose-ssd"}}),
     )
     .await;
     let (_, across) = api.get("/org/acme-dev/workload").await;

@@ -72,7 +72,11 @@ async fn latency_is_added_and_the_log_shows_what_was_written() {
         log.iter().filter(|r| r.is_write() && !r.path.ends_with("/-query")).collect();
     assert!(writes.is_empty(), "nothing was written: {writes:?}");
 
-    api.put("/org/acme-dev/secret", serde_json::json!({"name": "s1", "type": "opaque"})).await;
+    api.put(
+        "/org/acme-dev/secret",
+        serde_json::json!({"name": "s1", "type": "opaque", "data": {"payload": "x"}}),
+    )
+    .await;
     let last = sim.request_log().pop().unwrap();
     assert_eq!(
         (last.method.as_str(), last.path.as_str(), last.status),

@@ -6,3 +6,4 @@ mod faults;
 mod locations;
 mod readiness;
 mod registry;
+mod schema;
