@@ -3,15 +3,18 @@
 //! anywhere cannot both hold it. It names its holder, start time, expiry
 //! and CI run; it is renewed while held and deleted on release. An expired
 //! lock (its holder died) is broken by the next promotion, or by
-//! `ferry unlock ENV`.
+//! `ferry unlock ENV`. A POST whose answer is lost (a 500, a timeout) is
+//! resolved by reading the lock back: its holder id names this very
+//! acquisition, so Ferry knows whether it holds it.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use miette::Diagnostic;
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 
-use crate::api::{ApiError, ControlPlane, paths};
+use crate::api::{ApiError, ControlPlane, paths, write_resolved};
 use crate::config::Environment;
 use crate::manifest::Kind;
 use crate::release::{Actor, own_resource_name};
@@ -22,6 +25,8 @@ const HOLDER_TAG: &str = "ferry/lock-holder";
 const STARTED_TAG: &str = "ferry/lock-started";
 const EXPIRES_TAG: &str = "ferry/lock-expires";
 const RUN_TAG: &str = "ferry/lock-run";
+/// How often a held lock is looked at again while waiting for it.
+const POLL: Duration = Duration::from_millis(500);
 
 /// Who holds a lock, as its tags say.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -94,12 +99,17 @@ fn lock_name(env: &Environment) -> String {
     own_resource_name("ferry-lock", &env.name, "")
 }
 
+/// Who is taking the lock: user, host, process and which acquisition of
+/// this process, so that no two acquisitions anywhere have the same id.
 fn holder(actor: &Actor) -> String {
+    static ACQUISITIONS: AtomicU64 = AtomicU64::new(0);
     let host = std::env::var("HOSTNAME")
         .ok()
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "localhost".to_owned());
-    format!("{}@{host} (pid {})", actor.user.as_deref().unwrap_or("unknown"), std::process::id())
+    let number = ACQUISITIONS.fetch_add(1, Ordering::Relaxed) + 1;
+    let user = actor.user.as_deref().unwrap_or("unknown");
+    format!("{user}@{host} (pid {}, lock {number})", std::process::id())
 }
 
 impl<A: ControlPlane> Lock<A> {
@@ -116,6 +126,7 @@ impl<A: ControlPlane> Lock<A> {
         let collection = paths::collection(&env.org, &env.gvc, Kind::Secret);
         let path = paths::item(&env.org, &env.gvc, Kind::Secret, &name);
         let deadline = tokio::time::Instant::now() + wait;
+        let holder = holder(actor);
         loop {
             let started = client.now_ms();
             let body = json!({
@@ -125,23 +136,38 @@ impl<A: ControlPlane> Lock<A> {
                 "type": "opaque",
                 "tags": {
                     LOCK_OF_TAG: env.name,
-                    HOLDER_TAG: holder(actor),
+                    HOLDER_TAG: holder,
                     STARTED_TAG: rfc3339(started),
                     EXPIRES_TAG: rfc3339(started + millis(ttl)),
                     RUN_TAG: actor.ci_run,
                 },
                 "data": {"encoding": "plain", "payload": "locked"},
             });
-            match client.post(&collection, &body).await {
-                Ok(_) => {
-                    let renewal = tokio::spawn(renew(client.clone(), path.clone(), ttl));
-                    return Ok(Lock { client: client.clone(), path, renewal });
-                }
-                Err(error) if error.status() == Some(409) => {}
+            let held = || {
+                let renewal = tokio::spawn(renew(client.clone(), path.clone(), ttl));
+                Lock { client: client.clone(), path: path.clone(), renewal }
+            };
+            let lost = match client.post(&collection, &body).await {
+                Ok(_) => return Ok(held()),
+                Err(error) if error.status() == Some(409) => None,
+                Err(error) if error.is_ambiguous() => Some(error),
                 Err(error) => return Err(error.into()),
-            }
-            let Some(existing) = client.get_opt(&path).await? else { continue };
+            };
+            let Some(existing) = client.get_opt(&path).await? else {
+                // Nobody holds it: a lost POST did not take effect.
+                if let Some(error) = lost {
+                    if tokio::time::Instant::now() >= deadline {
+                        return Err(error.into());
+                    }
+                    tokio::time::sleep(POLL).await;
+                }
+                continue;
+            };
             let info = LockInfo::from_secret(&existing);
+            if info.holder == holder {
+                // The POST whose answer was lost took effect.
+                return Ok(held());
+            }
             if info.is_expired(client.now_ms()) {
                 tracing::warn!("breaking the expired lock of {}: {}", env.name, info.describe());
                 client.delete(&path).await?;
@@ -151,7 +177,7 @@ impl<A: ControlPlane> Lock<A> {
                 return Err(LockError::Held { environment: env.name.clone(), info });
             }
             tracing::info!("{} is locked by {}; waiting", env.name, info.describe());
-            tokio::time::sleep(Duration::from_millis(500)).await;
+            tokio::time::sleep(POLL).await;
         }
     }
 
@@ -163,11 +189,19 @@ impl<A: ControlPlane> Lock<A> {
 }
 
 /// Pushes the expiry forward every third of `ttl` while the lock is held.
+/// A PATCH whose answer is lost is resolved by reading the expiry back.
 async fn renew<A: ControlPlane>(client: A, path: String, ttl: Duration) {
+    let policy = crate::retry::RetryPolicy::default();
     loop {
         tokio::time::sleep(ttl / 3).await;
-        let patch = json!({"tags": {EXPIRES_TAG: rfc3339(client.now_ms() + millis(ttl))}});
-        if let Err(error) = client.patch(&path, &patch).await {
+        let expires = rfc3339(client.now_ms() + millis(ttl));
+        let patch = json!({"tags": {EXPIRES_TAG: expires}});
+        let landed = |live: Option<&Value>| {
+            live.is_some_and(|l| LockInfo::from_secret(l).expires == expires)
+        };
+        let renewed =
+            write_resolved(&client, &policy, &path, landed, || client.patch(&path, &patch)).await;
+        if let Err(error) = renewed {
             tracing::warn!("could not renew the promotion lock: {error}");
         }
     }
@@ -197,7 +231,7 @@ pub async fn unlock<A: ControlPlane>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::fake::{Fake, Verb, environment};
+    use crate::api::fake::{Fake, Fault, Verb, environment};
     use crate::timestamp::now_ms;
     use tokio::time::Instant;
 
@@ -291,6 +325,54 @@ mod tests {
         assert!(lock.is_ok(), "{:?}", lock.err());
         assert!(live_info(&fake).is_some_and(|i| i.holder.starts_with("alice@")));
         assert_eq!(fake.count(Verb::Delete, LOCK), 1, "broken once");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_lost_answer_to_the_post_is_resolved_by_the_holder_id() {
+        // The lock was created, but the answer said 500: it is ours.
+        let fake = Fake::new();
+        fake.inject(Fault::new(Verb::Post, "/org/acme/secret", 500).after_effect());
+        let lock = Lock::acquire(&fake, &environment(), &actor(), MINUTE, MINUTE).await;
+        assert!(lock.is_ok(), "{:?}", lock.err());
+        assert_eq!(fake.count(Verb::Post, "/org/acme/secret"), 1, "not posted again");
+        // It was not created: posted again, and held.
+        let fake = Fake::new();
+        fake.inject(Fault::new(Verb::Post, "/org/acme/secret", 504));
+        let lock = Lock::acquire(&fake, &environment(), &actor(), MINUTE, MINUTE).await;
+        assert!(lock.is_ok(), "{:?}", lock.err());
+        assert_eq!(fake.count(Verb::Post, "/org/acme/secret"), 2);
+        // Someone else's lock is there: theirs, however the POST ended.
+        let fake = Fake::new();
+        held_by(&fake, "bob@ci (pid 7)", fake.now_ms() + 3_600_000);
+        fake.inject(Fault::new(Verb::Post, "/org/acme/secret", 500));
+        let lock = Lock::acquire(&fake, &environment(), &actor(), MINUTE, Duration::ZERO).await;
+        assert!(matches!(lock, Err(LockError::Held { .. })), "{:?}", lock.err());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_post_that_keeps_failing_gives_up_at_the_deadline() {
+        let fake = Fake::new();
+        fake.inject(Fault::new(Verb::Post, "/org/acme/secret", 503).times(1000));
+        let lock = Lock::acquire(&fake, &environment(), &actor(), MINUTE, MINUTE).await;
+        assert_eq!(
+            lock.err().map(|e| e.to_string()).as_deref(),
+            Some("POST /org/acme/secret: the fake answered 503")
+        );
+        assert!(fake.body(LOCK).is_none());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_renewal_whose_answer_is_lost_is_read_back() {
+        let fake = Fake::new();
+        fake.inject(Fault::new(Verb::Patch, LOCK, 500).after_effect().times(100));
+        let lock = Lock::acquire(&fake, &environment(), &actor(), MINUTE, MINUTE).await;
+        let lock = lock.unwrap_or_else(|e| panic!("{e}"));
+        tokio::time::sleep(5 * MINUTE).await;
+        let info = live_info(&fake).unwrap_or_else(|| panic!("no lock"));
+        assert!(!info.is_expired(fake.now_ms()), "{info:?}");
+        let patches = fake.count(Verb::Patch, LOCK);
+        assert!((14..=16).contains(&patches), "one PATCH per renewal, not repeated: {patches}");
+        drop(lock);
     }
 
     #[tokio::test(start_paused = true)]

@@ -230,6 +230,50 @@ pub enum WaitError {
         #[diagnostic_source]
         source: ApiError,
     },
+
+    #[error("{path} was still there {timeout:?} after it was deleted")]
+    #[diagnostic(
+        code(ferry::apply::not_gone),
+        help(
+            "Control Plane deletes some kinds asynchronously; look at what still holds it (a GVC's workloads, a volume set's workload), then run again"
+        )
+    )]
+    NotGone { path: String, timeout: Duration },
+
+    #[error("reading whether {path} is gone failed")]
+    #[diagnostic(code(ferry::apply::gone))]
+    ReadGone {
+        path: String,
+        #[source]
+        #[diagnostic_source]
+        source: ApiError,
+    },
+}
+
+/// How often a deleted resource is looked at until it is gone.
+const GONE_POLL: Duration = Duration::from_millis(500);
+
+/// Waits until the resource at `path`, just deleted, is gone (deletes are
+/// asynchronous for some kinds); [`WaitError::NotGone`] after `timeout`.
+pub async fn wait_gone<A: ControlPlane>(
+    api: &A,
+    path: &str,
+    timeout: Duration,
+) -> Result<(), WaitError> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let live = api
+            .get_opt(path)
+            .await
+            .map_err(|source| WaitError::ReadGone { path: path.to_owned(), source })?;
+        if live.is_none() {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() + GONE_POLL > deadline {
+            return Err(WaitError::NotGone { path: path.to_owned(), timeout });
+        }
+        tokio::time::sleep(GONE_POLL).await;
+    }
 }
 
 /// Waits until every one of `workloads` is ready `consecutive_checks` times
@@ -478,6 +522,31 @@ mod tests {
             assert!(
                 matches!(&result, Err(WaitError::NotReady { location, .. }) if location == "(all)"),
                 "{result:?}"
+            );
+        }
+
+        #[tokio::test(start_paused = true)]
+        async fn a_deleted_resource_that_does_not_go_is_an_error() {
+            let fake = Fake::new();
+            let path = "/org/acme/gvc/app/volumeset/data";
+            fake.seed(path, json!({"name": "data"}));
+            fake.set_delete_linger(Duration::from_secs(20));
+            assert_eq!(fake.delete(path).await.ok(), Some(true));
+            let started = Instant::now();
+            let gone = wait_gone(&fake, path, Duration::from_secs(30)).await;
+            assert!(gone.is_ok(), "{gone:?}");
+            assert_eq!(started.elapsed(), Duration::from_secs(20));
+            fake.seed(path, json!({"name": "data"}));
+            fake.set_delete_linger(Duration::from_secs(3600));
+            assert_eq!(fake.delete(path).await.ok(), Some(true));
+            let stuck = wait_gone(&fake, path, Duration::from_secs(30)).await;
+            assert!(
+                matches!(&stuck, Err(WaitError::NotGone { path: p, .. }) if p == path),
+                "{stuck:?}"
+            );
+            assert_eq!(
+                stuck.map_err(|e| e.to_string()).err().as_deref(),
+                Some("/org/acme/gvc/app/volumeset/data was still there 30s after it was deleted")
             );
         }
 

@@ -170,10 +170,11 @@ pub fn beyond_limit(existing: &[u64], limit: u32) -> Vec<u64> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn release(revision: u64) -> Release {
+    /// A release of prod from staging, for tests here and in `history`.
+    pub(crate) fn release(revision: u64) -> Release {
         Release {
             schema: SCHEMA.into(),
             environment: "prod".into(),

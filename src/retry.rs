@@ -1,8 +1,14 @@
-//! When and how long to wait before trying a request again. Shared by the
-//! Control Plane API client and the registry client.
+//! When and how long to wait before trying again: one policy for the
+//! Control Plane API client, the registry client, the promotion lock and
+//! the waits. Backoff is [`backon`]'s exponential with jitter (the crate
+//! kube uses, style.md §3.2); a server's `Retry-After` (seconds or an HTTP
+//! date, read with [`httpdate`]) replaces our own delay, bounded. What is
+//! retried is each client's business: transient failures of requests that
+//! are safe to repeat (docs/plan-output.md, "Talking to the API").
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
+
+use backon::{BackoffBuilder, ExponentialBuilder};
 
 /// How many times, and how far apart, transient failures are retried.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -11,8 +17,10 @@ pub struct RetryPolicy {
     pub attempts: u32,
     /// Delay before the first retry; doubled for each one after.
     pub first_delay: Duration,
-    /// No delay is longer than this (a `Retry-After` excepted).
+    /// No delay of ours is longer than this.
     pub max_delay: Duration,
+    /// A server's `Retry-After` is honoured up to this long.
+    pub max_retry_after: Duration,
 }
 
 impl Default for RetryPolicy {
@@ -21,24 +29,28 @@ impl Default for RetryPolicy {
             attempts: 6,
             first_delay: Duration::from_millis(200),
             max_delay: Duration::from_secs(10),
+            max_retry_after: Duration::from_secs(60),
         }
     }
 }
 
 impl RetryPolicy {
-    /// The delay before retry number `retry` (1-based): exponential with
-    /// full jitter, so that parallel requests do not retry in lockstep.
-    pub fn delay(&self, retry: u32) -> Duration {
-        let exponential = self.first_delay.saturating_mul(1u32 << retry.saturating_sub(1).min(16));
-        let ceiling = exponential.min(self.max_delay);
-        let millis = u64::try_from(ceiling.as_millis()).unwrap_or(u64::MAX);
-        // Between half and all of the ceiling.
-        Duration::from_millis(millis / 2 + jitter() % (millis / 2 + 1))
+    /// The delays between attempts, `attempts - 1` of them: exponential,
+    /// each with up to as much again of random jitter, so that parallel
+    /// requests do not retry in lockstep.
+    pub fn delays(&self) -> impl Iterator<Item = Duration> + Send + use<> {
+        ExponentialBuilder::default()
+            .with_min_delay(self.first_delay)
+            .with_max_delay(self.max_delay)
+            .with_max_times(usize::try_from(self.attempts.saturating_sub(1)).unwrap_or(0))
+            .with_jitter()
+            .build()
     }
 
-    /// The delay to use when the server said how long to wait.
-    pub fn delay_with(&self, retry: u32, retry_after: Option<Duration>) -> Duration {
-        retry_after.map_or_else(|| self.delay(retry), |after| after.min(Duration::from_secs(120)))
+    /// The wait before the next attempt: the server's, when it said one
+    /// (bounded), else `ours`.
+    pub fn wait(&self, ours: Duration, retry_after: Option<Duration>) -> Duration {
+        retry_after.map_or(ours, |after| after.min(self.max_retry_after))
     }
 }
 
@@ -48,41 +60,8 @@ pub fn parse_retry_after(value: &str) -> Option<Duration> {
     if let Ok(seconds) = value.parse::<u64>() {
         return Some(Duration::from_secs(seconds));
     }
-    let date = httpdate(value)?;
+    let date = httpdate::parse_http_date(value).ok()?;
     Some(date.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO))
-}
-
-/// IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`), the form servers send.
-fn httpdate(value: &str) -> Option<SystemTime> {
-    let parts: Vec<&str> = value.split_whitespace().collect();
-    let [_, day, month, year, time, "GMT"] = parts.as_slice() else { return None };
-    let month =
-        ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
-            .iter()
-            .position(|m| m == month)?;
-    let (day, year): (u64, i64) = (day.parse().ok()?, year.parse().ok()?);
-    let clock: Vec<u64> = time.split(':').filter_map(|p| p.parse().ok()).collect();
-    let [hours, minutes, seconds] = clock.as_slice() else { return None };
-    let days = crate::timestamp::days_from_civil(year, u64::try_from(month).ok()? + 1, day)?;
-    let total = u64::try_from(days).ok()? * 86_400 + hours * 3600 + minutes * 60 + seconds;
-    UNIX_EPOCH.checked_add(Duration::from_secs(total))
-}
-
-/// A cheap pseudo-random number (xorshift), enough to spread retries.
-fn jitter() -> u64 {
-    static STATE: AtomicU64 = AtomicU64::new(0);
-    let mut x = STATE.load(Ordering::Relaxed);
-    if x == 0 {
-        x = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0x9E37_79B9, |d| d.as_nanos() as u64)
-            | 1;
-    }
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    STATE.store(x, Ordering::Relaxed);
-    x
 }
 
 #[cfg(test)]
@@ -90,24 +69,32 @@ mod tests {
     use super::*;
 
     #[test]
-    fn delays_grow_and_stay_bounded() {
+    fn delays_grow_stay_bounded_and_stop() {
         let policy = RetryPolicy::default();
-        for retry in 1..10 {
-            let delay = policy.delay(retry);
-            let ceiling = (policy.first_delay * (1 << (retry - 1))).min(policy.max_delay);
-            assert!(delay <= ceiling && delay >= ceiling / 2, "{retry}: {delay:?}");
+        let delays: Vec<Duration> = policy.delays().collect();
+        assert_eq!(delays.len(), 5);
+        for (retry, delay) in delays.iter().enumerate() {
+            let base = (policy.first_delay * (1 << retry)).min(policy.max_delay);
+            assert!(*delay >= base && *delay <= base * 2, "{retry}: {delay:?}");
         }
+    }
+
+    #[test]
+    fn the_server_wait_wins_up_to_a_bound() {
+        let policy = RetryPolicy::default();
+        let ours = Duration::from_millis(300);
+        assert_eq!(policy.wait(ours, None), ours);
+        assert_eq!(policy.wait(ours, Some(Duration::from_secs(2))), Duration::from_secs(2));
+        assert_eq!(policy.wait(ours, Some(Duration::from_secs(3600))), policy.max_retry_after);
     }
 
     #[test]
     fn reads_retry_after() {
         assert_eq!(parse_retry_after("3"), Some(Duration::from_secs(3)));
         assert_eq!(parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT"), Some(Duration::ZERO));
-        assert_eq!(
-            httpdate("Sun, 06 Nov 1994 08:49:37 GMT")
-                .and_then(|t| t.duration_since(UNIX_EPOCH).ok()),
-            Some(Duration::from_secs(784_111_777))
-        );
+        let later = httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(120));
+        let parsed = parse_retry_after(&later).unwrap_or_default();
+        assert!(parsed > Duration::from_secs(115) && parsed <= Duration::from_secs(120));
         assert_eq!(parse_retry_after("soon"), None);
     }
 }

@@ -2,10 +2,13 @@
 //!
 //! Bearer token on every request; bounded concurrency (a semaphore shared
 //! by clones of one client); list paging by the `rel: next` link;
-//! per-request timeouts; retries with backoff and jitter only for
-//! transient failures: connection errors, 502/503/504 and 429 (honouring
-//! `Retry-After`, but never a 429 whose message says a quota is
-//! exhausted), and only for requests that are safe to repeat.
+//! per-request timeouts; retries with backoff and jitter
+//! ([`crate::retry`]) only for transient failures: connection errors,
+//! 502/503/504 and 429 (honouring `Retry-After`, but never a 429 whose
+//! message says a quota is exhausted), 500 on reads, and only for requests
+//! that are safe to repeat. A POST or PATCH that fails ambiguously is not
+//! repeated here: its caller reads back what is there
+//! ([`super::ApiError::is_ambiguous`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -94,7 +97,7 @@ impl Client {
 
     /// GET one resource.
     pub async fn get(&self, path: &str) -> Result<Value, ApiError> {
-        let (_, body) = self.send(Method::GET, path, None, Repeat::Safe).await?;
+        let (_, body) = self.send(Method::GET, path, None, Repeat::Read).await?;
         body.ok_or_else(|| decode_error(&Method::GET, path, "empty body"))
     }
 
@@ -116,7 +119,7 @@ impl Client {
     /// `POST …/-query` and every following page. A query changes nothing,
     /// so it is retried like a GET.
     pub async fn query(&self, path: &str, query: &Value) -> Result<Vec<Value>, ApiError> {
-        let (_, body) = self.send(Method::POST, path, Some(query), Repeat::Safe).await?;
+        let (_, body) = self.send(Method::POST, path, Some(query), Repeat::Read).await?;
         let first = body.ok_or_else(|| decode_error(&Method::POST, path, "empty body"))?;
         self.pages(path, first).await
     }
@@ -156,7 +159,7 @@ impl Client {
 
     /// DELETE; `false` when there was nothing to delete.
     pub async fn delete(&self, path: &str) -> Result<bool, ApiError> {
-        match self.send(Method::DELETE, path, None, Repeat::Safe).await {
+        match self.send(Method::DELETE, path, None, Repeat::Idempotent).await {
             Ok(_) => Ok(true),
             Err(error) if error.status() == Some(404) => Ok(false),
             Err(error) => Err(error),
@@ -169,7 +172,7 @@ impl Client {
         path: &str,
         body: &Value,
     ) -> Result<WriteOutcome, ApiError> {
-        let repeat = if method == Method::PUT { Repeat::Safe } else { Repeat::Unsafe };
+        let repeat = if method == Method::PUT { Repeat::Idempotent } else { Repeat::Unsafe };
         let (head, body) = self.send(method, path, Some(body), repeat).await?;
         Ok(WriteOutcome {
             created: head.status == StatusCode::CREATED,
@@ -191,29 +194,21 @@ impl Client {
         body: Option<&Value>,
         repeat: Repeat,
     ) -> Result<(Head, Option<Value>), ApiError> {
+        let mut delays = self.retry.delays();
         let mut retry = 0;
         loop {
-            let attempt = self.attempt(&method, path, body).await;
-            let wait = match &attempt {
-                Ok(_) => None,
-                Err(failure) => {
-                    let left = retry < self.retry.attempts.saturating_sub(1);
-                    failure.retry_after(&method, repeat, left)
-                }
+            let failure = match self.attempt(&method, path, body).await {
+                Ok(answer) => return Ok(answer),
+                Err(failure) => failure,
             };
-            match (attempt, wait) {
-                (Ok(answer), _) => return Ok(answer),
-                (Err(failure), None) => return Err(failure.into_error(&method, path)),
-                (Err(failure), Some(after)) => {
-                    retry += 1;
-                    let delay = self.retry.delay_with(retry, after);
-                    tracing::debug!(
-                        "{method} {path}: {}; retry {retry} in {delay:?}",
-                        failure.describe()
-                    );
-                    tokio::time::sleep(delay).await;
-                }
-            }
+            let (Some(after), Some(ours)) = (failure.retry_after(&method, repeat), delays.next())
+            else {
+                return Err(failure.into_error(&method, path));
+            };
+            retry += 1;
+            let delay = self.retry.wait(ours, after);
+            tracing::debug!("{method} {path}: {}; retry {retry} in {delay:?}", failure.describe());
+            tokio::time::sleep(delay).await;
         }
     }
 
@@ -257,11 +252,15 @@ impl Client {
     }
 }
 
-/// Whether a request may be sent again after it may have been processed:
-/// GET, PUT, DELETE and queries may; POST and PATCH may not.
+/// Whether a request may be sent again after it may have been processed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Repeat {
-    Safe,
+    /// GET and queries change nothing: even a 500 is worth another try,
+    /// as the major cloud SDKs do.
+    Read,
+    /// PUT and DELETE leave the same state however often they are sent.
+    Idempotent,
+    /// POST and PATCH: the caller resolves an ambiguous failure.
     Unsafe,
 }
 
@@ -280,16 +279,8 @@ enum Failure {
 
 impl Failure {
     /// `Some(server's wait)` when this failure should be retried.
-    fn retry_after(
-        &self,
-        method: &Method,
-        repeat: Repeat,
-        retries_left: bool,
-    ) -> Option<Option<Duration>> {
-        if !retries_left {
-            return None;
-        }
-        let repeatable = repeat == Repeat::Safe;
+    fn retry_after(&self, method: &Method, repeat: Repeat) -> Option<Option<Duration>> {
+        let repeatable = repeat != Repeat::Unsafe;
         match self {
             // Never sent: safe for any method.
             Failure::Transport(error) if error.is_connect() => Some(None),
@@ -297,6 +288,7 @@ impl Failure {
             Failure::Status { status, retry_after, error } => match status.as_u16() {
                 // The server did not process it, unless a quota is exhausted.
                 429 if !error.message.to_ascii_lowercase().contains("quota") => Some(*retry_after),
+                500 => (repeat == Repeat::Read).then_some(*retry_after),
                 502..=504 => repeatable.then_some(*retry_after),
                 // Dependents are still being deleted.
                 409 if *method == Method::DELETE => Some(*retry_after),
@@ -395,17 +387,21 @@ mod tests {
 
     #[test]
     fn retries_only_what_is_transient_and_safe() {
-        let (get, patch, safe, no) = (Method::GET, Method::PATCH, Repeat::Safe, Repeat::Unsafe);
+        let (get, patch, read, no) = (Method::GET, Method::PATCH, Repeat::Read, Repeat::Unsafe);
+        let (put, same) = (Method::PUT, Repeat::Idempotent);
         let later = Some(Some(Duration::from_secs(1)));
-        assert_eq!(status_failure(503, "busy").retry_after(&get, safe, true), later);
-        assert_eq!(status_failure(503, "busy").retry_after(&patch, no, true), None);
-        assert_eq!(status_failure(429, "slow down").retry_after(&patch, no, true), later);
+        assert_eq!(status_failure(503, "busy").retry_after(&get, read,), later);
+        assert_eq!(status_failure(503, "busy").retry_after(&put, same), later);
+        assert_eq!(status_failure(503, "busy").retry_after(&patch, no), None);
+        assert_eq!(status_failure(429, "slow down").retry_after(&patch, no), later);
         let quota = status_failure(429, "Quota exceeded for workloads");
-        assert_eq!(quota.retry_after(&get, safe, true), None);
-        assert_eq!(status_failure(500, "boom").retry_after(&get, safe, true), None);
-        assert_eq!(status_failure(409, "in use").retry_after(&Method::DELETE, safe, true), later);
-        assert_eq!(status_failure(409, "exists").retry_after(&Method::POST, no, true), None);
-        assert_eq!(status_failure(503, "busy").retry_after(&get, safe, false), None);
+        assert_eq!(quota.retry_after(&get, read), None);
+        assert_eq!(status_failure(500, "boom").retry_after(&get, read), later);
+        assert_eq!(status_failure(500, "boom").retry_after(&put, same), None);
+        assert_eq!(status_failure(500, "boom").retry_after(&patch, no), None);
+        assert_eq!(status_failure(404, "gone").retry_after(&get, read), None);
+        assert_eq!(status_failure(409, "in use").retry_after(&Method::DELETE, same), later);
+        assert_eq!(status_failure(409, "exists").retry_after(&Method::POST, no), None);
     }
 
     #[test]

@@ -108,3 +108,97 @@ impl ControlPlane for Client {
         Client::delete(self, path).await
     }
 }
+
+/// Carries out a write that may fail ambiguously (a 500, a 502–504, an
+/// answer that never came: [`ApiError::is_ambiguous`]) without failing
+/// blind or repeating blind: after such a failure it reads `path` back
+/// and asks `landed` whether the write took effect. If it did, that is
+/// success; if not, the write is sent again, up to `policy.attempts` in
+/// all, waiting the policy's backoff in between. Any other failure is
+/// returned as it is.
+pub async fn write_resolved<A, W, F, T>(
+    api: &A,
+    policy: &crate::retry::RetryPolicy,
+    path: &str,
+    landed: impl Fn(Option<&Value>) -> bool,
+    write: W,
+) -> Result<Option<T>, ApiError>
+where
+    A: ControlPlane,
+    W: Fn() -> F,
+    F: Future<Output = Result<T, ApiError>>,
+{
+    let mut delays = policy.delays();
+    loop {
+        let error = match write().await {
+            Ok(answer) => return Ok(Some(answer)),
+            Err(error) if error.is_ambiguous() => error,
+            Err(error) => return Err(error),
+        };
+        let live = api.get_opt(path).await?;
+        if landed(live.as_ref()) {
+            tracing::debug!("{error}; reading {path} back shows that it took effect");
+            return Ok(None);
+        }
+        let Some(delay) = delays.next() else { return Err(error) };
+        tracing::debug!("{error}; reading {path} back shows that it did not: again in {delay:?}");
+        tokio::time::sleep(delay).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::api::fake::{Fake, Fault, Verb};
+    use crate::retry::RetryPolicy;
+
+    const COLLECTION: &str = "/org/acme/secret";
+    const ITEM: &str = "/org/acme/secret/record";
+
+    fn landed(live: Option<&Value>) -> bool {
+        live.is_some_and(|l| l["tags"]["n"] == "1")
+    }
+
+    async fn write(fake: &Fake) -> Result<Option<WriteOutcome>, ApiError> {
+        let body = json!({"kind": "secret", "name": "record", "tags": {"n": "1"}});
+        let policy = RetryPolicy { attempts: 3, ..RetryPolicy::default() };
+        write_resolved(fake, &policy, ITEM, landed, || fake.post(COLLECTION, &body)).await
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_write_that_took_effect_is_read_back_not_repeated() {
+        let fake = Fake::new();
+        fake.inject(Fault::new(Verb::Post, COLLECTION, 500).after_effect());
+        assert!(matches!(write(&fake).await, Ok(None)));
+        assert_eq!(fake.count(Verb::Post, COLLECTION), 1, "not repeated");
+        assert_eq!(fake.count(Verb::Get, ITEM), 1, "read back");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_write_that_did_not_is_sent_again_within_bounds() {
+        let fake = Fake::new();
+        fake.inject(Fault::new(Verb::Post, COLLECTION, 504));
+        assert!(matches!(write(&fake).await, Ok(Some(_))));
+        assert_eq!(fake.count(Verb::Post, COLLECTION), 2);
+        assert!(fake.body(ITEM).is_some());
+        let again = Fake::new();
+        again.inject(Fault::new(Verb::Post, COLLECTION, 500).times(3));
+        let started = tokio::time::Instant::now();
+        let failed = write(&again).await;
+        assert_eq!(failed.err().and_then(|e| e.status()), Some(500));
+        assert_eq!(again.count(Verb::Post, COLLECTION), 3, "attempts are bounded");
+        assert!(started.elapsed() >= Duration::from_millis(600), "backed off");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn other_failures_are_not_resolved() {
+        let fake = Fake::new();
+        fake.inject(Fault::new(Verb::Post, COLLECTION, 403));
+        assert_eq!(write(&fake).await.err().and_then(|e| e.status()), Some(403));
+        assert_eq!(fake.count(Verb::Get, ITEM), 0);
+    }
+}

@@ -56,6 +56,17 @@ pub enum ApiError {
 }
 
 impl ApiError {
+    /// A write that may or may not have taken effect: the server failed
+    /// (500, 502–504) or the answer never came. Its caller reads back what
+    /// is there rather than failing blind or repeating blind.
+    pub fn is_ambiguous(&self) -> bool {
+        match self {
+            ApiError::Status { status, .. } => matches!(status, 500 | 502..=504),
+            ApiError::Transport { source, .. } => !source.is_connect(),
+            _ => false,
+        }
+    }
+
     /// The HTTP status, for errors the server answered.
     pub fn status(&self) -> Option<u16> {
         match self {

@@ -12,5 +12,5 @@ pub mod fake;
 pub mod paths;
 
 pub use client::{Client, ClientSettings, Token, WriteOutcome};
-pub use control_plane::ControlPlane;
+pub use control_plane::{ControlPlane, write_resolved};
 pub use error::ApiError;

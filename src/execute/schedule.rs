@@ -14,7 +14,7 @@ use futures::stream::{FuturesUnordered, StreamExt};
 use serde_json::Value;
 
 use super::{CancellationToken, Event, Reporter, StepError};
-use crate::api::{ApiError, ControlPlane};
+use crate::api::ControlPlane;
 use crate::config::Environment;
 use crate::manifest::ResourceId;
 use crate::plan::Write;
@@ -60,7 +60,7 @@ pub(super) async fn run<A: ControlPlane>(
     let mut state = vec![State::Pending; writes.len()];
     let mut written = Vec::new();
     let mut failure: Option<StepError> = None;
-    let mut in_flight: FuturesUnordered<Boxed<'_, (usize, Result<(), ApiError>)>> =
+    let mut in_flight: FuturesUnordered<Boxed<'_, (usize, Result<(), StepError>)>> =
         FuturesUnordered::new();
     let mut waits: FuturesUnordered<Boxed<'_, (usize, Result<(), StepError>)>> =
         FuturesUnordered::new();
@@ -134,8 +134,8 @@ pub(super) async fn run<A: ControlPlane>(
                             }));
                         }
                     }
-                    Err(source) => {
-                        failure.get_or_insert(StepError::Write { id: write.id.clone(), source });
+                    Err(error) => {
+                        failure.get_or_insert(error);
                     }
                 }
             }

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::api::{ApiError, ControlPlane, paths};
+use super::StepError;
+use crate::api::{ControlPlane, paths};
 use crate::config::Environment;
 use crate::manifest::Kind;
 use crate::plan::steps::removal_patch;
@@ -19,8 +20,9 @@ pub(super) async fn write<A: ControlPlane>(
     env: &Environment,
     write: &Write,
     body: Option<&Value>,
-) -> Result<(), ApiError> {
+) -> Result<(), StepError> {
     let id = &write.id;
+    let failed = |source| StepError::Write { id: id.clone(), source };
     let item = paths::item(&env.org, &env.gvc, id.kind, &id.name);
     let collection = if id.kind == Kind::Gvc {
         format!("/org/{}/gvc", env.org)
@@ -28,32 +30,26 @@ pub(super) async fn write<A: ControlPlane>(
         paths::collection(&env.org, &env.gvc, id.kind)
     };
     match (&write.method, body) {
-        (Method::Delete, _) => client.delete(&item).await.map(|_| ()),
+        (Method::Delete, _) => client.delete(&item).await.map(|_| ()).map_err(failed),
         (_, None) => Ok(()),
         (Method::Recreate, Some(body)) => {
-            client.delete(&item).await?;
-            wait_gone(client, &item).await?;
-            client.put(&collection, body).await.map(|_| ())
+            client.delete(&item).await.map_err(failed)?;
+            crate::readiness::wait_gone(client, &item, GONE_TIMEOUT).await?;
+            client.put(&collection, body).await.map(|_| ()).map_err(failed)
         }
-        (Method::Put, Some(body)) => client.put(&collection, body).await.map(|_| ()),
+        (Method::Put, Some(body)) => {
+            client.put(&collection, body).await.map(|_| ()).map_err(failed)
+        }
         (Method::PutExact { tags }, Some(body)) => {
-            client.put(&collection, body).await?;
+            client.put(&collection, body).await.map_err(failed)?;
             if let Some(patch) = removal_patch(body, tags) {
-                client.patch(&item, &patch).await?;
+                client.patch(&item, &patch).await.map_err(failed)?;
             }
             Ok(())
         }
-        (Method::Patch, Some(body)) => client.patch(&item, body).await.map(|_| ()),
+        (Method::Patch, Some(body)) => client.patch(&item, body).await.map(|_| ()).map_err(failed),
     }
 }
 
-/// Deletes are asynchronous for some kinds: poll until the item is gone.
-async fn wait_gone<A: ControlPlane>(client: &A, item: &str) -> Result<(), ApiError> {
-    for _ in 0..120 {
-        if client.get_opt(item).await?.is_none() {
-            return Ok(());
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-    Ok(())
-}
+/// How long a recreated resource may take to go after its DELETE.
+const GONE_TIMEOUT: Duration = Duration::from_secs(60);

@@ -12,22 +12,11 @@ use super::auth::{Auth, Retry, Scopes};
 use super::credentials::Credential;
 use super::reference::ImageRef;
 
-/// Requests are tried this many times when the failure is transient.
-const ATTEMPTS: u32 = 4;
-const FIRST_BACKOFF: Duration = Duration::from_millis(200);
-const MAX_BACKOFF: Duration = Duration::from_secs(10);
+use crate::retry::{RetryPolicy, parse_retry_after};
 
 /// Statuses that say "try again later" rather than "no".
 pub fn is_transient_status(status: u16) -> bool {
     matches!(status, 408 | 429 | 500 | 502 | 503 | 504)
-}
-
-/// The delay before retry number `attempt` (1-based): exponential, with
-/// jitter so that parallel transfers do not retry in lockstep.
-pub fn backoff(attempt: u32) -> Duration {
-    let base = FIRST_BACKOFF.saturating_mul(1 << attempt.saturating_sub(1).min(10));
-    let jitter = u64::from(std::process::id() ^ attempt.wrapping_mul(7919)) % 100;
-    base.min(MAX_BACKOFF) + Duration::from_millis(jitter)
 }
 
 /// Builds the HTTP client shared by every registry of a copy.
@@ -108,6 +97,8 @@ impl Registry {
         url: &str,
         build: impl Fn(RequestBuilder) -> RequestBuilder,
     ) -> Result<Response, RegistryError> {
+        let policy = RetryPolicy::default();
+        let mut delays = policy.delays();
         let mut attempt = 1;
         let mut challenges = 0;
         loop {
@@ -122,19 +113,19 @@ impl Registry {
                     }
                 }
                 Ok(response) if is_transient_status(response.status().as_u16()) => {
-                    if attempt >= ATTEMPTS {
-                        return Ok(response);
-                    }
-                    retry_after(&response).unwrap_or_else(|| backoff(attempt))
+                    let Some(ours) = delays.next() else { return Ok(response) };
+                    policy.wait(ours, retry_after(&response))
                 }
-                Err(error) if attempt < ATTEMPTS => {
+                Err(error) => {
+                    let Some(ours) = delays.next() else { return Err(error) };
                     tracing::debug!("{method} {url}: {error}");
-                    backoff(attempt)
+                    ours
                 }
                 other => return other,
             };
             tracing::info!(
-                "{method} {url}: retrying in {delay:?} (attempt {attempt} of {ATTEMPTS})"
+                "{method} {url}: retrying in {delay:?} (attempt {attempt} of {})",
+                policy.attempts
             );
             tokio::time::sleep(delay).await;
             attempt += 1;
@@ -190,8 +181,7 @@ impl Registry {
 }
 
 fn retry_after(response: &Response) -> Option<Duration> {
-    let seconds: u64 = response.headers().get(RETRY_AFTER)?.to_str().ok()?.trim().parse().ok()?;
-    Some(Duration::from_secs(seconds.min(60)))
+    parse_retry_after(response.headers().get(RETRY_AFTER)?.to_str().ok()?)
 }
 
 /// Turns an answer that is not one of `expected` into an error, keeping a
@@ -221,16 +211,4 @@ pub async fn expect(
         status,
         detail: if detail.is_empty() { "no details".into() } else { detail },
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backs_off_exponentially_with_a_cap() {
-        assert!(backoff(1) >= FIRST_BACKOFF && backoff(1) < FIRST_BACKOFF * 2);
-        assert!(backoff(3) >= FIRST_BACKOFF * 4);
-        assert!(backoff(30) <= MAX_BACKOFF + Duration::from_millis(100));
-    }
 }

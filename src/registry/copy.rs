@@ -14,7 +14,7 @@ use futures::{StreamExt, TryStreamExt};
 use super::RegistryError;
 use super::auth::Scopes;
 use super::blob::{self, Endpoint, Mount};
-use super::client::{Registry, backoff, http_client};
+use super::client::{Registry, http_client};
 use super::credentials::Credentials;
 use super::digest::Digest;
 use super::manifest::{self, Contents, Descriptor, Manifest};
@@ -282,6 +282,8 @@ async fn copy_blob(
     reporter: &dyn Reporter,
 ) -> Result<(BlobOutcome, u64), RegistryError> {
     reporter.blob_started(&blob.digest, blob.size);
+    let policy = crate::retry::RetryPolicy { attempts: BLOB_ATTEMPTS, ..Default::default() };
+    let mut delays = policy.delays();
     let mut attempt = 1;
     loop {
         match copy_blob_once(ends, request, blob, reporter).await {
@@ -292,7 +294,7 @@ async fn copy_blob(
             }
             Err(error) if error.is_transient() && attempt < BLOB_ATTEMPTS => {
                 reporter.blob_retrying(&blob.digest, attempt, &error);
-                tokio::time::sleep(backoff(attempt)).await;
+                tokio::time::sleep(delays.next().unwrap_or(policy.max_delay)).await;
                 attempt += 1;
             }
             Err(error) => return Err(error),

@@ -321,11 +321,14 @@ async fn a_release_that_never_becomes_ready_is_rolled_back_and_recorded_as_faile
         "      - file: overrides/prod.yaml\n",
         "      - file: overrides/prod.yaml\n      - kind: workload\n        name: api\n        patch:\n          tags: {ferry-sim/readiness: fail}\n          spec: {containers: [{name: main, memory: 768Mi}]}\n",
     );
+    // The readiness timeout itself is unit-tested on the fake
+    // (`readiness::tests::waiting`); here 2 s are enough for the rest.
+    let broken = broken.replace("timeout: 8s", "timeout: 2s");
     std::fs::write(&plan_file, broken).expect("plan file");
 
     let run = pipeline.ferry(&["promote", "staging", "prod", "--yes"]);
     assert_eq!(run.code, Some(1), "{}\n{}", run.stdout, run.stderr);
-    assert!(run.stderr.contains("was not ready"), "{}", run.stderr);
+    assert!(run.stderr.contains("workload/api was not ready after 2s"), "{}", run.stderr);
     assert!(run.stderr.contains("restored workload/api"), "{}", run.stderr);
 
     let (_, after) = api.get("/org/acme-prod/gvc/app/workload/api").await;
@@ -344,23 +347,24 @@ async fn a_release_that_never_becomes_ready_is_rolled_back_and_recorded_as_faile
 async fn two_promotes_never_interleave_and_the_second_names_the_holder() {
     let pipeline = Pipeline::org_per_env().await;
     pipeline.stage().await;
-    pipeline.sim.set_rollout_delay(Duration::from_millis(1500));
+    // Rollouts that never end hold the first promotion (and its lock) in
+    // its readiness wait until they are made instant below.
+    pipeline.sim.set_rollout_delay(Duration::from_secs(3600));
     pipeline.sim.clear_request_log();
     let first = pipeline.spawn(&["promote", "staging", "prod", "--yes"]);
-    let second = pipeline.spawn(&["promote", "staging", "prod", "--yes"]);
-    let outputs =
-        [first.wait_with_output().expect("first"), second.wait_with_output().expect("second")];
-    let mut codes: Vec<Option<i32>> = outputs.iter().map(|o| o.status.code()).collect();
-    codes.sort();
-    assert_eq!(
-        codes,
-        [Some(0), Some(3)],
-        "{:?}",
-        outputs.iter().map(|o| String::from_utf8_lossy(&o.stderr)).collect::<Vec<_>>()
+    let api = pipeline.api("acme-prod");
+    let some_workload = |list: &Value| list["items"].as_array().is_some_and(|i| !i.is_empty());
+    until(&api, "/org/acme-prod/gvc/app/workload", some_workload).await;
+    let second = pipeline.ferry(&["promote", "staging", "prod", "--yes"]);
+    pipeline.sim.set_rollout_delay(Duration::ZERO);
+    let first = first.wait_with_output().expect("first");
+    assert_eq!(first.status.code(), Some(0), "{}", String::from_utf8_lossy(&first.stderr));
+    assert_eq!(second.code, Some(3), "{}", second.stderr);
+    assert!(
+        second.stderr.contains("prod is locked by") && second.stderr.contains("pid"),
+        "{}",
+        second.stderr
     );
-    let loser = outputs.iter().find(|o| o.status.code() == Some(3)).expect("the blocked one");
-    let stderr = String::from_utf8_lossy(&loser.stderr);
-    assert!(stderr.contains("prod is locked by") && stderr.contains("pid"), "{stderr}");
 
     let log = writes(&pipeline.sim, "acme-prod");
     let lock = |r: &&ferry::sim::RequestRecord| {
@@ -370,6 +374,8 @@ async fn two_promotes_never_interleave_and_the_second_names_the_holder() {
     let taken: Vec<_> =
         log.iter().filter(lock).filter(|r| r.method == "POST" && r.status == 201).collect();
     assert_eq!(taken.len(), 1, "one lock was taken: {log:?}");
+    let refused = log.iter().filter(lock).filter(|r| r.method == "POST" && r.status == 409);
+    assert_eq!(refused.count(), 1, "the second asked once: {log:?}");
     let released =
         log.iter().filter(lock).find(|r| r.method == "DELETE").expect("the lock was released");
     let (start, end) = (taken[0].at_ms, released.at_ms);
@@ -379,33 +385,50 @@ async fn two_promotes_never_interleave_and_the_second_names_the_holder() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_killed_promote_leaves_a_lock_that_expires_and_the_next_one_converges() {
+async fn a_killed_promote_leaves_its_lock_and_the_next_one_breaks_it_once_expired() {
     let pipeline = Pipeline::org_per_env().await;
     pipeline.stage().await;
-    pipeline.sim.set_rollout_delay(Duration::from_millis(1500));
-    let mut doomed = pipeline.spawn(&["promote", "staging", "prod", "--yes", "--lock-ttl", "2s"]);
+    pipeline.sim.set_rollout_delay(Duration::from_secs(3600));
+    let mut doomed = pipeline.spawn(&["promote", "staging", "prod", "--yes"]);
     let api = pipeline.api("acme-prod");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let (status, _) = api.get("/org/acme-prod/gvc/app/workload/web").await;
-        if status == reqwest::StatusCode::OK {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the promotion never wrote a workload");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    until(&api, "/org/acme-prod/gvc/app/workload/web", |_| true).await;
     doomed.kill().expect("kill");
     let _ = doomed.wait();
-    let (status, _) = api.get("/org/acme-prod/secret/ferry-lock-prod").await;
+    let lock_path = "/org/acme-prod/secret/ferry-lock-prod";
+    let (status, left) = api.get(lock_path).await;
     assert_eq!(status, reqwest::StatusCode::OK, "the killed promotion left its lock");
+    let holder = left["tags"]["ferry/lock-holder"].as_str().unwrap_or_default().to_owned();
+    assert!(holder.contains("pid"), "{left:#}");
 
-    pipeline.sim.set_rollout_delay(Duration::from_millis(100));
-    let next = pipeline.ferry(&["promote", "staging", "prod", "--yes", "--lock-timeout", "20s"]);
+    // While it has not expired, the next promotion is refused (exit 3).
+    pipeline.sim.set_rollout_delay(Duration::ZERO);
+    let refused = pipeline.ferry(&["promote", "staging", "prod", "--yes"]);
+    assert_eq!(refused.code, Some(3), "{}", refused.stderr);
+    // Its TTL (2 minutes) passes: the lock's expiry is what the lock reads.
+    let past = serde_json::json!({"tags": {"ferry/lock-expires": "2026-01-01T00:00:00.000Z"}});
+    assert!(api.patch(lock_path, past).await.0.is_success());
+    pipeline.sim.clear_request_log();
+    let next = pipeline.ferry(&["promote", "staging", "prod", "--yes"]);
     assert_eq!(next.code, Some(0), "{}\n{}", next.stdout, next.stderr);
     assert!(
-        next.stderr.contains("breaking the expired lock") || next.stderr.contains("Locked prod"),
+        next.stderr.contains(&format!("breaking the expired lock of prod: {holder}")),
         "{}",
         next.stderr
+    );
+    let lock_writes: Vec<String> = writes(&pipeline.sim, "acme-prod")
+        .iter()
+        .filter(|r| r.path.contains("ferry-lock-prod") || r.path == "/org/acme-prod/secret")
+        .take(3)
+        .map(|r| format!("{} {} {}", r.method, r.path, r.status))
+        .collect();
+    assert_eq!(
+        lock_writes,
+        [
+            "POST /org/acme-prod/secret 409",
+            "DELETE /org/acme-prod/secret/ferry-lock-prod 204",
+            "POST /org/acme-prod/secret 201"
+        ],
+        "the expired lock was deleted, then taken"
     );
     let plan = pipeline.ferry(&["plan", "prod", "--from", "staging"]);
     assert_eq!(plan.code, Some(0), "converged: {}", plan.stdout);

@@ -144,9 +144,15 @@ async fn another_orgs_image_needs_a_pull_secret() {
         json!({"spec": {"pullSecretLinks": ["//secret/dev-pull"]}}),
     )
     .await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Deployments are judged when they are read: the wrong token counts at once.
     let (_, list) = prod.get(path).await;
-    assert!(statuses(&list).iter().all(|s| s["ready"] == false));
+    assert!(
+        statuses(&list)
+            .iter()
+            .all(|s| s["ready"] == false
+                && s["message"].as_str().unwrap().contains("holds a token for")),
+        "{list}"
+    );
 
     prod.patch("/org/acme-prod/secret/dev-pull", json!({"data": auths(DEV_TOKEN)})).await;
     prod.wait_for(path, 10, all_ready_at(1)).await;

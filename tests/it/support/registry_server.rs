@@ -5,10 +5,16 @@
 //! dropped.
 
 use std::fs;
+use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+
+/// The repository name of the requests [`RegistryServer::requests`] sends
+/// to know that the log is complete.
+const SYNC_MARKER: &str = "ferry-log-sync-";
 
 /// The user name Control Plane registries expect.
 pub const TOKEN_USER: &str = "<token>";
@@ -149,12 +155,30 @@ impl RegistryServer {
             .join("data")
     }
 
-    /// Every request the registry has logged so far.
+    /// Every request the registry has logged so far. The access log line
+    /// is written just after the response is sent, so this sends a marker
+    /// request of its own and reads the log until the marker is in it
+    /// (polling, no fixed wait); marker lines are left out.
     pub fn requests(&self) -> Vec<Request> {
-        // The access log line is written just after the response is sent.
-        std::thread::sleep(Duration::from_millis(150));
-        let log = fs::read_to_string(self.dir.path().join("registry.log")).unwrap_or_default();
-        log.lines().filter_map(Request::parse).collect()
+        static MARKERS: AtomicU64 = AtomicU64::new(0);
+        let marker =
+            format!("/v2/{SYNC_MARKER}{}/tags/list", MARKERS.fetch_add(1, Ordering::Relaxed));
+        let mut stream = TcpStream::connect(&self.target.host).expect("registry reachable");
+        let request = format!(
+            "GET {marker} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+            self.target.host
+        );
+        stream.write_all(request.as_bytes()).expect("marker request");
+        let _ = stream.read_to_end(&mut Vec::new());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let log = fs::read_to_string(self.dir.path().join("registry.log")).unwrap_or_default();
+            if log.contains(&marker) {
+                return log.lines().filter_map(Request::parse).collect();
+            }
+            assert!(Instant::now() < deadline, "the registry never logged {marker}");
+            std::thread::sleep(Duration::from_millis(5));
+        }
     }
 
     /// The query strings of the token requests so far (token auth only).
@@ -190,7 +214,7 @@ impl Request {
         let (request, rest) = rest.split_once('"')?;
         let mut parts = request.split(' ');
         let (method, path) = (parts.next()?, parts.next()?);
-        if !path.starts_with("/v2/") {
+        if !path.starts_with("/v2/") || path.contains(SYNC_MARKER) {
             return None;
         }
         let status = rest.trim_start().split(' ').next()?.parse().ok()?;
