@@ -423,3 +423,32 @@ impl Reporter for Console {
 }
 
 impl crate::registry::Reporter for Console {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(text: &str) -> String {
+        match saved_plan(Path::new("prod.json"), text.to_owned()) {
+            Ok(_) => panic!("accepted {text}"),
+            Err(Error::Problems(problems)) => problems
+                .problems
+                .iter()
+                .map(|p| format!("{} {} at {:?}", p.code, p.message, p.position()))
+                .collect(),
+            Err(other) => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_saved_plan_of_another_schema_or_not_json_is_refused_saying_why() {
+        let old = refused(r#"{"schema": "ferry.plan/v1", "resources": []}"#);
+        assert!(old.contains("a plan of schema ferry.plan/v1"), "{old}");
+        assert!(old.contains("ferry.plan/v2"), "{old}");
+        let broken = refused("{\n  \"schema\": ");
+        assert!(broken.contains("ferry::apply::invalid"), "{broken}");
+        assert!(broken.contains("prod.json:2:"), "located: {broken}");
+        let incomplete = refused(r#"{"schema": "ferry.plan/v2"}"#);
+        assert!(incomplete.contains("is not a saved plan: missing field"), "{incomplete}");
+    }
+}

@@ -153,8 +153,18 @@ mod tests {
 
     /// Plans `rendered` into prod from staging, against `live` bodies.
     fn plan_of(rendered: &[Rendered], live: &[Rendered], registry_has: &[&str]) -> Plan {
+        plan_from(true, rendered, live, registry_has)
+    }
+
+    /// Plans into prod, from staging when `promoted` (else from git).
+    fn plan_from(
+        promoted: bool,
+        rendered: &[Rendered],
+        live: &[Rendered],
+        registry_has: &[&str],
+    ) -> Plan {
         let envs = environments();
-        let (src, dst) = (&envs[0], &envs[1]);
+        let (src, dst) = (promoted.then_some(&envs[0]), &envs[1]);
         let raw: HashMap<ResourceId, Value> =
             live.iter().map(|r| (r.id.clone(), r.body.clone())).collect();
         let mut images = image_changes(rendered.iter().map(|r| (&r.id, &r.body)), &raw);
@@ -165,7 +175,7 @@ mod tests {
         plan(Inputs {
             target: target(),
             graph: &graph,
-            src: Some(src),
+            src,
             dst,
             rendered,
             live: live
@@ -213,6 +223,20 @@ mod tests {
         assert_eq!(release.images.len(), 2, "every image of the release, changed or not");
         assert_eq!(release.images[0].digest.as_deref(), Some(digest));
         assert_eq!(plan.hash, plan.compute_hash());
+    }
+
+    #[test]
+    fn from_git_nothing_is_copied_and_images_are_checked_as_written() {
+        let api = "/org/acme-prod/image/api:2.0";
+        let plan = plan_from(false, &[workload("api", api)], &[], &[]);
+        assert!(plan.steps.copies.is_empty(), "{:?}", plan.steps.copies);
+        assert_eq!(
+            plan.steps.checks,
+            [Check::Image { repository: "api".into(), tag: "2.0".into(), digest: None }]
+        );
+        assert_eq!(plan.steps.release.source, None);
+        assert_eq!(plan.steps.release.images[0].image, api);
+        assert_eq!(plan.steps.writes.len(), 1);
     }
 
     #[test]
