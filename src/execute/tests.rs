@@ -246,3 +246,27 @@ async fn a_payload_that_is_not_the_planned_one_is_refused_before_the_lock() {
     assert!(matches!(&*error, ExecuteError::Payload { resource } if *resource == id("secret/db")));
     assert!(fake.calls().iter().all(|c| !c.verb.is_write()), "{:?}", fake.calls());
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_stop_ends_the_waits_and_starts_nothing_new() {
+    let (fake, env) = (Fake::new(), environment());
+    fake.set_rollout("api", Rollout::After(Duration::from_secs(60)));
+    let desired = [workload("api"), domain("route")];
+    let plan = planned(&fake, &env, &desired, &[("workload/api", "domain/route")]).await;
+    let ready: Vec<schedule::Ready<'_>> = plan
+        .steps
+        .writes
+        .iter()
+        .map(|write| schedule::Ready { write, body: write.body.clone() })
+        .collect();
+    let (stop, seen) = (CancellationToken::new(), Seen::new());
+    let stopping = async {
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        stop.cancel();
+    };
+    let (outcome, ()) = tokio::join!(schedule::run(&fake, &env, &ready, &seen, &stop), stopping);
+    assert!(matches!(outcome.result, Err(StepError::Interrupted)), "{:?}", outcome.result);
+    assert_eq!(outcome.written, [id("workload/api")]);
+    assert_eq!(fake.body(&item(&env, &id("domain/route"))), None, "the route never started");
+    assert!(seen.started.elapsed() < Duration::from_secs(15), "the wait was cut short");
+}
