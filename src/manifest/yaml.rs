@@ -166,18 +166,31 @@ pub fn to_yaml(value: &serde_json::Value) -> String {
     serde_saphyr::to_string(value).unwrap_or_else(|_| format!("{value:#}\n"))
 }
 
+/// How deeply mappings and lists may nest in one document. Control Plane
+/// manifests nest about ten levels (a `kind: list` item's probe headers are
+/// among the deepest); the limit keeps a hostile file from exhausting the
+/// stack, which the parser's own default (64) does not in a debug build.
+pub const MAX_DEPTH: usize = 32;
+
+fn options() -> serde_saphyr::Options {
+    serde_saphyr::options! {
+        strict_booleans: true,
+        budget: serde_saphyr::budget! { max_depth: MAX_DEPTH, flow_nesting_limit: MAX_DEPTH },
+    }
+}
+
 /// Parses every document of a YAML stream. Empty documents are skipped, as
 /// `cpln apply` skips them.
 pub fn parse_documents(source: &SourceFile) -> Result<Vec<Node>, Problem> {
-    let options = serde_saphyr::options! { strict_booleans: true };
     let parsed: Vec<Spanned<RawNode>> =
-        serde_saphyr::from_multiple_with_options(source.text(), options)
+        serde_saphyr::from_multiple_with_options(source.text(), options())
             .map_err(|error| yaml_problem(source, &error))?;
     Ok(parsed.into_iter().map(|doc| convert(doc, source)).filter(|n| !n.is_null()).collect())
 }
 
+/// The parser's error in Ferry's words: what is wrong, where, and what to
+/// do, never the parser's own options or internal names.
 fn yaml_problem(source: &SourceFile, error: &serde_saphyr::Error) -> Problem {
-    let message = bare_message(&error.without_snippet().to_string());
     let location = error.location().map(|l| {
         let offset = source.offset_of(
             usize::try_from(l.line()).unwrap_or(usize::MAX),
@@ -185,19 +198,146 @@ fn yaml_problem(source: &SourceFile, error: &serde_saphyr::Error) -> Problem {
         );
         Location::new(source, (offset, 0))
     });
-    Problem::new("ferry::yaml::syntax", format!("invalid YAML: {message}"))
-        .at_opt(location, "here")
-        .help("fix the YAML syntax; every document must be a mapping separated by `---`")
+    match original(error) {
+        serde_saphyr::Error::DuplicateMappingKey { key, .. } => {
+            let key = key.as_deref().map_or_else(|| "a key".to_owned(), |k| format!("key `{k}`"));
+            let problem = Problem::new(
+                "ferry::yaml::duplicate-key",
+                format!("{key} appears twice in the same mapping"),
+            )
+            .at_opt(location.clone(), "defined again here")
+            .help("keep one of the two (`cpln apply` rejects duplicate keys too)");
+            match location.as_ref().and_then(|l| first_definition(source, l)) {
+                Some(first) => problem.note(first, "first defined here"),
+                None => problem,
+            }
+        }
+        serde_saphyr::Error::ExternalMessage { source: from, .. } if is_flow_too_deep(from) => {
+            too_large(&serde_saphyr::budget::BudgetBreach::Depth { depth: MAX_DEPTH + 1 })
+                .at_opt(location, "the limit is reached here")
+                .help("check for runaway brackets or generated content")
+        }
+        serde_saphyr::Error::Budget { breach, .. } => too_large(breach)
+            .at_opt(location, "the limit is reached here")
+            .help(
+                "split the resources over several files, or check for runaway indentation or generated content",
+            ),
+        _ => {
+            let message = bare_message(&error.without_snippet().to_string());
+            Problem::new("ferry::yaml::syntax", format!("invalid YAML: {message}"))
+                .at_opt(location, "here")
+                .help("fix the YAML syntax; every document must be a mapping separated by `---`")
+        }
+    }
 }
 
-/// The parser's message without the position it prefixes, which the
-/// diagnostic shows anyway.
+/// The error itself, out of the wrappers that add a snippet or an alias's
+/// locations.
+fn original(mut error: &serde_saphyr::Error) -> &serde_saphyr::Error {
+    while let serde_saphyr::Error::WithSnippet { error: inner, .. }
+    | serde_saphyr::Error::AliasError { error: inner, .. } = error
+    {
+        error = inner;
+    }
+    error
+}
+
+/// Flow collections (`[[[…]]]`) nested past the limit: the scanner stops
+/// them before the depth budget sees them.
+fn is_flow_too_deep(source: &serde_saphyr::ExternalMessageSource) -> bool {
+    matches!(
+        source,
+        serde_saphyr::ExternalMessageSource::Parser(scan)
+            if *scan.kind() == serde_saphyr::granit_parser::ErrorKind::RecursionLimitExceeded
+    )
+}
+
+/// Which of the reader's limits a document went over.
+fn too_large(breach: &serde_saphyr::budget::BudgetBreach) -> Problem {
+    use serde_saphyr::budget::BudgetBreach;
+    let limits = serde_saphyr::Budget::default();
+    let message = match breach {
+        BudgetBreach::Depth { .. } => format!(
+            "the document is nested too deeply (Ferry reads at most {MAX_DEPTH} levels of mappings and lists)"
+        ),
+        BudgetBreach::Nodes { .. } => format!(
+            "the document is too large (Ferry reads at most {} values in one file)",
+            limits.max_nodes
+        ),
+        BudgetBreach::Documents { .. } => format!(
+            "the file holds too many documents (Ferry reads at most {} in one file)",
+            limits.max_documents
+        ),
+        BudgetBreach::ScalarBytes { .. } => format!(
+            "the file's text values are too large (Ferry reads at most {} MiB of them in one file)",
+            limits.max_total_scalar_bytes / (1024 * 1024)
+        ),
+        BudgetBreach::Aliases { .. }
+        | BudgetBreach::Anchors { .. }
+        | BudgetBreach::AliasAnchorRatio { .. }
+        | BudgetBreach::MergeKeys { .. } => format!(
+            "the file uses too many YAML anchors, aliases or merge keys (Ferry reads at most {} aliases, {} anchors and {} merge keys, with at most {} aliases per anchor)",
+            limits.max_aliases,
+            limits.max_anchors,
+            limits.max_merge_keys,
+            limits.alias_anchor_ratio_multiplier
+        ),
+        _ => format!(
+            "the document is too large (Ferry reads at most {} YAML events in one file)",
+            limits.max_events
+        ),
+    };
+    Problem::new("ferry::yaml::too-large", message)
+}
+
+/// Where a duplicated block-mapping key was first written: the nearest
+/// line above, at the same column, with the same key, before the mapping
+/// ends (a line indented less). Flow mappings (`{a: 1, a: 2}`) get none.
+fn first_definition(source: &SourceFile, again: &Location) -> Option<Location> {
+    let text = source.text();
+    let offset = again.span.offset();
+    let line_start = text[..offset].rfind('\n').map_or(0, |i| i + 1);
+    let column = offset - line_start;
+    let line = &text[line_start..];
+    let line = line.split('\n').next().unwrap_or_default();
+    let key = line.get(column..)?.split(':').next()?.trim_end();
+    let mut end = line_start;
+    for above in text[..line_start].split_inclusive('\n').rev() {
+        end -= above.len();
+        let indent = above.len() - above.trim_start_matches([' ', '-']).len();
+        let content = above.trim();
+        if content.is_empty() || content.starts_with('#') {
+            continue;
+        }
+        if indent < column {
+            return None;
+        }
+        if indent == column {
+            let same_key = above.get(column..).is_some_and(|rest| {
+                rest.strip_prefix(key).is_some_and(|after| after.trim_start().starts_with(':'))
+            });
+            if same_key {
+                return Some(Location::new(source, (end + column, key.len())));
+            }
+            if above.trim_start().starts_with('-') {
+                // The list item that opens this mapping: nothing above it.
+                return None;
+            }
+        }
+    }
+    None
+}
+
+/// The parser's message without the position it adds around it, which
+/// the diagnostic shows anyway.
 fn bare_message(text: &str) -> String {
     let text = text.strip_prefix("error: ").unwrap_or(text);
-    match text.split_once(": ") {
-        Some((head, rest)) if head.starts_with("line ") && head.contains(" column ") => {
-            rest.to_owned()
-        }
+    let text = match text.split_once(": ") {
+        Some((head, rest)) if head.starts_with("line ") && head.contains(" column ") => rest,
+        _ => text,
+    };
+    match text.rsplit_once(" at line ") {
+        Some((message, position)) if position.contains(", column ") => message.to_owned(),
         _ => text.to_owned(),
     }
 }
@@ -376,7 +516,40 @@ mod tests {
     }
 
     #[test]
-    fn duplicate_keys_are_errors() {
-        assert!(parse("a: 1\na: 2\n").is_err());
+    fn duplicate_keys_name_both_places_in_ferry_words() {
+        let problem = parse("kind: x\nspec:\n  - a: 1\n    b: 2\n    a: 3\n").err();
+        let problem = problem.expect("a duplicate key is an error");
+        assert_eq!(problem.code, "ferry::yaml::duplicate-key");
+        assert_eq!(problem.message, "key `a` appears twice in the same mapping");
+        assert_eq!(problem.position().as_deref(), Some("t.yaml:5:5"));
+        let first = problem.notes.first().map(|(l, _)| l.describe());
+        assert_eq!(first.as_deref(), Some("t.yaml:3:5"));
+        assert!(!problem.message.contains("DuplicateKeyPolicy"));
+    }
+
+    #[test]
+    fn documents_over_the_limits_are_named_in_ferry_words() {
+        let deep: String =
+            (0..=MAX_DEPTH).map(|i| format!("{}k{i}:\n", " ".repeat(i * 2))).collect();
+        let problem = parse(&deep).expect_err("too deep");
+        assert_eq!(problem.code, "ferry::yaml::too-large");
+        assert!(problem.message.contains("nested too deeply"), "{}", problem.message);
+        assert!(problem.message.contains("32 levels"), "{}", problem.message);
+        let flow = format!("{}1{}", "[".repeat(300), "]".repeat(300));
+        let flow = parse(&flow).expect_err("too deep");
+        assert_eq!(flow.code, "ferry::yaml::too-large", "{}", flow.message);
+        let many = "- 1\n".repeat(250_001);
+        let problem = parse(&many).expect_err("too large");
+        assert!(problem.message.contains("at most 250000 values"), "{}", problem.message);
+        assert!(!problem.message.contains("Nodes"), "{}", problem.message);
+    }
+
+    #[test]
+    fn syntax_messages_drop_the_parsers_position() {
+        assert_eq!(
+            bare_message("unclosed bracket '[' at line 4, column 17"),
+            "unclosed bracket '['"
+        );
+        assert_eq!(bare_message("error: line 2 column 7: mapping values"), "mapping values");
     }
 }
