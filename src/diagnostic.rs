@@ -22,9 +22,17 @@ struct SourceInner {
     /// The git commit the text was read at; `None` for files on disk.
     revision: Option<String>,
     text: Arc<str>,
-    /// The text as snippets show it: secret payloads masked. Computed on
-    /// first use (only when a problem is rendered).
-    shown: std::sync::OnceLock<Arc<str>>,
+    /// The text as snippets show it (secret payloads masked) and the
+    /// payload values messages must not quote. Computed on first use (only
+    /// when a problem is rendered).
+    shown: std::sync::OnceLock<Shown>,
+}
+
+/// What problems may show of a text.
+struct Shown {
+    text: Arc<str>,
+    /// Secret payload values, longest first.
+    secrets: Vec<String>,
 }
 
 impl SourceFile {
@@ -86,6 +94,37 @@ impl SourceFile {
             offset += part.len();
         }
         text.len()
+    }
+
+    fn shown(&self) -> &Shown {
+        self.inner.shown.get_or_init(|| {
+            let (text, mut secrets) = crate::manifest::secret_text::hide(self);
+            secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+            secrets.dedup();
+            Shown { text: text.into(), secrets }
+        })
+    }
+
+    /// `text` (a message, label or help about this file) with every secret
+    /// payload value of this file replaced: a check may quote a value,
+    /// never a secret one. Values shorter than four characters are only
+    /// replaced where quoted, so that they do not take words with them.
+    pub fn redact(&self, text: &str) -> String {
+        const HIDDEN: &str = "(value hidden)";
+        let mut text = text.to_owned();
+        for secret in &self.shown().secrets {
+            if secret.len() >= 4 {
+                text = text.replace(secret.as_str(), HIDDEN);
+            } else if !secret.is_empty() {
+                for quote in ['`', '"', '\''] {
+                    text = text.replace(
+                        &format!("{quote}{secret}{quote}"),
+                        &format!("{quote}{HIDDEN}{quote}"),
+                    );
+                }
+            }
+        }
+        text
     }
 
     /// 1-based line and column of a byte offset.
@@ -199,6 +238,23 @@ impl Problem {
         self
     }
 
+    /// `text` with the secret payloads of every file the problem points
+    /// into replaced ([`SourceFile::redact`]).
+    fn redacted(&self, text: &str) -> String {
+        let sources = self.location.iter().chain(self.notes.iter().map(|(l, _)| l));
+        sources.fold(text.to_owned(), |text, l| l.source.redact(&text))
+    }
+
+    /// The message as it may be shown: no secret payload in it.
+    pub fn shown_message(&self) -> String {
+        self.redacted(&self.message)
+    }
+
+    /// The help line as it may be shown.
+    pub fn shown_help(&self) -> Option<String> {
+        self.help.as_deref().map(|help| self.redacted(help))
+    }
+
     /// `file:line:column` of the problem, if it has one.
     pub fn position(&self) -> Option<String> {
         self.location.as_ref().map(Location::describe)
@@ -220,7 +276,7 @@ impl std::ops::DerefMut for Problem {
 
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)
+        f.write_str(&self.shown_message())
     }
 }
 
@@ -239,7 +295,7 @@ impl Diagnostic for Problem {
     }
 
     fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
-        self.help.as_ref().map(|h| Box::new(h) as Box<dyn fmt::Display>)
+        self.shown_help().map(|h| Box::new(h) as Box<dyn fmt::Display>)
     }
 
     fn source_code(&self) -> Option<&dyn SourceCode> {
@@ -248,13 +304,14 @@ impl Diagnostic for Problem {
 
     fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
         let location = self.location.as_ref()?;
-        let primary = LabeledSpan::new_primary_with_span(Some(self.label.clone()), location.span);
+        let primary =
+            LabeledSpan::new_primary_with_span(Some(self.redacted(&self.label)), location.span);
         // Notes in the same file are shown as extra labels on the snippet.
         let notes = self
             .notes
             .iter()
             .filter(|(l, _)| l.source.name() == location.source.name())
-            .map(|(l, label)| LabeledSpan::new_with_span(Some(label.clone()), l.span));
+            .map(|(l, label)| LabeledSpan::new_with_span(Some(self.redacted(label)), l.span));
         Some(Box::new(std::iter::once(primary).chain(notes)))
     }
 
@@ -270,8 +327,8 @@ impl SourceCode for SourceFile {
         context_lines_before: usize,
         context_lines_after: usize,
     ) -> Result<Box<dyn miette::SpanContents<'a> + 'a>, miette::MietteError> {
-        let shown = self.inner.shown.get_or_init(|| mask_secret_data(self.text()).into());
-        let contents = shown.read_span(span, context_lines_before, context_lines_after)?;
+        let contents =
+            self.shown().text.read_span(span, context_lines_before, context_lines_after)?;
         Ok(Box::new(
             miette::MietteSpanContents::new_named(
                 self.name().to_owned(),
@@ -283,56 +340,6 @@ impl SourceCode for SourceFile {
             )
             .with_language("yaml"),
         ))
-    }
-}
-
-/// The text with the `data` of every top-level `kind: secret` document
-/// masked, byte for byte, so that spans still line up. A text scan rather
-/// than a parse: it must work on files that do not parse.
-fn mask_secret_data(text: &str) -> String {
-    let mut shown = String::with_capacity(text.len());
-    for document in text.split_inclusive("\n---").collect::<Vec<_>>() {
-        let is_secret = document.lines().any(|line| {
-            let value = line
-                .strip_prefix("kind:")
-                .map(|v| v.trim().trim_matches(|c| c == '"' || c == '\''));
-            value == Some("secret")
-        });
-        if !is_secret {
-            shown.push_str(document);
-            continue;
-        }
-        let mut in_data = false;
-        for line in document.split_inclusive('\n') {
-            let top_level = line.chars().next().is_some_and(|c| !c.is_whitespace() && c != '#');
-            if top_level {
-                in_data = line.starts_with("data:");
-            }
-            if !in_data {
-                shown.push_str(line);
-                continue;
-            }
-            let keep = if top_level { "data:".len() } else { line.len() - line.trim_start().len() };
-            let (head, tail) = line.split_at(keep.min(line.len()));
-            let (value, end) = tail.strip_suffix('\n').map_or((tail, ""), |v| (v, "\n"));
-            shown.push_str(head);
-            shown.push_str(&mask(value));
-            shown.push_str(end);
-        }
-    }
-    shown
-}
-
-/// Same byte length, nothing of the value left.
-fn mask(value: &str) -> String {
-    const HIDDEN: &str = " (value hidden)";
-    if value.trim().is_empty() {
-        return value.to_owned();
-    }
-    if value.len() >= HIDDEN.len() {
-        format!("{HIDDEN}{}", " ".repeat(value.len() - HIDDEN.len()))
-    } else {
-        "*".repeat(value.len())
     }
 }
 
@@ -483,17 +490,6 @@ mod tests {
         assert_eq!(&source.text()[offset..offset + 1], "-");
         assert_eq!(source.line_column(offset), (2, 8));
         assert_eq!(source.offset_of(99, 1), source.text().len());
-    }
-
-    #[test]
-    fn snippets_never_show_secret_payloads() {
-        let text = "kind: secret\nname: Bad_Name\ndata:\n  payload: hunter2-password\n---\nkind: gvc\nname: app\n";
-        let shown = mask_secret_data(text);
-        assert_eq!(shown.len(), text.len());
-        assert!(!shown.contains("hunter2"), "{shown}");
-        assert!(shown.contains("name: Bad_Name") && shown.contains("name: app"), "{shown}");
-        let inline = mask_secret_data("kind: secret\nname: x\ndata: {payload: [1, 2\n");
-        assert!(!inline.contains("payload"), "{inline}");
     }
 
     #[test]

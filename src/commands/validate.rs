@@ -160,10 +160,10 @@ pub fn problem_json(problem: &Problem) -> serde_json::Value {
     json!({
         "code": problem.code,
         "severity": problem.severity,
-        "message": problem.message,
+        "message": problem.shown_message(),
         "file": file,
         "line": line,
         "column": column,
-        "help": problem.help,
+        "help": problem.shown_help(),
     })
 }

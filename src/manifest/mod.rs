@@ -9,6 +9,7 @@ pub mod kind;
 pub mod link;
 mod load;
 pub mod refs;
+pub(crate) mod secret_text;
 pub mod yaml;
 
 use std::fmt;

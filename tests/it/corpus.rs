@@ -100,3 +100,33 @@ fn a_missing_plan_file_says_how_to_pass_one() {
     assert!(run.stderr.contains("cannot read no-such-promotion.yaml"), "{}", run.stderr);
     assert!(run.stderr.contains("-f promotion.example.yaml"), "{}", run.stderr);
 }
+
+#[test]
+fn a_secret_in_a_list_is_never_printed_next_to_an_error() {
+    let case = repo_root().join("tests/corpus/input-secret-in-list");
+    let payloads = ["hunter2-list-payload-3f9a", "rot13-list-secret-c0ffee", "dict-payload-77c1"];
+    let human = ferry(&case, &["validate", "-f", "promotion.yaml", "--worktree"]);
+    let json =
+        ferry(&case, &["validate", "-f", "promotion.yaml", "--worktree", "--output", "json"]);
+    for run in [&human, &json] {
+        assert_eq!(run.code, Some(1), "{}", run.stderr);
+        for payload in payloads {
+            assert!(!run.stderr.contains(payload), "{payload} in\n{}", run.stderr);
+            assert!(!run.stdout.contains(payload), "{payload} in\n{}", run.stdout);
+        }
+    }
+    // The problem next to the payload is still reported, with its place.
+    let report: serde_json::Value = serde_json::from_str(&json.stdout).expect("JSON on stdout");
+    let fields: Vec<_> = report["problems"]
+        .as_array()
+        .expect("problems")
+        .iter()
+        .filter(|p| p["code"] == "ferry::validate::invalid-field")
+        .map(|p| (p["line"].clone(), p["message"].as_str().unwrap_or_default().to_owned()))
+        .collect();
+    assert!(
+        fields.iter().any(|(line, m)| *line == 11 && m.contains("data.encoding")),
+        "{fields:?}"
+    );
+    assert!(human.stderr.contains("payload: (value hidden)"), "{}", human.stderr);
+}
