@@ -6,6 +6,7 @@
 //! reports every problem it has, each pointing at a line and column.
 
 mod duration;
+mod host;
 mod parse;
 mod reader;
 

@@ -211,7 +211,7 @@ fn read_environment(
         .get("images")
         .and_then(|images| images.get("pinExternal"))
         .map_or(Some(false), |n| reader.boolean(n, &format!("`images.pinExternal` of {what}")));
-    let registry = reader.optional_string(node, "registry", &format!("`registry` of {what}"));
+    let registry = node.get("registry").map(|n| read_registry(reader, n, &what));
     let readiness = node
         .get("readiness")
         .map_or(Some(Readiness::default()), |n| read_readiness(reader, n, &what));
@@ -235,7 +235,9 @@ fn read_environment(
         location: reader.location(name_node?),
         name: name?,
         from,
-        registry: registry.unwrap_or_else(|| DEFAULT_REGISTRY.to_owned()).replace("{org}", &org),
+        registry: registry
+            .unwrap_or_else(|| Some(DEFAULT_REGISTRY.to_owned()))?
+            .replace("{org}", &org),
         org,
         gvc: gvc?,
         endpoint: endpoint?,
@@ -298,6 +300,18 @@ pub fn is_loopback_http(url: &str) -> bool {
     host == "localhost"
         || host == "::1"
         || host.parse::<std::net::Ipv4Addr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+fn read_registry(reader: &mut Reader, node: &Node, what: &str) -> Option<String> {
+    let registry = reader.string(node, &format!("`registry` of {what}"))?;
+    let Some(why) = super::host::registry_problem(&registry) else { return Some(registry) };
+    reader.invalid(
+        node,
+        format!("`registry` of {what} is not a registry host: {why}"),
+        "expected HOST or HOST:PORT",
+        "write the registry as image references name it, such as `{org}.registry.cpln.io` (the default) or `registry.example.com:5000`; `{org}` is replaced by the environment's org",
+    );
+    None
 }
 
 fn read_token_env(reader: &mut Reader, node: &Node, what: &str) -> Option<String> {
@@ -430,6 +444,15 @@ fn read_overrides(reader: &mut Reader, node: &Node, what: &str) -> Vec<OverrideS
             if let Some(file) = item.get("file")
                 && let Some(path) = reader.string(file, "`file`")
             {
+                if is_absolute(&path) {
+                    reader.invalid(
+                        file,
+                        format!("override file of {what} is an absolute path"),
+                        "absolute path",
+                        "write the path relative to the plan file; override files stay inside the repository",
+                    );
+                    continue;
+                }
                 overrides.push(OverrideSource::File { path, location: reader.location(file) });
             }
             continue;
@@ -452,6 +475,17 @@ fn read_overrides(reader: &mut Reader, node: &Node, what: &str) -> Vec<OverrideS
         }
     }
     overrides
+}
+
+/// An absolute path on any system the plan file may be read on (`/x`,
+/// `\\server\x`, `C:\x`, `C:/x`).
+fn is_absolute(path: &str) -> bool {
+    let drive = path.as_bytes();
+    path.starts_with(['/', '\\'])
+        || (drive.len() >= 3
+            && drive[0].is_ascii_alphabetic()
+            && drive[1] == b':'
+            && matches!(drive[2], b'/' | b'\\'))
 }
 
 /// `kind` and `name` of a patch's target.
