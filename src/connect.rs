@@ -35,16 +35,39 @@ pub fn use_own_tokens(tokens: HashMap<String, String>) {
 }
 
 /// The token of `env`: one Ferry holds for its org (`--sim`), else
-/// `$tokenEnv`, else `$CPLN_TOKEN`.
+/// `$tokenEnv`, else `$CPLN_TOKEN` (a variable set but blank counts as
+/// unset, as for `cpln`). Surrounding whitespace is dropped; a token that
+/// still cannot be sent (several lines, spaces, non-ASCII) is an input
+/// error naming the variable, before anything goes on the network.
 pub fn token(env: &Environment) -> Result<Token, ApiError> {
     if let Some(token) = OWN_TOKENS.get().and_then(|tokens| tokens.get(&env.org)) {
         return Ok(Token::new(token.clone()));
     }
-    [env.token_env.as_str(), vars::CPLN_TOKEN]
-        .iter()
-        .find_map(|name| std::env::var(name).ok().filter(|v| !v.trim().is_empty()))
-        .map(|value| Token::new(value.trim()))
-        .ok_or_else(|| ApiError::NoToken { org: env.org.clone(), variable: env.token_env.clone() })
+    let malformed = |variable: &str, reason: &str| ApiError::MalformedToken {
+        org: env.org.clone(),
+        variable: variable.to_owned(),
+        reason: reason.to_owned(),
+    };
+    let mut blank = None;
+    for variable in [env.token_env.as_str(), vars::CPLN_TOKEN] {
+        let Some(value) = std::env::var_os(variable) else { continue };
+        let Some(value) = value.to_str() else {
+            return Err(malformed(variable, "is not valid Unicode"));
+        };
+        if value.trim().is_empty() {
+            blank.get_or_insert(variable);
+            continue;
+        }
+        let token = Token::new(value.trim());
+        return match token.malformed() {
+            None => Ok(token),
+            Some(reason) => Err(malformed(variable, reason)),
+        };
+    }
+    match blank {
+        Some(variable) => Err(malformed(variable, "is empty")),
+        None => Err(ApiError::NoToken { org: env.org.clone(), variable: env.token_env.clone() }),
+    }
 }
 
 /// A client for `env`'s org.

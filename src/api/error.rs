@@ -23,6 +23,15 @@ pub enum ApiError {
     )]
     NoToken { org: String, variable: String },
 
+    #[error("the token in {variable} for {org} {reason}")]
+    #[diagnostic(
+        code(ferry::api::malformed_token),
+        help(
+            "export {variable} with the token alone: a service-account key on one line, without quotes or spaces (Ferry never shows its value)"
+        )
+    )]
+    MalformedToken { org: String, variable: String, reason: String },
+
     #[error("{method} {path}: {message}")]
     #[diagnostic(code(ferry::api::status), help("{}", help_for(*status)))]
     Status { method: String, path: String, status: u16, message: String, code: Option<String> },

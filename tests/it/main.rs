@@ -5,6 +5,7 @@ mod corpus;
 mod examples;
 mod git_revisions;
 mod images;
+mod inputs;
 mod plan;
 mod plan_equals_promote;
 mod promote;
