@@ -65,6 +65,41 @@ impl SourceFile {
         }
     }
 
+    /// A file's bytes as text. Invalid UTF-8 is a problem located at the
+    /// first bad byte (line and column, shown as `\u{FFFD}` in the snippet):
+    /// `cpln` reads manifests as UTF-8, and so does Ferry.
+    pub fn decode(
+        name: impl Into<String>,
+        revision: Option<String>,
+        bytes: Vec<u8>,
+    ) -> Result<Self, Problem> {
+        let name = name.into();
+        let make = |text: String| Self {
+            inner: Arc::new(SourceInner {
+                name: name.clone(),
+                revision: revision.clone(),
+                text: text.into(),
+                shown: std::sync::OnceLock::new(),
+            }),
+        };
+        match String::from_utf8(bytes) {
+            Ok(text) => Ok(make(text)),
+            Err(error) => {
+                let at = error.utf8_error().valid_up_to();
+                let source = make(String::from_utf8_lossy(error.as_bytes()).into_owned());
+                let (line, column) = source.line_column(at);
+                Err(Problem::new(
+                    "ferry::input::encoding",
+                    format!(
+                        "{name} is not UTF-8 text: invalid bytes at line {line}, column {column}"
+                    ),
+                )
+                .at(Location::new(&source, (at, '\u{FFFD}'.len_utf8())), "not UTF-8")
+                .help("save the file as UTF-8 (`cpln apply` reads YAML as UTF-8 too)"))
+            }
+        }
+    }
+
     pub fn name(&self) -> &str {
         &self.inner.name
     }
@@ -490,6 +525,19 @@ mod tests {
         assert_eq!(&source.text()[offset..offset + 1], "-");
         assert_eq!(source.line_column(offset), (2, 8));
         assert_eq!(source.offset_of(99, 1), source.text().len());
+    }
+
+    #[test]
+    fn invalid_utf8_names_the_line_and_column() {
+        let bytes = b"kind: secret\nname: caf\xe9\n".to_vec();
+        let problem = SourceFile::decode("m.yaml", None, bytes).expect_err("not UTF-8");
+        assert_eq!(problem.position().as_deref(), Some("m.yaml:2:10"));
+        assert!(problem.message.contains("line 2, column 10"), "{}", problem.message);
+        let text = SourceFile::decode("m.yaml", Some("abc".into()), b"a: 1\n".to_vec());
+        assert_eq!(
+            text.ok().map(|s| (s.text().to_owned(), s.revision().map(str::to_owned))),
+            Some(("a: 1\n".to_owned(), Some("abc".to_owned())))
+        );
     }
 
     #[test]

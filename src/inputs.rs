@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use crate::Error;
 use crate::cli::SourceArgs;
 use crate::config::{self, Environment, OverrideSource, Patch, PromotionConfig};
-use crate::diagnostic::{Problem, Problems, SourceFile};
+use crate::diagnostic::{Location, Problem, Problems, SourceFile};
 use crate::manifest::{ManifestSet, load_documents};
 use crate::repo::{self, Revision};
 
@@ -38,7 +38,7 @@ pub fn manifest_problems(plan_file: &Path, source: &SourceArgs) -> Problems {
     };
     let repository = base_of(plan_file).join(&spec.repository);
     let snapshot = if source.worktree {
-        repo::read_directory(&repository.join(&spec.path))
+        repo::read_directory(&repo::root(&repository), &repository.join(&spec.path))
     } else {
         repo::read_git(
             &repository,
@@ -46,16 +46,22 @@ pub fn manifest_problems(plan_file: &Path, source: &SourceArgs) -> Problems {
             &spec.path,
         )
     };
-    snapshot.map(|s| load_documents(&s.files).1).unwrap_or_default()
+    snapshot
+        .map(|s| {
+            let mut problems = s.problems;
+            problems.extend(load_documents(&s.files).1);
+            problems
+        })
+        .unwrap_or_default()
 }
 
 fn read_source(path: &Path) -> Result<SourceFile, Problem> {
-    let text = std::fs::read_to_string(path).map_err(|error| {
+    let bytes = std::fs::read(path).map_err(|error| {
         Problem::new("ferry::config::read", format!("cannot read {}: {error}", path.display())).help(
             "pass the plan file with -f (for example `-f promotion.example.yaml`) or create promotion.yaml",
         )
     })?;
-    Ok(SourceFile::new(path.display().to_string(), text))
+    SourceFile::decode(path.display().to_string(), None, bytes)
 }
 
 /// One environment's inputs, checked.
@@ -80,12 +86,14 @@ impl Workspace {
         let spec = &self.config.manifests;
         let repository = self.base.join(&spec.repository);
         let snapshot = if source.worktree {
-            repo::read_directory(&repository.join(&spec.path))?
+            repo::read_directory(&repo::root(&repository), &repository.join(&spec.path))?
         } else {
             let revision = source.revision.as_deref().unwrap_or(&spec.revision);
             repo::read_git(&repository, revision, &spec.path)?
         };
-        let (resources, mut problems) = load_documents(&snapshot.files);
+        let (resources, found) = load_documents(&snapshot.files);
+        let mut problems = snapshot.problems;
+        problems.extend(found);
         if resources.is_empty() && !problems.has_errors() {
             let at = snapshot.revision.as_ref().map_or_else(
                 || "the work tree".to_owned(),
@@ -130,28 +138,75 @@ impl Workspace {
         for item in &env.overrides {
             match item {
                 OverrideSource::Inline(patch) => patches.push(patch.clone()),
-                OverrideSource::File { path, location } => {
-                    let full = self.base.join(path);
-                    match std::fs::read_to_string(&full) {
-                        Ok(text) => match config::parse_patch_file(&SourceFile::new(
-                            full.display().to_string(),
-                            text,
-                        )) {
-                            Ok(found) => patches.extend(found),
-                            Err(found) => problems.extend(found),
-                        },
-                        Err(error) => problems.push(
-                            Problem::new(
-                                "ferry::config::override-file",
-                                format!("cannot read override file {}: {error}", full.display()),
-                            )
-                            .at(location.clone(), "named here")
-                            .help("override files are read relative to the plan file"),
-                        ),
-                    }
-                }
+                OverrideSource::File { path, location } => match self.read_override(path, location)
+                {
+                    Ok(source) => match config::parse_patch_file(&source) {
+                        Ok(found) => patches.extend(found),
+                        Err(found) => problems.extend(found),
+                    },
+                    Err(problem) => problems.push(problem),
+                },
             }
         }
         problems.into_result(patches)
     }
+
+    /// An override file's text. Its path must stay inside the repository
+    /// that holds the plan file (its work tree; the plan file's folder
+    /// when that is not in git), written or through symbolic links: what
+    /// is applied to an environment is what the repository says.
+    fn read_override(&self, path: &str, location: &Location) -> Result<SourceFile, Problem> {
+        let full = self.base.join(path);
+        let shown = full.display().to_string();
+        let escapes = || {
+            Problem::new(
+                "ferry::config::override-outside",
+                format!("override file {path} is outside the repository"),
+            )
+            .at(location.clone(), "outside the repository")
+            .help(
+                "keep override files in the repository, next to the plan file (paths are relative to it; `..` may not leave the repository, and neither may a symbolic link)",
+            )
+        };
+        // `-f promotion.yaml` has an empty folder: the current one.
+        let base = if self.base.as_os_str().is_empty() { Path::new(".") } else { &self.base };
+        let root = repo::root(base).canonicalize();
+        let inside = |candidate: &Path| match &root {
+            Ok(root) => candidate.starts_with(root),
+            Err(_) => true,
+        };
+        let written = base.canonicalize().map(|base| lexical(&base.join(path)));
+        if written.as_ref().is_ok_and(|written| !inside(written)) {
+            return Err(escapes());
+        }
+        match full.canonicalize() {
+            Ok(real) if !inside(&real) => return Err(escapes()),
+            _ => {}
+        }
+        let bytes = std::fs::read(&full).map_err(|error| {
+            Problem::new(
+                "ferry::config::override-file",
+                format!("cannot read override file {shown}: {error}"),
+            )
+            .at(location.clone(), "named here")
+            .help("override files are read relative to the plan file")
+        })?;
+        SourceFile::decode(shown, None, bytes)
+    }
+}
+
+/// `path` with `.` and `..` taken away lexically (symbolic links are not
+/// followed; `..` at the root stays at the root).
+fn lexical(path: &Path) -> PathBuf {
+    let mut clean = PathBuf::new();
+    for component in path.components() {
+        match component {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                clean.pop();
+            }
+            other => clean.push(other),
+        }
+    }
+    clean
 }

@@ -1,11 +1,155 @@
-//! Bad input never reaches an environment: tokens that cannot be sent.
+//! Bad input never reaches an environment: symbolic links in the manifests
+//! folder (read from git and from the work tree), documents over the YAML
+//! limits, and tokens that cannot be sent.
 
+use std::os::unix::fs::symlink;
+use std::path::Path;
 use std::time::Duration;
 
 use ferry::sim::{SimConfig, Simulator};
 
-use crate::support::command::{ferry_with, repo_root};
+use crate::support::command::{Run, ferry, ferry_with, repo_root};
 use crate::support::git::{TestRepo, commit_example};
+
+const PLAN: &str = "manifests:\n  path: manifests\ntopology: org-per-env\nenvironments:\n  - name: staging\n    org: acme-staging\n    gvc: app\n    tokenEnv: CPLN_TOKEN_STAGING\n";
+
+const GVC: &str = "kind: gvc\nname: app\nspec:\n  staticPlacement:\n    locationLinks: [//location/aws-us-east-2]\n";
+const API: &str = "kind: workload\nname: api\nspec:\n  type: standard\n  identityLink: //gvc/app/identity/api-id\n  containers:\n    - name: main\n      image: //image/api:1.0.0\n      env:\n        - name: DB\n          value: cpln://secret/database.payload\n";
+const IDENTITY: &str = "kind: identity\nname: api-id\n";
+const SECRET: &str =
+    "kind: secret\nname: database\ntype: opaque\ndata:\n  payload: postgres://db\n";
+
+fn link(target: &str, at: &Path) {
+    std::fs::create_dir_all(at.parent().expect("a folder")).expect("folders");
+    symlink(target, at).expect("symbolic link");
+}
+
+/// Validates the repository in `dir`, from git (HEAD) or from the work
+/// tree.
+fn validate(dir: &Path, worktree: bool) -> Run {
+    let mut args = vec!["validate", "-f", "promotion.yaml"];
+    if worktree {
+        args.push("--worktree");
+    }
+    ferry(dir, &args)
+}
+
+/// A repository whose manifests folder reaches its identity through a
+/// file link and its secret through a folder link, both to `shared/`
+/// outside the manifests folder but inside the repository.
+fn linked_repo(dir: &Path) -> TestRepo {
+    let repo = TestRepo::init(dir);
+    repo.write(&[
+        ("promotion.yaml", PLAN),
+        ("manifests/gvc.yaml", GVC),
+        ("manifests/api.yaml", API),
+        ("shared/identity.yaml", IDENTITY),
+        ("shared/secrets/database.yaml", SECRET),
+    ]);
+    link("../shared/identity.yaml", &dir.join("manifests/identity.yaml"));
+    link("../shared/secrets", &dir.join("manifests/secrets"));
+    // The same file twice (a link to a file the folder shows): read once.
+    link("gvc.yaml", &dir.join("manifests/gvc-again.yaml"));
+    repo.commit_all("manifests with links inside the repository");
+    repo
+}
+
+#[test]
+fn links_inside_the_repository_are_read_and_validated_in_both_modes() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let repo = linked_repo(dir.path());
+    for worktree in [false, true] {
+        let run = validate(dir.path(), worktree);
+        assert_eq!(run.code, Some(0), "worktree {worktree}:\n{}", run.stderr);
+        assert!(run.stdout.contains("valid: 4 resources"), "worktree {worktree}: {}", run.stdout);
+    }
+    // What a link leads to is validated like any manifest, and named by
+    // the path the manifests folder shows.
+    repo.write(&[("shared/identity.yaml", "kind: identity\nname: Api_Id\n")]);
+    repo.commit_all("a broken identity behind the link");
+    for worktree in [false, true] {
+        let run = validate(dir.path(), worktree);
+        assert_eq!(run.code, Some(1), "worktree {worktree}:\n{}", run.stderr);
+        assert!(run.stderr.contains("invalid identity name `Api_Id`"), "{}", run.stderr);
+        assert!(run.stderr.contains("manifests/identity.yaml:2:7"), "{}", run.stderr);
+    }
+}
+
+#[test]
+fn links_out_of_the_repository_dangling_or_looping_are_reported_in_both_modes() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let root = dir.path().join("repo");
+    std::fs::create_dir_all(&root).expect("repo folder");
+    // A manifest next to the repository, which the repository must not read.
+    std::fs::write(dir.path().join("outside.yaml"), SECRET).expect("outside file");
+    let repo = TestRepo::init(&root);
+    repo.write(&[
+        ("promotion.yaml", PLAN),
+        ("manifests/gvc.yaml", GVC),
+        ("manifests/identity.yaml", IDENTITY),
+    ]);
+    let manifests = root.join("manifests");
+    link("../../outside.yaml", &manifests.join("database.yaml"));
+    link("/etc/hostname.yaml", &manifests.join("absolute.yaml"));
+    link("missing.yaml", &manifests.join("gone.yaml"));
+    link(".", &manifests.join("again"));
+    link("ping.yaml", &manifests.join("pong.yaml"));
+    link("pong.yaml", &manifests.join("ping.yaml"));
+    repo.commit_all("links that cannot be read");
+    for worktree in [false, true] {
+        let mut args = vec!["validate", "-f", "promotion.yaml", "--output", "json"];
+        if worktree {
+            args.push("--worktree");
+        }
+        let run = ferry(&root, &args);
+        let at = format!("worktree {worktree}:\n{}{}", run.stdout, run.stderr);
+        assert_eq!(run.code, Some(1), "{at}");
+        let report: serde_json::Value = serde_json::from_str(&run.stdout).expect("JSON report");
+        let problems = report["problems"].as_array().cloned().unwrap_or_default();
+        let messages: Vec<&str> = problems.iter().filter_map(|p| p["message"].as_str()).collect();
+        assert_eq!(messages.len(), 6, "{at}");
+        let expected = [
+            ("database.yaml is a symbolic link to `../../outside.yaml`, outside the repository"),
+            ("absolute.yaml is a symbolic link to `/etc/hostname.yaml`"),
+            ("gone.yaml is a symbolic link to `missing.yaml`, which does not exist"),
+            ("again is a symbolic link to `.`, which leads back to itself"),
+            ("ping.yaml is a symbolic link to `pong.yaml`"),
+            ("pong.yaml is a symbolic link to `ping.yaml`"),
+        ];
+        for message in expected {
+            assert!(messages.iter().any(|m| m.contains(message)), "{message} missing; {at}");
+        }
+        assert!(problems.iter().all(|p| p["code"] == "ferry::repo::link"), "{at}");
+        // Nothing of the file outside the repository was read.
+        assert!(!run.stdout.contains("postgres://db"), "{at}");
+    }
+}
+
+#[test]
+fn a_document_over_the_size_limit_is_named_in_ferrys_words() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut huge = String::from("kind: secret\nname: many\ntype: dictionary\ndata:\n");
+    for i in 0..250_001 {
+        huge.push_str(&format!("  k{i}: v\n"));
+    }
+    let files = [("promotion.yaml", PLAN), ("manifests/gvc.yaml", GVC)];
+    for (path, text) in files {
+        std::fs::create_dir_all(dir.path().join(path).parent().expect("folder")).expect("dirs");
+        std::fs::write(dir.path().join(path), text).expect("write");
+    }
+    std::fs::write(dir.path().join("manifests/huge.yaml"), huge).expect("write");
+    let run = validate(dir.path(), true);
+    assert_eq!(run.code, Some(1), "{}", run.stderr);
+    assert!(run.stderr.contains("ferry::yaml::too-large"), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("the document is too large (Ferry reads at most 250000 values in one file)"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("huge.yaml:"), "{}", run.stderr);
+    assert!(!run.stderr.contains("Nodes") && !run.stderr.contains("budget"), "{}", run.stderr);
+}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_malformed_token_is_an_input_error_before_any_request() {
