@@ -142,13 +142,13 @@ impl SourceFile {
 
     /// `text` (a message, label or help about this file) with every secret
     /// payload value of this file replaced: a check may quote a value,
-    /// never a secret one. Values shorter than four characters are only
+    /// never a secret one. Values shorter than six characters are only
     /// replaced where quoted, so that they do not take words with them.
     pub fn redact(&self, text: &str) -> String {
         const HIDDEN: &str = "(value hidden)";
         let mut text = text.to_owned();
         for secret in &self.shown().secrets {
-            if secret.len() >= 4 {
+            if secret.len() >= 6 {
                 text = text.replace(secret.as_str(), HIDDEN);
             } else if !secret.is_empty() {
                 for quote in ['`', '"', '\''] {

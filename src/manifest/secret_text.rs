@@ -80,6 +80,15 @@ fn payload_at(
                 if depth > 0 {
                     spans.push((key.span.offset(), key.span.len()));
                 }
+                // An opaque secret's `encoding` is masked like the rest, but
+                // its two values are words messages use (`is not base64`).
+                let word = depth == 0
+                    && key.name == "encoding"
+                    && matches!(value.as_str(), Some("plain" | "base64"));
+                if word {
+                    spans.push((value.span.offset(), value.span.len()));
+                    continue;
+                }
                 payload_at(value, depth + 1, spans, values);
             }
         }
@@ -289,6 +298,16 @@ mod tests {
         assert_eq!(
             source.redact("`hunter2-password` is not base64; pin `ab`; about abc"),
             "`(value hidden)` is not base64; pin `(value hidden)`; about abc"
+        );
+        let opaque = SourceFile::new(
+            "t.yaml",
+            "kind: secret\nname: db\ndata:\n  payload: 'not-base64!'\n  encoding: base64\n",
+        );
+        let (masked, _) = hide(&opaque);
+        assert!(!masked.contains("encoding: base64"), "{masked}");
+        assert_eq!(
+            opaque.redact("data.payload is not base64 (`not-base64!`)"),
+            "data.payload is not base64 (`(value hidden)`)"
         );
     }
 }
