@@ -78,12 +78,7 @@ pub enum RepoError {
     NotAFolder { path: String, revision: String },
 
     #[error("the manifests folder `{path}` at revision {revision} cannot be read: {reason}")]
-    #[diagnostic(
-        code(ferry::repo::link),
-        help(
-            "`manifests.path` may be a symbolic link only to a folder inside the same repository"
-        )
-    )]
+    #[diagnostic(code(ferry::repo::link), help("link `manifests.path` inside the repository"))]
     FolderLink { path: String, revision: String, reason: String },
 
     #[error("cannot read {path}")]
