@@ -196,6 +196,8 @@ pub struct Finding {
     /// The problem is the key at `path`, not its value.
     pub on_key: bool,
     pub message: String,
+    /// What the snippet says at the field.
+    pub label: String,
     pub help: String,
     pub severity: Severity,
     /// An earlier field this one clashes with (a duplicate's first).
@@ -203,12 +205,13 @@ pub struct Finding {
 }
 
 impl Finding {
-    fn new(code: &'static str, path: String, message: String, help: &str) -> Self {
+    fn new(code: &'static str, path: String, message: String, label: &str, help: &str) -> Self {
         Finding {
             code,
             path,
             on_key: false,
             message,
+            label: label.to_owned(),
             help: help.to_owned(),
             severity: Severity::Error,
             first: None,
@@ -218,18 +221,8 @@ impl Finding {
     /// As a problem located at `location` (where the field is written);
     /// `first` locates [`Finding::first`].
     pub fn problem(&self, message: String, location: Location, first: Option<Location>) -> Problem {
-        let label = match (self.code, self.on_key) {
-            (_, true) => "unknown field".to_owned(),
-            ("ferry::validate::mutable-tag", _) => "mutable tag".to_owned(),
-            ("ferry::validate::duplicate-container", _) => {
-                "second container with this name".to_owned()
-            }
-            ("ferry::validate::invalid-field" | "ferry::validate::questionable-field", _) => {
-                schema::field_name(&self.path)
-            }
-            _ => "invalid name".to_owned(),
-        };
-        let mut problem = Problem::new(self.code, message).at(location, label).help(&self.help);
+        let mut problem =
+            Problem::new(self.code, message).at(location, &self.label).help(&self.help);
         if let Some(first) = first {
             problem = problem.note(first, "first one");
         }
@@ -267,6 +260,7 @@ fn field_rules(kind: Kind, body: &Value, subject: &str) -> Vec<Finding> {
                 path: v.path.clone(),
                 on_key: v.on_key,
                 message: problem.message.clone(),
+                label: v.field(),
                 help: v.help.clone(),
                 severity: v.severity,
                 first: None,
@@ -288,7 +282,13 @@ fn field_rules(kind: Kind, body: &Value, subject: &str) -> Vec<Finding> {
         } else {
             naming::NAME_HELP
         };
-        found.push(Finding::new("ferry::validate::invalid-name", "/name".to_owned(), reason, help));
+        found.push(Finding::new(
+            "ferry::validate::invalid-name",
+            "/name".to_owned(),
+            reason,
+            "invalid name",
+            help,
+        ));
     }
     found
 }
@@ -310,6 +310,7 @@ fn container_rules(body: &Value, subject: &str, env: &Environment) -> Vec<Findin
                 "ferry::validate::duplicate-container",
                 format!("{at}/name"),
                 format!("{subject} has two containers named `{name}`"),
+                "second container with this name",
                 "container names must be unique within a workload",
             );
             duplicate.first = Some(first);
@@ -320,6 +321,7 @@ fn container_rules(body: &Value, subject: &str, env: &Environment) -> Vec<Findin
                 "ferry::validate::invalid-name",
                 format!("{at}/name"),
                 format!("invalid container name `{name}` in {subject}: {reason}"),
+                "invalid name",
                 "container names use lowercase letters, digits and `-`, at most 64 characters",
             ));
         }
@@ -332,6 +334,7 @@ fn container_rules(body: &Value, subject: &str, env: &Environment) -> Vec<Findin
                     "ferry::validate::invalid-env-name",
                     format!("{at}/env/{j}/name"),
                     format!("invalid environment variable name in {subject}: {reason}"),
+                    "invalid name",
                     "use letters, digits, `-`, `.` and `_`; `CPLN_` is reserved",
                 ));
             }
@@ -344,6 +347,7 @@ fn container_rules(body: &Value, subject: &str, env: &Environment) -> Vec<Findin
                 "ferry::validate::mutable-tag",
                 format!("{at}/image"),
                 format!("{subject} uses the mutable image `{image}`, but `{}` requires immutable tags", env.name),
+                "mutable tag",
                 "use an immutable tag (a version or commit SHA) or pin a digest (`NAME@sha256:…`); `latest` or no tag can change under a release",
             ));
         }
