@@ -150,8 +150,18 @@ pub enum Command {
         #[arg(long)]
         force: bool,
     },
-    /// List an environment's releases, newest first.
-    History { env: String },
+    /// The releases recorded in an environment's org, newest first: kind,
+    /// outcome, source, git commit, images by digest, plan hash, who, when,
+    /// how long; or one release in full.
+    History {
+        /// The environment whose releases to show.
+        env: String,
+        /// Show this release in full.
+        revision: Option<u64>,
+        /// Show only the newest N releases.
+        #[arg(long, value_name = "N", conflicts_with = "revision")]
+        limit: Option<usize>,
+    },
     /// A local Control Plane (API and registries) for trying pipelines and for tests.
     Sim {
         #[command(subcommand)]

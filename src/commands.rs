@@ -1,18 +1,24 @@
 //! One function per command: gather inputs, call the core, print.
 
 mod graph;
+mod history;
 mod plan;
 mod promote;
 mod render;
 mod session;
+mod sim;
 mod validate;
 
 use crate::cli::{Cli, Command};
+use crate::sim::{SimCommand, SimImageCommand};
 use crate::{Error, ExitStatus};
 pub(crate) use session::Session;
 
 pub fn run(cli: Cli) -> Result<ExitStatus, Error> {
-    let needs_plan_file = !matches!(cli.command, Command::Sim { .. } | Command::Image { .. });
+    let needs_plan_file = !matches!(
+        cli.command,
+        Command::Sim { command: SimCommand::Serve { .. } } | Command::Image { .. }
+    );
     let session =
         if needs_plan_file { Session::new(&cli.global)? } else { Session::plain(&cli.global) };
     match cli.command {
@@ -31,8 +37,13 @@ pub fn run(cli: Cli) -> Result<ExitStatus, Error> {
         }
         Command::Apply { plan, promotion } => promote::apply(&session, &plan, &promotion),
         Command::Unlock { env, force } => promote::unlock(&session, &env, force),
-        Command::History { env } => promote::history(&session, &env),
-        Command::Sim { command } => Ok(crate::sim::run(command)?),
+        Command::History { env, revision, limit } => history::run(&session, &env, revision, limit),
+        Command::Sim { command: SimCommand::Serve { addr, state, config, orgs } } => {
+            Ok(crate::sim::serve(addr, state, config, orgs)?)
+        }
+        Command::Sim {
+            command: SimCommand::Image { command: SimImageCommand::Push { env, image } },
+        } => sim::push(&session, &env, &image),
         Command::Image { command } => crate::registry::run(command, &cli.global),
     }
 }

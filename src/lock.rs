@@ -239,7 +239,7 @@ mod tests {
     const MINUTE: Duration = Duration::from_secs(60);
 
     fn actor() -> Actor {
-        Actor { user: Some("alice".into()), ci_run: None }
+        Actor { user: Some("alice".into()), ci_run: None, host: None }
     }
 
     /// A lock of prod held by `holder` until `expires_ms`.

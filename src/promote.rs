@@ -182,6 +182,7 @@ async fn carry_out(
         lock_ttl: options.lock_ttl,
         actor: Actor::from_environment(),
         check_before_lock: saved,
+        record_as: saved.then_some(crate::release::ReleaseKind::Apply),
     };
     let release = execute::execute(&plan, &target, &run, frontend).await?;
     Ok(Promoted::Released { plan: Box::new(plan), release: Box::new(release) })

@@ -327,6 +327,7 @@ mod tests {
             schema: crate::release::SCHEMA.into(),
             environment: "staging".into(),
             revision,
+            kind: None,
             source: Some("dev".into()),
             commit: commit.map(str::to_owned),
             images: vec![],

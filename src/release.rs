@@ -7,6 +7,11 @@
 //! A release is an opaque secret `ferry-release-ENV-N` whose payload is the
 //! record as JSON, tagged `ferry/release-of: ENV`, `ferry/revision: N`
 //! and `ferry/outcome`.
+//!
+//! The record's schema stays `ferry.release/v1` as it grows: fields added
+//! since the first records (`kind`, `actor.host`) are optional, so records
+//! written by older versions of Ferry are still read, and older versions
+//! ignore the fields they do not know.
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -40,6 +45,40 @@ impl Outcome {
     }
 }
 
+/// What made a release.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ReleaseKind {
+    /// git into an environment with no source.
+    Deploy,
+    /// What runs in the source environment.
+    Promote,
+    /// A plan saved with `ferry plan --out` (`ferry apply`).
+    Apply,
+    /// The images of an earlier release.
+    Rollback,
+}
+
+impl ReleaseKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReleaseKind::Deploy => "deploy",
+            ReleaseKind::Promote => "promote",
+            ReleaseKind::Apply => "apply",
+            ReleaseKind::Rollback => "rollback",
+        }
+    }
+
+    /// The kind of a release planned from `source` (`None`: from git).
+    /// `ferry apply` records its saved plan as [`ReleaseKind::Apply`].
+    pub fn of(source: Option<&str>) -> Self {
+        match source {
+            None => ReleaseKind::Deploy,
+            Some(_) => ReleaseKind::Promote,
+        }
+    }
+}
+
 /// One image of a release.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReleaseImage {
@@ -56,6 +95,9 @@ pub struct Actor {
     pub user: Option<String>,
     /// The CI run's URL, when run in CI.
     pub ci_run: Option<String>,
+    /// The machine it ran on (absent from records older than the field).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
 }
 
 impl Actor {
@@ -70,17 +112,37 @@ impl Actor {
                 }
                 _ => var("CI_JOB_URL"),
             };
+        let host = var("HOSTNAME").or_else(|| var("COMPUTERNAME")).or_else(|| {
+            ["/proc/sys/kernel/hostname", "/etc/hostname"].iter().find_map(|file| {
+                std::fs::read_to_string(file)
+                    .ok()
+                    .map(|name| name.trim().to_owned())
+                    .filter(|name| !name.is_empty())
+            })
+        });
         Actor {
-            user: var("GITHUB_ACTOR").or_else(|| var("USER")).or_else(|| var("USERNAME")),
+            user: var("GITHUB_ACTOR")
+                .or_else(|| var("USER"))
+                .or_else(|| var("USERNAME"))
+                .or_else(|| var("LOGNAME")),
             ci_run,
+            host,
         }
     }
 
-    /// `alice`, `alice (https://…/runs/1)`, or `unknown`.
+    /// `alice@build-7`, `alice@build-7 (https://…/runs/1)`,
+    /// `https://…/runs/1`; `unknown` only when neither a user, a host nor a
+    /// CI run is known.
     pub fn describe(&self) -> String {
-        match (&self.user, &self.ci_run) {
-            (Some(user), Some(run)) => format!("{user} ({run})"),
-            (Some(user), None) => user.clone(),
+        let person = match (&self.user, &self.host) {
+            (Some(user), Some(host)) => Some(format!("{user}@{host}")),
+            (Some(user), None) => Some(user.clone()),
+            (None, Some(host)) => Some(format!("someone@{host}")),
+            (None, None) => None,
+        };
+        match (person, &self.ci_run) {
+            (Some(person), Some(run)) => format!("{person} ({run})"),
+            (Some(person), None) => person,
             (None, Some(run)) => run.clone(),
             (None, None) => "unknown".to_owned(),
         }
@@ -93,6 +155,9 @@ pub struct Release {
     pub schema: String,
     pub environment: String,
     pub revision: u64,
+    /// What made it (absent from records older than the field).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<ReleaseKind>,
     /// The environment promoted from.
     pub source: Option<String>,
     /// The git commit the manifests were read at.
@@ -107,6 +172,24 @@ pub struct Release {
     pub rolled_back: bool,
     /// What failed and what was restored, for failed releases.
     pub message: Option<String>,
+}
+
+impl Release {
+    /// How long it took, in milliseconds, when both times can be read.
+    pub fn duration_ms(&self) -> Option<u64> {
+        let started = crate::timestamp::parse_rfc3339(&self.started)?;
+        crate::timestamp::parse_rfc3339(&self.finished)?.checked_sub(started)
+    }
+}
+
+/// `850ms`, `12.3s`, `4m 05s`, `1h 02m`.
+pub fn format_duration(ms: u64) -> String {
+    match ms {
+        0..1_000 => format!("{ms}ms"),
+        1_000..60_000 => format!("{}.{}s", ms / 1000, (ms % 1000) / 100),
+        60_000..3_600_000 => format!("{}m {:02}s", ms / 60_000, (ms % 60_000) / 1000),
+        _ => format!("{}h {:02}m", ms / 3_600_000, (ms % 3_600_000) / 60_000),
+    }
 }
 
 /// The secret name of `environment`'s release `revision`.
@@ -145,8 +228,16 @@ pub fn to_secret(release: &Release) -> Value {
 
 /// The release stored in a (revealed) secret.
 pub fn from_secret(secret: &Value) -> Option<Release> {
-    let payload = secret.pointer("/data/payload")?.as_str()?;
-    serde_json::from_str(payload).ok()
+    read_secret(secret).ok()
+}
+
+/// The release stored in a (revealed) secret, or why it cannot be read.
+pub fn read_secret(secret: &Value) -> Result<Release, String> {
+    let payload = secret
+        .pointer("/data/payload")
+        .and_then(Value::as_str)
+        .ok_or_else(|| "the secret has no payload".to_owned())?;
+    serde_json::from_str(payload).map_err(|e| format!("the payload is not a release record: {e}"))
 }
 
 /// The revision number of a release secret, from its tag.
@@ -179,6 +270,7 @@ pub(crate) mod tests {
             schema: SCHEMA.into(),
             environment: "prod".into(),
             revision,
+            kind: Some(ReleaseKind::Promote),
             source: Some("staging".into()),
             commit: Some("4128bda3".into()),
             images: vec![ReleaseImage {
@@ -188,7 +280,7 @@ pub(crate) mod tests {
                 digest: Some("sha256:ab".into()),
             }],
             plan_hash: "0f3a".into(),
-            actor: Actor { user: Some("alice".into()), ci_run: None },
+            actor: Actor { user: Some("alice".into()), ci_run: None, host: Some("build-7".into()) },
             started: "2026-11-22T10:00:00.000Z".into(),
             finished: "2026-11-22T10:01:00.000Z".into(),
             outcome: Outcome::Succeeded,
@@ -204,6 +296,45 @@ pub(crate) mod tests {
         assert_eq!(revision_of(&secret), Some(7));
         assert_eq!(secret["tags"][OUTCOME_TAG], "succeeded");
         assert_eq!(from_secret(&secret), Some(release(7)));
+    }
+
+    #[test]
+    fn records_written_before_kind_and_host_are_still_read() {
+        let mut old = serde_json::to_value(release(1)).unwrap_or_default();
+        old.as_object_mut().map(|o| o.remove("kind"));
+        old["actor"].as_object_mut().map(|o| o.remove("host"));
+        let secret = json!({"data": {"payload": old.to_string()}});
+        let read = read_secret(&secret).map_err(|e| e.to_string());
+        assert_eq!(read.as_ref().map(|r| r.kind), Ok(None));
+        assert_eq!(read.map(|r| r.actor.describe()), Ok("alice".to_owned()));
+        let broken = json!({"data": {"payload": "{\"schema\": 3"}});
+        assert!(read_secret(&broken).is_err_and(|e| e.starts_with("the payload is not")));
+        assert!(read_secret(&json!({})).is_err());
+    }
+
+    #[test]
+    fn who_is_never_unknown_when_a_user_host_or_run_is_known() {
+        let actor = |user: Option<&str>, host: Option<&str>, run: Option<&str>| Actor {
+            user: user.map(Into::into),
+            host: host.map(Into::into),
+            ci_run: run.map(Into::into),
+        };
+        let run = "https://github.com/acme/app/actions/runs/9";
+        assert_eq!(actor(Some("alice"), Some("box"), None).describe(), "alice@box");
+        assert_eq!(actor(Some("alice"), None, Some(run)).describe(), format!("alice ({run})"));
+        assert_eq!(actor(None, Some("box"), None).describe(), "someone@box");
+        assert_eq!(actor(None, None, Some(run)).describe(), run);
+        assert_eq!(actor(None, None, None).describe(), "unknown");
+    }
+
+    #[test]
+    fn kinds_and_durations() {
+        assert_eq!(ReleaseKind::of(None), ReleaseKind::Deploy);
+        assert_eq!(ReleaseKind::of(Some("staging")), ReleaseKind::Promote);
+        assert_eq!(release(1).duration_ms(), Some(60_000));
+        let formatted: Vec<String> =
+            [850, 12_345, 245_000, 3_720_000].into_iter().map(format_duration).collect();
+        assert_eq!(formatted, ["850ms", "12.3s", "4m 05s", "1h 02m"]);
     }
 
     #[test]

@@ -1,5 +1,5 @@
-//! `ferry promote SRC DST`, `ferry apply PLAN.json`, `ferry unlock ENV`,
-//! `ferry history ENV`, and the `--sim` bootstrap: arguments in, the
+//! `ferry promote SRC DST`, `ferry apply PLAN.json`, `ferry unlock ENV`
+//! and the `--sim` bootstrap: arguments in, the
 //! promotion library, and what people and CI see.
 
 use std::collections::{BTreeSet, HashMap};
@@ -18,7 +18,7 @@ use crate::manifest::Kind;
 use crate::plan::{self, Plan};
 use crate::promote::{Frontend, Options, PromoteError, Promoted};
 use crate::promotion_plan::Promotion;
-use crate::{Error, ExitStatus, connect, history, output};
+use crate::{Error, ExitStatus, connect, output};
 
 /// Version of `promote --output json`.
 pub const SCHEMA: &str = "ferry.promote/v1";
@@ -208,49 +208,6 @@ pub(crate) fn unlock(session: &Session<'_>, env: &str, force: bool) -> Result<Ex
 
 fn lock_error(error: LockError) -> Error {
     ExecuteError::Lock(error).into()
-}
-
-pub(crate) fn history(session: &Session<'_>, env: &str) -> Result<ExitStatus, Error> {
-    let workspace = session.workspace()?;
-    let env = workspace.config.environment(env)?;
-    let releases = super::runtime()?
-        .block_on(async { history::releases(&connect::client(env)?, env).await })?;
-    if session.global.output == OutputFormat::Json {
-        let list: Vec<_> = releases.iter().rev().filter_map(|(_, r)| r.as_ref()).collect();
-        output::print(&format!(
-            "{:#}\n",
-            json!({"schema": "ferry.history/v1", "environment": env.name, "releases": list})
-        ))?;
-        return Ok(ExitStatus::Success);
-    }
-    let mut text = format!(
-        "{:<9}{:<11}{:<10}{:<10}{:<26}{}\n",
-        "REVISION", "OUTCOME", "SOURCE", "GIT", "FINISHED", "BY"
-    );
-    for (revision, release) in releases.iter().rev() {
-        match release {
-            Some(r) => {
-                let outcome = if r.rolled_back {
-                    "rolled-back".to_owned()
-                } else {
-                    r.outcome.as_str().to_owned()
-                };
-                let commit = r.commit.as_deref().map_or("-", |c| &c[..8.min(c.len())]);
-                text.push_str(&format!(
-                    "{:<9}{:<11}{:<10}{:<10}{:<26}{}\n",
-                    revision,
-                    outcome,
-                    r.source.as_deref().unwrap_or("-"),
-                    commit,
-                    r.finished,
-                    r.actor.describe()
-                ));
-            }
-            None => text.push_str(&format!("{revision:<9}(record unreadable)\n")),
-        }
-    }
-    output::print(&text)?;
-    Ok(ExitStatus::Success)
 }
 
 /// On the embedded simulator's first use: demo images in the first

@@ -40,7 +40,7 @@ use crate::lock::{Lock, LockError};
 use crate::manifest::ResourceId;
 use crate::plan::{self, Plan, steps};
 use crate::readiness::WorkloadReport;
-use crate::release::{self, Actor, Outcome, Release};
+use crate::release::{self, Actor, Outcome, Release, ReleaseKind};
 use crate::timestamp::{now_ms, rfc3339};
 use crate::{Error, history, observe};
 
@@ -95,6 +95,9 @@ pub struct Options {
     /// moved is refused without writing even the lock (a saved plan; a
     /// plan made a moment ago has little chance to have moved).
     pub check_before_lock: bool,
+    /// The kind the release is recorded as, instead of the plan's (a saved
+    /// plan carried out by `ferry apply` is an `apply`).
+    pub record_as: Option<ReleaseKind>,
 }
 
 /// Where a plan is carried out: the target environment and its API, and
@@ -299,9 +302,8 @@ impl<A: ControlPlane> Run<'_, A> {
         let (client, env) = (self.target.client, self.target.env);
         let before = unmoved(client, env, self.plan).await?;
         let started = now_ms();
-        let existing: Vec<u64> =
-            history::releases(client, env).await?.into_iter().map(|(r, _)| r).collect();
-        let revision = release::next_revision(&existing);
+        // Under the lock: the revision cannot be taken twice (history.rs).
+        let history::Numbering { revision, existing } = history::next_revision(client, env).await?;
         let prepared = async {
             self.copy_images().await?;
             let findings =
@@ -344,6 +346,7 @@ impl<A: ControlPlane> Run<'_, A> {
             schema: release::SCHEMA.to_owned(),
             environment: env.name.clone(),
             revision,
+            kind: self.options.record_as.or(info.kind),
             source: info.source.clone(),
             commit: info.commit.clone(),
             images: info.images.clone(),
@@ -358,7 +361,7 @@ impl<A: ControlPlane> Run<'_, A> {
         match outcome.result {
             Ok(()) => {
                 record.finished = rfc3339(now_ms());
-                history::record(client, env, &record, &existing).await?;
+                record.revision = history::record(client, env, &record, &existing).await?;
                 Ok(record)
             }
             Err(cause) => {
@@ -371,7 +374,7 @@ impl<A: ControlPlane> Run<'_, A> {
                 record.rolled_back = !self.options.no_rollback && restored.is_restored();
                 record.message = Some(format!("{cause}; {restored}"));
                 record.finished = rfc3339(now_ms());
-                history::record(client, env, &record, &existing).await?;
+                let revision = history::record(client, env, &record, &existing).await?;
                 Err(ExecuteError::Failed {
                     environment: env.name.clone(),
                     revision,

@@ -128,6 +128,7 @@ async fn run(fake: &Fake, env: &Environment, plan: &Plan, seen: &Seen) -> Result
         lock_ttl: Duration::from_secs(60),
         actor: Actor::default(),
         check_before_lock: false,
+        record_as: None,
     };
     execute(plan, &target, &options, seen).await
 }

@@ -13,7 +13,7 @@ use crate::config::Environment;
 use crate::graph::Graph;
 use crate::manifest::image::classify;
 use crate::manifest::{Kind, ResourceId};
-use crate::release::ReleaseImage;
+use crate::release::{ReleaseImage, ReleaseKind};
 use crate::render::{ExternalImage, Rendered};
 
 use super::{
@@ -62,6 +62,7 @@ pub fn plan(inputs: Inputs<'_>) -> Plan {
         source: src.map(|s| s.name.clone()),
         commit: inputs.target.revision.as_ref().map(|r| r.commit.clone()),
         images: release_images(inputs.rendered, inputs.external),
+        kind: Some(ReleaseKind::of(src.map(|s| s.name.as_str()))),
     };
     let steps = StepInput {
         copies: steps::copies(&inputs.images, src, dst),

@@ -21,7 +21,7 @@ use crate::diff::{self, Action, Op};
 use crate::graph::Graph;
 use crate::manifest::image::{Source, classify};
 use crate::manifest::{Kind, ResourceId};
-use crate::release::ReleaseImage;
+use crate::release::{ReleaseImage, ReleaseKind};
 
 use super::{ImageChange, ResourcePlan, landing};
 
@@ -127,6 +127,9 @@ pub struct ReleaseInfo {
     pub commit: Option<String>,
     /// Every container image of the release (changed or not).
     pub images: Vec<ReleaseImage>,
+    /// What makes the release (absent from plans saved before the field).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<ReleaseKind>,
 }
 
 /// Secret payloads of a plan's writes, kept out of its JSON.

@@ -62,11 +62,34 @@ pub enum SimCommand {
         #[arg(long = "org", value_name = "ORG=TOKEN")]
         orgs: Vec<String>,
     },
+    /// Demo images in a simulated org's registry.
+    Image {
+        #[command(subcommand)]
+        command: SimImageCommand,
+    },
 }
 
-/// Runs a `ferry sim` command.
-pub fn run(command: SimCommand) -> Result<crate::ExitStatus, SimError> {
-    let SimCommand::Serve { addr, state, config, orgs } = command;
+#[derive(Debug, Subcommand)]
+pub enum SimImageCommand {
+    /// Build a small demo image and push it into ENV's registry in the
+    /// simulator (with `--sim`, the embedded one), to try a second release.
+    Push {
+        /// The environment whose org registry receives the image.
+        env: String,
+        /// `NAME:TAG`: the repository and tag, as a workload's image names
+        /// them (`//image/NAME:TAG`).
+        image: String,
+    },
+}
+
+/// Runs `ferry sim serve` (`ferry sim image` reads the plan file, so
+/// [`crate::commands`] runs it).
+pub fn serve(
+    addr: Option<SocketAddr>,
+    state: Option<PathBuf>,
+    config: Option<PathBuf>,
+    orgs: Vec<String>,
+) -> Result<crate::ExitStatus, SimError> {
     let mut config = match config {
         Some(path) => SimConfig::load(&path)?,
         None => SimConfig::new(),
