@@ -4,6 +4,7 @@
 mod corpus;
 mod examples;
 mod git_revisions;
+mod history;
 mod images;
 mod inputs;
 mod plan;

@@ -122,7 +122,7 @@ impl Pipeline {
         self.dir.path()
     }
 
-    fn vars(&self) -> Vec<(&'static str, &'static str)> {
+    pub(crate) fn vars(&self) -> Vec<(&'static str, &'static str)> {
         vec![
             ("TOKEN_DEV", token("acme-dev")),
             ("TOKEN_STAGING", token("acme-staging")),
@@ -213,7 +213,7 @@ pub(crate) fn writes(sim: &SimHandle, org: &str) -> Vec<ferry::sim::RequestRecor
         .collect()
 }
 
-async fn promoted_to_prod() -> Pipeline {
+pub(crate) async fn promoted_to_prod() -> Pipeline {
     let pipeline = Pipeline::org_per_env().await;
     pipeline.stage().await;
     let prod = pipeline.ferry(&["promote", "staging", "prod", "--yes"]);
