@@ -48,6 +48,21 @@ pub fn run(cli: Cli) -> Result<ExitStatus, Error> {
     }
 }
 
+/// The start of a command's JSON about one environment: its schema and
+/// where the environment is; the command adds the rest.
+fn json_about(schema: &str, env: &crate::config::Environment, rest: serde_json::Value) -> String {
+    let mut value = serde_json::json!({
+        "schema": schema,
+        "environment": env.name,
+        "org": env.org,
+        "gvc": env.gvc,
+    });
+    if let (Some(all), serde_json::Value::Object(rest)) = (value.as_object_mut(), rest) {
+        all.extend(rest);
+    }
+    format!("{value:#}\n")
+}
+
 /// The async runtime for commands that talk to the network.
 fn runtime() -> Result<tokio::runtime::Runtime, Error> {
     tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(Error::Runtime)

@@ -301,6 +301,15 @@ mod tests {
         }
     }
 
+    /// prod with `historyLimit: 2` and these releases.
+    fn kept_two_of(revisions: impl IntoIterator<Item = u64>) -> (Fake, Environment) {
+        let fake = Fake::new();
+        let mut env = environment();
+        env.history_limit = 2;
+        seed(&fake, revisions);
+        (fake, env)
+    }
+
     fn stored(fake: &Fake) -> Vec<u64> {
         (1..10)
             .filter(|r| fake.body(&format!("{SECRETS}/ferry-release-prod-{r}")).is_some())
@@ -326,10 +335,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn the_oldest_records_go_only_after_the_newest_is_written() {
-        let fake = Fake::new();
-        let mut env = environment();
-        env.history_limit = 2;
-        seed(&fake, [1, 2]);
+        let (fake, env) = kept_two_of([1, 2]);
         fake.inject(Fault::new(Verb::Post, "/secret", 403));
         let failed = record(&fake, &env, &release(3), &[1, 2]).await;
         assert_eq!(failed.err().and_then(|e| e.status()), Some(403));
@@ -368,10 +374,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_record_that_was_not_stored_is_written_again_and_old_ones_go() {
-        let fake = Fake::new();
-        let mut env = environment();
-        env.history_limit = 2;
-        seed(&fake, [1, 2]);
+        let (fake, env) = kept_two_of([1, 2]);
         fake.inject(Fault::new(Verb::Post, "/secret", 503).times(2));
         assert_eq!(record(&fake, &env, &release(3), &[1, 2]).await.ok(), Some(3));
         assert_eq!(stored(&fake), [2, 3]);

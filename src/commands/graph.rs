@@ -43,13 +43,10 @@ pub(crate) fn run(
     let text = match format {
         GraphFormat::Text => text(&graph, &env.name),
         GraphFormat::Dot => dot(&graph, &env.name),
-        GraphFormat::Json => format!(
-            "{:#}\n",
+        GraphFormat::Json => super::json_about(
+            SCHEMA,
+            env,
             json!({
-                "schema": SCHEMA,
-                "environment": env.name,
-                "org": env.org,
-                "gvc": env.gvc,
                 "revision": manifests.revision,
                 "waves": graph.waves,
                 "dependencies": graph.dependencies.iter().map(|d| {
@@ -57,7 +54,7 @@ pub(crate) fn run(
                     entry["why"] = json!(d.why());
                     entry
                 }).collect::<Vec<_>>(),
-            })
+            }),
         ),
     };
     output::print(&text)?;

@@ -33,27 +33,21 @@ pub(crate) fn run(
         Some(revision) => {
             let release = find(env, &history, revision)?;
             if json {
-                format!(
-                    "{:#}\n",
-                    json!({"schema": SCHEMA, "environment": env.name, "release": entry(env, release)})
-                )
+                super::json_about(SCHEMA, env, json!({"release": entry(env, release)}))
             } else {
                 full(env, release)
             }
         }
         None if json => {
             let shown: Vec<Value> = newest(&history, limit).map(|r| entry(env, r)).collect();
-            format!(
-                "{:#}\n",
+            super::json_about(
+                SCHEMA,
+                env,
                 json!({
-                    "schema": SCHEMA,
-                    "environment": env.name,
-                    "org": env.org,
-                    "gvc": env.gvc,
                     "total": history.releases.len(),
                     "releases": shown,
                     "unreadable": history.unreadable,
-                })
+                }),
             )
         }
         None => list(env, &history, limit),
