@@ -143,6 +143,18 @@ pub enum Command {
         #[command(flatten)]
         promotion: PromotionArgs,
     },
+    /// Bring back the images an earlier release ran (by default the last
+    /// succeeded release before the current one), by digest, container by
+    /// container; nothing else is restored.
+    Rollback {
+        /// The environment to roll back.
+        env: String,
+        /// The release to go back to (see `ferry history ENV`).
+        #[arg(long = "to", value_name = "REVISION")]
+        to: Option<u64>,
+        #[command(flatten)]
+        promotion: PromotionArgs,
+    },
     /// Break an environment's promotion lock once it has expired.
     Unlock {
         env: String,

@@ -5,6 +5,7 @@ mod history;
 mod plan;
 mod promote;
 mod render;
+mod rollback;
 mod session;
 mod sim;
 mod validate;
@@ -36,6 +37,7 @@ pub fn run(cli: Cli) -> Result<ExitStatus, Error> {
             promote::promote(&session, &src, &dst, revision, &promotion)
         }
         Command::Apply { plan, promotion } => promote::apply(&session, &plan, &promotion),
+        Command::Rollback { env, to, promotion } => rollback::run(&session, &env, to, &promotion),
         Command::Unlock { env, force } => promote::unlock(&session, &env, force),
         Command::History { env, revision, limit } => history::run(&session, &env, revision, limit),
         Command::Sim { command: SimCommand::Serve { addr, state, config, orgs } } => {

@@ -38,6 +38,10 @@ pub enum Error {
     #[diagnostic(transparent)]
     Execute(Box<crate::execute::ExecuteError>),
 
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Rollback(Box<crate::plan::rollback::RollbackError>),
+
     #[error("could not write output: {0}")]
     #[diagnostic(code(ferry::output))]
     Output(#[source] std::io::Error),

@@ -32,6 +32,7 @@ pub mod release;
 pub mod render;
 pub mod repo;
 pub mod retry;
+pub mod rollback;
 pub mod secret;
 pub mod shutdown;
 pub mod sim;

@@ -66,11 +66,7 @@ pub async fn observe(
 
 /// A live body in the form plans compare, with its version.
 pub fn state(env: &Environment, id: &ResourceId, body: &Value) -> State {
-    State {
-        id: id.clone(),
-        body: plan::comparable(id.kind, &id.name, &env.org, &env.gvc, body),
-        version: body.get("version").and_then(Value::as_u64),
-    }
+    State::live(env, id, body)
 }
 
 /// One resource; secrets through `-reveal` (falling back to the plain GET

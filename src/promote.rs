@@ -20,7 +20,8 @@ use std::time::Duration;
 
 use miette::Diagnostic;
 
-use crate::config::{Environment, ImageStrategy};
+use crate::api::ControlPlane;
+use crate::config::Environment;
 use crate::execute::{self, ExecuteError};
 use crate::inputs::Workspace;
 use crate::plan::{self, Plan};
@@ -89,17 +90,32 @@ pub async fn promote(
     let made = promotion.make(workspace).await?;
     frontend.plan(&made.plan);
     deletes_allowed(&made.plan, dst, options.prune)?;
-    if !made.plan.summary.has_changes() {
+    if !approved(&made.plan, dst, options, frontend)? {
         return Ok(Promoted::UpToDate(Box::new(made.plan)));
     }
+    carry_out(made.plan, promotion, &made.rendered, options, false, frontend).await
+}
+
+/// Whether a plan shown is to be carried out: `false` when it changes
+/// nothing; else approved (`--yes`, or confirmed), declined, or blocked
+/// for want of someone to ask.
+pub fn approved(
+    plan: &Plan,
+    dst: &Environment,
+    options: &Options,
+    frontend: &dyn Frontend,
+) -> Result<bool, Error> {
+    if !plan.summary.has_changes() {
+        return Ok(false);
+    }
     if !options.yes {
-        match frontend.confirm(&made.plan) {
+        match frontend.confirm(plan) {
             Some(true) => {}
             Some(false) => return Err(PromoteError::Declined.into()),
             None => return Err(PromoteError::NotApproved { environment: dst.name.clone() }.into()),
         }
     }
-    carry_out(made.plan, promotion, &made.rendered, options, false, frontend).await
+    Ok(true)
 }
 
 /// Carries out a saved plan as it was approved: its hash must match its
@@ -174,8 +190,23 @@ async fn carry_out(
             return Err(ExecuteError::Preflight { environment: dst.name.clone(), findings }.into());
         }
     }
+    execute_plan(plan, src, &client, dst, options, saved, frontend).await
+}
+
+/// The executor on `plan` in `dst`, with the registry credentials its
+/// copies need (`src`'s and `dst`'s tokens); `saved`: also compared with
+/// live state before the lock is taken.
+pub async fn execute_plan<A: ControlPlane>(
+    plan: Plan,
+    src: Option<&Environment>,
+    client: &A,
+    dst: &Environment,
+    options: &Options,
+    saved: bool,
+    frontend: &dyn Frontend,
+) -> Result<Promoted, Error> {
     let credentials = credentials(src, dst, &plan)?;
-    let target = execute::Target { client: &client, env: dst, credentials: &credentials };
+    let target = execute::Target { client, env: dst, credentials: &credentials };
     let run = execute::Options {
         no_rollback: options.no_rollback,
         lock_timeout: options.lock_timeout,
@@ -195,7 +226,7 @@ fn credentials(
     plan: &Plan,
 ) -> Result<crate::registry::Credentials, Error> {
     let mut credentials = crate::registry::Credentials::anonymous();
-    if plan.steps.copies.is_empty() || dst.images != ImageStrategy::Copy {
+    if plan.steps.copies.is_empty() {
         return Ok(credentials);
     }
     for env in src.into_iter().chain([dst]) {

@@ -170,7 +170,8 @@ pub struct Release {
     pub outcome: Outcome,
     /// Whether what the release changed was restored after a failure.
     pub rolled_back: bool,
-    /// What failed and what was restored, for failed releases.
+    /// What the release was ("rollback to 2"), and for failed releases
+    /// what failed and what was restored.
     pub message: Option<String>,
 }
 

@@ -700,6 +700,7 @@ mod tests {
             require_approval: false,
             history_limit: 20,
             max_deletes: None,
+            copy_missing_images: false,
             location: Location::new(&SourceFile::new("p", "x"), (0, 1)),
         }
     }

@@ -23,7 +23,7 @@ use crate::{Error, ExitStatus, connect, output};
 /// Version of `promote --output json`.
 pub const SCHEMA: &str = "ferry.promote/v1";
 
-fn options(args: &PromotionArgs) -> Options {
+pub(super) fn options(args: &PromotionArgs) -> Options {
     Options {
         yes: args.yes,
         no_rollback: args.no_rollback,
@@ -129,8 +129,13 @@ fn saved_plan(path: &Path, text: String) -> Result<Plan, Error> {
     })
 }
 
+/// The version of the JSON a command's outcome is printed with.
+fn schema_of(plan: &Plan) -> &'static str {
+    if plan.rollback.is_some() { super::rollback::SCHEMA } else { SCHEMA }
+}
+
 /// Prints the outcome; a held lock or a missing approval is "blocked" (3).
-fn finish(
+pub(super) fn finish(
     session: &Session<'_>,
     console: &Console,
     outcome: Result<Promoted, Error>,
@@ -141,13 +146,17 @@ fn finish(
             if json {
                 output::print(&format!(
                     "{:#}\n",
-                    json!({"schema": SCHEMA, "outcome": "up-to-date", "plan": plan})
+                    json!({"schema": schema_of(&plan), "outcome": "up-to-date", "plan": plan})
                 ))?;
             }
             console.note(&format!(
                 "{} already runs this release; nothing to do",
                 plan.target.environment
             ));
+            Ok(ExitStatus::Success)
+        }
+        Ok(Promoted::Released { plan, release }) if plan.rollback.is_some() => {
+            super::rollback::released(json, &plan, &release)?;
             Ok(ExitStatus::Success)
         }
         Ok(Promoted::Released { plan, release }) => {
@@ -280,7 +289,7 @@ async fn deploy(
 }
 
 /// The terminal (or CI log) as a promotion's frontend.
-struct Console {
+pub(super) struct Console {
     json: bool,
     quiet: bool,
     color: bool,
@@ -291,7 +300,7 @@ struct Console {
 }
 
 impl Console {
-    fn new(session: &Session<'_>) -> Self {
+    pub(super) fn new(session: &Session<'_>) -> Self {
         Console {
             json: session.global.output == OutputFormat::Json,
             quiet: session.global.quiet,
@@ -326,8 +335,13 @@ impl Frontend for Console {
             return None;
         }
         let mut stderr = std::io::stderr().lock();
-        let _ =
-            write!(stderr, "\nPromote into {}? Only `yes` goes ahead: ", plan.target.environment);
+        let question = match &plan.rollback {
+            Some(rollback) => {
+                format!("Roll {} back to release {}?", plan.target.environment, rollback.to)
+            }
+            None => format!("Promote into {}?", plan.target.environment),
+        };
+        let _ = write!(stderr, "\n{question} Only `yes` goes ahead: ");
         let _ = stderr.flush();
         let mut answer = String::new();
         std::io::stdin().lock().read_line(&mut answer).ok()?;

@@ -89,6 +89,10 @@ pub struct Environment {
     pub history_limit: u32,
     /// How many deletes `--prune` may carry out (`prune.maxDeletes`).
     pub max_deletes: Option<MaxDeletes>,
+    /// `ferry rollback` may copy an image the release ran back from the
+    /// source environment's registry when this one lost it
+    /// (`rollback.copyMissingImages`).
+    pub copy_missing_images: bool,
     /// The environment's `name` value in the plan file.
     pub location: Location,
 }

@@ -30,9 +30,11 @@ const ENVIRONMENT_KEYS: &[&str] = &[
     "requireApproval",
     "historyLimit",
     "prune",
+    "rollback",
 ];
 const IMAGE_KEYS: &[&str] = &["strategy", "pullSecret", "pinExternal"];
 const PRUNE_KEYS: &[&str] = &["maxDeletes"];
+const ROLLBACK_KEYS: &[&str] = &["copyMissingImages"];
 const READINESS_KEYS: &[&str] = &["interval", "timeout", "consecutiveChecks"];
 const INLINE_OVERRIDE_KEYS: &[&str] = &["kind", "name", "patch"];
 const FILE_OVERRIDE_KEYS: &[&str] = &["file"];
@@ -230,6 +232,10 @@ fn read_environment(
         Some(prune) => read_prune(reader, prune, &what),
         None => Some(None),
     };
+    let copy_missing_images = match node.get("rollback") {
+        Some(rollback) => read_rollback(reader, rollback, &what),
+        None => Some(false),
+    };
     let org = org?;
     Some(Environment {
         location: reader.location(name_node?),
@@ -250,6 +256,15 @@ fn read_environment(
         require_approval: require_approval?,
         history_limit: history_limit?,
         max_deletes: max_deletes?,
+        copy_missing_images: copy_missing_images?,
+    })
+}
+
+/// `rollback: {copyMissingImages: BOOL}`; `false` when left out.
+fn read_rollback(reader: &mut Reader, node: &Node, what: &str) -> Option<bool> {
+    reader.mapping(node, &format!("`rollback` of {what}"), ROLLBACK_KEYS)?;
+    node.get("copyMissingImages").map_or(Some(false), |n| {
+        reader.boolean(n, &format!("`rollback.copyMissingImages` of {what}"))
     })
 }
 

@@ -356,7 +356,7 @@ impl<A: ControlPlane> Run<'_, A> {
             finished: String::new(),
             outcome: Outcome::Succeeded,
             rolled_back: false,
-            message: None,
+            message: info.note.clone(),
         };
         match outcome.result {
             Ok(()) => {
@@ -372,7 +372,11 @@ impl<A: ControlPlane> Run<'_, A> {
                 };
                 record.outcome = Outcome::Failed;
                 record.rolled_back = !self.options.no_rollback && restored.is_restored();
-                record.message = Some(format!("{cause}; {restored}"));
+                let failure = format!("{cause}; {restored}");
+                record.message = Some(match &info.note {
+                    Some(note) => format!("{note}: {failure}"),
+                    None => failure,
+                });
                 record.finished = rfc3339(now_ms());
                 let revision = history::record(client, env, &record, &existing).await?;
                 Err(ExecuteError::Failed {

@@ -14,6 +14,7 @@
 
 pub mod promotion;
 mod report;
+pub mod rollback;
 pub mod steps;
 
 use std::collections::HashMap;
@@ -70,6 +71,8 @@ pub enum ManifestsFrom {
     PlanFile,
     /// `--worktree`: the files on disk.
     Worktree,
+    /// None were read: a rollback changes images only.
+    Unread,
 }
 
 /// Where a plan's container images come from.
@@ -80,6 +83,9 @@ pub enum ImagesFrom {
     Source,
     /// As the manifests write them.
     Manifests,
+    /// As an earlier release of the environment ran them, by digest (a
+    /// rollback).
+    Release,
 }
 
 /// One resource as the plan sees it.
@@ -154,11 +160,25 @@ pub struct Plan {
     pub summary: Summary,
     /// What carrying the plan out does.
     pub steps: Steps,
+    /// What a rollback plan goes back to, and what it leaves as it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback: Option<Rollback>,
     /// sha256 of the plan's canonical JSON with this field empty.
     pub hash: String,
     /// The payloads of the secrets the steps write, never serialized.
     #[serde(skip)]
     pub secrets: Secrets,
+}
+
+/// What a rollback goes back to ([`rollback`]).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Rollback {
+    /// The release whose images come back.
+    pub to: u64,
+    /// The release running now (the newest that succeeded), if any.
+    pub current: Option<u64>,
+    /// What the rollback does not bring back, one sentence each.
+    pub not_restored: Vec<String>,
 }
 
 impl Plan {
@@ -178,6 +198,17 @@ pub struct State {
     pub body: Value,
     /// The live `version` (live states only).
     pub version: Option<u64>,
+}
+
+impl State {
+    /// A live body of `env` in the form plans compare, with its version.
+    pub fn live(env: &Environment, id: &ResourceId, body: &Value) -> Self {
+        State {
+            id: id.clone(),
+            body: comparable(id.kind, &id.name, &env.org, &env.gvc, body),
+            version: body.get("version").and_then(Value::as_u64),
+        }
+    }
 }
 
 /// Everything a plan is made from.
@@ -205,6 +236,9 @@ pub struct StepInput {
     pub copies: Vec<ImageCopy>,
     pub checks: Vec<Check>,
     pub release: ReleaseInfo,
+    /// Writes the planner made itself (a rollback's PATCHes); `None`:
+    /// from the bodies, by dependency.
+    pub writes: Option<Vec<Write>>,
 }
 
 /// A body in the form plans compare: normalized as the API stores it,
@@ -322,8 +356,16 @@ pub fn build(input: Input<'_>) -> Plan {
     };
     let mut secrets = Secrets::default();
     let step_input = input.steps;
-    let writes =
-        steps::writes(&resources, &step_input.bodies, input.graph, step_input.prune, &mut secrets);
+    let writes = match step_input.writes {
+        Some(writes) => writes,
+        None => steps::writes(
+            &resources,
+            &step_input.bodies,
+            input.graph,
+            step_input.prune,
+            &mut secrets,
+        ),
+    };
     let mut plan = Plan {
         schema: SCHEMA.to_owned(),
         target: input.target,
@@ -336,6 +378,7 @@ pub fn build(input: Input<'_>) -> Plan {
             writes,
             release: step_input.release,
         },
+        rollback: None,
         hash: String::new(),
         secrets,
     };

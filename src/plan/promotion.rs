@@ -63,6 +63,7 @@ pub fn plan(inputs: Inputs<'_>) -> Plan {
         commit: inputs.target.revision.as_ref().map(|r| r.commit.clone()),
         images: release_images(inputs.rendered, inputs.external),
         kind: Some(ReleaseKind::of(src.map(|s| s.name.as_str()))),
+        ..ReleaseInfo::default()
     };
     let steps = StepInput {
         copies: steps::copies(&inputs.images, src, dst),
@@ -70,6 +71,7 @@ pub fn plan(inputs: Inputs<'_>) -> Plan {
         bodies,
         prune: inputs.prune,
         release,
+        writes: None,
     };
     build(Input {
         target: inputs.target,

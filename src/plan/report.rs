@@ -39,11 +39,21 @@ pub fn text(plan: &Plan, style: Style) -> String {
     let _ =
         writeln!(out, "Plan for {}: org {}, GVC {}", target.environment, target.org, target.gvc);
     let _ = writeln!(out, "Manifests: {}", manifests_origin(target));
-    let _ = writeln!(out, "Images: {}", images_origin(target));
+    let _ = writeln!(out, "Images: {}", images_origin(plan));
+    if let Some(rollback) = &plan.rollback {
+        rollback_text(&mut out, target, rollback);
+    }
     let changed: Vec<&ResourcePlan> =
         plan.resources.iter().filter(|r| r.action != Action::Unchanged).collect();
     if changed.is_empty() && !plan.summary.has_changes() {
-        let _ = writeln!(out, "\nNo changes. {} matches the manifests.", target.environment);
+        let _ = match &plan.rollback {
+            Some(rollback) => writeln!(
+                out,
+                "\nNo changes. {} already runs the images of release {}.",
+                target.environment, rollback.to
+            ),
+            None => writeln!(out, "\nNo changes. {} matches the manifests.", target.environment),
+        };
     } else {
         legend(&mut out, plan, style);
         for resource in &changed {
@@ -60,8 +70,25 @@ pub fn text(plan: &Plan, style: Style) -> String {
     out
 }
 
+/// What a rollback goes back to and what it leaves as it is.
+fn rollback_text(out: &mut String, target: &Target, rollback: &super::Rollback) {
+    let now = rollback.current.map_or_else(String::new, |c| format!(" (now release {c})"));
+    let _ = writeln!(
+        out,
+        "Rollback: {}{now} back to the images of release {}, re-pointed container by container",
+        target.environment, rollback.to
+    );
+    let _ = writeln!(out, "Not restored by a rollback:");
+    for line in &rollback.not_restored {
+        let _ = writeln!(out, "  - {line}");
+    }
+}
+
 /// Which manifests the plan was made from, and why.
 fn manifests_origin(target: &Target) -> String {
+    if target.manifests_from == ManifestsFrom::Unread {
+        return "none read: a rollback changes images only".to_owned();
+    }
     let Some(revision) = &target.revision else {
         return "the work tree (--worktree)".to_owned();
     };
@@ -78,16 +105,24 @@ fn manifests_origin(target: &Target) -> String {
             None => format!("the plan file's revision {}", revision.requested),
         },
         ManifestsFrom::Worktree => "--worktree".to_owned(),
+        ManifestsFrom::Unread => "none read".to_owned(),
     };
     format!("git {}, {why}", revision.short())
 }
 
 /// Where the plan's images come from.
-fn images_origin(target: &Target) -> String {
+fn images_origin(plan: &Plan) -> String {
+    let target = &plan.target;
     match (target.images_from, &target.source) {
         (ImagesFrom::Source, Some(source)) => {
             format!("as {source}'s live workloads run them, by digest")
         }
+        (ImagesFrom::Release, _) => match &plan.rollback {
+            Some(rollback) => {
+                format!("as {}'s release {} ran them, by digest", target.environment, rollback.to)
+            }
+            None => "as an earlier release ran them, by digest".to_owned(),
+        },
         _ => "as the manifests write them".to_owned(),
     }
 }

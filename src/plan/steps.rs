@@ -130,6 +130,9 @@ pub struct ReleaseInfo {
     /// What makes the release (absent from plans saved before the field).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kind: Option<ReleaseKind>,
+    /// What the release says it is (a rollback: "rollback to 2").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 /// Secret payloads of a plan's writes, kept out of its JSON.
