@@ -11,6 +11,7 @@ mod plan;
 mod plan_equals_promote;
 mod promote;
 mod registry;
+mod rollback;
 mod safety;
 mod sim;
 mod support;

@@ -135,7 +135,7 @@ impl Pipeline {
         ferry_with(self.path(), args, &self.vars())
     }
 
-    fn spawn(&self, args: &[&str]) -> Child {
+    pub(crate) fn spawn(&self, args: &[&str]) -> Child {
         Command::new(env!("CARGO_BIN_EXE_ferry"))
             .args(args)
             .current_dir(self.path())
@@ -198,7 +198,7 @@ pub(crate) async fn images_of(api: &Api, org: &str, gvc: &str) -> Vec<(String, S
 }
 
 /// The digest part of an image reference.
-fn digest_of(image: &str) -> &str {
+pub(crate) fn digest_of(image: &str) -> &str {
     image.split_once('@').map_or("", |(_, d)| d)
 }
 
