@@ -94,17 +94,13 @@ async fn rollback_brings_back_the_previous_release_by_digest_and_to_any_earlier_
 
     let run = pipeline.ferry(&["rollback", "prod", "--yes"]);
     assert_eq!(run.code, Some(0), "{}\n{}", run.stdout, run.stderr);
-    assert!(
-        run.stdout.contains("Rollback: prod (now release 3) back to the images of release 2"),
-        "{}",
-        run.stdout
-    );
-    assert!(run.stdout.contains("Not restored by a rollback:"), "{}", run.stdout);
-    assert!(
-        run.stdout.contains("Rolled prod back to the images of release 2, recorded as revision 4"),
-        "{}",
-        run.stdout
-    );
+    for shown in [
+        "Rollback: prod (now release 3) back to the images of release 2",
+        "Not restored by a rollback:",
+        "Rolled prod back to the images of release 2, recorded as revision 4",
+    ] {
+        assert!(run.stdout.contains(shown), "{shown}: {}", run.stdout);
+    }
     assert_eq!(api_digest(&pipeline).await, second);
     ready_everywhere(&pipeline).await;
     // Only the api was written, with one PATCH; nothing else changed.
