@@ -27,15 +27,22 @@ async fn main() {
     let plan = format!(
         "manifests:\n  path: manifests\ntopology: org-per-env\nenvironments:\n  - name: prod\n    org: {ORG}\n    gvc: app\n    tokenEnv: BENCH_TOKEN\n    immutableTags: false\n"
     );
-    support::write_repository(dir.path(), workloads, "worker:1.0.{n}", &plan);
+    support::write_repository(dir.path(), workloads, "worker:1.0", &plan);
     let sim = Simulator::start(SimConfig::new().with_org(ORG, TOKEN))
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     let endpoint = sim.api_url();
     let vars = [("CPLN_ENDPOINT", endpoint.as_str()), ("BENCH_TOKEN", TOKEN)];
-    let rendered =
-        support::ferry(dir.path(), &["render", "prod", "--output", "json"], &vars).stdout;
-    support::put_all(&sim, ORG, TOKEN, &rendered).await;
+    // prod has no source: its plan is a deploy's, which pins the image by
+    // the digest its registry holds; live runs exactly that.
+    let host = sim.registry_host(ORG).unwrap_or_else(|| panic!("{ORG}'s registry"));
+    let digest = ferry::sim::seed::push_demo_image(&host, TOKEN, "worker", "1.0")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let rendered = support::ferry(dir.path(), &["render", "prod", "--output", "json"], &vars);
+    let rendered = String::from_utf8_lossy(&rendered.stdout)
+        .replace("image/worker:1.0\"", &format!("image/worker@{digest}\""));
+    support::put_all(&sim, ORG, TOKEN, rendered.as_bytes()).await;
 
     sim.set_latency(latency);
     let mut runs = Vec::new();

@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::plan::deploy::ImageOverride;
+
 /// Promote releases between Control Plane environments, declaratively.
 #[derive(Debug, Parser)]
 #[command(name = "ferry", version, about, long_about = None, max_term_width = 100)]
@@ -108,6 +110,10 @@ pub enum Command {
         /// deletes them when applied.
         #[arg(long)]
         prune: bool,
+        /// What `ferry deploy ENV --image NAME=REF` would run instead of
+        /// git's image (an environment with no source only).
+        #[arg(long = "image", value_name = "CONTAINER_OR_REPO=REF")]
+        images: Vec<ImageOverride>,
     },
     /// Print the manifests as an environment must have them (multi-document
     /// YAML that `cpln apply -f` accepts).
@@ -134,6 +140,27 @@ pub enum Command {
         /// successful release (the plan file's revision the first time).
         #[arg(long = "ref", value_name = "REV")]
         revision: Option<String>,
+    },
+    /// Release git into an environment with no source (the first one): the
+    /// manifests at a revision, the images as written or as `--image`
+    /// replaces them, each pinned by digest; then as promote.
+    Deploy {
+        /// The environment deployed into.
+        env: String,
+        #[command(flatten)]
+        promotion: PromotionArgs,
+        /// Git revision of the manifests; by default the plan file's.
+        #[arg(long = "ref", value_name = "REV")]
+        revision: Option<String>,
+        /// Run REF (an image of the environment's registry, such as
+        /// `//image/api:abc123`, as CI pushed it) in the containers named
+        /// NAME or running repository NAME, instead of git's image.
+        #[arg(long = "image", value_name = "CONTAINER_OR_REPO=REF")]
+        images: Vec<ImageOverride>,
+        /// Deploy even into an environment that has a source (which is
+        /// otherwise promoted into).
+        #[arg(long)]
+        force: bool,
     },
     /// Carry out a plan saved with `ferry plan --from SRC --out PLAN.json`,
     /// exactly: refused if anything it was made against has moved.
@@ -186,7 +213,7 @@ pub enum Command {
     },
 }
 
-/// Choices shared by `promote` and `apply`.
+/// Choices shared by `promote`, `deploy` and `apply`.
 #[derive(Debug, Args, Clone)]
 pub struct PromotionArgs {
     /// Do not ask for confirmation (CI, after the approval gate).

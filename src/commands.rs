@@ -27,14 +27,18 @@ pub fn run(cli: Cli) -> Result<ExitStatus, Error> {
         Command::Graph { env, source, format } => {
             graph::run(&session, env.as_deref(), &source, format)
         }
-        Command::Plan { env, from, source, out, prune } => {
-            plan::run(&session, &env, from.as_deref(), &source, out.as_deref(), prune)
+        Command::Plan { env, from, source, out, prune, images } => {
+            let choices = plan::Choices { out: out.as_deref(), prune, images };
+            plan::run(&session, &env, from.as_deref(), &source, choices)
         }
         Command::Render { env, from, source } => {
             render::run(&session, &env, from.as_deref(), &source)
         }
         Command::Promote { src, dst, promotion, revision } => {
             promote::promote(&session, &src, &dst, revision, &promotion)
+        }
+        Command::Deploy { env, promotion, revision, images, force } => {
+            promote::deploy(&session, &env, revision, &promotion, images, force)
         }
         Command::Apply { plan, promotion } => promote::apply(&session, &plan, &promotion),
         Command::Rollback { env, to, promotion } => rollback::run(&session, &env, to, &promotion),

@@ -21,6 +21,7 @@ use crate::config::{Environment, ImageStrategy};
 use crate::inputs::{Prepared, Workspace};
 use crate::manifest::image::classify;
 use crate::manifest::{Kind, ResourceId};
+use crate::plan::deploy::ImageOverride;
 use crate::plan::{self, ImagesFrom, ManifestsFrom, Plan, Target};
 use crate::release::Release;
 use crate::render::{self, ImageMap, Rendered, SourceImages};
@@ -37,6 +38,8 @@ pub struct Promotion<'a> {
     pub manifests_from: ManifestsFrom,
     /// Plan deletes of managed resources that left git (`--prune`).
     pub prune: bool,
+    /// Without a source (a deploy): images that replace git's (`--image`).
+    pub images: Vec<ImageOverride>,
 }
 
 /// A plan with what it was made from.
@@ -103,7 +106,13 @@ impl<'a> Promotion<'a> {
         source: &SourceArgs,
         manifests_from: ManifestsFrom,
     ) -> Result<Self, Error> {
-        Ok(Self { src, prepared: workspace.prepare(dst, source)?, manifests_from, prune: false })
+        Ok(Self {
+            src,
+            prepared: workspace.prepare(dst, source)?,
+            manifests_from,
+            prune: false,
+            images: Vec::new(),
+        })
     }
 
     /// The target environment.
@@ -182,7 +191,11 @@ impl<'a> Promotion<'a> {
     pub async fn make(&self, workspace: &Workspace) -> Result<Made, Error> {
         let env = self.dst();
         let client = connect::client(env)?;
-        let (mut rendered, images) = self.render(workspace).await?;
+        let (mut rendered, mut images) = self.render(workspace).await?;
+        if self.src.is_none() {
+            images.promoted = self.deploy_images(&client, &rendered).await?;
+            rendered = self.render_with(workspace, &images, self.pull_from())?;
+        }
         let ids: Vec<_> = rendered.iter().map(|r| r.id.clone()).collect();
         let observation = observe::observe(&client, env, &ids).await?;
         keep_current_pins(&client, env, &mut rendered, &images.promoted, &observation.raw).await?;
@@ -214,6 +227,29 @@ impl<'a> Promotion<'a> {
             prune: self.prune,
         });
         Ok(Made { plan, rendered, images })
+    }
+}
+
+impl Promotion<'_> {
+    /// A deploy's images (no source): the own-registry images as git
+    /// writes them (`rendered`) or as `--image` replaces them, each pinned
+    /// by the digest the target's registry gives for its tag; refused,
+    /// naming every one it lacks, before anything is written
+    /// ([`plan::deploy`]).
+    async fn deploy_images(
+        &self,
+        client: &Client,
+        rendered: &[Rendered],
+    ) -> Result<ImageMap, Error> {
+        let env = self.dst();
+        let wanted = plan::deploy::wanted(env, rendered, &self.images)?;
+        let found = observe::registry_digests(
+            client,
+            &env.org,
+            wanted.iter().filter_map(plan::deploy::Wanted::lookup),
+        )
+        .await?;
+        Ok(plan::deploy::pinned(env, &wanted, &found)?)
     }
 }
 

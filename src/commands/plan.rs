@@ -6,18 +6,27 @@
 use std::path::Path;
 
 use crate::cli::{OutputFormat, SourceArgs};
+use crate::plan::deploy::ImageOverride;
 use crate::plan::{self, Plan};
 use crate::promotion_plan::Promotion;
 use crate::{Error, ExitStatus, output};
+
+/// What `plan` is asked beyond the environment and the manifests.
+pub(crate) struct Choices<'a> {
+    pub out: Option<&'a Path>,
+    pub prune: bool,
+    /// `--image`: a deploy's images (no source only).
+    pub images: Vec<ImageOverride>,
+}
 
 pub(crate) fn run(
     session: &super::Session<'_>,
     env: &str,
     from: Option<&str>,
     source: &SourceArgs,
-    out: Option<&Path>,
-    prune: bool,
+    choices: Choices<'_>,
 ) -> Result<ExitStatus, Error> {
+    let Choices { out, prune, images } = choices;
     let global = session.global;
     let workspace = session.workspace()?;
     let target = workspace.config.environment(env)?;
@@ -25,9 +34,18 @@ pub(crate) fn run(
         Some(name) => Some(workspace.config.environment(name)?),
         None => workspace.config.source_of(target),
     };
+    if let Some(from) = from.filter(|_| !images.is_empty()) {
+        return Err(crate::diagnostic::Problem::new(
+            "ferry::plan::image-with-source",
+            format!("--image is for a deploy, but {env} is promoted into from {}", from.name),
+        )
+        .help("plan a deploy of the first environment: `ferry plan ENV --image NAME=REF`")
+        .into());
+    }
     let plan = super::runtime()?.block_on(async {
         let mut promotion = Promotion::prepare(&workspace, from, env, source).await?;
         promotion.prune = prune;
+        promotion.images = images;
         promotion.make(&workspace).await
     })?;
     output::warnings(&crate::render::warnings(&plan.rendered));

@@ -13,8 +13,10 @@ use super::Session;
 use crate::cli::{OutputFormat, PromotionArgs, SourceArgs};
 use crate::config::Environment;
 use crate::execute::{Event, ExecuteError, Reporter};
+use crate::inputs::Workspace;
 use crate::lock::{self, LockError};
 use crate::manifest::Kind;
+use crate::plan::deploy::ImageOverride;
 use crate::plan::{self, Plan};
 use crate::promote::{Frontend, Options, PromoteError, Promoted};
 use crate::promotion_plan::Promotion;
@@ -43,12 +45,48 @@ pub(crate) fn promote(
     let workspace = session.workspace()?;
     let src = workspace.config.environment(src)?;
     let dst = workspace.config.environment(dst)?;
+    release(session, &workspace, Some(src), dst, revision, args, Vec::new())
+}
+
+/// `ferry deploy ENV`: a promotion without a source, refused (unless
+/// `--force`) for an environment that has one.
+pub(crate) fn deploy(
+    session: &Session<'_>,
+    env: &str,
+    revision: Option<String>,
+    args: &PromotionArgs,
+    images: Vec<ImageOverride>,
+    force: bool,
+) -> Result<ExitStatus, Error> {
+    let workspace = session.workspace()?;
+    let dst = workspace.config.environment(env)?;
+    if let Some(refused) = plan::deploy::refusal(&workspace.config, dst) {
+        if !force {
+            return Err(refused.into());
+        }
+        output::warnings(&[refused.warning()]);
+    }
+    release(session, &workspace, None, dst, revision, args, images)
+}
+
+/// Makes the plan of a release into `dst` (from `src`, else from git),
+/// shows it, confirms it and carries it out.
+fn release(
+    session: &Session<'_>,
+    workspace: &Workspace,
+    src: Option<&Environment>,
+    dst: &Environment,
+    revision: Option<String>,
+    args: &PromotionArgs,
+    images: Vec<ImageOverride>,
+) -> Result<ExitStatus, Error> {
     let console = Console::new(session);
     let source = SourceArgs { revision, worktree: false };
     let outcome = super::runtime()?.block_on(async {
-        let mut promotion = Promotion::prepare(&workspace, Some(src), &dst.name, &source).await?;
+        let mut promotion = Promotion::prepare(workspace, src, &dst.name, &source).await?;
         promotion.prune = args.prune;
-        crate::promote::promote(&workspace, &promotion, &options(args), &console).await
+        promotion.images = images;
+        crate::promote::promote(workspace, &promotion, &options(args), &console).await
     });
     finish(session, &console, outcome)
 }
@@ -264,9 +302,9 @@ pub(crate) fn bootstrap(session: &Session<'_>, state: &Path) -> Result<(), Error
             lock_timeout: std::time::Duration::from_secs(30),
             lock_ttl: std::time::Duration::from_secs(120),
         };
-        deploy(&workspace, None, first, &options, &quiet).await?;
+        bootstrap_release(&workspace, None, first, &options, &quiet).await?;
         for pair in environments.windows(2).take(environments.len().saturating_sub(2)) {
-            deploy(&workspace, Some(&pair[0]), &pair[1], &options, &quiet).await?;
+            bootstrap_release(&workspace, Some(&pair[0]), &pair[1], &options, &quiet).await?;
         }
         Ok::<(), Error>(())
     })?;
@@ -274,7 +312,7 @@ pub(crate) fn bootstrap(session: &Session<'_>, state: &Path) -> Result<(), Error
     Ok(())
 }
 
-async fn deploy(
+async fn bootstrap_release(
     workspace: &crate::inputs::Workspace,
     src: Option<&Environment>,
     dst: &Environment,
@@ -338,6 +376,9 @@ impl Frontend for Console {
         let question = match &plan.rollback {
             Some(rollback) => {
                 format!("Roll {} back to release {}?", plan.target.environment, rollback.to)
+            }
+            None if plan.target.source.is_none() => {
+                format!("Deploy into {}?", plan.target.environment)
             }
             None => format!("Promote into {}?", plan.target.environment),
         };

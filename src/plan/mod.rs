@@ -12,6 +12,7 @@
 //! approved. [`promotion`] is the planner of a promotion (and of a deploy
 //! from git, a promotion without a source).
 
+pub mod deploy;
 pub mod promotion;
 mod report;
 pub mod rollback;

@@ -2,6 +2,7 @@
 //! git repositories, the simulator and real registries.
 
 mod corpus;
+mod deploy;
 mod examples;
 mod git_revisions;
 mod history;

@@ -212,8 +212,10 @@ async fn a_pinned_digest_is_no_change_while_the_tag_in_git_still_points_at_it() 
     assert_eq!(plan.code, Some(0), "{}\n{}", plan.stdout, plan.stderr);
     assert!(plan.stdout.contains("Images: as the manifests write them"), "{}", plan.stdout);
 
-    // Once the tag moves, the workload follows git's tag.
-    registry.push_image("api", "1.4.2", &Image::new("api-1.4.2-rebuilt", "amd64")).await;
+    // Once the tag moves, the workload follows git's tag, pinned by the
+    // digest it points at now (a deploy pins every image of the registry).
+    let rebuilt = Image::new("api-1.4.2-rebuilt", "amd64");
+    registry.push_image("api", "1.4.2", &rebuilt).await;
     let plan = pipeline.ferry(&["plan", "dev", "--output", "json"]);
     assert_eq!(plan.code, Some(2), "{}\n{}", plan.stdout, plan.stderr);
     let plan: Value = serde_json::from_str(&plan.stdout).expect("JSON plan");
@@ -223,6 +225,6 @@ async fn a_pinned_digest_is_no_change_while_the_tag_in_git_still_points_at_it() 
         .map(|i| (i["workload"].as_str().unwrap_or(""), i["after"].as_str().unwrap_or("")))
         .collect();
     moved.sort_unstable();
-    let tag = "/org/acme-dev/image/api:1.4.2";
-    assert_eq!(moved, [("api", tag), ("db-migrate", tag)], "{plan:#}");
+    let pinned = format!("/org/acme-dev/image/api@{}", rebuilt.digest());
+    assert_eq!(moved, [("api", pinned.as_str()), ("db-migrate", pinned.as_str())], "{plan:#}");
 }
