@@ -6,10 +6,10 @@
 //! `cargo bench --bench promote_latency` measures; under `cargo test` it
 //! only checks the setup (5 workloads, no latency, Ferry only).
 
+#[path = "support/cpln.rs"]
+mod cpln;
 mod support;
 
-use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use ferry::sim::{SimConfig, Simulator, seed};
@@ -82,28 +82,9 @@ async fn main() {
     }
     sim.clear_request_log();
     let started = Instant::now();
-    let applied = cpln(&sim.api_url(), ORGS[2], &rendered, dir.path());
+    let applied = cpln::apply_ready(&sim.api_url(), ORGS[2], &rendered, dir.path());
     let cpln_time = started.elapsed();
     assert!(applied, "cpln apply --ready failed");
     println!("cpln apply --ready     {cpln_time:.3?} ({} API requests)", sim.request_log().len());
     println!("ferry / cpln           {:.2}", ferry_time.as_secs_f64() / cpln_time.as_secs_f64());
-}
-
-/// The real CLI from `.tools/` (installed by scripts/setup.sh).
-fn cpln(endpoint: &str, (org, token): (&str, &str), file: &Path, scratch: &Path) -> bool {
-    let binary = Path::new(env!("CARGO_MANIFEST_DIR")).join(".tools/node_modules/.bin/cpln");
-    let home = scratch.join("home");
-    std::fs::create_dir_all(&home).unwrap_or_else(|e| panic!("{e}"));
-    Command::new("timeout")
-        .arg("600")
-        .arg(binary)
-        .args(["apply", "-f"])
-        .arg(file)
-        .args(["--gvc", "app", "--ready"])
-        .env("HOME", &home)
-        .env("CPLN_ENDPOINT", endpoint)
-        .env("CPLN_TOKEN", token)
-        .env("CPLN_ORG", org)
-        .output()
-        .is_ok_and(|o| o.status.success())
 }

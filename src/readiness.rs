@@ -276,8 +276,16 @@ pub async fn wait_gone<A: ControlPlane>(
     }
 }
 
+/// The first look again at a workload not yet ready; doubled after each
+/// check that still finds it not ready, up to `readiness.interval`.
+const FIRST_RECHECK: Duration = Duration::from_millis(250);
+
 /// Waits until every one of `workloads` is ready `consecutive_checks` times
-/// in a row, checking every `interval`, for at most `timeout`.
+/// in a row, `interval` apart, for at most `timeout`. A workload not yet
+/// ready is looked at again sooner (from [`FIRST_RECHECK`], doubling up to
+/// `interval`), so that its readiness is noticed when it comes rather than
+/// up to an interval later; the streak that proves it stays ready is
+/// always checked `interval` apart.
 pub async fn wait<A: ControlPlane>(
     api: &A,
     env: &Environment,
@@ -288,18 +296,23 @@ pub async fn wait<A: ControlPlane>(
     if workloads.is_empty() {
         return Ok(());
     }
-    let deadline = tokio::time::Instant::now() + readiness.timeout;
+    let started = tokio::time::Instant::now();
+    let deadline = started + readiness.timeout;
+    let enough = |count: u32| count >= readiness.consecutive_checks;
     let mut streak: HashMap<&str, u32> = workloads.iter().map(|w| (w.as_str(), 0)).collect();
+    // When each workload is looked at next, and its wait after a not-ready check.
+    let mut due: HashMap<&str, tokio::time::Instant> =
+        workloads.iter().map(|w| (w.as_str(), started)).collect();
+    let mut recheck: HashMap<&str, Duration> =
+        workloads.iter().map(|w| (w.as_str(), FIRST_RECHECK.min(readiness.interval))).collect();
     let mut last: HashMap<&str, WorkloadReport> = HashMap::new();
     loop {
+        let now = tokio::time::Instant::now();
         let pending: Vec<&str> = workloads
             .iter()
             .map(String::as_str)
-            .filter(|w| streak[w] < readiness.consecutive_checks)
+            .filter(|w| !enough(streak[w]) && due[w] <= now)
             .collect();
-        if pending.is_empty() {
-            return Ok(());
-        }
         let reports: Vec<(&str, Result<WorkloadReport, ApiError>)> = stream::iter(pending)
             .map(|workload| async move { (workload, check(api, env, workload).await) })
             .buffer_unordered(64)
@@ -309,24 +322,27 @@ pub async fn wait<A: ControlPlane>(
             let report = report
                 .map_err(|source| WaitError::Read { workload: workload.to_owned(), source })?;
             let count = streak.entry(workload).or_insert(0);
+            let wait = recheck.entry(workload).or_insert(readiness.interval);
             if report.is_ready() {
                 *count += 1;
-                if *count >= readiness.consecutive_checks {
+                due.insert(workload, now + readiness.interval);
+                if enough(*count) {
                     progress(Progress::Ready(&report));
                 }
             } else {
                 *count = 0;
+                due.insert(workload, now + *wait);
+                *wait = (*wait * 2).min(readiness.interval);
                 progress(Progress::Waiting(&report));
             }
             last.insert(workload, report);
         }
-        if streak.values().all(|c| *c >= readiness.consecutive_checks) {
-            return Ok(());
-        }
-        if tokio::time::Instant::now() + readiness.interval > deadline {
+        let next = due.iter().filter(|(w, _)| !enough(streak[*w])).map(|(_, at)| *at).min();
+        let Some(next) = next else { return Ok(()) };
+        if next > deadline {
             let (workload, report) = last
                 .iter()
-                .find(|(w, _)| streak.get(*w).is_some_and(|c| *c < readiness.consecutive_checks))
+                .find(|(w, _)| streak.get(*w).is_some_and(|c| !enough(*c)))
                 .map(|(w, r)| ((*w).to_owned(), r.clone()))
                 .unwrap_or_default();
             let blocking = report.blocking().cloned();
@@ -341,7 +357,7 @@ pub async fn wait<A: ControlPlane>(
                 timeout: readiness.timeout,
             });
         }
-        tokio::time::sleep(readiness.interval).await;
+        tokio::time::sleep_until(next).await;
     }
 }
 
@@ -485,11 +501,24 @@ mod tests {
             deployed(&fake, "web").await;
             let (result, seen, took) = wait_for(&fake, &["api", "web"], SETTINGS).await;
             assert!(result.is_ok(), "{result:?}");
-            // Ready at 90 s, seen ready at 90, 95 and 100 s.
-            assert_eq!(took, Duration::from_secs(100));
+            // Ready at 90 s; looked at after 0.25, 0.5, 1, 2 s, then every
+            // 5 s: seen ready at 92.75, 97.75 and 102.75 s.
+            assert_eq!(took, Duration::from_millis(102_750));
             assert_eq!(seen.iter().filter(|l| l.starts_with("ready")).count(), 2, "{seen:?}");
             assert!(seen.contains(&"waiting api: 0/2 locations ready".to_owned()), "{seen:?}");
             assert!(!seen.iter().any(|l| l.starts_with("waiting web")), "{seen:?}");
+        }
+
+        #[tokio::test(start_paused = true)]
+        async fn readiness_is_noticed_soon_and_then_proved_an_interval_apart() {
+            let fake = Fake::new();
+            fake.set_rollout("api", Rollout::After(Duration::from_secs(1)));
+            deployed(&fake, "api").await;
+            let (result, _, took) = wait_for(&fake, &["api"], SETTINGS).await;
+            assert!(result.is_ok(), "{result:?}");
+            // Looked at after 0, 0.25 and 0.75 s (not ready), ready at
+            // 1.75 s, then 6.75 and 11.75 s: not 5, 10 and 15 s.
+            assert_eq!(took, Duration::from_millis(11_750));
         }
 
         #[tokio::test(start_paused = true)]

@@ -7,19 +7,27 @@ use ferry::sim::SimHandle;
 
 /// A git repository with a GVC, `count` workloads running `//image/IMAGE`,
 /// and `plan` as promotion.yaml.
+#[allow(dead_code, reason = "benchmarks with other manifests use commit_repository")]
 pub fn write_repository(root: &Path, count: usize, image: &str, plan: &str) {
-    let manifests = root.join("manifests");
-    std::fs::create_dir_all(&manifests).unwrap_or_else(|e| panic!("{e}"));
-    let mut text = String::from(
-        "kind: gvc\nname: app\nspec:\n  staticPlacement:\n    locationLinks: [//location/aws-us-east-2]\n",
-    );
+    let mut text = String::from(GVC);
     for n in 0..count {
         text.push_str(&format!(
             "---\nkind: workload\nname: worker-{n}\nspec:\n  type: standard\n  containers:\n    - name: main\n      image: //image/{}\n      cpu: 100m\n      memory: 128Mi\n",
             image.replace("{n}", &n.to_string())
         ));
     }
-    std::fs::write(manifests.join("app.yaml"), text).unwrap_or_else(|e| panic!("{e}"));
+    commit_repository(root, &text, plan);
+}
+
+/// The GVC `app`, in one location.
+pub const GVC: &str = "kind: gvc\nname: app\nspec:\n  staticPlacement:\n    locationLinks: [//location/aws-us-east-2]\n";
+
+/// A git repository with `manifests` as manifests/app.yaml and `plan` as
+/// promotion.yaml, committed.
+pub fn commit_repository(root: &Path, manifests: &str, plan: &str) {
+    let dir = root.join("manifests");
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(dir.join("app.yaml"), manifests).unwrap_or_else(|e| panic!("{e}"));
     std::fs::write(root.join("promotion.yaml"), plan).unwrap_or_else(|e| panic!("{e}"));
     let repo = git2::Repository::init(root).unwrap_or_else(|e| panic!("{e}"));
     let mut index = repo.index().unwrap_or_else(|e| panic!("{e}"));
@@ -50,6 +58,7 @@ pub async fn put_all(sim: &SimHandle, org: &str, token: &str, rendered: &[u8]) {
     for body in bodies {
         let path = match body["kind"].as_str() {
             Some("gvc") => format!("/org/{org}/gvc"),
+            Some("identity") => format!("/org/{org}/gvc/app/identity"),
             _ => format!("/org/{org}/gvc/app/workload"),
         };
         let response = client

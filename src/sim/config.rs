@@ -60,6 +60,9 @@ pub struct SimConfig {
     /// Per-location overrides of `rollout_delay_ms`, by location name.
     #[serde(default)]
     pub location_delay_ms: BTreeMap<String, u64>,
+    /// Per-workload overrides (by workload name) of both, in every location.
+    #[serde(default)]
+    pub workload_delay_ms: BTreeMap<String, u64>,
     /// Items per list page before a `rel: next` link.
     #[serde(default = "default_page_size")]
     pub page_size: usize,
@@ -149,6 +152,7 @@ impl Default for SimConfig {
             api_addr: None,
             rollout_delay_ms: default_rollout_delay_ms(),
             location_delay_ms: BTreeMap::new(),
+            workload_delay_ms: BTreeMap::new(),
             page_size: default_page_size(),
             faults: FaultConfig::default(),
             locations: Vec::new(),
@@ -286,7 +290,8 @@ impl SimConfig {
         super::locations::check_custom(&self.locations)
     }
 
-    pub(crate) fn delay_for(&self, location: &str) -> u64 {
-        self.location_delay_ms.get(location).copied().unwrap_or(self.rollout_delay_ms)
+    pub(crate) fn delay_for(&self, workload: &str, location: &str) -> u64 {
+        let location = self.location_delay_ms.get(location).copied();
+        self.workload_delay_ms.get(workload).copied().or(location).unwrap_or(self.rollout_delay_ms)
     }
 }

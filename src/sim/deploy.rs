@@ -30,7 +30,8 @@ pub(crate) struct World<'a> {
     /// Token → the org it belongs to.
     pub token_orgs: &'a BTreeMap<String, String>,
     pub now_ms: u64,
-    pub delay_ms: &'a dyn Fn(&str) -> u64,
+    /// A rollout's delay, by workload name and location.
+    pub delay_ms: &'a dyn Fn(&str, &str) -> u64,
 }
 
 impl World<'_> {
@@ -63,7 +64,7 @@ impl World<'_> {
 
     pub fn deployment(&self, workload: &Item, location: &str) -> Value {
         let self_link = format!("{}/deployment/{location}", workload.key().path());
-        let delay = (self.delay_ms)(location);
+        let delay = (self.delay_ms)(&workload.name, location);
         let processed =
             workload.rollouts.iter().rev().find(|r| r.at_ms.saturating_add(delay) <= self.now_ms);
         let deploying = processed.is_none_or(|r| r.version < workload.version);

@@ -60,7 +60,7 @@ impl Shared {
     /// Runs `f` with a [`World`] over `state` at the current time.
     pub fn with_world<T>(&self, state: &State, f: impl FnOnce(&World<'_>) -> T) -> T {
         let timing = self.timing.lock().unwrap_or_else(PoisonError::into_inner).clone();
-        let delay = |location: &str| timing.delay_for(location);
+        let delay = |workload: &str, location: &str| timing.delay_for(workload, location);
         let world = World {
             state,
             registry_hosts: &self.registry_hosts,
@@ -269,6 +269,13 @@ impl SimHandle {
         let mut timing = self.shared.timing.lock().unwrap_or_else(PoisonError::into_inner);
         let ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
         timing.location_delay_ms.insert(location.to_owned(), ms);
+    }
+
+    /// How long `workload`'s rollouts take, in every location.
+    pub fn set_workload_delay(&self, workload: &str, delay: Duration) {
+        let mut timing = self.shared.timing.lock().unwrap_or_else(PoisonError::into_inner);
+        let ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
+        timing.workload_delay_ms.insert(workload.to_owned(), ms);
     }
 
     /// Stops every server and waits for them; a temporary state directory
