@@ -12,7 +12,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use ferry::sim::{SimConfig, Simulator, seed};
+use ferry::sim::seed;
 
 const ORGS: [(&str, &str); 3] = [
     ("bench-staging", "staging-token"),
@@ -25,12 +25,7 @@ async fn main() {
     let measure = std::env::args().any(|a| a == "--bench");
     let (workloads, latency) =
         if measure { (100, Duration::from_millis(50)) } else { (5, Duration::ZERO) };
-    let mut config = SimConfig::new().with_rollout_delay(Duration::from_millis(500));
-    for (org, token) in ORGS {
-        config = config.with_org(org, token);
-    }
-    let sim = Simulator::start(config).await.unwrap_or_else(|e| panic!("{e}"));
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let (sim, dir) = cpln::start(&ORGS, Duration::from_millis(500)).await;
     let mut plan =
         String::from("manifests:\n  path: manifests\ntopology: org-per-env\nenvironments:\n");
     for (name, (org, _)) in ["staging", "prod", "cpln"].iter().zip(ORGS) {

@@ -20,7 +20,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use ferry::sim::{SimConfig, Simulator, seed};
+use ferry::sim::seed;
 
 const ORGS: [(&str, &str); 4] = [
     ("slow-staging", "staging-token"),
@@ -37,12 +37,7 @@ async fn main() {
     let measure = std::env::args().any(|a| a == "--bench");
     let (workloads, latency) =
         if measure { (20, Duration::from_millis(50)) } else { (3, Duration::ZERO) };
-    let mut config = SimConfig::new().with_rollout_delay(ROLLOUT);
-    for (org, token) in ORGS {
-        config = config.with_org(org, token);
-    }
-    let sim = Simulator::start(config).await.unwrap_or_else(|e| panic!("{e}"));
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let (sim, dir) = cpln::start(&ORGS, ROLLOUT).await;
     let mut plan =
         String::from("manifests:\n  path: manifests\ntopology: org-per-env\nenvironments:\n");
     for (name, (org, _)) in NAMES.iter().zip(ORGS) {
