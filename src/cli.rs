@@ -201,6 +201,13 @@ pub enum Command {
         #[arg(long, value_name = "N", conflicts_with = "revision")]
         limit: Option<usize>,
     },
+    /// Every environment side by side (release, images, readiness per
+    /// location, lock) and what promoting into each would change; exit 1
+    /// when any could not be read.
+    Status {
+        /// The environments to show; every one when omitted.
+        envs: Vec<String>,
+    },
     /// A local Control Plane (API and registries) for trying pipelines and for tests.
     Sim {
         #[command(subcommand)]

@@ -8,6 +8,7 @@ mod render;
 mod rollback;
 mod session;
 mod sim;
+mod status;
 mod validate;
 
 use crate::cli::{Cli, Command};
@@ -50,6 +51,7 @@ pub fn run(cli: Cli) -> Result<ExitStatus, Error> {
         Command::Sim {
             command: SimCommand::Image { command: SimImageCommand::Push { env, image } },
         } => sim::push(&session, &env, &image),
+        Command::Status { envs } => status::run(&session, &envs),
         Command::Image { command } => crate::registry::run(command, &cli.global),
     }
 }

@@ -36,6 +36,7 @@ pub mod rollback;
 pub mod secret;
 pub mod shutdown;
 pub mod sim;
+pub mod status;
 pub mod timestamp;
 pub mod validate;
 

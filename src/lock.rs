@@ -218,14 +218,21 @@ pub async fn unlock<A: ControlPlane>(
     env: &Environment,
     force: bool,
 ) -> Result<Option<LockInfo>, LockError> {
-    let path = paths::item(&env.org, &env.gvc, Kind::Secret, &lock_name(env));
-    let Some(existing) = client.get_opt(&path).await? else { return Ok(None) };
-    let info = LockInfo::from_secret(&existing);
+    let Some(info) = held(client, env).await? else { return Ok(None) };
     if !force && !info.is_expired(client.now_ms()) {
         return Err(LockError::NotExpired { environment: env.name.clone(), info });
     }
-    client.delete(&path).await?;
+    client.delete(&paths::item(&env.org, &env.gvc, Kind::Secret, &lock_name(env))).await?;
     Ok(Some(info))
+}
+
+/// Who holds `env`'s lock, if anyone (for `ferry status` and `unlock`).
+pub async fn held<A: ControlPlane>(
+    client: &A,
+    env: &Environment,
+) -> Result<Option<LockInfo>, ApiError> {
+    let path = paths::item(&env.org, &env.gvc, Kind::Secret, &lock_name(env));
+    Ok(client.get_opt(&path).await?.map(|existing| LockInfo::from_secret(&existing)))
 }
 
 #[cfg(test)]

@@ -15,5 +15,6 @@ mod registry;
 mod rollback;
 mod safety;
 mod sim;
+mod status;
 mod support;
 mod valid;
