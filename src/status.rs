@@ -139,6 +139,8 @@ impl EnvironmentStatus {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct ReleaseView {
     pub revision: u64,
+    /// deploy, promote, apply or rollback (absent from older records).
+    pub kind: Option<crate::release::ReleaseKind>,
     pub outcome: Outcome,
     pub rolled_back: bool,
     pub source: Option<String>,
@@ -153,6 +155,7 @@ impl ReleaseView {
     pub fn of(release: &Release) -> Self {
         ReleaseView {
             revision: release.revision,
+            kind: release.kind,
             outcome: release.outcome,
             rolled_back: release.rolled_back,
             source: release.source.clone(),
@@ -694,6 +697,7 @@ mod tests {
             schema: crate::release::SCHEMA.into(),
             environment: "prod".into(),
             revision,
+            kind: Some(crate::release::ReleaseKind::Promote),
             source: Some("staging".into()),
             commit: Some("4128bda3c0ffee".into()),
             images: vec![ReleaseImage {
@@ -703,7 +707,7 @@ mod tests {
                 digest: digest_of(image).map(str::to_owned),
             }],
             plan_hash: String::new(),
-            actor: Actor { user: Some("alice".into()), ci_run: None },
+            actor: Actor { user: Some("alice".into()), ci_run: None, host: None },
             started: "2026-12-01T10:00:00.000Z".into(),
             finished: "2026-12-01T10:01:00.000Z".into(),
             outcome: Outcome::Succeeded,

@@ -25,7 +25,7 @@ fn redacted() -> insta::Settings {
 fn status(dir: &std::path::Path, args: &[&str]) -> Run {
     let mut all = vec!["status", "--sim", "-f", "promotion.example.yaml"];
     all.extend_from_slice(args);
-    ferry_with(dir, &all, &[("USER", "ci-user")])
+    ferry_with(dir, &all, &[("USER", "ci-user"), ("HOSTNAME", "ci-host")])
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -36,7 +36,7 @@ async fn after_the_quickstart_status_shows_every_environment_and_what_each_edge_
     commit_example(&repo, &[("promotion.example.yaml", &plan)]);
     let quickstart =
         ["promote", "staging", "prod", "--sim", "-f", "promotion.example.yaml", "--yes"];
-    let run = ferry_with(dir.path(), &quickstart, &[("USER", "ci-user")]);
+    let run = ferry_with(dir.path(), &quickstart, &[("USER", "ci-user"), ("HOSTNAME", "ci-host")]);
     assert_eq!(run.code, Some(0), "{}\n{}", run.stdout, run.stderr);
 
     // Nothing moved yet: every edge is up to date.
