@@ -48,11 +48,14 @@ async fn after_the_quickstart_status_shows_every_environment_and_what_each_edge_
         assert!(quiet.stdout.contains(edge), "{edge}:\n{}", quiet.stdout);
     }
 
-    // Then git moves on (web 1.4.3), someone re-points prod's worker by
+    // Then git moves on (web's API_URL), someone re-points prod's worker by
     // hand, and a promotion into staging holds its lock.
     let web = std::fs::read_to_string(repo_root().join("manifests-example/web.yaml")).expect("web");
-    repo.write(&[("manifests-example/web.yaml", &web.replace("web:1.4.2", "web:1.4.3"))]);
-    repo.commit_all("web 1.4.3");
+    repo.write(&[(
+        "manifests-example/web.yaml",
+        &web.replace("http://api.app.cpln.local:8080", "http://api.app.cpln.local:8081"),
+    )]);
+    repo.commit_all("web calls the api on 8081");
     let mut config = SimConfig::new().with_state_dir(dir.path().join(".ferry/sim"));
     for org in ORGS {
         config = config.with_org(org, ferry::sim::embedded::token_for(org));
@@ -120,8 +123,7 @@ async fn after_the_quickstart_status_shows_every_environment_and_what_each_edge_
     };
     let git = edge(Value::Null, "dev");
     assert_eq!(git["changes"], true);
-    assert_eq!(git["images"][0]["workload"], "web");
-    assert!(git["images"][0]["after"].as_str().unwrap_or_default().ends_with("web:1.4.3"));
+    assert_eq!(git["resources"][0]["id"], "workload/web");
     assert_eq!(edge(json!("dev"), "staging")["changes"], false, "staging runs what dev ran");
     let prod = edge(json!("staging"), "prod");
     assert_eq!(prod["changes"], true);
@@ -159,7 +161,7 @@ async fn an_environment_that_cannot_be_read_is_named_with_why_and_the_others_are
         "{}",
         missing.stdout
     );
-    assert!(missing.stdout.contains("git -> dev: 13 to create"), "{}", missing.stdout);
+    assert!(missing.stdout.contains("dev -> staging: 13 to create"), "{}", missing.stdout);
 
     let refused =
         ferry_with(pipeline.path(), &["status", "--output", "json"], &with(Some("not-the-token")));
@@ -171,10 +173,10 @@ async fn an_environment_that_cannot_be_read_is_named_with_why_and_the_others_are
     assert_eq!(prod["unreadable"]["http_status"], 401, "{prod:#}");
     assert!(report["environments"][0].get("unreadable").is_none(), "{report:#}");
     assert!(report["environments"][1].get("unreadable").is_none(), "{report:#}");
-    assert!(report["edges"][1]["not_planned"].is_null(), "{report:#}");
+    assert!(report["edges"][1]["not_planned"].is_null(), "dev -> staging: {report:#}");
     assert!(report["edges"][2]["not_planned"]["message"].is_string(), "{report:#}");
 
-    let all = ferry_with(pipeline.path(), &["status", "dev", "staging"], &with(None));
+    let all = ferry_with(pipeline.path(), &["status", "staging"], &with(None));
     assert_eq!(all.code, Some(0), "only the named environments are read: {}", all.stdout);
     assert!(!all.stdout.contains("prod"), "{}", all.stdout);
 }
