@@ -22,6 +22,7 @@ pub mod manifest;
 pub mod normalize;
 pub mod observe;
 pub mod output;
+pub mod patch;
 pub mod plan;
 pub mod promote;
 pub mod promotion_plan;

@@ -2,7 +2,7 @@
 //! it (lock, readiness, records, the executor): bodies stored by path,
 //! PUT/POST/PATCH/DELETE with the API's semantics (PUT merges, POST
 //! answers 409 when the item exists, PATCH speaks the directive language
-//! of [`crate::sim::patch`], `version` counts writes), list and `-query`
+//! of [`crate::patch`], `version` counts writes), list and `-query`
 //! by tag or name, and `-reveal` reads. Workloads get simulated
 //! deployments, one per location, that become ready a chosen time after
 //! each write, measured on tokio's clock: under `tokio::time::pause()` a
@@ -342,7 +342,7 @@ fn item_path(collection: &str, body: &Value) -> Result<(String, Map<String, Valu
 }
 
 fn merge(target: &mut Map<String, Value>, patch: &Map<String, Value>) -> Result<(), u16> {
-    crate::sim::patch::apply(target, patch).map_err(|_| 400)
+    crate::patch::apply(target, patch).map_err(|_| 400)
 }
 
 /// Whether `item` matches a `-query` body: `spec.terms` on tags or

@@ -130,8 +130,8 @@ impl IntoResponse for ApiError {
     }
 }
 
-impl From<super::patch::PatchError> for ApiError {
-    fn from(error: super::patch::PatchError) -> Self {
+impl From<crate::patch::PatchError> for ApiError {
+    fn from(error: crate::patch::PatchError) -> Self {
         ApiError::bad_request(error.0)
     }
 }

@@ -24,7 +24,6 @@ mod error;
 pub mod faults;
 mod images;
 mod locations;
-pub mod patch;
 mod query;
 mod registry;
 pub mod seed;

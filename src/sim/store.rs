@@ -5,9 +5,9 @@
 use serde_json::{Map, Value};
 
 use super::error::ApiError;
-use super::patch;
 use super::state::{Item, ItemKey, Rollout, State};
 use crate::normalize::{Scope, normalize};
+use crate::patch;
 
 /// Kinds addressed as `/org/ORG/KIND`.
 pub(crate) const ORG_KINDS: &[&str] = &[
