@@ -103,10 +103,8 @@ fn lock_name(env: &Environment) -> String {
 /// this process, so that no two acquisitions anywhere have the same id.
 fn holder(actor: &Actor) -> String {
     static ACQUISITIONS: AtomicU64 = AtomicU64::new(0);
-    let host = std::env::var("HOSTNAME")
-        .ok()
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "localhost".to_owned());
+    // The same host the release records name (Actor::from_environment).
+    let host = actor.host.as_deref().unwrap_or("localhost");
     let number = ACQUISITIONS.fetch_add(1, Ordering::Relaxed) + 1;
     let user = actor.user.as_deref().unwrap_or("unknown");
     format!("{user}@{host} (pid {}, lock {number})", std::process::id())
@@ -262,6 +260,14 @@ mod tests {
 
     fn live_info(fake: &Fake) -> Option<LockInfo> {
         fake.body(LOCK).map(|secret| LockInfo::from_secret(&secret))
+    }
+
+    #[test]
+    fn the_holder_names_the_host_release_records_name() {
+        let on = Actor { host: Some("build-7".into()), ..actor() };
+        let id = holder(&on);
+        assert!(id.starts_with("alice@build-7 (pid "), "{id}");
+        assert!(holder(&actor()).starts_with("alice@localhost (pid "));
     }
 
     #[test]

@@ -69,6 +69,17 @@ impl ReleaseKind {
         }
     }
 
+    /// The run whose failure an error names: `promotion into`, `rollback
+    /// of`, followed by the environment.
+    pub fn failed_run(self) -> &'static str {
+        match self {
+            ReleaseKind::Deploy => "deploy into",
+            ReleaseKind::Promote => "promotion into",
+            ReleaseKind::Apply => "applying the saved plan to",
+            ReleaseKind::Rollback => "rollback of",
+        }
+    }
+
     /// The kind of a release planned from `source` (`None`: from git).
     /// `ferry apply` records its saved plan as [`ReleaseKind::Apply`].
     pub fn of(source: Option<&str>) -> Self {

@@ -178,13 +178,15 @@ pub enum ExecuteError {
     )]
     Preflight { environment: String, findings: Vec<Finding> },
 
-    #[error("promotion into {environment} failed; {restored}")]
+    #[error("{} {environment} failed; {restored}", what.failed_run())]
     #[diagnostic(
         code(ferry::promote::failed),
         help("release {revision} is recorded as failed; see `ferry history {environment}`")
     )]
     Failed {
         environment: String,
+        /// What was carried out (a rollback's failure says so).
+        what: ReleaseKind,
         revision: u64,
         restored: Restored,
         #[source]
@@ -381,6 +383,7 @@ impl<A: ControlPlane> Run<'_, A> {
                 let revision = history::record(client, env, &record, &existing).await?;
                 Err(ExecuteError::Failed {
                     environment: env.name.clone(),
+                    what: record.kind.unwrap_or(ReleaseKind::Promote),
                     revision,
                     restored,
                     cause,

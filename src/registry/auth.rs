@@ -7,7 +7,10 @@
 //! as `pull` on the source repository of a mount).
 
 use std::collections::{BTreeSet, HashMap};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+// tokio's clock, so that a test can let a token expire under paused time.
+use tokio::time::Instant;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -362,7 +365,11 @@ mod tests {
         assert_eq!(header(auth.header(&http, &scopes).await.unwrap()), "Bearer t1");
         assert_eq!(header(auth.header(&http, &scopes).await.unwrap()), "Bearer t1");
         assert_eq!(issued.load(Ordering::SeqCst), 1, "a live token is reused");
-        tokio::time::sleep(Duration::from_millis(900)).await;
+        // Past the token's refresh (1 s less a fifth) on tokio's clock, in
+        // no real time.
+        tokio::time::pause();
+        tokio::time::advance(Duration::from_millis(900)).await;
+        tokio::time::resume();
         assert_eq!(header(auth.header(&http, &scopes).await.unwrap()), "Bearer t2");
         // The registry refuses the token (expired early, revoked): fetch anew.
         assert!(matches!(auth.unauthorized(Some(&bearer), &scopes, 1).await, Retry::Again));
