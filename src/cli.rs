@@ -181,6 +181,10 @@ pub enum Command {
         to: Option<u64>,
         #[command(flatten)]
         promotion: PromotionArgs,
+        /// Only plan the rollback and save it (exit 2 when it would change
+        /// something), for a later `ferry apply PLAN.json`.
+        #[arg(long, value_name = "PLAN.json")]
+        out: Option<PathBuf>,
     },
     /// Break an environment's promotion lock once it has expired.
     Unlock {

@@ -42,7 +42,10 @@ pub fn run(cli: Cli) -> Result<ExitStatus, Error> {
             promote::deploy(&session, &env, revision, &promotion, images, force)
         }
         Command::Apply { plan, promotion } => promote::apply(&session, &plan, &promotion),
-        Command::Rollback { env, to, promotion } => rollback::run(&session, &env, to, &promotion),
+        Command::Rollback { env, to, promotion, out } => match out {
+            Some(out) => rollback::save(&session, &env, to, &promotion, &out),
+            None => rollback::run(&session, &env, to, &promotion),
+        },
         Command::Unlock { env, force } => promote::unlock(&session, &env, force),
         Command::History { env, revision, limit } => history::run(&session, &env, revision, limit),
         Command::Sim { command: SimCommand::Serve { addr, state, config, orgs } } => {

@@ -128,13 +128,7 @@ pub async fn apply(
     options: &Options,
     frontend: &dyn Frontend,
 ) -> Result<Promoted, Error> {
-    if saved.hash != saved.compute_hash() {
-        return Err(ExecuteError::Moved {
-            environment: promotion.dst().name.clone(),
-            resource: "the saved plan (its hash does not match its content)".to_owned(),
-        }
-        .into());
-    }
+    unaltered(&saved, promotion.dst())?;
     frontend.plan(&saved);
     deletes_allowed(&saved, promotion.dst(), options.prune)?;
     if !saved.summary.has_changes() {
@@ -146,6 +140,18 @@ pub async fn apply(
         plan::steps::sealed(&resource.id, &resource.body, &mut saved.secrets);
     }
     carry_out(saved, promotion, &rendered, options, true, frontend).await
+}
+
+/// A saved plan whose hash matches its content; else refused as moved.
+pub fn unaltered(saved: &Plan, dst: &Environment) -> Result<(), Error> {
+    if saved.hash != saved.compute_hash() {
+        return Err(ExecuteError::Moved {
+            environment: dst.name.clone(),
+            resource: "the saved plan (its hash does not match its content)".to_owned(),
+        }
+        .into());
+    }
+    Ok(())
 }
 
 /// A plan that deletes (made with `--prune`) deletes no more than
@@ -213,7 +219,8 @@ pub async fn execute_plan<A: ControlPlane>(
         lock_ttl: options.lock_ttl,
         actor: Actor::from_environment(),
         check_before_lock: saved,
-        record_as: saved.then_some(crate::release::ReleaseKind::Apply),
+        // A saved rollback is still recorded as a rollback ("rollback to N").
+        record_as: (saved && plan.rollback.is_none()).then_some(crate::release::ReleaseKind::Apply),
     };
     let release = execute::execute(&plan, &target, &run, frontend).await?;
     Ok(Promoted::Released { plan: Box::new(plan), release: Box::new(release) })

@@ -41,6 +41,30 @@ pub async fn rollback(
     crate::promote::execute_plan(plan, src, &client, env, options, false, frontend).await
 }
 
+/// Carries out a rollback plan saved with `ferry rollback ENV --out
+/// PLAN.json` (by `ferry apply PLAN.json`), as it was approved: refused if
+/// it was altered or if live state moved since it was made (before even
+/// the lock is taken); recorded as a rollback.
+pub async fn apply(
+    config: &PromotionConfig,
+    env: &Environment,
+    saved: Plan,
+    options: &Options,
+    frontend: &dyn Frontend,
+) -> Result<Promoted, Error> {
+    crate::promote::unaltered(&saved, env)?;
+    frontend.plan(&saved);
+    if !saved.summary.has_changes() {
+        return Ok(Promoted::UpToDate(Box::new(saved)));
+    }
+    let src = match saved.target.source.as_deref() {
+        Some(name) => Some(config.environment(name)?),
+        None => None,
+    };
+    let client = connect::client(env)?;
+    crate::promote::execute_plan(saved, src, &client, env, options, true, frontend).await
+}
+
 /// The rollback plan of `env`, and the environment missing images are
 /// copied back from.
 pub async fn plan<'a, A: ControlPlane>(

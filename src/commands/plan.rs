@@ -54,16 +54,26 @@ pub(crate) fn run(
         // Said now, so that CI sees it before `promote --prune` refuses.
         output::warnings(&[refused.warning()]);
     }
-    match global.output {
+    show(global.output, &plan, out)
+}
+
+/// A plan printed, saved to `out` (if given) and said so; the exit status
+/// of a plan (2 when it changes something).
+pub(super) fn show(
+    format: OutputFormat,
+    plan: &Plan,
+    out: Option<&Path>,
+) -> Result<ExitStatus, Error> {
+    match format {
         OutputFormat::Json => {
-            output::print(&format!("{:#}\n", serde_json::to_value(&plan).unwrap_or_default()))?
+            output::print(&format!("{:#}\n", serde_json::to_value(plan).unwrap_or_default()))?
         }
         OutputFormat::Human => {
-            output::print(&plan::text(&plan, plan::Style { color: output::stdout_color() }))?
+            output::print(&plan::text(plan, plan::Style { color: output::stdout_color() }))?
         }
     }
     if let Some(path) = out {
-        save(&plan, path)?;
+        save(plan, path)?;
         output::status(&format!(
             "Saved the plan to {} (hash {}). Apply exactly this with: ferry apply {}",
             path.display(),

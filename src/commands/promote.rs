@@ -106,6 +106,18 @@ pub(crate) fn apply(
     let saved = saved_plan(path, text)?;
     let workspace = session.workspace()?;
     let dst = workspace.config.environment(&saved.target.environment)?;
+    let console = Console::new(session);
+    if saved.rollback.is_some() {
+        // A rollback reads no manifests: it re-points images only.
+        let outcome = super::runtime()?.block_on(crate::rollback::apply(
+            &workspace.config,
+            dst,
+            saved,
+            &options(args),
+            &console,
+        ));
+        return finish(session, &console, outcome);
+    }
     let src =
         saved.target.source.as_deref().map(|s| workspace.config.environment(s)).transpose()?;
     // The saved plan's manifests, read at its commit for the reason it
@@ -114,7 +126,6 @@ pub(crate) fn apply(
         revision: saved.target.revision.as_ref().map(|r| r.commit.clone()),
         worktree: saved.target.manifests_from == plan::ManifestsFrom::Worktree,
     };
-    let console = Console::new(session);
     let outcome = super::runtime()?.block_on(async {
         let promotion = Promotion::prepare_at(
             &workspace,

@@ -2,6 +2,8 @@
 //! library ([`crate::rollback`]), and the same outcomes, exit codes and
 //! JSON shape as `promote` (the schema says which).
 
+use std::path::Path;
+
 use serde_json::json;
 
 use super::Session;
@@ -10,7 +12,7 @@ use crate::cli::PromotionArgs;
 use crate::diagnostic::Problem;
 use crate::plan::Plan;
 use crate::release::Release;
-use crate::{Error, ExitStatus, output};
+use crate::{Error, ExitStatus, connect, output};
 
 /// Version of `rollback --output json`.
 pub const SCHEMA: &str = "ferry.rollback/v1";
@@ -21,14 +23,7 @@ pub(crate) fn run(
     to: Option<u64>,
     args: &PromotionArgs,
 ) -> Result<ExitStatus, Error> {
-    if args.prune {
-        return Err(Problem::new(
-            "ferry::rollback::prune",
-            "--prune does not apply to a rollback: it deletes nothing",
-        )
-        .help("leave --prune out; a rollback only re-points workloads at earlier images")
-        .into());
-    }
+    refuse_prune(args)?;
     let workspace = session.workspace()?;
     let env = workspace.config.environment(env)?;
     let console = Console::new(session);
@@ -40,6 +35,37 @@ pub(crate) fn run(
         &console,
     ));
     finish(session, &console, outcome)
+}
+
+/// `ferry rollback ENV [--to N] --out PLAN.json`: the rollback planned
+/// exactly as `run` plans it, printed and saved, not carried out; `ferry
+/// apply PLAN.json` carries it out later (and records it as a rollback).
+pub(crate) fn save(
+    session: &Session<'_>,
+    env: &str,
+    to: Option<u64>,
+    args: &PromotionArgs,
+    out: &Path,
+) -> Result<ExitStatus, Error> {
+    refuse_prune(args)?;
+    let workspace = session.workspace()?;
+    let env = workspace.config.environment(env)?;
+    let (plan, _) = super::runtime()?.block_on(async {
+        crate::rollback::plan(&workspace.config, &connect::client(env)?, env, to).await
+    })?;
+    super::plan::show(session.global.output, &plan, Some(out))
+}
+
+fn refuse_prune(args: &PromotionArgs) -> Result<(), Error> {
+    if args.prune {
+        return Err(Problem::new(
+            "ferry::rollback::prune",
+            "--prune does not apply to a rollback: it deletes nothing",
+        )
+        .help("leave --prune out; a rollback only re-points workloads at earlier images")
+        .into());
+    }
+    Ok(())
 }
 
 /// Prints a rollback that was carried out.

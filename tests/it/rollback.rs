@@ -207,7 +207,7 @@ async fn a_rollback_that_never_becomes_ready_is_restored_and_one_over_changed_co
     let output = running.wait_with_output().expect("rollback ends");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("restored workload/api"), "{stderr}");
+    assert!(stderr.contains("rollback of prod failed; restored workload/api"), "{stderr}");
     assert_eq!(api_digest(&pipeline).await, third, "release 3's image is back");
     ready_everywhere(&pipeline).await;
     let release = newest_release(&pipeline);
@@ -229,4 +229,41 @@ async fn a_rollback_that_never_becomes_ready_is_restored_and_one_over_changed_co
     let changed = "the containers of workload/api changed since (then: main; now: main, proxy)";
     assert!(said.contains(changed), "{said}");
     assert!(writes(&pipeline.sim, "acme-prod").is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_saved_rollback_is_applied_later_as_a_rollback_and_refused_once_prod_moved() {
+    let (pipeline, [first, second, third]) = three_releases().await;
+    pipeline.sim.clear_request_log();
+    let saved = pipeline.ferry(&["rollback", "prod", "--out", "rollback.json"]);
+    assert_eq!(saved.code, Some(2), "a plan that changes something: {}", saved.stderr);
+    assert!(saved.stdout.contains("back to the images of release 2"), "{}", saved.stdout);
+    assert!(saved.stderr.contains("ferry apply rollback.json"), "{}", saved.stderr);
+    assert!(writes(&pipeline.sim, "acme-prod").is_empty(), "saving writes nothing");
+    assert_eq!(api_digest(&pipeline).await, third);
+
+    let applied = pipeline.ferry(&["apply", "rollback.json", "--yes"]);
+    assert_eq!(applied.code, Some(0), "{}\n{}", applied.stdout, applied.stderr);
+    assert_eq!(api_digest(&pipeline).await, second);
+    ready_everywhere(&pipeline).await;
+    let release = newest_release(&pipeline);
+    assert_eq!(release["revision"], 4, "{release:#}");
+    assert_eq!(release["kind"], "rollback", "a saved rollback is still a rollback");
+    assert_eq!(release["message"], "rollback to 2");
+
+    // Saved, then prod's api changed by hand: refused, naming it, before
+    // anything (not even the lock) is written.
+    let again = pipeline.ferry(&["rollback", "prod", "--to", "1", "--out", "again.json"]);
+    assert_eq!(again.code, Some(2), "{}", again.stderr);
+    let env = json!({"spec": {"$patch/containers": [{"name": "main", "env": [{"name": "BY_HAND", "value": "1"}]}]}});
+    let (status, body) = pipeline.api("acme-prod").patch(API, env).await;
+    assert!(status.is_success(), "{status}: {body}");
+    pipeline.sim.clear_request_log();
+    let refused = pipeline.ferry(&["apply", "again.json", "--yes"]);
+    assert_eq!(refused.code, Some(1), "{}\n{}", refused.stdout, refused.stderr);
+    let said = flowed(&refused.stderr);
+    assert!(said.contains("workload/api changed in prod since the plan was made"), "{said}");
+    assert!(writes(&pipeline.sim, "acme-prod").is_empty());
+    assert_eq!(api_digest(&pipeline).await, second);
+    assert!(first != second);
 }
