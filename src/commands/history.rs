@@ -215,6 +215,10 @@ fn list(env: &Environment, history: &History, limit: Option<usize>) -> String {
             release.commit.as_deref().map_or("-", |c| short(c, 8)),
             short(&release.plan_hash, 12)
         ));
+        // What the release says of itself: "rollback to N", why it failed.
+        if let Some(message) = &release.message {
+            text.push_str(&format!("    {message}\n"));
+        }
         text.push_str(&columns("    ", &image_rows(env, release, true)));
     }
     if shown < total {

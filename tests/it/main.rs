@@ -11,6 +11,7 @@ mod inputs;
 mod plan;
 mod plan_equals_promote;
 mod promote;
+mod quickstart;
 mod registry;
 mod rollback;
 mod safety;

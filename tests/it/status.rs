@@ -1,6 +1,7 @@
 //! `ferry status`: every environment side by side and what promoting each
 //! edge would change, on the embedded simulator after the README's
-//! quickstart; an environment that cannot be read is shown as such while
+//! quickstart (step 1 of docs/quickstart.md, whose whole run
+//! tests/it/quickstart.rs checks, with the same user and host); an environment that cannot be read is shown as such while
 //! the others are shown.
 
 use serde_json::{Value, json};

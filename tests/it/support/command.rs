@@ -18,18 +18,28 @@ pub fn ferry(dir: &Path, args: &[&str]) -> Run {
 
 /// The same, with environment variables set (endpoints, tokens).
 pub fn ferry_with(dir: &Path, args: &[&str], vars: &[(&str, &str)]) -> Run {
-    let output = Command::new(env!("CARGO_BIN_EXE_ferry"))
-        .args(args)
+    let mut command = as_a_user(Path::new(env!("CARGO_BIN_EXE_ferry")), dir);
+    run(command.args(args).envs(vars.iter().copied()))
+}
+
+/// `program` to run in `dir` with no colour and no inherited Ferry or
+/// Control Plane settings.
+pub fn as_a_user(program: &Path, dir: &Path) -> Command {
+    let mut command = Command::new(program);
+    command
         .current_dir(dir)
         .env("NO_COLOR", "1")
         .env_remove("FERRY_FILE")
         .env_remove("FERRY_LOG")
         .env_remove("CPLN_TOKEN")
         .env_remove("CPLN_ORG")
-        .env_remove("CPLN_ENDPOINT")
-        .envs(vars.iter().copied())
-        .output()
-        .expect("the ferry binary runs");
+        .env_remove("CPLN_ENDPOINT");
+    command
+}
+
+/// Runs `command` to its end; what it printed.
+pub fn run(command: &mut Command) -> Run {
+    let output = command.output().expect("the command runs");
     Run {
         code: output.status.code(),
         stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
