@@ -268,7 +268,12 @@ pub async fn execute<A: ControlPlane>(
             return Err(ExecuteError::InterruptedWaiting { environment: env.name.clone() }.into());
         }
     };
-    reporter.note(&format!("Locked {} for this promotion", env.name));
+    let what = match options.record_as.or(plan.steps.release.kind) {
+        Some(ReleaseKind::Rollback) => "rollback",
+        Some(ReleaseKind::Deploy) => "deploy",
+        _ => "promotion",
+    };
+    reporter.note(&format!("Locked {} for this {what}", env.name));
     let run = Run { plan, target, options, reporter, bodies };
     let stop = CancellationToken::new();
     let locked = run.locked(&stop);

@@ -244,6 +244,7 @@ async fn a_saved_rollback_is_applied_later_as_a_rollback_and_refused_once_prod_m
 
     let applied = pipeline.ferry(&["apply", "rollback.json", "--yes"]);
     assert_eq!(applied.code, Some(0), "{}\n{}", applied.stdout, applied.stderr);
+    assert!(applied.stderr.contains("Locked prod for this rollback"), "{}", applied.stderr);
     assert_eq!(api_digest(&pipeline).await, second);
     ready_everywhere(&pipeline).await;
     let release = newest_release(&pipeline);
