@@ -14,6 +14,7 @@ pub mod diagnostic;
 pub mod diff;
 pub mod error;
 pub mod execute;
+pub mod github;
 pub mod graph;
 pub mod history;
 pub mod inputs;
@@ -48,6 +49,7 @@ pub fn main() -> std::process::ExitCode {
     use clap::Parser;
     let cli = cli::Cli::parse();
     output::install(&cli.global);
+    github::install(&cli.global);
     let status = match commands::run(cli) {
         Ok(status) => status,
         Err(error) => {
@@ -55,5 +57,8 @@ pub fn main() -> std::process::ExitCode {
             ExitStatus::Failure
         }
     };
+    if let Some(github) = github::active() {
+        github.close();
+    }
     status.into()
 }

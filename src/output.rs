@@ -51,6 +51,9 @@ pub fn stdout_color() -> bool {
 
 /// Prints an error with its diagnostics on stderr.
 pub fn report(error: crate::Error) {
+    if let Some(github) = crate::github::active() {
+        github.annotate_error(&error);
+    }
     let report = miette::Report::new(error);
     let _ = writeln!(std::io::stderr().lock(), "{report:?}");
 }
@@ -58,6 +61,9 @@ pub fn report(error: crate::Error) {
 /// Prints warnings (problems that do not fail the run) on stderr, each
 /// with its snippet.
 pub fn warnings(warnings: &[crate::diagnostic::Problem]) {
+    if let Some(github) = crate::github::active() {
+        github.annotate(warnings);
+    }
     let mut stderr = std::io::stderr().lock();
     for warning in warnings {
         let _ = writeln!(stderr, "{:?}", miette::Report::new(warning.clone()));

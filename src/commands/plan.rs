@@ -64,6 +64,10 @@ pub(super) fn show(
     plan: &Plan,
     out: Option<&Path>,
 ) -> Result<ExitStatus, Error> {
+    let github = crate::github::active();
+    if let Some(github) = github.filter(|_| format == OutputFormat::Human) {
+        github.group(&format!("Plan for {}", plan.target.environment), false);
+    }
     match format {
         OutputFormat::Json => {
             output::print(&format!("{:#}\n", serde_json::to_value(plan).unwrap_or_default()))?
@@ -71,6 +75,9 @@ pub(super) fn show(
         OutputFormat::Human => {
             output::print(&plan::text(plan, plan::Style { color: output::stdout_color() }))?
         }
+    }
+    if let Some(github) = github.filter(|_| format == OutputFormat::Human) {
+        github.end_group(false);
     }
     if let Some(path) = out {
         save(plan, path)?;
@@ -80,6 +87,9 @@ pub(super) fn show(
             &plan.hash[..12.min(plan.hash.len())],
             path.display()
         ));
+    }
+    if let Some(github) = github {
+        github.plan(plan, out);
     }
     Ok(if plan.summary.has_changes() { ExitStatus::Changes } else { ExitStatus::Success })
 }

@@ -190,6 +190,9 @@ pub(super) fn finish(
     outcome: Result<Promoted, Error>,
 ) -> Result<ExitStatus, Error> {
     let json = session.global.output == OutputFormat::Json;
+    if let Some(github) = &console.github {
+        github.finish(&outcome);
+    }
     match outcome {
         Ok(Promoted::UpToDate(plan)) => {
             if json {
@@ -346,6 +349,8 @@ pub(super) struct Console {
     waiting: Mutex<HashMap<String, String>>,
     /// Running against the embedded simulator (`--sim`).
     sandbox: bool,
+    /// What the GitHub job summary needs, when `GITHUB_ACTIONS=true`.
+    github: Option<crate::github::Record>,
 }
 
 impl Console {
@@ -356,18 +361,25 @@ impl Console {
             color: output::stdout_color(),
             waiting: Mutex::new(HashMap::new()),
             sandbox: session.global.sim,
+            github: crate::github::Record::new(),
         }
     }
 
     fn quiet(session: &Session<'_>) -> Self {
-        Console { quiet: true, json: true, ..Console::new(session) }
+        Console { quiet: true, json: true, github: None, ..Console::new(session) }
     }
 }
 
 impl Frontend for Console {
     fn plan(&self, plan: &Plan) {
+        if let Some(github) = &self.github {
+            github.plan_shown(plan, self.json);
+        }
         if !self.json {
             let _ = output::print(&plan::text(plan, plan::Style { color: self.color }));
+        }
+        if let Some(github) = &self.github {
+            github.plan_done(plan, self.json);
         }
     }
 
@@ -409,6 +421,9 @@ impl Reporter for Console {
     }
 
     fn event(&self, event: Event<'_>) {
+        if let Some(github) = &self.github {
+            github.event(&event);
+        }
         match event {
             Event::Written { id, action } => self.note(&format!("  {} {id}", action.symbol())),
             Event::Waiting { report } => {

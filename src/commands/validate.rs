@@ -23,6 +23,21 @@ pub(crate) fn run(
     let outcome = check(session, env, source);
     let warnings = outcome.as_ref().map(|s| s.warnings.clone()).unwrap_or_default();
     output::warnings(&warnings);
+    if let Some(github) = crate::github::active() {
+        match &outcome {
+            Ok(summary) => github.validate(&verdict(summary), &warnings),
+            Err(Error::Problems(problems)) => {
+                let errors = problems.problems.iter().filter(|p| p.is_error()).count();
+                let verdict = format!(
+                    "invalid: {}, {}",
+                    output::count(errors, "error"),
+                    output::count(problems.len() - errors, "warning")
+                );
+                github.validate(&verdict, &problems.problems);
+            }
+            Err(error) => github.validate(&format!("could not validate: {error}"), &[]),
+        }
+    }
     if global.output == OutputFormat::Json {
         let report = match &outcome {
             Ok(summary) => Some(report(Some(summary), &Problems { problems: warnings })),
@@ -35,22 +50,27 @@ pub(crate) fn run(
     }
     let summary = outcome?;
     if global.output == OutputFormat::Human {
-        let at = summary.revision.as_ref().map_or_else(
-            || "the work tree".to_owned(),
-            |r| format!("{} ({})", r.requested, r.short()),
-        );
-        output::print(&format!(
-            "valid: {} at {at} for {}{}\n",
-            output::count(summary.resources, "resource"),
-            summary.environments.join(", "),
-            if summary.warnings.is_empty() {
-                String::new()
-            } else {
-                format!(" ({})", output::count(summary.warnings.len(), "warning"))
-            }
-        ))?;
+        output::print(&format!("{}\n", verdict(&summary)))?;
     }
     Ok(ExitStatus::Success)
+}
+
+/// `valid: 13 resources at HEAD (abc1234) for dev, prod (1 warning)`.
+fn verdict(summary: &Summary) -> String {
+    let at = summary
+        .revision
+        .as_ref()
+        .map_or_else(|| "the work tree".to_owned(), |r| format!("{} ({})", r.requested, r.short()));
+    format!(
+        "valid: {} at {at} for {}{}",
+        output::count(summary.resources, "resource"),
+        summary.environments.join(", "),
+        if summary.warnings.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", output::count(summary.warnings.len(), "warning"))
+        }
+    )
 }
 
 /// What a successful validation covered.

@@ -30,7 +30,7 @@ use crate::graph::Graph;
 use crate::manifest::{Kind, ResourceId};
 use crate::repo::Revision;
 
-pub use report::{Style, text};
+pub use report::{Style, images_plain, origins, resource_plain, summary_line, text};
 pub use steps::{Check, ImageCopy, Method, ReleaseInfo, Secrets, Steps, TagWrite, Write};
 
 /// Version of the plan's JSON form (`--output json`, `--out`). v2 added the

@@ -61,12 +61,37 @@ pub fn text(plan: &Plan, style: Style) -> String {
         }
         images(&mut out, plan);
     }
+    let _ = writeln!(out, "\n{}", summary_line(plan));
+    out
+}
+
+/// `Plan: 1 to create, … 2 images to copy.`
+pub fn summary_line(plan: &Plan) -> String {
     let s = &plan.summary;
-    let _ = writeln!(
-        out,
-        "\nPlan: {} to create, {} to update, {} to replace, {} to delete, {} images to copy.",
+    format!(
+        "Plan: {} to create, {} to update, {} to replace, {} to delete, {} images to copy.",
         s.create, s.update, s.replace, s.delete, s.images_to_copy
-    );
+    )
+}
+
+/// Which manifests and which images a plan was made from, as sentences
+/// (the `Manifests:` and `Images:` lines of [`text`]).
+pub fn origins(plan: &Plan) -> [String; 2] {
+    [manifests_origin(&plan.target), images_origin(plan)]
+}
+
+/// One resource as [`text`] shows it (symbol, id, wave, field changes,
+/// diff), without colour.
+pub fn resource_plain(resource: &ResourcePlan) -> String {
+    let mut out = String::new();
+    resource_text(&mut out, resource, Style::default());
+    out
+}
+
+/// The image lines of [`text`] (empty when no image changes).
+pub fn images_plain(plan: &Plan) -> String {
+    let mut out = String::new();
+    images(&mut out, plan);
     out
 }
 

@@ -5,6 +5,7 @@ mod corpus;
 mod deploy;
 mod examples;
 mod git_revisions;
+mod github;
 mod history;
 mod images;
 mod inputs;
