@@ -22,6 +22,10 @@ pub enum Action {
     Replace,
     Unchanged,
     Delete,
+    /// The resource exists but Ferry did not create it (it lacks the
+    /// managed tag): written with the tag, and with its field changes if
+    /// any, so that Ferry manages it from then on.
+    Adopt,
 }
 
 impl Action {
@@ -33,6 +37,7 @@ impl Action {
             Action::Replace => "-/+",
             Action::Unchanged => " ",
             Action::Delete => "-",
+            Action::Adopt => "=>",
         }
     }
 }

@@ -202,6 +202,12 @@ impl<'a> Promotion<'a> {
         let mut image_changes =
             plan::image_changes(rendered.iter().map(|r| (&r.id, &r.body)), &observation.raw);
         observe::check_copies(&client, env, &mut image_changes, &images).await?;
+        let adopted_digests = observe::registry_digests(
+            &client,
+            &env.org,
+            plan::promotion::adopted_lookups(env, &rendered, &observation.live),
+        )
+        .await?;
         let plan = plan::promotion::plan(plan::promotion::Inputs {
             target: Target {
                 environment: env.name.clone(),
@@ -225,6 +231,7 @@ impl<'a> Promotion<'a> {
             images: image_changes,
             external: &images.external,
             prune: self.prune,
+            adopted_digests: &adopted_digests,
         });
         Ok(Made { plan, rendered, images })
     }

@@ -57,6 +57,9 @@ pub enum ReleaseKind {
     Apply,
     /// The images of an earlier release.
     Rollback,
+    /// What ran before Ferry's first release into an environment it
+    /// adopted (recorded by that release, never carried out).
+    PreFerry,
 }
 
 impl ReleaseKind {
@@ -66,6 +69,7 @@ impl ReleaseKind {
             ReleaseKind::Promote => "promote",
             ReleaseKind::Apply => "apply",
             ReleaseKind::Rollback => "rollback",
+            ReleaseKind::PreFerry => "pre-ferry",
         }
     }
 

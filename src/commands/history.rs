@@ -9,7 +9,7 @@ use crate::cli::OutputFormat;
 use crate::config::Environment;
 use crate::diagnostic::Problem;
 use crate::history::{self, History, Unreadable};
-use crate::release::{Release, format_duration};
+use crate::release::{Release, ReleaseKind, format_duration};
 use crate::{Error, ExitStatus, connect, output};
 
 /// Version of `history --output json`.
@@ -200,8 +200,11 @@ fn list(env: &Environment, history: &History, limit: Option<usize>) -> String {
     for release in newest(history, limit) {
         let from = release.source.as_deref().unwrap_or("git");
         // Records older than `kind` do not say it.
-        let what =
-            release.kind.map_or(format!("from {from}"), |k| format!("{} from {from}", k.as_str()));
+        let what = match release.kind {
+            None => format!("from {from}"),
+            Some(ReleaseKind::PreFerry) => "pre-ferry (what ran before Ferry)".to_owned(),
+            Some(k) => format!("{} from {from}", k.as_str()),
+        };
         text.push_str(&format!(
             "\n#{}  {what}  {}  {} ({})  by {}\n",
             release.revision,

@@ -225,6 +225,7 @@ pub(super) fn finish(
                 let from =
                     release.source.as_deref().map_or(String::new(), |s| format!(" from {s}"));
                 let changed = plan.summary.create
+                    + plan.summary.adopt
                     + plan.summary.update
                     + plan.summary.replace
                     + plan.summary.delete;

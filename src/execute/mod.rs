@@ -310,7 +310,8 @@ impl<A: ControlPlane> Run<'_, A> {
         let before = unmoved(client, env, self.plan).await?;
         let started = now_ms();
         // Under the lock: the revision cannot be taken twice (history.rs).
-        let history::Numbering { revision, existing } = history::next_revision(client, env).await?;
+        let history::Numbering { mut revision, mut existing } =
+            history::next_revision(client, env).await?;
         let prepared = async {
             self.copy_images().await?;
             let findings =
@@ -329,6 +330,10 @@ impl<A: ControlPlane> Run<'_, A> {
             () = stop.cancelled() => {
                 return Err(ExecuteError::Interrupted { environment: env.name.clone() }.into());
             }
+        }
+        if existing.is_empty() && !self.plan.steps.release.adopted.is_empty() {
+            existing.push(self.record_pre_ferry(revision).await?);
+            revision = release::next_revision(&existing);
         }
         let stamp = revision.to_string();
         let writes: Vec<schedule::Ready<'_>> = self
@@ -396,6 +401,36 @@ impl<A: ControlPlane> Run<'_, A> {
                 .into())
             }
         }
+    }
+
+    /// Records what the workloads the plan adopts ran before Ferry, as
+    /// the `pre-ferry` release `revision` of an environment that has none
+    /// yet: `ferry rollback` can then go back to it. Its revision.
+    async fn record_pre_ferry(&self, revision: u64) -> Result<u64, Error> {
+        let (client, env) = (self.target.client, self.target.env);
+        let now = rfc3339(now_ms());
+        let record = Release {
+            schema: release::SCHEMA.to_owned(),
+            environment: env.name.clone(),
+            revision,
+            kind: Some(ReleaseKind::PreFerry),
+            source: None,
+            commit: None,
+            images: self.plan.steps.release.adopted.clone(),
+            plan_hash: self.plan.hash.clone(),
+            actor: self.options.actor.clone(),
+            started: now.clone(),
+            finished: now,
+            outcome: Outcome::Succeeded,
+            rolled_back: false,
+            message: Some(format!("what ran in {} before Ferry adopted it", env.name)),
+        };
+        let revision = history::record(client, env, &record, &[]).await?;
+        self.reporter.note(&format!(
+            "Recorded what {} ran before Ferry as release {revision} (`ferry rollback` goes back to it)",
+            env.name
+        ));
+        Ok(revision)
     }
 
     /// Puts back what `written` changed.

@@ -116,6 +116,7 @@ async fn planned(
         images: vec![],
         external: &HashMap::new(),
         prune: false,
+        adopted_digests: &HashMap::new(),
     })
 }
 

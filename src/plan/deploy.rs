@@ -429,6 +429,7 @@ mod tests {
             images: changes,
             external: &HashMap::new(),
             prune: false,
+            adopted_digests: &HashMap::new(),
         });
         assert!(plan.steps.copies.is_empty(), "a deploy copies nothing");
         assert!(plan.steps.checks.contains(&Check::Image {

@@ -104,6 +104,10 @@ pub struct ResourcePlan {
     pub live: LiveState,
     /// Hash of the desired state (secrets by hash); `None` for deletes.
     pub desired_hash: Option<String>,
+    /// An adopt's value of the managed tag ([`MANAGED_TAG`]), written
+    /// whether or not a field changes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adopt_tag: Option<String>,
 }
 
 /// The live state a plan was made against.
@@ -142,11 +146,19 @@ pub struct Summary {
     pub delete: usize,
     pub unchanged: usize,
     pub images_to_copy: usize,
+    /// Resources that exist but Ferry did not create (absent when none).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub adopt: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 impl Summary {
     pub fn has_changes(&self) -> bool {
-        self.create + self.update + self.replace + self.delete + self.images_to_copy > 0
+        self.create + self.update + self.replace + self.delete + self.adopt + self.images_to_copy
+            > 0
     }
 }
 
@@ -331,6 +343,7 @@ pub fn build(input: Input<'_>) -> Plan {
             diff: None,
             live: live_state(Some(live)),
             desired_hash: None,
+            adopt_tag: None,
         })
         .collect();
     resources.sort_by(|a, b| (a.wave, &a.id).cmp(&(b.wave, &b.id)));
@@ -343,6 +356,7 @@ pub fn build(input: Input<'_>) -> Plan {
         replace: count(Action::Replace),
         delete: count(Action::Delete),
         unchanged: count(Action::Unchanged),
+        adopt: count(Action::Adopt),
         images_to_copy: {
             let mut distinct: Vec<&str> = input
                 .images
@@ -390,7 +404,8 @@ pub fn build(input: Input<'_>) -> Plan {
 /// Why `--prune` must not carry out `plan` in `env`: more deletes than
 /// `prune.maxDeletes` allows (by default a quarter of the resources Ferry
 /// manages there, rounded down, at least 1). The resources it manages are
-/// those of the plan that exist in the environment, deletes included.
+/// those of the plan that exist in the environment, deletes included
+/// (adopted ones are not managed yet).
 pub fn prune_refusal(plan: &Plan, env: &Environment) -> Option<Problem> {
     let deletes: Vec<&str> = plan
         .resources
@@ -398,7 +413,8 @@ pub fn prune_refusal(plan: &Plan, env: &Environment) -> Option<Problem> {
         .filter(|r| r.action == Action::Delete)
         .map(|r| r.id.as_str())
         .collect();
-    let managed = plan.resources.iter().filter(|r| r.live.exists).count();
+    let managed =
+        plan.resources.iter().filter(|r| r.live.exists && r.action != Action::Adopt).count();
     let (limit, why) = match &env.max_deletes {
         Some(max) => (max.count as usize, (max.location.clone(), "`prune.maxDeletes`".to_owned())),
         None => (
@@ -432,10 +448,20 @@ pub fn prune_refusal(plan: &Plan, env: &Environment) -> Option<Problem> {
 }
 
 fn resource_plan(desired: &State, live: Option<&State>, wave: Option<usize>) -> ResourcePlan {
-    let (action, changes) =
-        diff::compare(desired.id.kind, Some(&desired.body), live.map(|l| &l.body));
+    let adopt_tag = live.and_then(|l| adoption(&desired.body, &l.body));
+    // An adopt's changes are its fields': the managed tag is its own.
+    let compared = live.map(|l| match &adopt_tag {
+        Some(value) => with_managed_tag(&l.body, value),
+        None => l.body.clone(),
+    });
+    let (mut action, changes) =
+        diff::compare(desired.id.kind, Some(&desired.body), compared.as_ref());
+    if adopt_tag.is_some() && action != Action::Replace {
+        action = Action::Adopt;
+    }
     let diff = match action {
         Action::Update | Action::Replace => live.map(|l| unified(&l.body, &desired.body)),
+        Action::Adopt if !changes.is_empty() => live.map(|l| unified(&l.body, &desired.body)),
         _ => None,
     };
     ResourcePlan {
@@ -446,7 +472,37 @@ fn resource_plan(desired: &State, live: Option<&State>, wave: Option<usize>) -> 
         diff,
         live: live_state(live),
         desired_hash: Some(diff::hash(&desired.body)),
+        adopt_tag: adopt_tag.filter(|_| action == Action::Adopt),
     }
+}
+
+/// The managed tag's value when `desired` carries it and `live` carries
+/// none: the resource exists, but Ferry did not create it (or adopt it).
+/// A live tag of another value is Ferry's (another owner), not an adopt.
+pub fn adoption(desired: &Value, live: &Value) -> Option<String> {
+    let value = desired.pointer(&tag_pointer())?.as_str()?;
+    live.pointer(&tag_pointer()).is_none().then(|| value.to_owned())
+}
+
+/// Whether a live body lacks the managed tag (Ferry did not create it).
+pub fn unmanaged(live: &Value) -> bool {
+    live.pointer(&tag_pointer()).is_none()
+}
+
+fn tag_pointer() -> String {
+    format!("/tags/{}", MANAGED_TAG.replace('~', "~0").replace('/', "~1"))
+}
+
+/// `body` with the managed tag set to `value`.
+fn with_managed_tag(body: &Value, value: &str) -> Value {
+    let mut body = body.clone();
+    if let Value::Object(map) = &mut body {
+        let tags = map.entry("tags").or_insert_with(|| Value::Object(serde_json::Map::new()));
+        if let Value::Object(tags) = tags {
+            tags.insert(MANAGED_TAG.to_owned(), Value::String(value.to_owned()));
+        }
+    }
+    body
 }
 
 /// The repository and tag an image change lands as (`latest` without a tag).
@@ -599,6 +655,74 @@ mod tests {
         let none = plan(vec![state("secret/m0", json!({}))], vec![], vec![]);
         assert!(prune_refusal(&none, prod).is_none());
         assert_eq!([0, 3, 4, 7, 8, 13].map(MaxDeletes::default_for), [1, 1, 1, 1, 2, 3]);
+    }
+
+    #[test]
+    fn resources_ferry_did_not_create_are_adopted_with_their_field_changes_only() {
+        let tagged = |x: i64| json!({"x": x, "tags": {MANAGED_TAG: "prod", "team": "shop"}});
+        let p = plan(
+            vec![
+                state("secret/same", tagged(1)),
+                state("secret/differs", tagged(2)),
+                state("secret/ours", tagged(3)),
+                state("secret/bare", json!({"x": 4, "tags": {MANAGED_TAG: "prod"}})),
+                state(
+                    "workload/api",
+                    json!({"spec": {"type": "standard"}, "tags": {MANAGED_TAG: "prod"}}),
+                ),
+            ],
+            vec![
+                state("secret/same", json!({"x": 1, "tags": {"team": "shop"}})),
+                state("secret/differs", json!({"x": 1, "tags": {"team": "shop"}})),
+                state("secret/ours", tagged(2)),
+                state("secret/bare", json!({"x": 4})),
+                state("workload/api", json!({"spec": {"type": "stateful"}})),
+            ],
+            vec![state("secret/ours", tagged(2))],
+        );
+        let row =
+            |id: &str| p.resources.iter().find(|r| r.id == id).unwrap_or_else(|| panic!("{id}"));
+        let same = row("secret/same");
+        assert_eq!((same.action, same.changes.len()), (Action::Adopt, 0));
+        assert_eq!(same.adopt_tag.as_deref(), Some("prod"));
+        assert_eq!(same.diff, None, "no field changes, no diff");
+        let differs = row("secret/differs");
+        assert_eq!(differs.action, Action::Adopt);
+        let paths: Vec<&str> = differs.changes.iter().map(|c| c.path.as_str()).collect();
+        assert_eq!(paths, ["x"], "the managed tag is the adopt's own, not a field change");
+        assert!(differs.diff.as_deref().is_some_and(|d| d.contains("+x: 2")));
+        assert_eq!(row("secret/bare").action, Action::Adopt, "no tags at all live");
+        let ours = row("secret/ours");
+        assert_eq!((ours.action, ours.adopt_tag.as_deref()), (Action::Update, None));
+        assert_eq!(
+            row("workload/api").action,
+            Action::Replace,
+            "an immutable field still forces it"
+        );
+        assert_eq!((p.summary.adopt, p.summary.update, p.summary.replace), (3, 1, 1));
+        assert!(p.summary.has_changes());
+        let json = serde_json::to_value(&p).unwrap_or_default();
+        assert_eq!(json["resources"][0]["action"], "adopt", "{json:#}");
+        assert_eq!(json["summary"]["adopt"], 3);
+        let none = plan(vec![state("secret/a", json!({"x": 1}))], vec![], vec![]);
+        let json = serde_json::to_value(&none).unwrap_or_default();
+        assert!(json["summary"].get("adopt").is_none(), "absent when none: {json}");
+    }
+
+    #[test]
+    fn adopted_resources_are_not_managed_yet_so_they_never_raise_the_prune_limit() {
+        let file = "manifests: {path: m}\ntopology: org-per-env\nenvironments:\n  - {name: prod, org: acme-p, gvc: app, tokenEnv: T}\n";
+        let config = crate::config::parse(&crate::diagnostic::SourceFile::new("p.yaml", file))
+            .unwrap_or_else(|p| panic!("{p:?}"));
+        let tagged = json!({"tags": {MANAGED_TAG: "prod"}});
+        let adopted: Vec<State> =
+            (0..8).map(|i| state(&format!("secret/a{i}"), tagged.clone())).collect();
+        let live: Vec<State> = (0..8).map(|i| state(&format!("secret/a{i}"), json!({}))).collect();
+        let managed = vec![state("secret/old1", tagged.clone()), state("secret/old2", tagged)];
+        // 2 deletes; 2 managed (the adopted 8 are not): a quarter of 2 allows 1.
+        let p = plan(adopted, live, managed);
+        assert_eq!(p.summary.adopt, 8);
+        assert!(prune_refusal(&p, &config.environments[0]).is_some());
     }
 
     #[test]

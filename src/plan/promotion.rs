@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use crate::config::Environment;
 use crate::graph::Graph;
-use crate::manifest::image::classify;
+use crate::manifest::image::{Source, classify};
 use crate::manifest::{Kind, ResourceId};
 use crate::release::{ReleaseImage, ReleaseKind};
 use crate::render::{ExternalImage, Rendered};
@@ -41,6 +41,9 @@ pub struct Inputs<'a> {
     pub external: &'a HashMap<(String, String), ExternalImage>,
     /// Delete managed resources that left git.
     pub prune: bool,
+    /// The digests `dst`'s registry gives for the `(repository, tag)`
+    /// images the workloads it adopts run ([`adopted_lookups`]).
+    pub adopted_digests: &'a HashMap<(String, String), Option<String>>,
 }
 
 /// Plans the promotion: the report (actions, changes, diffs, images) and
@@ -63,6 +66,7 @@ pub fn plan(inputs: Inputs<'_>) -> Plan {
         commit: inputs.target.revision.as_ref().map(|r| r.commit.clone()),
         images: release_images(inputs.rendered, inputs.external),
         kind: Some(ReleaseKind::of(src.map(|s| s.name.as_str()))),
+        adopted: adopted_images(dst, inputs.rendered, &inputs.live, inputs.adopted_digests),
         ..ReleaseInfo::default()
     };
     let steps = StepInput {
@@ -82,6 +86,78 @@ pub fn plan(inputs: Inputs<'_>) -> Plan {
         images: inputs.images,
         steps,
     })
+}
+
+/// The containers of the workloads a plan adopts (they exist in `dst`
+/// but Ferry did not create them), with the images they run: `live` is
+/// `dst`'s live state in [`comparable`] form.
+fn adopted_containers<'a>(
+    rendered: &'a [Rendered],
+    live: &'a HashMap<ResourceId, State>,
+) -> impl Iterator<Item = (&'a str, &'a str, &'a str)> {
+    rendered
+        .iter()
+        .filter(|r| r.id.kind == Kind::Workload)
+        .filter_map(move |r| {
+            let live = live.get(&r.id)?;
+            super::adoption(&r.body, &live.body)?;
+            Some((r.id.name.as_str(), &live.body))
+        })
+        .flat_map(|(workload, body)| {
+            super::container_images(body).into_iter().map(move |(c, i)| (workload, c, i))
+        })
+}
+
+/// The `(repository, tag)` images of `dst`'s own registry that adopted
+/// workloads run by tag: their digests are asked of the registry, so that
+/// the pre-Ferry release records them.
+pub fn adopted_lookups(
+    dst: &Environment,
+    rendered: &[Rendered],
+    live: &HashMap<ResourceId, State>,
+) -> Vec<(String, String)> {
+    let mut wanted: Vec<(String, String)> = adopted_containers(rendered, live)
+        .filter_map(|(_, _, image)| {
+            let parsed = classify(image, Some(dst.own_registry()));
+            (parsed.source == Source::Own && parsed.digest.is_none())
+                .then(|| (parsed.repository.to_owned(), parsed.tag.unwrap_or("latest").to_owned()))
+        })
+        .collect();
+    wanted.sort();
+    wanted.dedup();
+    wanted
+}
+
+/// What the adopted workloads run before Ferry writes them, container by
+/// container: the image as it runs, and its digest (written in the
+/// reference, or the one `dst`'s registry gives for its tag; `None` for
+/// an external image by tag, or an own one the registry lacks).
+pub fn adopted_images(
+    dst: &Environment,
+    rendered: &[Rendered],
+    live: &HashMap<ResourceId, State>,
+    digests: &HashMap<(String, String), Option<String>>,
+) -> Vec<ReleaseImage> {
+    adopted_containers(rendered, live)
+        .map(|(workload, container, image)| {
+            let parsed = classify(image, Some(dst.own_registry()));
+            let looked_up = || {
+                let key = (parsed.repository.to_owned(), parsed.tag.unwrap_or("latest").to_owned());
+                digests.get(&key).cloned().flatten()
+            };
+            let digest = match (parsed.digest, &parsed.source) {
+                (Some(digest), _) => Some(digest.to_owned()),
+                (None, Source::Own) => looked_up(),
+                (None, _) => None,
+            };
+            ReleaseImage {
+                workload: workload.to_owned(),
+                container: container.to_owned(),
+                image: image.to_owned(),
+                digest,
+            }
+        })
+        .collect()
 }
 
 /// Every container image of the release (changed or not), with digests:
@@ -192,6 +268,7 @@ mod tests {
             images,
             external: &HashMap::new(),
             prune: false,
+            adopted_digests: &HashMap::new(),
         })
     }
 
@@ -226,6 +303,59 @@ mod tests {
         assert_eq!(release.images.len(), 2, "every image of the release, changed or not");
         assert_eq!(release.images[0].digest.as_deref(), Some(digest));
         assert_eq!(plan.hash, plan.compute_hash());
+    }
+
+    #[test]
+    fn the_release_records_what_adopted_workloads_ran_before_by_digest() {
+        let envs = environments();
+        let prod = &envs[1];
+        let managed = |name: &str, image: &str| {
+            let mut r = workload(name, image);
+            r.body["tags"] = json!({crate::plan::MANAGED_TAG: "prod"});
+            r
+        };
+        let rendered = [
+            managed("api", "/org/acme-prod/image/api:1.4.2"),
+            managed("web", "/org/acme-prod/image/web:1.4.2"),
+            managed("cache", "redis:7"),
+            managed("queue", "/org/acme-prod/image/queue:1"),
+            managed("new", "/org/acme-prod/image/new:1"),
+        ];
+        let live_state = |r: &Rendered| {
+            let body = comparable(r.id.kind, &r.id.name, &prod.org, &prod.gvc, &r.body);
+            (r.id.clone(), State { id: r.id.clone(), body, version: Some(1) })
+        };
+        let live: HashMap<ResourceId, State> = [
+            workload("api", "/org/acme-prod/image/api:1.4.1"),
+            workload("web", "/org/acme-prod/image/web@sha256:bbbb"),
+            workload("cache", "redis:6"),
+            // Ferry's already: not adopted.
+            managed("queue", "/org/acme-prod/image/queue:0"),
+        ]
+        .iter()
+        .map(live_state)
+        .collect();
+        assert_eq!(adopted_lookups(prod, &rendered, &live), [("api".into(), "1.4.1".into())]);
+        let digests = HashMap::from([(("api".into(), "1.4.1".into()), Some("sha256:aaaa".into()))]);
+        let images: Vec<(String, String, Option<String>)> =
+            adopted_images(prod, &rendered, &live, &digests)
+                .into_iter()
+                .map(|i| (i.workload, i.image, i.digest))
+                .collect();
+        assert_eq!(
+            images,
+            [
+                ("api".into(), "/org/acme-prod/image/api:1.4.1".into(), Some("sha256:aaaa".into())),
+                (
+                    "web".into(),
+                    "/org/acme-prod/image/web@sha256:bbbb".into(),
+                    Some("sha256:bbbb".into())
+                ),
+                ("cache".into(), "redis:6".into(), None),
+            ]
+        );
+        let nothing_adopted = adopted_images(prod, &rendered, &HashMap::new(), &digests);
+        assert!(nothing_adopted.is_empty());
     }
 
     #[test]

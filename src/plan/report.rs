@@ -26,6 +26,7 @@ impl Style {
             Action::Update => "33",
             Action::Replace => "35",
             Action::Delete => "31",
+            Action::Adopt => "36",
             Action::Unchanged => "0",
         };
         self.paint(code, action.symbol())
@@ -68,8 +69,9 @@ pub fn text(plan: &Plan, style: Style) -> String {
 /// `Plan: 1 to create, … 2 images to copy.`
 pub fn summary_line(plan: &Plan) -> String {
     let s = &plan.summary;
+    let adopt = if s.adopt > 0 { format!("{} to adopt, ", s.adopt) } else { String::new() };
     format!(
-        "Plan: {} to create, {} to update, {} to replace, {} to delete, {} images to copy.",
+        "Plan: {adopt}{} to create, {} to update, {} to replace, {} to delete, {} images to copy.",
         s.create, s.update, s.replace, s.delete, s.images_to_copy
     )
 }
@@ -158,6 +160,7 @@ fn legend(out: &mut String, plan: &Plan, style: Style) {
         (Action::Update, "update"),
         (Action::Replace, "replace"),
         (Action::Delete, "delete (only with --prune)"),
+        (Action::Adopt, "adopt (exists, not created by Ferry: tagged as managed when written)"),
     ]
     .iter()
     .filter(|(action, _)| plan.resources.iter().any(|r| r.action == *action))
@@ -176,6 +179,16 @@ fn resource_text(out: &mut String, resource: &ResourcePlan, style: Style) {
         (_, None) => String::new(),
     };
     let _ = writeln!(out, "{:>3} {:<48} {place}", style.action(resource.action), resource.id);
+    if let Some(value) = &resource.adopt_tag {
+        let why = if resource.changes.is_empty() {
+            "no field changes: only the tag is written"
+        } else {
+            "with the field changes below"
+        };
+        let tag = style.paint("32", "+");
+        let _ =
+            writeln!(out, "      {tag} tags.{}: \"{value}\"  # adopted, {why}", super::MANAGED_TAG);
+    }
     for change in &resource.changes {
         let _ = writeln!(out, "      {}", change_line(change, style));
     }

@@ -335,6 +335,7 @@ pub fn plan(inputs: &Inputs<'_>) -> Result<Plan, RollbackError> {
         images: release_images(target, current),
         kind: Some(ReleaseKind::Rollback),
         note: Some(format!("rollback to {}", target.revision)),
+        adopted: Vec::new(),
     };
     let mut plan = build(Input {
         target: Target {

@@ -133,6 +133,12 @@ pub struct ReleaseInfo {
     /// What the release says it is (a rollback: "rollback to 2").
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// What the workloads the plan adopts ran before Ferry, by digest:
+    /// recorded as a `pre-ferry` release before this one when the
+    /// environment has no release yet, so that `ferry rollback` can go
+    /// back to it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub adopted: Vec<ReleaseImage>,
 }
 
 /// Secret payloads of a plan's writes, kept out of its JSON.
@@ -198,7 +204,9 @@ pub fn sealed(id: &ResourceId, body: &Value, secrets: &mut Secrets) -> Value {
 /// waiting for the writes it depends on (through the graph, across
 /// resources that do not change) and for every write of the kind phase
 /// before it; a write that depends on a workload waits until it is ready.
-/// Deletes come after everything else.
+/// Deletes come after everything else. An adopt with no field change is
+/// a PATCH of the managed tag alone (nothing else is touched, so no
+/// workload rolls out); with field changes it is written as an update.
 pub fn writes(
     resources: &[ResourcePlan],
     bodies: &HashMap<ResourceId, Value>,
@@ -215,6 +223,20 @@ pub fn writes(
         })
         .filter_map(|r| {
             let id: ResourceId = r.id.parse().ok()?;
+            if let (Action::Adopt, true, Some(value)) =
+                (r.action, r.changes.is_empty(), &r.adopt_tag)
+            {
+                return Some(Write {
+                    action: r.action,
+                    method: Method::Patch,
+                    body: Some(json!({"tags": {super::MANAGED_TAG: value}})),
+                    after_written: Vec::new(),
+                    after_ready: Vec::new(),
+                    gate: false,
+                    stamp: false,
+                    id,
+                });
+            }
             let body = bodies.get(&id).map(|body| sealed(&id, body, secrets));
             let removed_tags: Vec<String> = r
                 .changes
@@ -515,6 +537,7 @@ mod tests {
             diff: None,
             live: LiveState { exists: false, version: None, fingerprint: None },
             desired_hash: None,
+            adopt_tag: None,
         }
     }
 
@@ -575,6 +598,31 @@ mod tests {
         let old = find(&writes, "workload/old");
         assert_eq!((old.method.clone(), old.body.clone()), (Method::Delete, None));
         assert_eq!(old.after_ready, [id("workload/api")]);
+    }
+
+    #[test]
+    fn an_adopt_without_field_changes_patches_the_managed_tag_alone() {
+        let adopt = |text: &str, changes: Vec<diff::Change>| ResourcePlan {
+            changes,
+            adopt_tag: Some("prod".into()),
+            ..resource(text, Action::Adopt)
+        };
+        let memory = diff::Change {
+            path: "spec.containers[main].memory".into(),
+            op: Op::Change,
+            before: Some(json!("128Mi")),
+            after: Some(json!("256Mi")),
+            sensitive: false,
+            forces_replacement: false,
+        };
+        let resources = [adopt("workload/web", vec![]), adopt("workload/api", vec![memory])];
+        let writes = planned(&resources, &[], false);
+        let web = find(&writes, "workload/web");
+        assert_eq!(web.method, Method::Patch);
+        assert_eq!(web.body, Some(json!({"tags": {crate::plan::MANAGED_TAG: "prod"}})));
+        assert!(!web.gate && !web.stamp, "a tag alone rolls nothing out");
+        let api = find(&writes, "workload/api");
+        assert_eq!((api.method.clone(), api.gate, api.stamp), (Method::Put, true, true));
     }
 
     #[test]

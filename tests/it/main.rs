@@ -1,6 +1,7 @@
 //! The one integration test binary: Ferry as a user runs it, against real
 //! git repositories, the simulator and real registries.
 
+mod adopt;
 mod corpus;
 mod deploy;
 mod examples;

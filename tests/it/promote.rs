@@ -151,14 +151,31 @@ impl Pipeline {
     /// Demo images in `org`'s registry, the example applied there with the
     /// real cpln CLI (`ferry render ENV`), as a first deployment would be.
     async fn deploy_with_cpln(&self, env: &str, org: &str, gvc: &str) {
+        self.push_images(org, &IMAGES).await;
+        self.apply_with_cpln(env, org, gvc, |rendered| rendered).await;
+    }
+
+    /// Demo images (`repository`, `tag`) pushed to `org`'s registry.
+    pub(crate) async fn push_images(&self, org: &str, images: &[(&str, &str)]) {
         let registry = Registry::new(&self.sim.registry_host(org).expect("registry"), token(org));
-        for (repo, tag) in IMAGES {
+        for (repo, tag) in images {
             registry.push_image(repo, tag, &Image::new(&format!("{repo}-{tag}"), "amd64")).await;
         }
+    }
+
+    /// `ferry render ENV`, changed by `edit`, applied to `org` with the
+    /// real cpln CLI.
+    pub(crate) async fn apply_with_cpln(
+        &self,
+        env: &str,
+        org: &str,
+        gvc: &str,
+        edit: impl FnOnce(String) -> String,
+    ) {
         let rendered = self.ferry(&["render", env]);
         assert_eq!(rendered.code, Some(0), "{}", rendered.stderr);
         let file = self.path().join(format!("rendered-{env}.yaml"));
-        std::fs::write(&file, rendered.stdout).expect("rendered manifests");
+        std::fs::write(&file, edit(rendered.stdout)).expect("rendered manifests");
         Cpln::new(&self.sim, org, token(org))
             .ok(
                 &["apply", "-f", file.to_str().expect("path"), "--gvc", gvc],
