@@ -57,6 +57,15 @@ fn redacted() -> insta::Settings {
     settings
 }
 
+/// The API path of `kind/name` in prod.
+fn item_path(id: &str) -> String {
+    let (kind, name) = id.split_once('/').expect("kind/name");
+    match kind {
+        "gvc" | "domain" | "policy" | "secret" => format!("/org/{PROD}/{kind}/{name}"),
+        _ => format!("/org/{PROD}/gvc/app/{kind}/{name}"),
+    }
+}
+
 fn action_of<'a>(plan: &'a Value, id: &str) -> &'a str {
     plan["resources"]
         .as_array()
@@ -112,18 +121,8 @@ async fn the_first_promotion_adopts_what_runs_writes_only_what_differs_and_can_b
         .partition(|w| w.starts_with("POST "));
     // Create-only writes: the lock, the pre-Ferry release and Ferry's.
     assert_eq!(created, ["POST /org/acme-prod/secret"; 3]);
-    let mut expected: Vec<String> = IDENTICAL
-        .iter()
-        .map(|id| {
-            let (kind, name) = id.split_once('/').expect("kind/name");
-            match kind {
-                "gvc" | "domain" | "policy" | "secret" => {
-                    format!("PATCH /org/{PROD}/{kind}/{name}")
-                }
-                _ => format!("PATCH /org/{PROD}/gvc/app/{kind}/{name}"),
-            }
-        })
-        .collect();
+    let mut expected: Vec<String> =
+        IDENTICAL.iter().map(|id| format!("PATCH {}", item_path(id))).collect();
     expected.extend(["PUT /org/acme-prod/gvc/app/identity".to_owned()]);
     expected.extend((0..5).map(|_| "PUT /org/acme-prod/gvc/app/workload".to_owned()));
     let mut found = written.clone();
@@ -131,12 +130,7 @@ async fn the_first_promotion_adopts_what_runs_writes_only_what_differs_and_can_b
     expected.sort();
     assert_eq!(found, expected, "{written:#?}");
     for id in IDENTICAL.iter().copied().chain(["identity/api-id", "workload/api"]) {
-        let (kind, name) = id.split_once('/').expect("kind/name");
-        let path = match kind {
-            "gvc" | "domain" | "policy" | "secret" => format!("/org/{PROD}/{kind}/{name}"),
-            _ => format!("/org/{PROD}/gvc/app/{kind}/{name}"),
-        };
-        let (_, live) = prod.get(&path).await;
+        let (_, live) = prod.get(&item_path(id)).await;
         assert_eq!(live["tags"]["ferry/environment"], "prod", "{id}: {live:#}");
     }
     let (_, identity) = prod.get("/org/acme-prod/gvc/app/identity/api-id").await;
