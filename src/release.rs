@@ -81,6 +81,8 @@ impl ReleaseKind {
             ReleaseKind::Promote => "promotion into",
             ReleaseKind::Apply => "applying the saved plan to",
             ReleaseKind::Rollback => "rollback of",
+            // Never carried out: only recorded, before a promotion.
+            ReleaseKind::PreFerry => "recording what ran before Ferry in",
         }
     }
 
