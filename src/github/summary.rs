@@ -56,12 +56,16 @@ impl Summary {
                 let what = match resource.action {
                     Action::Create => "to create".to_owned(),
                     Action::Delete => "to delete (only with --prune)".to_owned(),
+                    Action::Adopt => format!(
+                        "to adopt (not created by Ferry), {}",
+                        crate::output::count(resource.changes.len(), "field change")
+                    ),
                     _ => crate::output::count(resource.changes.len(), "change"),
                 };
                 details(
                     &format!(
                         "<code>{} {}</code>{wave}: {what}",
-                        resource.action.symbol(),
+                        html(resource.action.symbol()),
                         html(&resource.id),
                     ),
                     &plan::resource_plain(resource),
