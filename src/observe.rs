@@ -40,19 +40,19 @@ pub async fn observe(
     env: &Environment,
     ids: &[ResourceId],
 ) -> Result<Observation, ApiError> {
-    let fetched: Vec<(ResourceId, Option<Value>)> = stream::iter(ids.iter().cloned())
+    // The resources and the managed-resource queries in one round.
+    let fetched = stream::iter(ids.iter().cloned())
         .map(|id| async move {
             let body = fetch(client, env, &id).await?;
             Ok::<_, ApiError>((id, body))
         })
         .buffer_unordered(QUEUE)
-        .try_collect()
-        .await?;
-    let managed: Vec<Vec<State>> = stream::iter(Kind::ALL)
+        .try_collect::<Vec<(ResourceId, Option<Value>)>>();
+    let managed = stream::iter(Kind::ALL)
         .map(|kind| managed_of_kind(client, env, kind))
         .buffer_unordered(QUEUE)
-        .try_collect()
-        .await?;
+        .try_collect::<Vec<Vec<State>>>();
+    let (fetched, managed) = futures::try_join!(fetched, managed)?;
     let mut observation =
         Observation { managed: managed.into_iter().flatten().collect(), ..Observation::default() };
     for (id, body) in fetched {
@@ -302,14 +302,55 @@ pub use crate::plan::landing;
 /// Fills `copy` for images that land in `env`'s own registry: `true` when
 /// the registry lacks the tag (or has it at another digest); and, for
 /// images of external registries, their host and the digest the source
-/// ran (they are never copied).
+/// ran (they are never copied). Tags already looked up (`known`, by
+/// [`landings`]) are not asked again.
 pub async fn check_copies(
     client: &Client,
     env: &Environment,
     changes: &mut [ImageChange],
     images: &SourceImages,
+    known: &HashMap<(String, String), Option<String>>,
 ) -> Result<(), ApiError> {
-    let tags = &images.promoted;
+    annotate(env, changes, images);
+    let missing: Vec<(String, String)> = changes
+        .iter()
+        .filter(|c| lands_here(env, c))
+        .map(landing)
+        .filter(|key| !known.contains_key(key))
+        .collect();
+    let mut found = registry_digests(client, &env.org, missing).await?;
+    found.extend(known.iter().map(|(k, v)| (k.clone(), v.clone())));
+    for change in changes.iter_mut() {
+        change.copy = Some(
+            lands_here(env, change) && {
+                match (found.get(&landing(change)).cloned().flatten(), &change.digest) {
+                    (None, _) => true,
+                    (Some(found), Some(wanted)) => &found != wanted,
+                    (Some(_), None) => false,
+                }
+            },
+        );
+    }
+    Ok(())
+}
+
+/// The tags of `env`'s registry that `rendered`'s images would land on,
+/// whatever runs there now: [`check_copies`] looks at a subset of them, so
+/// they can be read while the live state is, rather than after it.
+pub fn landings(
+    env: &Environment,
+    rendered: &[crate::render::Rendered],
+    images: &SourceImages,
+) -> Vec<(String, String)> {
+    let mut changes =
+        plan::image_changes(rendered.iter().map(|r| (&r.id, &r.body)), &HashMap::new());
+    annotate(env, &mut changes, images);
+    changes.iter().filter(|c| lands_here(env, c)).map(landing).collect()
+}
+
+/// The external host and digest of external images, the promoted tag of
+/// the others.
+fn annotate(env: &Environment, changes: &mut [ImageChange], images: &SourceImages) {
     for change in changes.iter_mut() {
         if let Source::External { host } =
             image::classify(&change.after, Some(env.own_registry())).source
@@ -320,30 +361,17 @@ pub async fn check_copies(
                 change.digest = images.external.get(&key).and_then(|e| e.digest.clone());
             }
         }
-    }
-    let own_prefix = format!("/org/{}/image/", env.org);
-    let copying = env.images == crate::config::ImageStrategy::Copy;
-    for change in changes.iter_mut() {
         if change.tag.is_none() {
-            change.tag = tags
+            change.tag = images
+                .promoted
                 .get(&(change.workload.clone(), change.container.clone()))
                 .and_then(|p| p.tag.clone());
         }
     }
-    let lands_here = |change: &ImageChange| copying && change.after.starts_with(&own_prefix);
-    let found =
-        registry_digests(client, &env.org, changes.iter().filter(|c| lands_here(c)).map(landing))
-            .await?;
-    for change in changes.iter_mut() {
-        change.copy = Some(
-            lands_here(change) && {
-                match (found.get(&landing(change)).cloned().flatten(), &change.digest) {
-                    (None, _) => true,
-                    (Some(found), Some(wanted)) => &found != wanted,
-                    (Some(_), None) => false,
-                }
-            },
-        );
-    }
-    Ok(())
+}
+
+/// Whether `change`'s image is copied into `env`'s own registry.
+fn lands_here(env: &Environment, change: &ImageChange) -> bool {
+    env.images == crate::config::ImageStrategy::Copy
+        && change.after.starts_with(&format!("/org/{}/image/", env.org))
 }

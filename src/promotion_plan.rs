@@ -13,6 +13,8 @@
 
 use std::collections::HashMap;
 
+use futures::TryFutureExt;
+
 use serde_json::Value;
 
 use crate::api::Client;
@@ -191,23 +193,41 @@ impl<'a> Promotion<'a> {
     pub async fn make(&self, workspace: &Workspace) -> Result<Made, Error> {
         let env = self.dst();
         let client = connect::client(env)?;
-        let (mut rendered, mut images) = self.render(workspace).await?;
-        if self.src.is_none() {
-            images.promoted = self.deploy_images(&client, &rendered).await?;
-            rendered = self.render_with(workspace, &images, self.pull_from())?;
+        // The target's live state does not depend on the images: it is read
+        // while the source's images are (the resources are those git
+        // names, whatever images they run).
+        let ids: Vec<_> = self.render_as_written(workspace)?.into_iter().map(|r| r.id).collect();
+        let images = async {
+            let (mut rendered, mut images) = self.render(workspace).await?;
+            if self.src.is_none() {
+                images.promoted = self.deploy_images(&client, &rendered).await?;
+                rendered = self.render_with(workspace, &images, self.pull_from())?;
+            }
+            // The target registry's tags the images would land on, also
+            // while the live state is read.
+            let landings = observe::landings(env, &rendered, &images);
+            let known = observe::registry_digests(&client, &env.org, landings).await?;
+            Ok::<_, Error>((rendered, images, known))
+        };
+        let ((mut rendered, images, known), mut observation) =
+            futures::try_join!(images, observe::observe(&client, env, &ids).map_err(Error::from))?;
+        if rendered.iter().map(|r| &r.id).ne(ids.iter()) {
+            // Not expected; but a plan is only ever made against what it writes.
+            let ids: Vec<_> = rendered.iter().map(|r| r.id.clone()).collect();
+            observation = observe::observe(&client, env, &ids).await?;
         }
-        let ids: Vec<_> = rendered.iter().map(|r| r.id.clone()).collect();
-        let observation = observe::observe(&client, env, &ids).await?;
         keep_current_pins(&client, env, &mut rendered, &images.promoted, &observation.raw).await?;
         let mut image_changes =
             plan::image_changes(rendered.iter().map(|r| (&r.id, &r.body)), &observation.raw);
-        observe::check_copies(&client, env, &mut image_changes, &images).await?;
-        let adopted_digests = observe::registry_digests(
-            &client,
-            &env.org,
-            plan::promotion::adopted_lookups(env, &rendered, &observation.live),
-        )
-        .await?;
+        // The copy decision and the digests of what is adopted: one round.
+        let ((), adopted_digests) = futures::try_join!(
+            observe::check_copies(&client, env, &mut image_changes, &images, &known),
+            observe::registry_digests(
+                &client,
+                &env.org,
+                plan::promotion::adopted_lookups(env, &rendered, &observation.live),
+            ),
+        )?;
         let plan = plan::promotion::plan(plan::promotion::Inputs {
             target: Target {
                 environment: env.name.clone(),

@@ -361,14 +361,21 @@ pub async fn wait<A: ControlPlane>(
     }
 }
 
-/// One check of one workload.
+/// One check of one workload: the workload and its deployments read at
+/// once (one round, so that a retried read, such as a 429's `Retry-After`,
+/// delays the check once, not twice). Read in either order the judgement
+/// errs on the safe side: a deployment counts only when it has processed
+/// the version of the workload read.
 async fn check<A: ControlPlane>(
     api: &A,
     env: &Environment,
     workload: &str,
 ) -> Result<WorkloadReport, ApiError> {
-    let body = api.get(&paths::item(&env.org, &env.gvc, Kind::Workload, workload)).await?;
-    let deployments = api.list(&paths::deployments(&env.org, &env.gvc, workload)).await?;
+    let (item, deployments) = (
+        paths::item(&env.org, &env.gvc, Kind::Workload, workload),
+        paths::deployments(&env.org, &env.gvc, workload),
+    );
+    let (body, deployments) = futures::try_join!(api.get(&item), api.list(&deployments))?;
     Ok(assess(&body, &deployments))
 }
 
@@ -507,6 +514,19 @@ mod tests {
             assert_eq!(seen.iter().filter(|l| l.starts_with("ready")).count(), 2, "{seen:?}");
             assert!(seen.contains(&"waiting api: 0/2 locations ready".to_owned()), "{seen:?}");
             assert!(!seen.iter().any(|l| l.starts_with("waiting web")), "{seen:?}");
+        }
+
+        #[tokio::test(start_paused = true)]
+        async fn a_check_reads_the_workload_and_its_deployments_at_once() {
+            let fake = Fake::new();
+            deployed(&fake, "api").await;
+            // Every call takes a second: a check that read the workload and
+            // then its deployments took two, so three checks 5 s apart
+            // ended at 12 s; read together, at 11 s.
+            fake.set_latency(Duration::from_secs(1));
+            let (result, _, took) = wait_for(&fake, &["api"], SETTINGS).await;
+            assert!(result.is_ok(), "{result:?}");
+            assert_eq!(took, Duration::from_secs(11));
         }
 
         #[tokio::test(start_paused = true)]

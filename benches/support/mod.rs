@@ -25,9 +25,37 @@ pub const GVC: &str = "kind: gvc\nname: app\nspec:\n  staticPlacement:\n    loca
 /// A git repository with `manifests` as manifests/app.yaml and `plan` as
 /// promotion.yaml, committed.
 pub fn commit_repository(root: &Path, manifests: &str, plan: &str) {
-    let dir = root.join("manifests");
-    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
-    std::fs::write(dir.join("app.yaml"), manifests).unwrap_or_else(|e| panic!("{e}"));
+    commit_files(root, &[("manifests/app.yaml", manifests.to_owned())], plan);
+}
+
+/// A git repository with the shipped example (manifests-example/ and
+/// overrides/) and `plan` as promotion.yaml, committed.
+#[allow(dead_code, reason = "only the benchmarks of the example use it")]
+pub fn commit_example(root: &Path, plan: &str) {
+    let mut files = Vec::new();
+    for folder in ["manifests-example", "overrides"] {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(folder);
+        for entry in std::fs::read_dir(dir).unwrap_or_else(|e| panic!("{e}")) {
+            let path = entry.unwrap_or_else(|e| panic!("{e}")).path();
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+            let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{e}"));
+            files.push((format!("{folder}/{name}"), text));
+        }
+    }
+    let files: Vec<(&str, String)> = files.iter().map(|(p, t)| (p.as_str(), t.clone())).collect();
+    commit_files(root, &files, plan);
+}
+
+/// `files` (path, text) and `plan` as promotion.yaml in a new git
+/// repository at `root`, committed.
+fn commit_files(root: &Path, files: &[(&str, String)], plan: &str) {
+    for (path, text) in files {
+        let path = root.join(path);
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).unwrap_or_else(|e| panic!("{e}"));
+        }
+        std::fs::write(path, text).unwrap_or_else(|e| panic!("{e}"));
+    }
     std::fs::write(root.join("promotion.yaml"), plan).unwrap_or_else(|e| panic!("{e}"));
     let repo = git2::Repository::init(root).unwrap_or_else(|e| panic!("{e}"));
     let mut index = repo.index().unwrap_or_else(|e| panic!("{e}"));

@@ -18,7 +18,7 @@ use serde_json::Value;
 use tokio::sync::Semaphore;
 
 use super::error::ApiError;
-use crate::retry::{RetryPolicy, parse_retry_after};
+use crate::retry::{Backoff, RetryPolicy, parse_retry_after};
 
 /// A bearer token: never in `Debug` output, logs or errors.
 pub use crate::secret::Secret as Token;
@@ -194,19 +194,17 @@ impl Client {
         body: Option<&Value>,
         repeat: Repeat,
     ) -> Result<(Head, Option<Value>), ApiError> {
-        let mut delays = self.retry.delays();
-        let mut retry = 0;
+        let mut backoff = Backoff::new(self.retry);
         loop {
             let failure = match self.attempt(&method, path, body).await {
                 Ok(answer) => return Ok(answer),
                 Err(failure) => failure,
             };
-            let (Some(after), Some(ours)) = (failure.retry_after(&method, repeat), delays.next())
+            let Some(delay) = failure.retry_after(&method, repeat).and_then(|a| backoff.next(a))
             else {
                 return Err(failure.into_error(&method, path));
             };
-            retry += 1;
-            let delay = self.retry.wait(ours, after);
+            let retry = backoff.retries();
             tracing::debug!("{method} {path}: {}; retry {retry} in {delay:?}", failure.describe());
             tokio::time::sleep(delay).await;
         }

@@ -61,6 +61,9 @@ pub struct Call {
     /// The status answered (200 for success, whatever a fault or the
     /// fake's rules answered otherwise).
     pub status: u16,
+    /// When it was answered, since the fake was made (tokio's clock), so
+    /// that tests under paused time can tell which calls went out together.
+    pub at: Duration,
 }
 
 /// A failure to inject: calls of `verb` whose path contains `path` answer
@@ -229,7 +232,8 @@ impl Fake {
             None => run(&mut state),
         };
         let status = result.as_ref().map_or_else(|s| *s, |_| 200);
-        state.calls.push(Call { verb, path: path.to_owned(), status });
+        let at = state.started.elapsed();
+        state.calls.push(Call { verb, path: path.to_owned(), status, at });
         result.map_err(|status| ApiError::Status {
             method: verb.method().to_owned(),
             path: path.to_owned(),

@@ -29,6 +29,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::time::Duration;
 
+use futures::TryFutureExt;
 use futures::stream::{self, StreamExt, TryStreamExt};
 use miette::Diagnostic;
 use serde_json::Value;
@@ -307,15 +308,23 @@ struct Run<'a, A: ControlPlane> {
 impl<A: ControlPlane> Run<'_, A> {
     async fn locked(&self, stop: &CancellationToken) -> Result<Release, Error> {
         let (client, env) = (self.target.client, self.target.env);
-        let before = unmoved(client, env, self.plan).await?;
         let started = now_ms();
         // Under the lock: the revision cannot be taken twice (history.rs).
-        let history::Numbering { mut revision, mut existing } =
-            history::next_revision(client, env).await?;
+        // Both only read, so they go out together: one round, not two.
+        let (before, history::Numbering { mut revision, mut existing }) = futures::try_join!(
+            unmoved(client, env, self.plan),
+            history::next_revision(client, env).map_err(Error::from),
+        )?;
         let prepared = async {
-            self.copy_images().await?;
-            let findings =
-                preflight::run(client, env, &self.plan.steps.checks, &self.plan.secrets).await?;
+            // The copies, then the image checks; the other checks meanwhile.
+            let findings = preflight::run(
+                client,
+                env,
+                &self.plan.steps.checks,
+                &self.plan.secrets,
+                self.copy_images(),
+            )
+            .await?;
             if findings.is_empty() {
                 Ok(())
             } else {
@@ -466,24 +475,37 @@ impl<A: ControlPlane> Run<'_, A> {
         }
     }
 
-    /// Copies the plan's images, one after the other.
+    /// Copies the plan's images, [`COPIES`] at a time: each copy is a
+    /// chain of dependent registry rounds (manifest, blob checks, blobs,
+    /// manifest), so one after the other would add up those chains.
     async fn copy_images(&self) -> Result<(), Error> {
-        for copy in &self.plan.steps.copies {
-            let (source, destination) = (&copy.source, &copy.destination);
-            self.reporter.note(&format!("Copying {source} -> {destination}"));
-            let request = crate::registry::CopyRequest::new(
-                source.parse().map_err(|e| copy_error(source, e))?,
-                destination.parse().map_err(|e| copy_error(destination, e))?,
-            );
-            let report =
-                crate::registry::copy_image(&request, self.target.credentials, self.reporter)
-                    .await
-                    .map_err(|error| ExecuteError::Copy { image: source.clone(), source: error })?;
-            self.reporter.note(&format!("Copied {} ({})", report.destination, report.digest));
-        }
-        Ok(())
+        stream::iter(&self.plan.steps.copies)
+            .map(|copy| async move {
+                let (source, destination) = (&copy.source, &copy.destination);
+                self.reporter.note(&format!("Copying {source} -> {destination}"));
+                let request = crate::registry::CopyRequest::new(
+                    source.parse().map_err(|e| copy_error(source, e))?,
+                    destination.parse().map_err(|e| copy_error(destination, e))?,
+                );
+                let report =
+                    crate::registry::copy_image(&request, self.target.credentials, self.reporter)
+                        .await
+                        .map_err(|error| ExecuteError::Copy {
+                            image: source.clone(),
+                            source: error,
+                        })?;
+                self.reporter.note(&format!("Copied {} ({})", report.destination, report.digest));
+                Ok::<(), Error>(())
+            })
+            .buffer_unordered(COPIES)
+            .try_collect()
+            .await
     }
 }
+
+/// How many images are copied at once (each also copies its blobs in
+/// parallel, crate::registry).
+const COPIES: usize = 4;
 
 fn copy_error(reference: &str, error: crate::registry::InvalidReference) -> ExecuteError {
     ExecuteError::Copy {

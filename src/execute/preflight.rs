@@ -3,6 +3,9 @@
 
 use std::fmt;
 
+use futures::TryFutureExt;
+use futures::stream::{self, StreamExt, TryStreamExt};
+
 use crate::api::{ApiError, ControlPlane, paths};
 use crate::config::Environment;
 use crate::manifest::{Kind, ResourceId};
@@ -59,13 +62,41 @@ pub fn listed(findings: &[Finding]) -> String {
     findings.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
 }
 
-/// Runs `checks` against `env`; the payloads of secrets the plan writes
-/// are taken from `secrets`, others read from the org.
-pub(super) async fn run<A: ControlPlane>(
+/// Runs `checks` against `env`: `copied` first (the plan's image
+/// copies), then its image checks; the other checks at the same time, as
+/// they do not depend on the copies. The payloads of secrets the plan
+/// writes are taken from `secrets`, others read from the org.
+pub(super) async fn run<A: ControlPlane, E: From<ApiError>>(
     client: &A,
     env: &Environment,
     checks: &[Check],
     secrets: &Secrets,
+    copied: impl Future<Output = Result<(), E>>,
+) -> Result<Vec<Finding>, E> {
+    let images = async {
+        copied.await?;
+        images(client, env, checks).await.map_err(E::from)
+    };
+    let others = stream::iter(checks)
+        .map(|check| other(client, env, check, secrets))
+        .buffered(QUEUE)
+        .try_concat();
+    let (mut findings, others) = futures::try_join!(images, others.map_err(E::from))?;
+    findings.extend(others);
+    findings.sort();
+    findings.dedup();
+    Ok(findings)
+}
+
+/// How many checks read at once.
+const QUEUE: usize = 16;
+
+/// The image checks of `checks`: each tag in the org's registry, at the
+/// digest the plan names.
+async fn images<A: ControlPlane>(
+    client: &A,
+    env: &Environment,
+    checks: &[Check],
 ) -> Result<Vec<Finding>, ApiError> {
     let images: Vec<(&String, &String, &Option<String>)> = checks
         .iter()
@@ -92,7 +123,18 @@ pub(super) async fn run<A: ControlPlane>(
             _ => {}
         }
     }
-    for check in checks {
+    Ok(findings)
+}
+
+/// One check other than an image's.
+async fn other<A: ControlPlane>(
+    client: &A,
+    env: &Environment,
+    check: &Check,
+    secrets: &Secrets,
+) -> Result<Vec<Finding>, ApiError> {
+    let mut findings = Vec::new();
+    {
         match check {
             Check::Image { .. } => {}
             Check::PullSecret { secret, linked, registry, source } => {
@@ -136,7 +178,5 @@ pub(super) async fn run<A: ControlPlane>(
             }
         }
     }
-    findings.sort();
-    findings.dedup();
     Ok(findings)
 }

@@ -272,3 +272,30 @@ async fn a_stop_ends_the_waits_and_starts_nothing_new() {
     assert_eq!(fake.body(&item(&env, &id("domain/route"))), None, "the route never started");
     assert!(seen.started.elapsed() < Duration::from_secs(15), "the wait was cut short");
 }
+
+#[tokio::test(start_paused = true)]
+async fn under_the_lock_live_state_and_the_releases_are_read_in_one_round() {
+    let (fake, env) = (Fake::new(), environment());
+    let plan = planned(&fake, &env, &[secret("db", "x"), workload("api")], &[]).await;
+    // Every call takes a second: rounds show as distinct times.
+    fake.set_latency(Duration::from_secs(1));
+    let release = run(&fake, &env, &plan, &Seen::new()).await.unwrap_or_else(|e| panic!("{e:?}"));
+    assert_eq!(release.outcome, Outcome::Succeeded);
+    let calls = fake.calls();
+    let locked = calls
+        .iter()
+        .position(|c| c.verb == Verb::Post && c.path == "/org/acme/secret")
+        .unwrap_or_else(|| panic!("no lock: {calls:?}"));
+    let under = &calls[locked + 1..];
+    let at = |verb: Verb, path: &str| {
+        under
+            .iter()
+            .find(|c| c.verb == verb && c.path.ends_with(path))
+            .map(|c| c.at)
+            .unwrap_or_else(|| panic!("no {verb:?} {path}: {under:?}"))
+    };
+    let releases = at(Verb::Query, "/secret/-query");
+    assert_eq!(at(Verb::Get, "/secret/db/-reveal"), releases, "{under:?}");
+    assert_eq!(at(Verb::Get, "/workload/api"), releases, "{under:?}");
+    assert_eq!(releases, calls[locked].at + Duration::from_secs(1), "the round after the lock");
+}

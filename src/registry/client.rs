@@ -12,7 +12,7 @@ use super::auth::{Auth, Retry, Scopes};
 use super::credentials::Credential;
 use super::reference::ImageRef;
 
-use crate::retry::{RetryPolicy, parse_retry_after};
+use crate::retry::{Backoff, RetryPolicy, parse_retry_after};
 
 /// Statuses that say "try again later" rather than "no".
 pub fn is_transient_status(status: u16) -> bool {
@@ -98,8 +98,7 @@ impl Registry {
         build: impl Fn(RequestBuilder) -> RequestBuilder,
     ) -> Result<Response, RegistryError> {
         let policy = RetryPolicy::default();
-        let mut delays = policy.delays();
-        let mut attempt = 1;
+        let mut backoff = Backoff::new(policy);
         let mut challenges = 0;
         loop {
             let request = build(self.http.request(method.clone(), url));
@@ -113,22 +112,24 @@ impl Registry {
                     }
                 }
                 Ok(response) if is_transient_status(response.status().as_u16()) => {
-                    let Some(ours) = delays.next() else { return Ok(response) };
-                    policy.wait(ours, retry_after(&response))
+                    let Some(delay) = backoff.next(retry_after(&response)) else {
+                        return Ok(response);
+                    };
+                    delay
                 }
                 Err(error) => {
-                    let Some(ours) = delays.next() else { return Err(error) };
+                    let Some(delay) = backoff.next(None) else { return Err(error) };
                     tracing::debug!("{method} {url}: {error}");
-                    ours
+                    delay
                 }
                 other => return other,
             };
             tracing::info!(
-                "{method} {url}: retrying in {delay:?} (attempt {attempt} of {})",
+                "{method} {url}: retrying in {delay:?} (attempt {} of {})",
+                backoff.retries() + 1,
                 policy.attempts
             );
             tokio::time::sleep(delay).await;
-            attempt += 1;
         }
     }
 
