@@ -169,6 +169,10 @@ pub enum Command {
         plan: PathBuf,
         #[command(flatten)]
         promotion: PromotionArgs,
+        /// Carry out a saved rollback (`ferry rollback ENV --out`) even
+        /// inside a freeze window or under a `ferry/halt` tag.
+        #[arg(long)]
+        during_freeze: bool,
     },
     /// Bring back the images an earlier release ran (by default the last
     /// succeeded release before the current one), by digest, container by
@@ -185,6 +189,10 @@ pub enum Command {
         /// something), for a later `ferry apply PLAN.json`.
         #[arg(long, value_name = "PLAN.json")]
         out: Option<PathBuf>,
+        /// Roll back even inside a freeze window or under a `ferry/halt`
+        /// tag (which refuse promote, deploy and apply).
+        #[arg(long)]
+        during_freeze: bool,
     },
     /// Break an environment's promotion lock once it has expired.
     Unlock {

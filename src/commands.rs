@@ -41,10 +41,12 @@ pub fn run(cli: Cli) -> Result<ExitStatus, Error> {
         Command::Deploy { env, promotion, revision, images, force } => {
             promote::deploy(&session, &env, revision, &promotion, images, force)
         }
-        Command::Apply { plan, promotion } => promote::apply(&session, &plan, &promotion),
-        Command::Rollback { env, to, promotion, out } => match out {
+        Command::Apply { plan, promotion, during_freeze } => {
+            promote::apply(&session, &plan, &promotion, during_freeze)
+        }
+        Command::Rollback { env, to, promotion, out, during_freeze } => match out {
             Some(out) => rollback::save(&session, &env, to, &promotion, &out),
-            None => rollback::run(&session, &env, to, &promotion),
+            None => rollback::run(&session, &env, to, &promotion, during_freeze),
         },
         Command::Unlock { env, force } => promote::unlock(&session, &env, force),
         Command::History { env, revision, limit } => history::run(&session, &env, revision, limit),

@@ -14,6 +14,7 @@ pub mod diagnostic;
 pub mod diff;
 pub mod error;
 pub mod execute;
+pub mod gate;
 pub mod github;
 pub mod graph;
 pub mod history;
@@ -45,9 +46,20 @@ pub mod validate;
 pub use error::{Error, ExitStatus};
 
 /// Runs Ferry with the process's arguments and returns its exit status.
+///
+/// A usage error (an unknown flag, a missing argument) exits 1 like any
+/// other error, never 2, which means "changes present"; `--help` and
+/// `--version` exit 0.
 pub fn main() -> std::process::ExitCode {
     use clap::Parser;
-    let cli = cli::Cli::parse();
+    let cli = match cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => {
+            let _ = error.print();
+            return if error.use_stderr() { ExitStatus::Failure } else { ExitStatus::Success }
+                .into();
+        }
+    };
     output::install(&cli.global);
     github::install(&cli.global);
     let status = match commands::run(cli) {

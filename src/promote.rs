@@ -26,7 +26,7 @@ use crate::execute::{self, ExecuteError};
 use crate::inputs::Workspace;
 use crate::plan::{self, Plan};
 use crate::promotion_plan::Promotion;
-use crate::release::{Actor, Release};
+use crate::release::{Actor, Approval, ApprovalMethod, Release};
 use crate::render::Rendered;
 use crate::{Error, connect};
 
@@ -43,6 +43,24 @@ pub struct Options {
     pub lock_timeout: Duration,
     /// How long the lock lives without renewal (renewed every third of it).
     pub lock_ttl: Duration,
+    /// Running on the embedded simulator with its sandbox exception: with
+    /// nobody to ask, or `--yes` into an environment that requires
+    /// approval, it goes ahead and says so ([`SIM_STRICT_APPROVAL`] turns
+    /// the exception off).
+    pub sandbox: bool,
+    /// Go through a freeze window or a halt tag (`rollback --during-freeze`).
+    pub during_freeze: bool,
+}
+
+/// Set to `1` (or anything but `0` or empty), the embedded simulator
+/// requires approval as real environments do: for tests of the approval
+/// rules on `--sim`.
+pub const SIM_STRICT_APPROVAL: &str = "FERRY_SIM_STRICT_APPROVAL";
+
+/// Whether the embedded simulator's sandbox exception applies: `--sim`,
+/// and [`SIM_STRICT_APPROVAL`] not set.
+pub fn sandbox_exception(sim: bool) -> bool {
+    sim && std::env::var(SIM_STRICT_APPROVAL).map_or(true, |v| v.is_empty() || v == "0")
 }
 
 /// What the person running Ferry sees and decides.
@@ -67,6 +85,37 @@ pub enum PromoteError {
     #[error("the promotion was declined")]
     #[diagnostic(code(ferry::promote::declined))]
     Declined,
+
+    #[error(
+        "{environment} requires approval (`requireApproval: true`): --yes alone does not approve a change there; nothing was written"
+    )]
+    #[diagnostic(code(ferry::promote::approval_required))]
+    ApprovalRequired {
+        environment: String,
+        #[help]
+        how: String,
+    },
+
+    #[error("the saved plan {what}; nothing was written")]
+    #[diagnostic(
+        code(ferry::apply::too_old),
+        help(
+            "make the plan again (`ferry plan ENV --from SRC --out PLAN.json`), have it reviewed and apply that; `approval.maxPlanAge` in the plan file sets the limit"
+        )
+    )]
+    PlanTooOld { what: String },
+
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Closed(#[from] crate::gate::Closed),
+}
+
+impl PromoteError {
+    /// Whether it means "blocked" (exit 3) rather than an error: a missing
+    /// approval, a stale plan, a freeze or a halt.
+    pub fn blocks(&self) -> bool {
+        !matches!(self, PromoteError::Declined)
+    }
 }
 
 /// How a promotion ended.
@@ -90,32 +139,91 @@ pub async fn promote(
     let made = promotion.make(workspace).await?;
     frontend.plan(&made.plan);
     deletes_allowed(&made.plan, dst, options.prune)?;
-    if !approved(&made.plan, dst, options, frontend)? {
-        return Ok(Promoted::UpToDate(Box::new(made.plan)));
+    if made.plan.summary.has_changes() {
+        open(&connect::client(dst)?, dst, options, frontend).await?;
     }
-    carry_out(made.plan, promotion, &made.rendered, options, false, frontend).await
+    let Some(approval) = approved(&made.plan, dst, options, frontend)? else {
+        return Ok(Promoted::UpToDate(Box::new(made.plan)));
+    };
+    carry_out(made.plan, promotion, &made.rendered, options, approval, frontend).await
 }
 
-/// Whether a plan shown is to be carried out: `false` when it changes
-/// nothing; else approved (`--yes`, or confirmed), declined, or blocked
-/// for want of someone to ask.
+/// Refuses a release into `dst` inside a freeze window or under a halt
+/// tag ([`crate::gate`]), unless `--during-freeze` lets it through (with a
+/// note saying what it went through).
+pub async fn open<A: ControlPlane>(
+    client: &A,
+    dst: &Environment,
+    options: &Options,
+    frontend: &dyn Frontend,
+) -> Result<(), Error> {
+    let Some(closed) = crate::gate::closed(client, dst, crate::timestamp::now_ms()).await? else {
+        return Ok(());
+    };
+    if options.during_freeze {
+        frontend.note(&format!("Going through, as --during-freeze asks: {closed}"));
+        return Ok(());
+    }
+    Err(PromoteError::Closed(closed).into())
+}
+
+/// Whether a plan shown is to be carried out, and how it was approved:
+/// `None` when it changes nothing; else approved (`--yes` where no
+/// approval is required, or a person typed `yes`), declined, or blocked:
+/// nobody to ask, or `--yes` alone into an environment with
+/// `requireApproval` (a saved plan, `ferry apply`, is its other way in).
+/// The embedded simulator's sandbox exception goes ahead and says so.
 pub fn approved(
     plan: &Plan,
     dst: &Environment,
     options: &Options,
     frontend: &dyn Frontend,
-) -> Result<bool, Error> {
+) -> Result<Option<Approval>, Error> {
     if !plan.summary.has_changes() {
-        return Ok(false);
+        return Ok(None);
     }
-    if !options.yes {
+    let method = if options.yes && !dst.require_approval {
+        ApprovalMethod::Flag
+    } else if options.yes && options.sandbox {
+        frontend.note(&format!(
+            "{} requires approval; going ahead on --yes only because this is the embedded simulator (--sim; {SIM_STRICT_APPROVAL}=1 refuses as a real environment does)",
+            dst.name
+        ));
+        ApprovalMethod::Sandbox
+    } else if options.yes {
+        return Err(approval_required(plan, dst).into());
+    } else {
         match frontend.confirm(plan) {
-            Some(true) => {}
+            Some(true) => ApprovalMethod::Terminal,
             Some(false) => return Err(PromoteError::Declined.into()),
-            None => return Err(PromoteError::NotApproved { environment: dst.name.clone() }.into()),
+            None if options.sandbox => {
+                frontend.note(
+                    "No terminal to ask: going ahead, as this is the embedded simulator (--sim)",
+                );
+                ApprovalMethod::Sandbox
+            }
+            None if dst.require_approval => return Err(approval_required(plan, dst).into()),
+            None => {
+                return Err(PromoteError::NotApproved { environment: dst.name.clone() }.into());
+            }
         }
-    }
-    Ok(true)
+    };
+    Ok(Some(Approval::from_environment(method)))
+}
+
+/// `--yes` alone into an environment that requires approval, with how to
+/// approve this kind of change.
+fn approval_required(plan: &Plan, dst: &Environment) -> PromoteError {
+    let how = if plan.rollback.is_some() {
+        "run `ferry rollback` on a terminal and type `yes` after reviewing the plan".to_owned()
+    } else {
+        let from = plan.target.source.as_deref().map_or(String::new(), |s| format!(" --from {s}"));
+        format!(
+            "save the plan (`ferry plan {}{from} --out plan.json`), have it reviewed, then `ferry apply plan.json` (or run this on a terminal and type `yes`)",
+            dst.name
+        )
+    };
+    PromoteError::ApprovalRequired { environment: dst.name.clone(), how }
 }
 
 /// Carries out a saved plan as it was approved: its hash must match its
@@ -134,12 +242,42 @@ pub async fn apply(
     if !saved.summary.has_changes() {
         return Ok(Promoted::UpToDate(Box::new(saved)));
     }
+    fresh(&saved, workspace.config.max_plan_age, crate::timestamp::now_ms())?;
+    open(&connect::client(promotion.dst())?, promotion.dst(), options, frontend).await?;
     let rendered = promotion.render_as_written(workspace)?;
     saved.secrets = plan::Secrets::default();
     for resource in &rendered {
         plan::steps::sealed(&resource.id, &resource.body, &mut saved.secrets);
     }
-    carry_out(saved, promotion, &rendered, options, true, frontend).await
+    let approval = Approval::from_environment(ApprovalMethod::SavedPlan);
+    carry_out(saved, promotion, &rendered, options, approval, frontend).await
+}
+
+/// A saved plan no older than `max_age` at `now_ms` (`created`, which
+/// `ferry plan --out` writes); one without a time is refused too.
+pub fn fresh(saved: &Plan, max_age: Duration, now_ms: u64) -> Result<(), PromoteError> {
+    let limit =
+        crate::release::format_duration(u64::try_from(max_age.as_millis()).unwrap_or(u64::MAX));
+    let Some(created) = saved.created.as_deref() else {
+        return Err(PromoteError::PlanTooOld {
+            what: format!("records no creation time, so its age (at most {limit}) cannot be known"),
+        });
+    };
+    let Some(made) = crate::timestamp::parse_rfc3339(created) else {
+        return Err(PromoteError::PlanTooOld {
+            what: format!("has a creation time that is not RFC 3339 (`{created}`)"),
+        });
+    };
+    let age = Duration::from_millis(now_ms.saturating_sub(made));
+    if age > max_age {
+        return Err(PromoteError::PlanTooOld {
+            what: format!(
+                "was made at {created}, {} ago: older than {limit} (`approval.maxPlanAge`)",
+                crate::release::format_duration(u64::try_from(age.as_millis()).unwrap_or(u64::MAX))
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// A saved plan whose hash matches its content; else refused as moved.
@@ -183,7 +321,7 @@ async fn carry_out(
     promotion: &Promotion<'_>,
     rendered: &[Rendered],
     options: &Options,
-    saved: bool,
+    approval: Approval,
     frontend: &dyn Frontend,
 ) -> Result<Promoted, Error> {
     let (src, dst) = (promotion.src, promotion.dst());
@@ -196,21 +334,23 @@ async fn carry_out(
             return Err(ExecuteError::Preflight { environment: dst.name.clone(), findings }.into());
         }
     }
-    execute_plan(plan, src, &client, dst, options, saved, frontend).await
+    execute_plan(plan, src, &client, dst, options, approval, frontend).await
 }
 
 /// The executor on `plan` in `dst`, with the registry credentials its
-/// copies need (`src`'s and `dst`'s tokens); `saved`: also compared with
-/// live state before the lock is taken.
+/// copies need (`src`'s and `dst`'s tokens); a saved plan is also compared
+/// with live state before the lock is taken. The release records
+/// `approval`.
 pub async fn execute_plan<A: ControlPlane>(
     plan: Plan,
     src: Option<&Environment>,
     client: &A,
     dst: &Environment,
     options: &Options,
-    saved: bool,
+    approval: Approval,
     frontend: &dyn Frontend,
 ) -> Result<Promoted, Error> {
+    let saved = approval.method == ApprovalMethod::SavedPlan;
     let credentials = credentials(src, dst, &plan)?;
     let target = execute::Target { client, env: dst, credentials: &credentials };
     let run = execute::Options {
@@ -221,6 +361,7 @@ pub async fn execute_plan<A: ControlPlane>(
         check_before_lock: saved,
         // A saved rollback is still recorded as a rollback ("rollback to N").
         record_as: (saved && plan.rollback.is_none()).then_some(crate::release::ReleaseKind::Apply),
+        approval: Some(approval),
     };
     let release = execute::execute(&plan, &target, &run, frontend).await?;
     Ok(Promoted::Released { plan: Box::new(plan), release: Box::new(release) })

@@ -9,7 +9,7 @@
 //! and `ferry/outcome`.
 //!
 //! The record's schema stays `ferry.release/v1` as it grows: fields added
-//! since the first records (`kind`, `actor.host`) are optional, so records
+//! since the first records (`kind`, `actor.host`, `approval`) are optional, so records
 //! written by older versions of Ferry are still read, and older versions
 //! ignore the fields they do not know.
 
@@ -166,6 +166,69 @@ impl Actor {
     }
 }
 
+/// How a release's plan was approved ([`crate::promote::approved`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ApprovalMethod {
+    /// `ferry apply PLAN.json`: the saved plan that was reviewed (its hash
+    /// is the release's `plan_hash`).
+    SavedPlan,
+    /// A person typed `yes` on a terminal.
+    Terminal,
+    /// `--yes` into an environment that does not require approval.
+    Flag,
+    /// The embedded simulator's sandbox exception (`--sim`).
+    Sandbox,
+}
+
+impl ApprovalMethod {
+    pub fn describe(self) -> &'static str {
+        match self {
+            ApprovalMethod::SavedPlan => "saved plan",
+            ApprovalMethod::Terminal => "typed yes",
+            ApprovalMethod::Flag => "--yes",
+            ApprovalMethod::Sandbox => "simulator sandbox",
+        }
+    }
+}
+
+/// How and by whom a release was approved.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Approval {
+    pub method: ApprovalMethod,
+    /// Who approved: in GitHub Actions the user who triggered the run
+    /// (`GITHUB_TRIGGERING_ACTOR`, else `GITHUB_ACTOR`), else the user
+    /// at the terminal.
+    pub by: Option<String>,
+    /// The CI run's URL, when run in CI.
+    pub ci_run: Option<String>,
+}
+
+impl Approval {
+    /// Approved by `method`, the reviewer and run read from the process
+    /// environment.
+    pub fn from_environment(method: ApprovalMethod) -> Self {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        let actor = Actor::from_environment();
+        Approval { method, by: var("GITHUB_TRIGGERING_ACTOR").or(actor.user), ci_run: actor.ci_run }
+    }
+
+    /// `saved plan 3f2a…, by alice (https://…/runs/1)`.
+    pub fn describe(&self, plan_hash: &str) -> String {
+        let mut text = self.method.describe().to_owned();
+        if self.method == ApprovalMethod::SavedPlan {
+            text.push_str(&format!(" {}", &plan_hash[..12.min(plan_hash.len())]));
+        }
+        if let Some(by) = &self.by {
+            text.push_str(&format!(", by {by}"));
+        }
+        if let Some(run) = &self.ci_run {
+            text.push_str(&format!(" ({run})"));
+        }
+        text
+    }
+}
+
 /// One promotion into one environment.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Release {
@@ -190,6 +253,9 @@ pub struct Release {
     /// What the release was ("rollback to 2"), and for failed releases
     /// what failed and what was restored.
     pub message: Option<String>,
+    /// How it was approved (absent from records older than the field).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<Approval>,
 }
 
 impl Release {
@@ -304,6 +370,7 @@ pub(crate) mod tests {
             outcome: Outcome::Succeeded,
             rolled_back: false,
             message: None,
+            approval: None,
         }
     }
 

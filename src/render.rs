@@ -701,6 +701,7 @@ mod tests {
             history_limit: 20,
             max_deletes: None,
             copy_missing_images: false,
+            freeze: Vec::new(),
             location: Location::new(&SourceFile::new("p", "x"), (0, 1)),
         }
     }

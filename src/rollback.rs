@@ -20,6 +20,7 @@ use crate::manifest::{Kind, ResourceId};
 use crate::plan::Plan;
 use crate::plan::rollback::{self, Holdings, Inputs, RollbackError};
 use crate::promote::{Frontend, Options, Promoted};
+use crate::release::{Approval, ApprovalMethod};
 use crate::{Error, connect, history, observe};
 
 /// Plans the rollback of `env` (to `to`, or the release before the
@@ -35,16 +36,21 @@ pub async fn rollback(
     let client = connect::client(env)?;
     let (plan, src) = plan(config, &client, env, to).await?;
     frontend.plan(&plan);
-    if !crate::promote::approved(&plan, env, options, frontend)? {
-        return Ok(Promoted::UpToDate(Box::new(plan)));
+    if plan.summary.has_changes() {
+        crate::promote::open(&client, env, options, frontend).await?;
     }
-    crate::promote::execute_plan(plan, src, &client, env, options, false, frontend).await
+    let Some(approval) = crate::promote::approved(&plan, env, options, frontend)? else {
+        return Ok(Promoted::UpToDate(Box::new(plan)));
+    };
+    crate::promote::execute_plan(plan, src, &client, env, options, approval, frontend).await
 }
 
 /// Carries out a rollback plan saved with `ferry rollback ENV --out
 /// PLAN.json` (by `ferry apply PLAN.json`), as it was approved: refused if
 /// it was altered or if live state moved since it was made (before even
-/// the lock is taken); recorded as a rollback.
+/// the lock is taken), too old (`approval.maxPlanAge`), or inside a freeze
+/// window or under a halt tag without `--during-freeze`; recorded as a
+/// rollback approved by its saved plan.
 pub async fn apply(
     config: &PromotionConfig,
     env: &Environment,
@@ -57,12 +63,15 @@ pub async fn apply(
     if !saved.summary.has_changes() {
         return Ok(Promoted::UpToDate(Box::new(saved)));
     }
+    crate::promote::fresh(&saved, config.max_plan_age, crate::timestamp::now_ms())?;
     let src = match saved.target.source.as_deref() {
         Some(name) => Some(config.environment(name)?),
         None => None,
     };
     let client = connect::client(env)?;
-    crate::promote::execute_plan(saved, src, &client, env, options, true, frontend).await
+    crate::promote::open(&client, env, options, frontend).await?;
+    let approval = Approval::from_environment(ApprovalMethod::SavedPlan);
+    crate::promote::execute_plan(saved, src, &client, env, options, approval, frontend).await
 }
 
 /// The rollback plan of `env`, and the environment missing images are

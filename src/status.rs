@@ -713,6 +713,7 @@ mod tests {
             outcome: Outcome::Succeeded,
             rolled_back: false,
             message: None,
+            approval: None,
         }
     }
 

@@ -106,6 +106,9 @@ fn entry(env: &Environment, release: &Release) -> Value {
     let mut value = serde_json::to_value(release).unwrap_or_default();
     value["kind"] = json!(release.kind.map(|k| k.as_str()));
     value["who"] = json!(release.actor.describe());
+    if let Some(approval) = &release.approval {
+        value["approved"] = json!(approval.describe(&release.plan_hash));
+    }
     value["duration_ms"] = json!(release.duration_ms());
     if let Some(images) = value.get_mut("images").and_then(Value::as_array_mut) {
         for image in images {
@@ -242,6 +245,9 @@ fn full(env: &Environment, release: &Release) -> String {
         vec!["started".to_owned(), release.started.clone()],
         vec!["finished".to_owned(), format!("{} (took {})", release.finished, took(release))],
     ];
+    if let Some(approval) = &release.approval {
+        rows.insert(6, vec!["approved".to_owned(), approval.describe(&release.plan_hash)]);
+    }
     if let Some(message) = &release.message {
         rows.push(vec!["message".to_owned(), message.clone()]);
     }
@@ -304,6 +310,7 @@ mod tests {
                 "workload/api did not become ready in 5m; restored the 2 resources it changed"
                     .into()
             }),
+            approval: None,
         }
     }
 
@@ -323,6 +330,24 @@ mod tests {
     #[test]
     fn the_list_shows_every_release_newest_first() {
         insta::assert_snapshot!(list(&environment(), &sample(), None));
+    }
+
+    #[test]
+    fn a_release_shows_how_it_was_approved() {
+        use crate::release::{Approval, ApprovalMethod};
+        let mut release = release(3, Some(ReleaseKind::Apply), Outcome::Succeeded);
+        release.approval = Some(Approval {
+            method: ApprovalMethod::SavedPlan,
+            by: Some("carol".into()),
+            ci_run: Some("https://github.com/acme/app/actions/runs/9".into()),
+        });
+        let text = full(&environment(), &release);
+        let approved = "approved   saved plan 0f3a9c1e7d5b, by carol (https://github.com/acme/app/actions/runs/9)";
+        assert!(text.contains(approved), "{text}");
+        let value = entry(&environment(), &release);
+        assert_eq!(value["approval"]["method"], "saved-plan");
+        assert_eq!(value["approval"]["by"], "carol");
+        assert!(value["approved"].as_str().is_some_and(|a| a.starts_with("saved plan 0f3a")));
     }
 
     #[test]

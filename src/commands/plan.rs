@@ -54,7 +54,7 @@ pub(crate) fn run(
         // Said now, so that CI sees it before `promote --prune` refuses.
         output::warnings(&[refused.warning()]);
     }
-    show(global.output, &plan, out)
+    show(global.output, &plan, out, workspace.config.max_plan_age)
 }
 
 /// A plan printed, saved to `out` (if given) and said so; the exit status
@@ -63,6 +63,7 @@ pub(super) fn show(
     format: OutputFormat,
     plan: &Plan,
     out: Option<&Path>,
+    max_age: std::time::Duration,
 ) -> Result<ExitStatus, Error> {
     let github = crate::github::active();
     if let Some(github) = github.filter(|_| format == OutputFormat::Human) {
@@ -82,10 +83,11 @@ pub(super) fn show(
     if let Some(path) = out {
         save(plan, path)?;
         output::status(&format!(
-            "Saved the plan to {} (hash {}). Apply exactly this with: ferry apply {}",
+            "Saved the plan to {} (hash {}). Apply exactly this with: ferry apply {} (within {})",
             path.display(),
             &plan.hash[..12.min(plan.hash.len())],
-            path.display()
+            path.display(),
+            crate::release::format_duration(u64::try_from(max_age.as_millis()).unwrap_or(u64::MAX)),
         ));
     }
     if let Some(github) = github {
@@ -94,10 +96,13 @@ pub(super) fn show(
     Ok(if plan.summary.has_changes() { ExitStatus::Changes } else { ExitStatus::Success })
 }
 
-/// Writes a saved plan: to a temporary file first, then renamed, so that
-/// a reader never sees half a plan.
+/// Writes a saved plan, with when it was made (for `approval.maxPlanAge`;
+/// not part of the hash): to a temporary file first, then renamed, so
+/// that a reader never sees half a plan.
 fn save(plan: &Plan, path: &Path) -> Result<(), Error> {
-    let text = serde_json::to_string_pretty(plan).unwrap_or_default();
+    let mut saved = plan.clone();
+    saved.created = Some(crate::timestamp::rfc3339(crate::timestamp::now_ms()));
+    let text = serde_json::to_string_pretty(&saved).unwrap_or_default();
     let temporary = path.with_extension("json.partial");
     std::fs::write(&temporary, text + "\n")
         .and_then(|()| std::fs::rename(&temporary, path))

@@ -18,20 +18,22 @@ use crate::lock::{self, LockError};
 use crate::manifest::Kind;
 use crate::plan::deploy::ImageOverride;
 use crate::plan::{self, Plan};
-use crate::promote::{Frontend, Options, PromoteError, Promoted};
+use crate::promote::{Frontend, Options, Promoted};
 use crate::promotion_plan::Promotion;
 use crate::{Error, ExitStatus, connect, output};
 
 /// Version of `promote --output json`.
 pub const SCHEMA: &str = "ferry.promote/v1";
 
-pub(super) fn options(args: &PromotionArgs) -> Options {
+pub(super) fn options(session: &Session<'_>, args: &PromotionArgs) -> Options {
     Options {
         yes: args.yes,
         no_rollback: args.no_rollback,
         prune: args.prune,
         lock_timeout: args.lock_timeout,
         lock_ttl: args.lock_ttl,
+        sandbox: crate::promote::sandbox_exception(session.global.sim),
+        during_freeze: false,
     }
 }
 
@@ -86,7 +88,7 @@ fn release(
         let mut promotion = Promotion::prepare(workspace, src, &dst.name, &source).await?;
         promotion.prune = args.prune;
         promotion.images = images;
-        crate::promote::promote(workspace, &promotion, &options(args), &console).await
+        crate::promote::promote(workspace, &promotion, &options(session, args), &console).await
     });
     finish(session, &console, outcome)
 }
@@ -95,6 +97,7 @@ pub(crate) fn apply(
     session: &Session<'_>,
     path: &Path,
     args: &PromotionArgs,
+    during_freeze: bool,
 ) -> Result<ExitStatus, Error> {
     let text = std::fs::read_to_string(path).map_err(|e| {
         crate::diagnostic::Problem::new(
@@ -107,13 +110,22 @@ pub(crate) fn apply(
     let workspace = session.workspace()?;
     let dst = workspace.config.environment(&saved.target.environment)?;
     let console = Console::new(session);
+    if during_freeze && saved.rollback.is_none() {
+        return Err(crate::diagnostic::Problem::new(
+            "ferry::apply::during-freeze",
+            "--during-freeze lets only a rollback through a freeze window or a halt tag",
+        )
+        .help("wait for the freeze or halt to end, or save a rollback with `ferry rollback ENV --out PLAN.json`")
+        .into());
+    }
     if saved.rollback.is_some() {
         // A rollback reads no manifests: it re-points images only.
+        let options = Options { during_freeze, ..options(session, args) };
         let outcome = super::runtime()?.block_on(crate::rollback::apply(
             &workspace.config,
             dst,
             saved,
-            &options(args),
+            &options,
             &console,
         ));
         return finish(session, &console, outcome);
@@ -134,7 +146,8 @@ pub(crate) fn apply(
             &source,
             saved.target.manifests_from.clone(),
         )?;
-        crate::promote::apply(&workspace, &promotion, saved, &options(args), &console).await
+        crate::promote::apply(&workspace, &promotion, saved, &options(session, args), &console)
+            .await
     });
     finish(session, &console, outcome)
 }
@@ -239,8 +252,7 @@ pub(super) fn finish(
             }
             Ok(ExitStatus::Success)
         }
-        Err(error @ Error::Promote(_)) if matches!(&error, Error::Promote(e) if matches!(**e, PromoteError::NotApproved { .. })) =>
-        {
+        Err(error @ Error::Promote(_)) if matches!(&error, Error::Promote(e) if e.blocks()) => {
             output::report(error);
             Ok(ExitStatus::Blocked)
         }
@@ -316,6 +328,9 @@ pub(crate) fn bootstrap(session: &Session<'_>, state: &Path) -> Result<(), Error
             prune: false,
             lock_timeout: std::time::Duration::from_secs(30),
             lock_ttl: std::time::Duration::from_secs(120),
+            // The first use of the embedded simulator sets it up from scripts.
+            sandbox: true,
+            during_freeze: false,
         };
         bootstrap_release(&workspace, None, first, &options, &quiet).await?;
         for pair in environments.windows(2).take(environments.len().saturating_sub(2)) {
@@ -348,8 +363,6 @@ pub(super) struct Console {
     color: bool,
     /// The last waiting line per workload, to print only changes.
     waiting: Mutex<HashMap<String, String>>,
-    /// Running against the embedded simulator (`--sim`).
-    sandbox: bool,
     /// What the GitHub job summary needs, when `GITHUB_ACTIONS=true`.
     github: Option<crate::github::Record>,
 }
@@ -361,7 +374,6 @@ impl Console {
             quiet: session.global.quiet,
             color: output::stdout_color(),
             waiting: Mutex::new(HashMap::new()),
-            sandbox: session.global.sim,
             github: crate::github::Record::new(),
         }
     }
@@ -386,14 +398,8 @@ impl Frontend for Console {
 
     fn confirm(&self, plan: &Plan) -> Option<bool> {
         if !std::io::stdin().is_terminal() {
-            // The embedded simulator is a sandbox: nobody to ask, nothing real
-            // at stake, so the quickstart also runs from scripts.
-            if self.sandbox {
-                self.note(
-                    "No terminal to ask: going ahead, as this is the embedded simulator (--sim)",
-                );
-                return Some(true);
-            }
+            // Nobody to ask (the embedded simulator's sandbox exception is
+            // `promote::approved`'s).
             return None;
         }
         let mut stderr = std::io::stderr().lock();

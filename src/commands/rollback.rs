@@ -22,16 +22,18 @@ pub(crate) fn run(
     env: &str,
     to: Option<u64>,
     args: &PromotionArgs,
+    during_freeze: bool,
 ) -> Result<ExitStatus, Error> {
     refuse_prune(args)?;
     let workspace = session.workspace()?;
     let env = workspace.config.environment(env)?;
     let console = Console::new(session);
+    let options = crate::promote::Options { during_freeze, ..options(session, args) };
     let outcome = super::runtime()?.block_on(crate::rollback::rollback(
         &workspace.config,
         env,
         to,
-        &options(args),
+        &options,
         &console,
     ));
     finish(session, &console, outcome)
@@ -53,7 +55,7 @@ pub(crate) fn save(
     let (plan, _) = super::runtime()?.block_on(async {
         crate::rollback::plan(&workspace.config, &connect::client(env)?, env, to).await
     })?;
-    super::plan::show(session.global.output, &plan, Some(out))
+    super::plan::show(session.global.output, &plan, Some(out), workspace.config.max_plan_age)
 }
 
 fn refuse_prune(args: &PromotionArgs) -> Result<(), Error> {

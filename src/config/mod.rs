@@ -6,6 +6,7 @@
 //! reports every problem it has, each pointing at a line and column.
 
 mod duration;
+mod freeze;
 mod host;
 mod parse;
 mod reader;
@@ -17,6 +18,7 @@ use crate::manifest::ResourceId;
 use crate::manifest::yaml::Node;
 
 pub use duration::parse_duration;
+pub use freeze::{DEFAULT_MAX_PLAN_AGE, FreezeWindow, active as active_freeze, parse_time};
 pub use parse::{is_loopback_http, manifest_source_lenient, parse, parse_patch_file};
 
 /// Default Control Plane API endpoint.
@@ -33,6 +35,9 @@ pub struct PromotionConfig {
     /// In promotion order.
     pub environments: Vec<Environment>,
     pub ordering: Vec<OrderRule>,
+    /// How old a saved plan `ferry apply` still carries out
+    /// (`approval.maxPlanAge`).
+    pub max_plan_age: Duration,
     /// The `environments` key, for "unknown environment" problems.
     pub environments_location: Location,
 }
@@ -93,6 +98,9 @@ pub struct Environment {
     /// source environment's registry when this one lost it
     /// (`rollback.copyMissingImages`).
     pub copy_missing_images: bool,
+    /// When releases into it are refused: its own `freeze` windows, then
+    /// the plan file's top-level ones.
+    pub freeze: Vec<FreezeWindow>,
     /// The environment's `name` value in the plan file.
     pub location: Location,
 }

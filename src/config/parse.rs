@@ -13,7 +13,8 @@ use super::{
     OverrideSource, Patch, PromotionConfig, Readiness, Topology,
 };
 
-const TOP_KEYS: &[&str] = &["version", "manifests", "topology", "environments", "ordering"];
+const TOP_KEYS: &[&str] =
+    &["version", "manifests", "topology", "environments", "ordering", "approval", "freeze"];
 const MANIFEST_KEYS: &[&str] = &["repository", "path", "revision"];
 const ENVIRONMENT_KEYS: &[&str] = &[
     "name",
@@ -31,6 +32,7 @@ const ENVIRONMENT_KEYS: &[&str] = &[
     "historyLimit",
     "prune",
     "rollback",
+    "freeze",
 ];
 const IMAGE_KEYS: &[&str] = &["strategy", "pullSecret", "pinExternal"];
 const PRUNE_KEYS: &[&str] = &["maxDeletes"];
@@ -100,6 +102,17 @@ fn read_root(reader: &mut Reader, root: &Node) -> Option<PromotionConfig> {
     let environments =
         environments_node.map(|node| read_environments(reader, node, topology_value));
     let ordering = root.get("ordering").map(|node| read_ordering(reader, node)).unwrap_or_default();
+    let max_plan_age = super::freeze::read_approval(reader, root.get("approval"));
+    let freeze = root
+        .get("freeze")
+        .map(|node| super::freeze::read_freeze(reader, node, "the plan file"))
+        .unwrap_or_default();
+    let environments = environments.map(|mut environments| {
+        for env in &mut environments {
+            env.freeze.extend(freeze.iter().cloned());
+        }
+        environments
+    });
     let environments_location = root
         .key("environments")
         .map_or_else(|| reader.location(root), |key| Location::new(reader.source, key.span));
@@ -109,6 +122,7 @@ fn read_root(reader: &mut Reader, root: &Node) -> Option<PromotionConfig> {
         topology: topology?,
         environments: environments?,
         ordering,
+        max_plan_age: max_plan_age?,
         environments_location,
     })
 }
@@ -236,6 +250,10 @@ fn read_environment(
         Some(rollback) => read_rollback(reader, rollback, &what),
         None => Some(false),
     };
+    let freeze = node
+        .get("freeze")
+        .map(|n| super::freeze::read_freeze(reader, n, &what))
+        .unwrap_or_default();
     let org = org?;
     Some(Environment {
         location: reader.location(name_node?),
@@ -257,6 +275,7 @@ fn read_environment(
         history_limit: history_limit?,
         max_deletes: max_deletes?,
         copy_missing_images: copy_missing_images?,
+        freeze,
     })
 }
 

@@ -99,6 +99,8 @@ pub struct Options {
     /// The kind the release is recorded as, instead of the plan's (a saved
     /// plan carried out by `ferry apply` is an `apply`).
     pub record_as: Option<ReleaseKind>,
+    /// How the plan was approved, recorded with the release.
+    pub approval: Option<crate::release::Approval>,
 }
 
 /// Where a plan is carried out: the target environment and its API, and
@@ -378,6 +380,7 @@ impl<A: ControlPlane> Run<'_, A> {
             outcome: Outcome::Succeeded,
             rolled_back: false,
             message: info.note.clone(),
+            approval: self.options.approval.clone(),
         };
         match outcome.result {
             Ok(()) => {

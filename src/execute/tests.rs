@@ -130,6 +130,7 @@ async fn run(fake: &Fake, env: &Environment, plan: &Plan, seen: &Seen) -> Result
         actor: Actor::default(),
         check_before_lock: false,
         record_as: None,
+        approval: None,
     };
     execute(plan, &target, &options, seen).await
 }

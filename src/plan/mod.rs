@@ -176,8 +176,13 @@ pub struct Plan {
     /// What a rollback plan goes back to, and what it leaves as it is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollback: Option<Rollback>,
-    /// sha256 of the plan's canonical JSON with this field empty.
+    /// sha256 of the plan's canonical JSON with this field empty (and
+    /// without `created`: the same change planned twice has one hash).
     pub hash: String,
+    /// When a saved plan was made (RFC 3339; written by `ferry plan
+    /// --out`), for `approval.maxPlanAge`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created: Option<String>,
     /// The payloads of the secrets the steps write, never serialized.
     #[serde(skip)]
     pub secrets: Secrets,
@@ -199,6 +204,7 @@ impl Plan {
     pub fn compute_hash(&self) -> String {
         let mut unhashed = self.clone();
         unhashed.hash = String::new();
+        unhashed.created = None;
         serde_json::to_value(&unhashed).map(|v| diff::hash(&v)).unwrap_or_default()
     }
 }
@@ -395,6 +401,7 @@ pub fn build(input: Input<'_>) -> Plan {
         },
         rollback: None,
         hash: String::new(),
+        created: None,
         secrets,
     };
     plan.hash = plan.compute_hash();

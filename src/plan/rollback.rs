@@ -517,6 +517,7 @@ mod tests {
             outcome,
             rolled_back: false,
             message: None,
+            approval: None,
         }
     }
 

@@ -3,6 +3,7 @@
 //! and its state in a directory that survives between runs.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::mpsc;
 use std::time::Duration;
@@ -23,15 +24,45 @@ pub fn token_for(org: &str) -> String {
     format!("sim-token-{org}")
 }
 
+/// In the state directory: the registry address each org had, reused on
+/// the next start so that image references (and plans saved with `ferry
+/// plan --out`) stay valid from one run to the next.
+const REGISTRY_ADDRESSES: &str = "registry-addresses.json";
+
 impl Embedded {
-    /// Starts a simulator serving `orgs`, keeping state in `state_dir`.
+    /// Starts a simulator serving `orgs`, keeping state in `state_dir`;
+    /// each org's registry on the address it had last time when that is
+    /// still free.
     pub fn start(orgs: &[String], state_dir: &Path) -> Result<Embedded, SimError> {
-        let mut config = SimConfig::new()
-            .with_state_dir(state_dir)
-            .with_rollout_delay(Duration::from_millis(300));
-        for org in orgs {
-            config = config.with_org(org, token_for(org));
+        let file = state_dir.join(REGISTRY_ADDRESSES);
+        let remembered: HashMap<String, SocketAddr> = std::fs::read_to_string(&file)
+            .ok()
+            .and_then(|text| serde_json::from_str(&text).ok())
+            .unwrap_or_default();
+        let config = |reuse: bool| {
+            let mut config = SimConfig::new()
+                .with_state_dir(state_dir)
+                .with_rollout_delay(Duration::from_millis(300));
+            for org in orgs {
+                config = config.with_org(org, token_for(org));
+            }
+            for org in config.orgs.iter_mut().filter(|_| reuse) {
+                org.registry_addr = remembered.get(&org.name).copied();
+            }
+            config
+        };
+        let embedded = match Self::spawn(config(true)) {
+            Err(SimError::Bind { .. }) if !remembered.is_empty() => Self::spawn(config(false)),
+            other => other,
+        }?;
+        if let Ok(text) = serde_json::to_string(&embedded.registries) {
+            // Best effort: without it the next run picks new ports.
+            let _ = std::fs::write(&file, text);
         }
+        Ok(embedded)
+    }
+
+    fn spawn(config: SimConfig) -> Result<Embedded, SimError> {
         let (ready_tx, ready_rx) = mpsc::channel();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::spawn(move || {

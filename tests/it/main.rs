@@ -2,9 +2,11 @@
 //! git repositories, the simulator and real registries.
 
 mod adopt;
+mod approval;
 mod corpus;
 mod deploy;
 mod examples;
+mod exit_codes;
 mod git_revisions;
 mod github;
 mod history;
