@@ -7,9 +7,8 @@
 
 use serde_json::{Value, json};
 
-use crate::promote::{Pipeline, promoted_to_prod, token, writes};
+use crate::promote::{Pipeline, promoted_to_prod, writes};
 use crate::support::command::{Run, ferry_with};
-use crate::support::oci::{Image, Registry};
 
 /// The plan file rewritten by `edit`, committed.
 fn edit_plan(pipeline: &Pipeline, edit: impl Fn(&str) -> String) {
@@ -41,14 +40,7 @@ fn expect(run: &Run, code: i32, says: &[&str]) {
 /// A new api image run in dev and promoted to staging, so that prod has
 /// something to promote.
 async fn new_api_in_staging(pipeline: &Pipeline, tag: &str) {
-    let host = pipeline.sim.registry_host("acme-dev").expect("dev registry");
-    Registry::new(&host, token("acme-dev"))
-        .push_image("api", tag, &Image::new(&format!("api-{tag}"), "amd64"))
-        .await;
-    let image = json!({"spec": {"$patch/containers": [{"name": "main", "image": format!("//image/api:{tag}")}]}});
-    let (status, body) =
-        pipeline.api("acme-dev").patch("/org/acme-dev/gvc/app/workload/api", image).await;
-    assert!(status.is_success(), "{status}: {body}");
+    crate::rollback::new_api_in_dev(pipeline, tag).await;
     let staged = pipeline.ferry(&["promote", "dev", "staging", "--yes"]);
     assert_eq!(staged.code, Some(0), "{}\n{}", staged.stdout, staged.stderr);
 }

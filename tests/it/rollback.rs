@@ -25,9 +25,8 @@ async fn three_releases() -> (Pipeline, [String; 3]) {
     (pipeline, [first, second, third])
 }
 
-/// A new api image pushed to dev's registry, run in dev, promoted to
-/// staging and then prod; the digest prod runs.
-async fn release_api(pipeline: &Pipeline, tag: &str) -> String {
+/// A new api image pushed to dev's registry and run in dev.
+pub(crate) async fn new_api_in_dev(pipeline: &Pipeline, tag: &str) {
     let host = pipeline.sim.registry_host("acme-dev").expect("dev registry");
     Registry::new(&host, token("acme-dev"))
         .push_image("api", tag, &Image::new(&format!("api-{tag}"), "amd64"))
@@ -36,6 +35,12 @@ async fn release_api(pipeline: &Pipeline, tag: &str) -> String {
     let (status, body) =
         pipeline.api("acme-dev").patch("/org/acme-dev/gvc/app/workload/api", image).await;
     assert!(status.is_success(), "{status}: {body}");
+}
+
+/// A new api image run in dev, promoted to staging and then prod; the
+/// digest prod runs.
+async fn release_api(pipeline: &Pipeline, tag: &str) -> String {
+    new_api_in_dev(pipeline, tag).await;
     for (src, dst) in [("dev", "staging"), ("staging", "prod")] {
         let run = pipeline.ferry(&["promote", src, dst, "--yes"]);
         assert_eq!(run.code, Some(0), "{src} -> {dst}: {}\n{}", run.stdout, run.stderr);
