@@ -168,9 +168,20 @@ async fn freeze_windows_and_halt_tags_block_releases_and_rollback_goes_through_w
     pipeline.sim.clear_request_log();
     expect(&pipeline.ferry(&["rollback", "prod", "--yes"]), 3, &says);
     assert!(writes(&pipeline.sim, "acme-prod").is_empty(), "nothing was written");
-    let rolled = pipeline.ferry(&["rollback", "prod", "--yes", "--during-freeze"]);
+    // A saved rollback: refused in the freeze, carried out with the flag.
+    let saved = pipeline.ferry(&["rollback", "prod", "--out", "rollback.json"]);
+    assert_eq!(saved.code, Some(2), "{}", saved.stderr);
+    expect(&pipeline.ferry(&["apply", "rollback.json"]), 3, &says);
+    assert!(writes(&pipeline.sim, "acme-prod").is_empty(), "nothing was written");
+    let rolled = pipeline.ferry(&["apply", "rollback.json", "--during-freeze"]);
     expect(&rolled, 0, &["Going through, as --during-freeze asks: prod is frozen"]);
     let newest = &history(&pipeline)["releases"][0];
     assert_eq!((newest["kind"].as_str(), newest["revision"].as_u64()), (Some("rollback"), Some(3)));
+    assert_eq!(newest["approval"]["method"], "saved-plan", "{newest:#}");
+    // And one decided on the spot.
+    let rolled = pipeline.ferry(&["rollback", "prod", "--to", "2", "--yes", "--during-freeze"]);
+    expect(&rolled, 0, &["Going through, as --during-freeze asks: prod is frozen"]);
+    let newest = &history(&pipeline)["releases"][0];
+    assert_eq!((newest["kind"].as_str(), newest["revision"].as_u64()), (Some("rollback"), Some(4)));
     assert_eq!(newest["approval"]["method"], "flag", "{newest:#}");
 }

@@ -33,6 +33,7 @@ const TABLE: &[(&[&str], i32, &str)] = &[
     (&["deploy", "prod", "--yes"], 1, "prod has a source"),
     (&["apply", "missing.json"], 1, "no such plan"),
     (&["plan", "prod", "--from", "staging", "--out", "prod.json"], 2, "saved"),
+    (&["apply", "prod.json", "--during-freeze"], 1, "--during-freeze is for a rollback"),
     (&["apply", "prod.json"], 0, "the saved plan applied"),
     (&["apply", "prod.json"], 1, "applied again: prod moved since it was made"),
     (&["plan", "prod", "--from", "staging"], 0, "no changes left"),
