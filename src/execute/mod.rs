@@ -436,6 +436,7 @@ impl<A: ControlPlane> Run<'_, A> {
             outcome: Outcome::Succeeded,
             rolled_back: false,
             message: Some(format!("what ran in {} before Ferry adopted it", env.name)),
+            approval: None,
         };
         let revision = history::record(client, env, &record, &[]).await?;
         self.reporter.note(&format!(
