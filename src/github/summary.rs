@@ -68,7 +68,7 @@ impl Summary {
                         html(resource.action.symbol()),
                         html(&resource.id),
                     ),
-                    &plan::resource_plain(resource),
+                    &diff_at_column_zero(&plan::resource_plain(resource)),
                 )
             })
             .collect();
@@ -160,6 +160,15 @@ pub fn outcome(headline: &str, detail: Option<&str>) -> String {
         let _ = writeln!(out, "\n{}", fenced("text", detail));
     }
     out
+}
+
+/// The plan's resource text with its diff lines (indented 8) moved to the
+/// first column, where a `diff` code block colours `+` and `-`.
+fn diff_at_column_zero(text: &str) -> String {
+    text.lines()
+        .map(|line| line.strip_prefix("        ").unwrap_or(line))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// `<details>` with a summary line and the body as a code block.

@@ -6,8 +6,11 @@
 
 use std::path::Path;
 
+use crate::promote::token;
 use crate::support::command::{Run, ferry_with, repo_root, run};
 use crate::support::git::{TestRepo, commit_example};
+use crate::support::oci::{Image, Registry};
+use serde_json::json;
 
 /// Tokens in the variables the plan files name (the pipeline's
 /// `TOKEN_*`, the example's `CPLN_TOKEN_*`) and the default one: each must
@@ -151,6 +154,32 @@ async fn a_plan_and_its_apply_write_the_summary_outputs_and_groups_and_nothing_s
         "{}",
         again.summary
     );
+
+    // Staging runs a new api image: prod's plan updates one field, shown
+    // as a diff in the api's section; then a saved rollback plan.
+    let host = pipeline.sim.registry_host("acme-staging").expect("staging registry");
+    Registry::new(&host, token("acme-staging"))
+        .push_image("api", "1.4.3", &Image::new("api-1.4.3", "amd64"))
+        .await;
+    let image =
+        json!({"spec": {"$patch/containers": [{"name": "main", "image": "//image/api:1.4.3"}]}});
+    let (status, body) =
+        pipeline.api("acme-staging").patch("/org/acme-staging/gvc/app/workload/api", image).await;
+    assert!(status.is_success(), "{status}: {body}");
+    let update = step(dir, &["promote", "staging", "prod", "--yes"], &TOKENS);
+    assert_eq!(update.run.code, Some(0), "{}\n{}", update.run.stdout, update.run.stderr);
+    assert_eq!(update.output("release"), Some("2"));
+    redacted().bind(|| insta::assert_snapshot!("update_summary", update.summary));
+
+    let rollback = step(dir, &["rollback", "prod", "--out", "rollback.json"], &TOKENS);
+    assert_eq!(rollback.run.code, Some(2), "{}\n{}", rollback.run.stdout, rollback.run.stderr);
+    assert_eq!(rollback.output("changes_present"), Some("true"));
+    assert!(
+        rollback.summary.starts_with("## Ferry plan: roll prod back to release 1\n"),
+        "{}",
+        rollback.summary
+    );
+    rollback.assert_nothing_sensitive(&TOKENS);
 }
 
 #[test]
