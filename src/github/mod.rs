@@ -27,7 +27,7 @@ use crate::cli::{GlobalArgs, OutputFormat};
 use crate::diagnostic::{Problem, Severity};
 use crate::execute::{Event, ExecuteError};
 use crate::plan::Plan;
-use crate::promote::{PromoteError, Promoted};
+use crate::promote::Promoted;
 use crate::readiness::WorkloadReport;
 pub use summary::Summary;
 
@@ -409,7 +409,7 @@ impl Ended {
 /// Whether an error is one that exits 3 (blocked).
 fn blocked(error: &Error) -> bool {
     match error {
-        Error::Promote(e) => matches!(**e, PromoteError::NotApproved { .. }),
+        Error::Promote(e) => e.blocks(),
         Error::Execute(e) => {
             matches!(**e, ExecuteError::Lock(crate::lock::LockError::Held { .. }))
         }
