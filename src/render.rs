@@ -3,8 +3,10 @@
 //! For each resource: the inline `gvc:` is dropped (the environment decides
 //! where GVC-scoped resources live); the `kind: gvc` document takes the
 //! environment's GVC name; every link is rewritten for the environment's
-//! org and GVC and written in full (`/org/ORG/…`, the form the API
-//! returns); the environment's overrides are merged in; container images
+//! org and written in full (`/org/ORG/…`, the form the API returns), a link
+//! into the manifests' template GVC (`manifest::template`: the `kind: gvc`
+//! document's name, else the one GVC the `gvc:` fields and links name)
+//! naming the environment's GVC instead; the environment's overrides are merged in; container images
 //! are set to what is being promoted, in the form the image strategy
 //! needs.
 
@@ -15,8 +17,8 @@ use serde_json::{Map, Value};
 use crate::config::{Environment, ImageStrategy, Patch, PromotionConfig, Topology};
 use crate::diagnostic::{Location, Problem, Problems, Severity};
 use crate::manifest::image::{self, Source};
-use crate::manifest::link;
 use crate::manifest::{Kind, ManifestSet, Resource, ResourceId};
+use crate::manifest::{link, template};
 use crate::validate::{self, Finding, schema};
 
 /// One resource ready to compare with live state and to apply.
@@ -89,7 +91,7 @@ pub fn render(
     images: &SourceImages,
     source_registry: Option<&str>,
 ) -> Result<Vec<Rendered>, Problems> {
-    let manifest_gvcs: Vec<&str> = manifests.gvcs().map(|g| g.name.as_str()).collect();
+    let manifest_gvcs = template::template(manifests).names();
     let own_gvc = [env.gvc.clone()];
     let links = LinkRewrite { org: &env.org, gvcs: &own_gvc, manifest_gvcs: &manifest_gvcs };
     let shared_links =
@@ -580,7 +582,8 @@ struct LinkRewrite<'a> {
     /// (shared resources) every environment's, the last one for a single
     /// link.
     gvcs: &'a [String],
-    /// GVC names the manifests use.
+    /// The manifests' template GVC (every candidate, when several are
+    /// named: validation refuses that).
     manifest_gvcs: &'a [&'a str],
 }
 
@@ -767,6 +770,15 @@ mod tests {
         );
     }
 
+    /// `text` rendered for prod of a gvc-per-env org whose environments'
+    /// GVCs are `gvcs`.
+    fn shared(text: &str, gvcs: &[&str]) -> Vec<Rendered> {
+        let gvcs: Vec<String> = gvcs.iter().map(|g| (*g).to_owned()).collect();
+        let none = SourceImages::default();
+        render(&manifests(text), &env(ImageStrategy::None), Some(&gvcs), &[], &none, None)
+            .unwrap_or_else(|p| panic!("{p:?}"))
+    }
+
     const PUBLIC: &str = "kind: workload\nname: cache\nspec:\n  containers:\n    - {name: redis, image: 'redis:alpine'}\n    - {name: app, image: 'someuser/app:1.0'}\n    - {name: gcr, image: 'gcr.io/proj/app:v1'}\n    - {name: other, image: 'partner.registry.cpln.io/api:3'}\n    - {name: own, image: 'acme-prod.registry.cpln.io/api:2'}\n";
 
     fn images_of(rendered: &[Rendered]) -> Vec<String> {
@@ -819,16 +831,7 @@ mod tests {
     #[test]
     fn shared_resources_render_the_same_for_every_environment() {
         let text = "kind: policy\nname: p\ntargetKind: secret\ntargetLinks: [//secret/db]\nbindings:\n  - permissions: [reveal]\n    principalLinks: [//gvc/app/identity/api-id]\n---\nkind: domain\nname: a.example.com\nspec: {ports: [{routes: [{workloadLink: //gvc/app/workload/web}]}]}\n---\nkind: gvc\nname: app\n";
-        let gvcs = ["app-staging".to_owned(), "shop-prod".to_owned()];
-        let out = render(
-            &manifests(text),
-            &env(ImageStrategy::None),
-            Some(&gvcs),
-            &[],
-            &SourceImages::default(),
-            None,
-        )
-        .unwrap_or_else(|p| panic!("{p:?}"));
+        let out = shared(text, &["app-staging", "shop-prod"]);
         assert_eq!(
             out[0].body["bindings"][0]["principalLinks"],
             serde_json::json!([
@@ -845,6 +848,53 @@ mod tests {
             out[2].body["tags"][crate::plan::MANAGED_TAG],
             "prod",
             "the GVC is the environment's own"
+        );
+    }
+
+    /// `cpln helm template` output: no `kind: gvc`, every GVC-scoped
+    /// resource says `gvc: online-boutique`, links name it in every form.
+    const HELM: &str = "kind: workload\nname: frontend\ngvc: online-boutique\nspec:\n  identityLink: //gvc/online-boutique/identity/frontend\n  containers:\n    - name: server\n      image: //image/frontend:v0.10.2\n  firewallConfig:\n    internal:\n      inboundAllowType: workload-list\n      inboundAllowWorkload: [//gvc/online-boutique/workload/loadgenerator, //gvc/partner/workload/probe]\n---\nkind: identity\nname: frontend\ngvc: online-boutique\n---\nkind: policy\nname: frontend-secrets\ntargetKind: secret\ntargetLinks: [//secret/frontend-config]\nbindings:\n  - permissions: [reveal]\n    principalLinks: [/org/acme-staging/gvc/online-boutique/identity/frontend]\n---\nkind: domain\nname: shop.example.com\nspec:\n  gvcLink: //gvc/online-boutique\n";
+
+    #[test]
+    fn the_manifests_gvc_is_a_template_for_the_environments() {
+        let out = rendered(HELM, &env(ImageStrategy::None), &SourceImages::default());
+        let frontend = &out[0].body;
+        assert!(frontend.get("gvc").is_none(), "the environment places it");
+        assert_eq!(
+            frontend["spec"]["identityLink"],
+            "/org/acme-prod/gvc/shop-prod/identity/frontend"
+        );
+        assert_eq!(
+            frontend["spec"]["firewallConfig"]["internal"]["inboundAllowWorkload"],
+            serde_json::json!([
+                "/org/acme-prod/gvc/shop-prod/workload/loadgenerator",
+                "/org/acme-prod/gvc/partner/workload/probe"
+            ]),
+            "a link into another GVC is kept (validation judges references)"
+        );
+        assert!(out[1].body.get("gvc").is_none());
+        assert_eq!(
+            out[2].body["bindings"][0]["principalLinks"][0],
+            "/org/acme-prod/gvc/shop-prod/identity/frontend",
+            "the full form, from another org, too"
+        );
+        assert_eq!(out[3].body["spec"]["gvcLink"], "/org/acme-prod/gvc/shop-prod");
+    }
+
+    #[test]
+    fn a_template_gvc_renders_for_every_environment_of_a_gvc_per_env_org() {
+        let out = shared(HELM, &["shop-staging", "shop-prod"]);
+        assert_eq!(
+            out[2].body["bindings"][0]["principalLinks"],
+            serde_json::json!([
+                "/org/acme-prod/gvc/shop-staging/identity/frontend",
+                "/org/acme-prod/gvc/shop-prod/identity/frontend"
+            ]),
+            "an org-scoped policy serves every environment's identity"
+        );
+        assert_eq!(
+            out[0].body["spec"]["identityLink"],
+            "/org/acme-prod/gvc/shop-prod/identity/frontend"
         );
     }
 

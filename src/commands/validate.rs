@@ -8,6 +8,8 @@ use crate::cli::{OutputFormat, SourceArgs};
 use crate::config::{Environment, Patch};
 use crate::diagnostic::{Problem, Problems};
 use crate::inputs;
+use crate::manifest::ManifestSet;
+use crate::manifest::template::{self, Template, TemplateSource};
 use crate::repo::Revision;
 use crate::{Error, ExitStatus, graph, output, render, validate};
 
@@ -51,6 +53,9 @@ pub(crate) fn run(
     let summary = outcome?;
     if global.output == OutputFormat::Human {
         output::print(&format!("{}\n", verdict(&summary)))?;
+        if let Some(template) = &summary.template {
+            output::print(&format!("{}\n", template.line()))?;
+        }
     }
     Ok(ExitStatus::Success)
 }
@@ -80,6 +85,47 @@ struct Summary {
     resources: usize,
     /// Problems that do not make the manifests invalid.
     warnings: Vec<Problem>,
+    /// The manifests' template GVC and what it renders as.
+    template: Option<TemplateGvc>,
+}
+
+/// The manifests' template GVC (`manifest::template`), reported so that a
+/// reader sees which name Ferry renders as each environment's GVC.
+#[derive(Debug, Clone, serde::Serialize)]
+struct TemplateGvc {
+    name: String,
+    source: TemplateSource,
+    /// Each environment checked, in the plan file's order, with its GVC.
+    rendered: Vec<RenderedAs>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+struct RenderedAs {
+    environment: String,
+    gvc: String,
+}
+
+impl TemplateGvc {
+    fn new(manifests: &ManifestSet, environments: &[&Environment]) -> Option<Self> {
+        let Template::One { name, source } = template::template(manifests) else { return None };
+        let rendered = environments
+            .iter()
+            .map(|e| RenderedAs { environment: e.name.clone(), gvc: e.gvc.clone() })
+            .collect();
+        Some(TemplateGvc { name: name.to_owned(), source, rendered })
+    }
+
+    /// `template GVC: `shop` (…), rendered as `shop-staging` for staging, …`
+    fn line(&self) -> String {
+        let rendered: Vec<String> =
+            self.rendered.iter().map(|r| format!("`{}` for {}", r.gvc, r.environment)).collect();
+        format!(
+            "template GVC: `{}` ({}), rendered as {}",
+            self.name,
+            self.source.describe(),
+            rendered.join(", ")
+        )
+    }
 }
 
 fn check(
@@ -136,6 +182,7 @@ fn check(
         environments: environments.iter().map(|e| e.name.clone()).collect(),
         resources: manifests.set.resources.len(),
         warnings: problems.take_warnings(),
+        template: TemplateGvc::new(&manifests.set, &environments),
     })
 }
 
@@ -167,6 +214,7 @@ fn report(summary: Option<&Summary>, problems: &Problems) -> serde_json::Value {
         "revision": summary.and_then(|s| s.revision.as_ref()),
         "environments": summary.map(|s| &s.environments),
         "resources": summary.map(|s| s.resources),
+        "templateGvc": summary.and_then(|s| s.template.as_ref()),
         "problems": problems.problems.iter().map(problem_json).collect::<Vec<_>>(),
     })
 }

@@ -10,6 +10,7 @@ pub mod link;
 mod load;
 pub mod refs;
 pub(crate) mod secret_text;
+pub mod template;
 pub mod yaml;
 
 use std::fmt;

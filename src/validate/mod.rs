@@ -13,6 +13,7 @@ use crate::config::{Environment, ManifestSource, PromotionConfig};
 use crate::diagnostic::{Location, Problem, Severity};
 use crate::manifest::image::{self, Source};
 use crate::manifest::refs::references;
+use crate::manifest::template::{self, GvcMention, Template};
 use crate::manifest::yaml::Node;
 use crate::manifest::{Kind, ManifestSet, Resource, ResourceId};
 
@@ -20,8 +21,8 @@ use crate::manifest::{Kind, ManifestSet, Resource, ResourceId};
 pub fn check(manifests: &ManifestSet, config: &PromotionConfig, env: &Environment) -> Vec<Problem> {
     let mut problems = Vec::new();
     let defined = duplicates(manifests, &mut problems);
-    let gvc_names: HashSet<&str> =
-        manifests.gvcs().map(|g| g.name.as_str()).chain([env.gvc.as_str()]).collect();
+    let template = template::template(manifests);
+    let gvc_names: HashSet<&str> = template.names().into_iter().collect();
     let gvcs: Vec<&Resource> = manifests.gvcs().collect();
     if let [_, second, ..] = gvcs.as_slice() {
         problems.push(
@@ -36,33 +37,59 @@ pub fn check(manifests: &ManifestSet, config: &PromotionConfig, env: &Environmen
             )),
         );
     }
+    if let Template::Ambiguous(first) = &template {
+        problems.push(ambiguous_template(first));
+    }
+    let other_gvc = |name: &str| match &template {
+        Template::One { name: template, source } if *template != name => {
+            Some(format!("the manifests' GVC is `{template}` ({})", source.describe()))
+        }
+        _ => None,
+    };
     for resource in &manifests.resources {
         let body = resource.body();
         let subject = resource.id().to_string();
         let located = |found: Vec<Finding>| found.into_iter().map(|f| f.problem_in(resource));
         problems.extend(located(field_rules(resource.kind, &body, &subject)));
-        gvc_field(resource, env, &mut problems);
+        if let Some(name) =
+            resource.kind.is_gvc_scoped().then_some(resource.gvc.as_deref()).flatten()
+            && let Some(why) = other_gvc(name)
+        {
+            let node = resource.node.get("gvc").unwrap_or(&resource.node);
+            let template = template.name().unwrap_or_default();
+            problems.push(
+                Problem::new(
+                    "ferry::validate::gvc-mismatch",
+                    format!("{} says `gvc: {name}`, but {why}", resource.id()),
+                )
+                .at(resource.location_of(node), "another GVC")
+                .help(format!(
+                    "write `gvc: {template}` or remove the field: Ferry renders the template GVC `{template}` as each environment's GVC"
+                )),
+            );
+        }
         for reference in references(resource) {
             let exists = if reference.target.kind == Kind::Gvc {
                 gvc_names.contains(reference.target.name.as_str())
             } else {
                 defined.contains_key(&reference.target)
             };
-            let wrong_gvc = reference.gvc.filter(|g| !gvc_names.contains(g));
-            if let Some(gvc) = wrong_gvc {
+            let wrong_gvc = reference.gvc.and_then(|g| other_gvc(g).map(|why| (g, why)));
+            if let Some((gvc, why)) = wrong_gvc {
+                let template = template.name().unwrap_or_default();
                 problems.push(
                     Problem::new(
                         "ferry::validate::dangling-reference",
                         format!(
-                            "{} refers to {} in GVC `{gvc}`, which is not this environment's GVC",
+                            "{} refers to {} in GVC `{gvc}`, but {why}",
                             resource.id(),
                             reference.target
                         ),
                     )
-                    .at(resource.location_of(reference.node), "unknown GVC")
+                    .at(resource.location_of(reference.node), "another GVC")
                     .help(format!(
-                        "use `//gvc/{}/{}/{}`; Ferry rewrites GVC names per environment",
-                        env.gvc, reference.target.kind, reference.target.name
+                        "use `//gvc/{template}/{}/{}`: Ferry renders the template GVC `{template}` as each environment's GVC",
+                        reference.target.kind, reference.target.name
                     )),
                 );
             } else if !exists {
@@ -136,6 +163,30 @@ fn duplicates<'a>(
     seen
 }
 
+/// No `kind: gvc` document, and the manifests name several GVCs: which
+/// one is the template is not Ferry's guess to make.
+fn ambiguous_template(first: &[GvcMention<'_>]) -> Problem {
+    let names: Vec<String> = first.iter().map(|m| format!("`{}`", m.name)).collect();
+    let what = if first.iter().any(|m| m.field) { "`gvc:` fields" } else { "links" };
+    let mut problem = Problem::new(
+        "ferry::validate::several-gvcs",
+        format!(
+            "the manifests' {what} name {} GVCs ({}), and no `kind: gvc` document says which is theirs",
+            first.len(),
+            names.join(", ")
+        ),
+    );
+    if let [template, second, more @ ..] = first {
+        problem = problem
+            .at(second.resource.location_of(second.node), "another GVC")
+            .note(template.resource.location_of(template.node), "the first GVC named");
+        for other in more {
+            problem = problem.note(other.resource.location_of(other.node), "another GVC");
+        }
+    }
+    problem.help("manifests are written for one GVC, which Ferry renders as each environment's GVC: name one GVC in every `gvc:` field and link, or add the `kind: gvc` document that says which")
+}
+
 fn dangling(
     resource: &Resource,
     node: &Node,
@@ -156,24 +207,6 @@ fn dangling(
         "{suggestion}add a `kind: {}` manifest named `{}`, or fix the reference",
         target.kind, target.name
     ))
-}
-
-fn gvc_field(resource: &Resource, env: &Environment, problems: &mut Vec<Problem>) {
-    let Some(gvc) = &resource.gvc else { return };
-    let node = resource.node.get("gvc").unwrap_or(&resource.node);
-    if !resource.kind.is_gvc_scoped() {
-        return;
-    }
-    if gvc != &env.gvc {
-        problems.push(
-            Problem::new(
-                "ferry::validate::gvc-mismatch",
-                format!("{} says `gvc: {gvc}`, but environment `{}` uses GVC `{}`", resource.id(), env.name, env.gvc),
-            )
-            .at(resource.location_of(node), "contradicts the environment")
-            .help("remove the `gvc:` field; Ferry places GVC-scoped resources in each environment's GVC"),
-        );
-    }
 }
 
 /// A mutable reference that stays mutable in `env`: an external one that

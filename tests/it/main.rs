@@ -22,4 +22,5 @@ mod safety;
 mod sim;
 mod status;
 mod support;
+mod template_gvc;
 mod valid;
