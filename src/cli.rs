@@ -220,6 +220,16 @@ pub enum Command {
         /// The environments to show; every one when omitted.
         envs: Vec<String>,
     },
+    /// Write manifests of what runs in an environment's org and GVC, one
+    /// file per resource (secret values kept out), and a plan file
+    /// skeleton when there is none (docs/adoption.md).
+    Import {
+        /// The environment to import (named in the plan file, or described
+        /// with --org and --gvc when there is none).
+        env: String,
+        #[command(flatten)]
+        args: ImportArgs,
+    },
     /// A local Control Plane (API and registries) for trying pipelines and for tests.
     Sim {
         #[command(subcommand)]
@@ -230,6 +240,43 @@ pub enum Command {
         #[command(subcommand)]
         command: crate::registry::ImageCommand,
     },
+}
+
+/// `ferry import`'s choices.
+#[derive(Debug, Args, Clone)]
+pub struct ImportArgs {
+    /// The folder to write into (`KIND/NAME.yaml`); default: the plan
+    /// file's manifests folder.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Only these kinds (comma-separated); default: every kind Ferry knows.
+    #[arg(long, value_name = "KIND", value_delimiter = ',', value_parser = parse_kind)]
+    pub kinds: Vec<crate::manifest::Kind>,
+    /// Write secret values instead of placeholders (only from a terminal).
+    #[arg(long)]
+    pub include_secret_values: bool,
+    /// Write over files that exist (imported files, and the plan file
+    /// skeleton).
+    #[arg(long)]
+    pub force: bool,
+    /// With no plan file: the environment's org.
+    #[arg(long, requires = "gvc")]
+    pub org: Option<String>,
+    /// With no plan file: the environment's GVC.
+    #[arg(long, requires = "org")]
+    pub gvc: Option<String>,
+    /// With no plan file: the Control Plane API endpoint.
+    #[arg(long, requires = "org")]
+    pub endpoint: Option<String>,
+    /// With no plan file: the variable holding the token.
+    #[arg(long, value_name = "VAR", default_value = "CPLN_TOKEN")]
+    pub token_env: String,
+}
+
+fn parse_kind(text: &str) -> Result<crate::manifest::Kind, String> {
+    crate::manifest::Kind::parse(text).ok_or_else(|| {
+        format!("`{text}` is not a kind Ferry knows: {}", crate::manifest::Kind::names())
+    })
 }
 
 /// Choices shared by `promote`, `deploy` and `apply`.

@@ -2,6 +2,7 @@
 
 mod graph;
 mod history;
+mod import;
 mod plan;
 mod promote;
 mod render;
@@ -19,7 +20,9 @@ pub(crate) use session::Session;
 pub fn run(cli: Cli) -> Result<ExitStatus, Error> {
     let needs_plan_file = !matches!(
         cli.command,
-        Command::Sim { command: SimCommand::Serve { .. } } | Command::Image { .. }
+        Command::Sim { command: SimCommand::Serve { .. } }
+            | Command::Image { .. }
+            | Command::Import { args: crate::cli::ImportArgs { org: Some(_), .. }, .. }
     );
     let session =
         if needs_plan_file { Session::new(&cli.global)? } else { Session::plain(&cli.global) };
@@ -57,6 +60,7 @@ pub fn run(cli: Cli) -> Result<ExitStatus, Error> {
             command: SimCommand::Image { command: SimImageCommand::Push { env, image } },
         } => sim::push(&session, &env, &image),
         Command::Status { envs } => status::run(&session, &envs),
+        Command::Import { env, args } => import::run(&session, &env, &args),
         Command::Image { command } => crate::registry::run(command, &cli.global),
     }
 }

@@ -18,6 +18,7 @@ pub mod gate;
 pub mod github;
 pub mod graph;
 pub mod history;
+pub mod import;
 pub mod inputs;
 pub mod lock;
 pub mod manifest;

@@ -20,7 +20,8 @@ use crate::manifest::Kind;
 use crate::release::{Actor, own_resource_name};
 use crate::timestamp::{parse_rfc3339, rfc3339};
 
-const LOCK_OF_TAG: &str = "ferry/lock-of";
+/// The tag that marks a secret as the promotion lock of an environment.
+pub const LOCK_OF_TAG: &str = "ferry/lock-of";
 const HOLDER_TAG: &str = "ferry/lock-holder";
 const STARTED_TAG: &str = "ferry/lock-started";
 const EXPIRES_TAG: &str = "ferry/lock-expires";

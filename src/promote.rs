@@ -244,7 +244,8 @@ pub async fn apply(
     }
     fresh(&saved, workspace.config.max_plan_age, crate::timestamp::now_ms())?;
     open(&connect::client(promotion.dst())?, promotion.dst(), options, frontend).await?;
-    let rendered = promotion.render_as_written(workspace)?;
+    let mut rendered = promotion.render_as_written(workspace)?;
+    keep_live_secrets(promotion.dst(), &mut rendered).await?;
     saved.secrets = plan::Secrets::default();
     for resource in &rendered {
         plan::steps::sealed(&resource.id, &resource.body, &mut saved.secrets);
@@ -289,6 +290,25 @@ pub fn unaltered(saved: &Plan, dst: &Environment) -> Result<(), Error> {
         }
         .into());
     }
+    Ok(())
+}
+
+/// The values of secrets the manifests keep out of git, as `dst` holds
+/// them now (the executor refuses the plan if they moved since it was
+/// made: their fingerprints differ).
+async fn keep_live_secrets(dst: &Environment, rendered: &mut [Rendered]) -> Result<(), Error> {
+    let client = connect::client(dst)?;
+    let mut live = std::collections::HashMap::new();
+    let kept = rendered.iter().filter(|r| {
+        r.id.kind == crate::manifest::Kind::Secret
+            && r.body.get("data").is_some_and(crate::manifest::kept_secret::holds)
+    });
+    for resource in kept {
+        if let Some(body) = crate::observe::fetch(&client, dst, &resource.id).await? {
+            live.insert(resource.id.clone(), body);
+        }
+    }
+    plan::promotion::keep_live_secrets(dst, rendered, &live)?;
     Ok(())
 }
 

@@ -216,6 +216,7 @@ impl<'a> Promotion<'a> {
             let ids: Vec<_> = rendered.iter().map(|r| r.id.clone()).collect();
             observation = observe::observe(&client, env, &ids).await?;
         }
+        plan::promotion::keep_live_secrets(env, &mut rendered, &observation.raw)?;
         keep_current_pins(&client, env, &mut rendered, &images.promoted, &observation.raw).await?;
         let mut image_changes =
             plan::image_changes(rendered.iter().map(|r| (&r.id, &r.body)), &observation.raw);

@@ -5,6 +5,7 @@
 //! (every field, modelled or not) together with where it came from.
 
 pub mod image;
+pub mod kept_secret;
 pub mod kind;
 pub mod link;
 mod load;

@@ -10,9 +10,10 @@ use std::collections::HashMap;
 use serde_json::Value;
 
 use crate::config::Environment;
+use crate::diagnostic::{Problem, Problems};
 use crate::graph::Graph;
 use crate::manifest::image::{Source, classify};
-use crate::manifest::{Kind, ResourceId};
+use crate::manifest::{Kind, ResourceId, kept_secret};
 use crate::release::{ReleaseImage, ReleaseKind};
 use crate::render::{ExternalImage, Rendered};
 
@@ -158,6 +159,52 @@ pub fn adopted_images(
             }
         })
         .collect()
+}
+
+/// Puts the values `dst`'s live secrets hold where the rendered secrets
+/// keep them out of git ([`kept_secret::KEEP_LIVE`], as `ferry import`
+/// writes them), so that they compare, and are written, as they are. A
+/// secret whose live value is missing (it does not exist in `dst`, its
+/// payload could not be revealed, or the manifests name a key it lacks)
+/// is a problem: a placeholder is never written.
+pub fn keep_live_secrets(
+    dst: &Environment,
+    rendered: &mut [Rendered],
+    live: &HashMap<ResourceId, Value>,
+) -> Result<(), Problems> {
+    let mut problems = Problems::default();
+    for resource in rendered.iter_mut().filter(|r| r.id.kind == Kind::Secret) {
+        let Some(data) = resource.body.get_mut("data").filter(|d| kept_secret::holds(d)) else {
+            continue;
+        };
+        let missing = kept_secret::fill(data, live.get(&resource.id).and_then(|l| l.get("data")));
+        if missing.is_empty() {
+            continue;
+        }
+        let why = if live.contains_key(&resource.id) {
+            format!("{} has no value at {}", dst.name, missing.join(", "))
+        } else {
+            format!("it does not exist in {}", dst.name)
+        };
+        problems.push(
+            Problem::new(
+                "ferry::plan::kept-secret",
+                format!(
+                    "{} keeps its values as they are in the environment (`{}`), but {why}",
+                    resource.id,
+                    kept_secret::KEEP_LIVE
+                ),
+            )
+            .at(resource.location.clone(), "values kept out of git")
+            .help(format!(
+                "write the values in place of `{}` (or supply them with an override of {}), or create the secret in {} first (docs/adoption.md)",
+                kept_secret::KEEP_LIVE,
+                dst.name,
+                dst.name
+            )),
+        );
+    }
+    problems.into_result(())
 }
 
 /// Every container image of the release (changed or not), with digests:
@@ -379,6 +426,34 @@ mod tests {
         assert!(plan.steps.writes.is_empty() && plan.steps.copies.is_empty());
         assert!(!plan.summary.has_changes());
         assert!(plan.resources.iter().all(|r| r.action == Action::Unchanged));
+    }
+
+    #[test]
+    fn secrets_kept_out_of_git_plan_as_they_run_and_a_missing_one_is_named() {
+        let envs = environments();
+        let kept = |name: &str| {
+            rendered(
+                &format!("secret/{name}"),
+                json!({"kind": "secret", "name": name, "type": "opaque",
+                       "data": {"payload": kept_secret::KEEP_LIVE, "encoding": "plain"}}),
+            )
+        };
+        let live = rendered(
+            "secret/db",
+            json!({"kind": "secret", "name": "db", "type": "opaque",
+                   "data": {"payload": "s3cr3t", "encoding": "plain"}}),
+        );
+        let raw: HashMap<ResourceId, Value> = HashMap::from([(live.id.clone(), live.body.clone())]);
+        let mut desired = [kept("db")];
+        assert!(keep_live_secrets(&envs[1], &mut desired, &raw).is_ok());
+        assert_eq!(desired[0].body["data"]["payload"], "s3cr3t");
+        let plan = plan_of(&desired, &[live], &[]);
+        assert!(!plan.summary.has_changes(), "{:?}", plan.resources);
+        let mut absent = [kept("cache")];
+        let problems = keep_live_secrets(&envs[1], &mut absent, &raw).err().unwrap_or_default();
+        assert_eq!(problems.len(), 1);
+        let text = format!("{problems:?}");
+        assert!(text.contains("secret/cache") && text.contains("does not exist in prod"), "{text}");
     }
 
     #[test]

@@ -11,6 +11,7 @@ mod git_revisions;
 mod github;
 mod history;
 mod images;
+mod import;
 mod inputs;
 mod plan;
 mod plan_equals_promote;

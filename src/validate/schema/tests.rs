@@ -303,3 +303,17 @@ fn the_terraform_providers_validators_hold() {
         ]
     );
 }
+
+#[test]
+fn values_kept_out_of_git_are_not_judged_by_shape() {
+    use crate::manifest::kept_secret::KEEP_LIVE;
+    let secret = |kind: &str, data: Value| json!({"kind": "secret", "name": "s", "type": kind, "data": data});
+    for kept in [
+        secret("docker", json!(KEEP_LIVE)),
+        secret("tls", json!({"cert": KEEP_LIVE, "key": KEEP_LIVE})),
+        secret("opaque", json!({"payload": KEEP_LIVE, "encoding": "base64"})),
+    ] {
+        assert_eq!(check(Kind::Secret, &kept), [], "{kept}");
+    }
+    assert_eq!(error_paths(Kind::Secret, &secret("docker", json!("not json"))), ["/data"]);
+}

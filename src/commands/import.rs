@@ -1,0 +1,361 @@
+//! `ferry import ENV [--out DIR] [--kinds …]`: the manifests of what runs in
+//! an environment's org and GVC, one file per resource (`DIR/KIND/NAME.yaml`),
+//! and a plan file skeleton when there is none (docs/adoption.md). Reading
+//! goes through [`ControlPlane`], a bounded number of requests at a time;
+//! the conversion is [`crate::import`]'s (pure); this module writes files.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+
+use futures::stream::{self, StreamExt, TryStreamExt};
+use serde_json::{Value, json};
+
+use super::Session;
+use crate::api::{ApiError, ControlPlane, paths};
+use crate::cli::{ImportArgs, OutputFormat};
+use crate::config::{Environment, Topology};
+use crate::diagnostic::{Problem, Problems, SourceFile};
+use crate::import::{self, Imported, Scope, SecretValues, Skeleton};
+use crate::manifest::{Kind, ResourceId, kept_secret};
+use crate::{Error, ExitStatus, connect, inputs, output, repo};
+
+/// Version of `import --output json`.
+pub const SCHEMA: &str = "ferry.import/v1";
+
+/// Requests under way at once while reading an environment.
+const CONCURRENCY: usize = 8;
+
+/// Where the imported environment comes from and where its files go.
+struct Target {
+    env: Environment,
+    /// The plan file's manifests folder (default output), if there is a plan file.
+    manifests: Option<PathBuf>,
+    /// The topology the skeleton names.
+    topology: &'static str,
+    /// Where the plan file skeleton is written, and the plan file's folder.
+    skeleton: PathBuf,
+    /// The environment as the plan file writes it (not pointed at `--sim`).
+    written: Environment,
+}
+
+pub(crate) fn run(
+    session: &Session<'_>,
+    env: &str,
+    args: &ImportArgs,
+) -> Result<ExitStatus, Error> {
+    let values = if args.include_secret_values {
+        if !std::io::stdin().is_terminal() {
+            return Err(Problem::new(
+                "ferry::import::secret-values",
+                "--include-secret-values needs a terminal on stdin: secret values are not written from a script",
+            )
+            .help("run it yourself in a terminal, or import without it: each value is then a placeholder that keeps what the environment holds")
+            .into());
+        }
+        SecretValues::Included
+    } else {
+        SecretValues::Placeholders
+    };
+    let target = target(session, env, args)?;
+    let out = match (&args.out, &target.manifests) {
+        (Some(out), _) => out.clone(),
+        (None, Some(manifests)) => manifests.clone(),
+        (None, None) => PathBuf::from("manifests"),
+    };
+    refuse_to_overwrite(&out, args.force)?;
+    let template = template_gvc(target.manifests.as_deref()).unwrap_or(target.env.gvc.clone());
+    let kinds = if args.kinds.is_empty() { Kind::ALL.to_vec() } else { args.kinds.clone() };
+    let env = &target.env;
+    let live = super::runtime()?.block_on(async {
+        let client = connect::client(env)?;
+        read(&client, env, &kinds).await.map_err(Error::from)
+    })?;
+    let scope = Scope { org: &env.org, gvc: &env.gvc, template: &template };
+    let mut imported: Vec<Imported> = Vec::new();
+    let mut skipped: Vec<(ResourceId, String)> = Vec::new();
+    for (kind, body) in &live {
+        let name = body.get("name").and_then(Value::as_str).unwrap_or_default();
+        match import::skipped(*kind, body, scope) {
+            Some(why) => skipped.push((ResourceId::new(*kind, name), why)),
+            None => imported.push(import::manifest(*kind, body, scope, values)),
+        }
+    }
+    imported.sort_by(|a, b| a.path.cmp(&b.path));
+    skipped.sort();
+    write_files(&out, &imported)?;
+    let plan_file = write_skeleton(&target, &out, args.force)?;
+    let text = if session.global.output == OutputFormat::Json {
+        super::json_about(
+            SCHEMA,
+            env,
+            json!({
+                "out": out.display().to_string(),
+                "template": template,
+                "written": imported.iter().map(|i| &i.path).collect::<Vec<_>>(),
+                "skipped": skipped.iter().map(|(id, why)| json!({"id": id.to_string(), "why": why})).collect::<Vec<_>>(),
+                "planFile": plan_file.as_ref().map(|p| p.display().to_string()),
+            }),
+        )
+    } else {
+        report(env, &out, &template, &imported, &skipped, plan_file.as_deref())
+    };
+    output::print(&text)?;
+    Ok(ExitStatus::Success)
+}
+
+/// The environment to import, from the plan file, or from `--org` and
+/// `--gvc` when there is none (whose skeleton is then the plan file).
+fn target(session: &Session<'_>, name: &str, args: &ImportArgs) -> Result<Target, Error> {
+    let file = &session.global.file;
+    let Some(org) = &args.org else {
+        let workspace = session.workspace()?;
+        let env = workspace.config.environment(name)?.clone();
+        let as_written = inputs::workspace(file)?;
+        let written = as_written.config.environment(name)?.clone();
+        let spec = &workspace.config.manifests;
+        let manifests = workspace.base.join(&spec.repository).join(&spec.path);
+        let topology = match workspace.config.topology {
+            Topology::OrgPerEnv => "org-per-env",
+            Topology::GvcPerEnv => "gvc-per-env",
+        };
+        return Ok(Target {
+            env,
+            written,
+            manifests: Some(manifests),
+            topology,
+            skeleton: workspace.base.join("promotion.yaml"),
+        });
+    };
+    let gvc = args.gvc.as_deref().unwrap_or_default();
+    if file.exists() && !args.force {
+        return Err(Problem::new(
+            "ferry::import::plan-file-exists",
+            format!("{} exists: --org and --gvc describe an environment only when there is no plan file", file.display()),
+        )
+        .help(format!("import an environment of {} by its name without --org and --gvc, or pass --force to write a new plan file over it", file.display()))
+        .into());
+    }
+    let text = import::skeleton(&Skeleton {
+        env: name,
+        org,
+        gvc,
+        endpoint: args.endpoint.as_deref(),
+        token_env: &args.token_env,
+        topology: "org-per-env",
+        manifests: "manifests",
+    });
+    let config = crate::config::parse(&SourceFile::new(file.display().to_string(), text))?;
+    let env = config.environment(name)?.clone();
+    Ok(Target {
+        written: env.clone(),
+        env,
+        manifests: None,
+        topology: "org-per-env",
+        skeleton: file.clone(),
+    })
+}
+
+/// Every live resource of `kinds` in `env`'s org and GVC, secrets with
+/// their data (revealed, to learn their keys; the values are written only
+/// with `--include-secret-values`). A kind the API cannot list here has
+/// none.
+async fn read<A: ControlPlane>(
+    api: &A,
+    env: &Environment,
+    kinds: &[Kind],
+) -> Result<Vec<(Kind, Value)>, ApiError> {
+    let lists: Vec<Vec<(Kind, Value)>> = stream::iter(kinds.iter().copied())
+        .map(|kind| async move {
+            let path = paths::collection(&env.org, &env.gvc, kind);
+            let items = match api.list(&path).await {
+                Ok(items) => items,
+                Err(error) if matches!(error.status(), Some(404 | 405)) => Vec::new(),
+                Err(error) => return Err(error),
+            };
+            Ok(items.into_iter().map(|item| (kind, item)).collect())
+        })
+        .buffer_unordered(CONCURRENCY)
+        .try_collect()
+        .await?;
+    stream::iter(lists.into_iter().flatten())
+        .map(|(kind, item)| async move {
+            let name = item.get("name").and_then(Value::as_str).unwrap_or_default().to_owned();
+            if kind != Kind::Secret || name.is_empty() {
+                return Ok((kind, item));
+            }
+            let revealed = crate::observe::fetch(api, env, &ResourceId::new(kind, name)).await?;
+            Ok((kind, revealed.unwrap_or(item)))
+        })
+        .buffer_unordered(CONCURRENCY)
+        .try_collect()
+        .await
+}
+
+/// The name of the manifests' GVC: their `kind: gvc` document, or the one
+/// GVC their `gvc:` fields name. `None` when there are no manifests (or
+/// they do not say).
+fn template_gvc(manifests: Option<&Path>) -> Option<String> {
+    let folder = manifests.filter(|m| m.is_dir())?;
+    let snapshot = repo::read_directory(&repo::root(folder), folder).ok()?;
+    let (resources, _) = crate::manifest::load_documents(&snapshot.files);
+    if let Some(gvc) = resources.iter().find(|r| r.kind == Kind::Gvc) {
+        return Some(gvc.name.clone());
+    }
+    let mut named: Vec<&str> = resources.iter().filter_map(|r| r.gvc.as_deref()).collect();
+    named.sort_unstable();
+    named.dedup();
+    match named.as_slice() {
+        [one] => Some((*one).to_owned()),
+        _ => None,
+    }
+}
+
+/// Refuses to write into a folder that already holds files, unless
+/// `--force`: imported files would mix with, or replace, what is there.
+fn refuse_to_overwrite(out: &Path, force: bool) -> Result<(), Problem> {
+    let holds_files = std::fs::read_dir(out).is_ok_and(|mut entries| entries.next().is_some());
+    if holds_files && !force {
+        return Err(Problem::new(
+            "ferry::import::out-not-empty",
+            format!("{} already holds files; nothing was imported", out.display()),
+        )
+        .help("pass --out with a new folder, or --force to write the imported files over those of the same name"));
+    }
+    Ok(())
+}
+
+fn write_files(out: &Path, imported: &[Imported]) -> Result<(), Problems> {
+    let mut problems = Problems::default();
+    for file in imported {
+        let path = out.join(&file.path);
+        let written = path
+            .parent()
+            .map_or(Ok(()), std::fs::create_dir_all)
+            .and_then(|()| std::fs::write(&path, &file.text));
+        if let Err(error) = written {
+            problems.push(Problem::new(
+                "ferry::import::write",
+                format!("cannot write {}: {error}", path.display()),
+            ));
+        }
+    }
+    problems.into_result(())
+}
+
+/// Writes the plan file skeleton unless one exists (or `--force`); the
+/// path written, if any.
+fn write_skeleton(target: &Target, out: &Path, force: bool) -> Result<Option<PathBuf>, Problem> {
+    if target.skeleton.exists() && !force {
+        return Ok(None);
+    }
+    let folder = target
+        .skeleton
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+    let manifests = relative(out, &folder);
+    let env = &target.written;
+    let text = import::skeleton(&Skeleton {
+        env: &env.name,
+        org: &env.org,
+        gvc: &env.gvc,
+        endpoint: env.endpoint.as_deref(),
+        token_env: &env.token_env,
+        topology: target.topology,
+        manifests: &manifests,
+    });
+    std::fs::write(&target.skeleton, text).map_err(|error| {
+        Problem::new(
+            "ferry::import::write",
+            format!("cannot write {}: {error}", target.skeleton.display()),
+        )
+    })?;
+    Ok(Some(target.skeleton.clone()))
+}
+
+/// `path` relative to `base` when it lies inside it, else as absolute.
+fn relative(path: &Path, base: &Path) -> String {
+    let absolute = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+    let (path, base) = (absolute(path), absolute(base));
+    let shown = path.strip_prefix(&base).map_or(path.as_path(), |p| p);
+    let text = shown.display().to_string();
+    if text.is_empty() { ".".to_owned() } else { text }
+}
+
+fn report(
+    env: &Environment,
+    out: &Path,
+    template: &str,
+    imported: &[Imported],
+    skipped: &[(ResourceId, String)],
+    plan_file: Option<&Path>,
+) -> String {
+    let mut text = format!(
+        "Imported {} of {} (org {}, GVC {} written as {template}) into {}\n",
+        output::count(imported.len(), "resource"),
+        env.name,
+        env.org,
+        env.gvc,
+        out.display()
+    );
+    for file in imported {
+        text.push_str(&format!("  {}\n", file.path));
+    }
+    let kept = imported.iter().filter(|i| i.kind == Kind::Secret).count();
+    if kept > 0 && imported.iter().any(|i| i.text.contains(kept_secret::KEEP_LIVE)) {
+        text.push_str(&format!(
+            "{} written with their keys only: each value is `{}`, which keeps what {} holds (see the comment in each file)\n",
+            output::count(kept, "secret"),
+            kept_secret::KEEP_LIVE,
+            env.name
+        ));
+    }
+    if !skipped.is_empty() {
+        text.push_str(&format!("Not imported ({}):\n", skipped.len()));
+        for (id, why) in skipped {
+            text.push_str(&format!("  {id}: {why}\n"));
+        }
+    }
+    if let Some(plan_file) = plan_file {
+        text.push_str(&format!("Wrote the plan file {}\n", plan_file.display()));
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::fake::{Fake, Verb};
+
+    fn env() -> Environment {
+        let text = "manifests: {path: m}\nenvironments:\n  - {name: prod, org: acme, gvc: app, tokenEnv: T}\n";
+        crate::config::parse(&SourceFile::new("p.yaml", text))
+            .unwrap_or_else(|e| panic!("{e:?}"))
+            .environments
+            .remove(0)
+    }
+
+    #[tokio::test]
+    async fn every_kind_is_listed_and_each_secret_revealed() {
+        let fake = Fake::new();
+        fake.seed("/org/acme/gvc/app", json!({"kind": "gvc", "name": "app"}));
+        fake.seed(
+            "/org/acme/gvc/app/workload/api",
+            json!({"kind": "workload", "name": "api", "spec": {}}),
+        );
+        fake.seed(
+            "/org/acme/secret/db",
+            json!({"kind": "secret", "name": "db", "type": "opaque", "data": {"payload": "p"}}),
+        );
+        let live = read(&fake, &env(), &Kind::ALL).await.unwrap_or_else(|e| panic!("{e}"));
+        let mut names: Vec<String> = live
+            .iter()
+            .map(|(k, b)| format!("{k}/{}", b["name"].as_str().unwrap_or("?")))
+            .collect();
+        names.sort();
+        assert_eq!(names, ["gvc/app", "secret/db", "workload/api"]);
+        assert_eq!(fake.count(Verb::Get, "/org/acme/secret/db/-reveal"), 1);
+        let lists = fake.calls().iter().filter(|c| c.verb == Verb::List).count();
+        assert_eq!(lists, Kind::ALL.len(), "one list per kind");
+    }
+}
