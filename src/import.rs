@@ -74,9 +74,6 @@ const SLIM: &[&str] = &[
     "gvc",
 ];
 
-/// Top-level fields whose strings are user text, never links.
-const NOT_LINKS: &[&str] = &["description", "tags", "data"];
-
 /// Why a live resource is not imported; `None` when it is.
 pub fn skipped(kind: Kind, body: &Value, scope: Scope<'_>) -> Option<String> {
     let name = body.get("name").and_then(Value::as_str)?;
@@ -131,7 +128,7 @@ fn linked_gvcs(value: &Value, org: &str, out: &mut Vec<String>) {
         Value::Array(items) => items.iter().for_each(|v| linked_gvcs(v, org, out)),
         Value::Object(map) => {
             for (key, value) in map {
-                if !NOT_LINKS.contains(&key.as_str()) {
+                if !["description", "tags", "data"].contains(&key.as_str()) {
                     linked_gvcs(value, org, out);
                 }
             }
@@ -166,7 +163,7 @@ pub fn manifest(kind: Kind, body: &Value, scope: Scope<'_>, values: SecretValues
         }
     }
     for (key, value) in &mut doc {
-        if !NOT_LINKS.contains(&key.as_str()) {
+        if crate::normalize::is_linkable(kind.as_str(), key) {
             shorten_links(value, scope);
         }
     }

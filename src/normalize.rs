@@ -50,7 +50,7 @@ pub fn normalize(kind: &str, name: &str, scope: Scope<'_>, doc: &mut Map<String,
         tags.retain(|_, v| !v.is_null());
     }
     for (key, value) in doc.iter_mut() {
-        if !NOT_LINKS.contains(&key.as_str()) {
+        if is_linkable(kind, key) {
             qualify_links(value, scope);
         }
     }
@@ -69,6 +69,13 @@ pub fn normalize(kind: &str, name: &str, scope: Scope<'_>, doc: &mut Map<String,
     if spec.is_empty() && !matches!(kind, "workload" | "gvc" | "volumeset" | "domain" | "ipset") {
         doc.remove("spec");
     }
+}
+
+/// Whether a top-level field of a `kind` body may hold links: not user
+/// text, and not a secret's payload (a cloud account's `data` holds links,
+/// such as `secretLink`).
+pub fn is_linkable(kind: &str, key: &str) -> bool {
+    !NOT_LINKS.contains(&key) || (key == "data" && kind != "secret")
 }
 
 fn qualify_links(value: &mut Value, scope: Scope<'_>) {
@@ -127,6 +134,8 @@ fn workload_spec(spec: &mut Map<String, Value>, scope: Scope<'_>) {
     if let Some(Value::Array(containers)) = spec.get_mut("containers") {
         containers.iter_mut().filter_map(Value::as_object_mut).for_each(|c| container(c, scope));
     }
+    let target_written =
+        spec.get("defaultOptions").and_then(|o| o.pointer("/autoscaling/target")).is_some();
     defaults(
         spec,
         "defaultOptions",
@@ -135,6 +144,17 @@ fn workload_spec(spec: &mut Map<String, Value>, scope: Scope<'_>) {
             "timeoutSeconds": 5, "debug": false, "suspend": false
         }),
     );
+    // No default target where the metric takes none: keda's triggers, or
+    // `multi`'s own targets (the rules of validate::schema, which a stored
+    // body must still pass when it is written back).
+    if let Some(Value::Object(scaling)) =
+        spec.get_mut("defaultOptions").and_then(|o| o.pointer_mut("/autoscaling"))
+        && !target_written
+        && (scaling.get("metric").and_then(Value::as_str) == Some("keda")
+            || scaling.contains_key("multi"))
+    {
+        scaling.remove("target");
+    }
     defaults(
         spec,
         "firewallConfig",
@@ -238,6 +258,23 @@ mod tests {
     }
 
     #[test]
+    fn no_default_target_where_the_metric_takes_none() {
+        let scaled = |autoscaling: Value| {
+            normalized(
+                "workload",
+                json!({"spec": {"defaultOptions": {"autoscaling": autoscaling}}}),
+            )["spec"]["defaultOptions"]["autoscaling"]
+                .clone()
+        };
+        assert!(scaled(json!({"metric": "keda"})).get("target").is_none());
+        assert!(
+            scaled(json!({"multi": [{"metric": "cpu", "target": 50}]})).get("target").is_none()
+        );
+        assert_eq!(scaled(json!({"metric": "cpu"}))["target"], 95);
+        assert_eq!(scaled(json!({"metric": "keda", "target": 10}))["target"], 10);
+    }
+
+    #[test]
     fn is_idempotent() {
         let once = normalized(
             "gvc",
@@ -259,5 +296,7 @@ mod tests {
         assert_eq!(out["description"], "//not a link");
         assert_eq!(out["data"]["payload"], "//x");
         assert_eq!(out["tags"], json!({"k": "//v"}));
+        let account = normalized("cloudaccount", json!({"data": {"secretLink": "//secret/azure"}}));
+        assert_eq!(account["data"]["secretLink"], "/org/acme/secret/azure");
     }
 }

@@ -99,3 +99,109 @@ fn the_quickstarts_prod_imported_plans_as_no_changes() {
         assert!(run.stdout.contains("No changes"), "{plan_file}:\n{}", run.stdout);
     }
 }
+
+/// Payloads of tests/valid/realistic/manifests/secrets.yaml.
+const CORPUS_PAYLOADS: &[&str] = &[
+    "c2Vzc2lvbi1rZXktZm9yLXRlc3Rz",
+    "plain text is fine too",
+    "MIIBszCCAVmgAwIBAgIUX2Zha2Ut",
+    "b3BlbnNzaC1rZXktdjEA",
+    "not-a-real-password",
+    "c2hvcDpub3QtcmVhbA==",
+    "wJalrXUtnFEMI",
+    "not-a-real-function-code",
+    "clientSecret",
+    "private_key_id",
+];
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_environment_cpln_apply_created_from_the_valid_corpus_round_trips() {
+    use std::time::Duration;
+
+    use crate::support::cpln::{Cpln, describe};
+    use ferry::sim::{SimConfig, Simulator};
+
+    let config = SimConfig::new()
+        .with_org("acme-staging", "staging-token")
+        .with_rollout_delay(Duration::from_millis(100));
+    let sim = Simulator::start(config).await.expect("simulator starts");
+    let cpln = Cpln::new(&sim, "acme-staging", "staging-token");
+    for folder in crate::valid::folders() {
+        let manifests = folder.join("manifests");
+        let args = ["apply", "-f", manifests.to_str().expect("path"), "--gvc", "app"];
+        let output = cpln.run(&args, Duration::from_secs(120)).await;
+        assert!(output.status.success(), "{}: {}", folder.display(), describe(&output));
+    }
+
+    // The corpus's own-registry images, pushed as CI would have.
+    let host = sim.registry_host("acme-staging").expect("registry");
+    for (repository, tag) in [("shop-api", "1.4.2"), ("checkout", "7.0.1")] {
+        ferry::sim::seed::push_demo_image(&host, "staging-token", repository, tag)
+            .await
+            .expect("image pushed");
+    }
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let endpoint = sim.api_url();
+    let plan = format!(
+        "manifests:\n  path: imported\ntopology: org-per-env\nenvironments:\n  - name: staging\n    org: acme-staging\n    gvc: app\n    endpoint: {endpoint}\n    tokenEnv: TOKEN_STAGING\n"
+    );
+    let repo = TestRepo::init(dir.path());
+    repo.write(&[("ferry.yaml", &plan)]);
+    let vars = [("TOKEN_STAGING", "staging-token")];
+    let dir = dir.path().to_path_buf();
+    let run = tokio::task::spawn_blocking({
+        let dir = dir.clone();
+        move || ferry_with(&dir, &["import", "staging", "-f", "ferry.yaml"], &vars)
+    })
+    .await
+    .expect("import runs");
+    assert_ok(&run, "import");
+    let written = files(&dir.join("imported"));
+    let kinds: std::collections::BTreeSet<&str> =
+        written.iter().filter_map(|(path, _)| path.split('/').next()).collect();
+    for kind in ["agent", "cloudaccount", "domain", "gvc", "secret", "volumeset", "workload"] {
+        assert!(kinds.contains(kind), "{kind} imported: {kinds:?}\n{}", run.stdout);
+    }
+    assert_no_payloads(&dir.join("imported"), CORPUS_PAYLOADS);
+    assert!(dir.join("promotion.yaml").is_file(), "the skeleton beside the plan file");
+
+    repo.commit_all("import staging");
+    let run = tokio::task::spawn_blocking(move || {
+        ferry_with(&dir, &["plan", "staging", "-f", "ferry.yaml", "--output", "json"], &vars)
+    })
+    .await
+    .expect("plan runs");
+    let plan: serde_json::Value = serde_json::from_str(&run.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}\n{}", run.stdout, run.stderr));
+    // Nothing differs but what Ferry adds to what it manages: its tag (these
+    // resources were not created by Ferry), and, as staging is the first
+    // environment (a deploy), its own-registry tags pinned by digest.
+    let resources = plan["resources"].as_array().expect("resources");
+    assert!(resources.len() >= written.len(), "{plan:#}");
+    let ferrys_own = |change: &&serde_json::Value| {
+        let pinned = change["path"].as_str().is_some_and(|p| p.ends_with("].image"))
+            && change["after"].as_str().zip(change["before"].as_str()).is_some_and(
+                |(after, before)| {
+                    let repository = before.rsplit_once(':').map_or(before, |(r, _)| r);
+                    after.starts_with(&format!("{repository}@sha256:"))
+                        || after.starts_with(&format!("{before}@sha256:"))
+                },
+            );
+        pinned || change["path"] == format!("tags.{}", ferry::plan::MANAGED_TAG)
+    };
+    for resource in resources {
+        let changes: Vec<&serde_json::Value> = resource["changes"]
+            .as_array()
+            .expect("changes")
+            .iter()
+            .filter(|c| !ferrys_own(c))
+            .collect();
+        assert!(
+            changes.is_empty() && resource["action"] != "create" && resource["action"] != "delete",
+            "{}: {changes:#?}",
+            resource["id"]
+        );
+    }
+    assert_eq!(plan["summary"]["create"], 0, "{plan:#}");
+}
