@@ -55,24 +55,10 @@ pub struct Imported {
     pub text: String,
 }
 
-/// Fields `-o yaml-slim` drops (the CLI's `slimObject`), with those the
-/// API manages that it keeps (`health`; `gvc` is written again below).
-const SLIM: &[&str] = &[
-    "id",
-    "version",
-    "created",
-    "lastModified",
-    "links",
-    "status",
-    "alias",
-    "origin",
-    "repository",
-    "tag",
-    "manifest",
-    "digest",
-    "health",
-    "gvc",
-];
+/// Fields `-o yaml-slim` drops (the CLI's `slimObject`) beyond those the
+/// API manages ([`crate::normalize::SERVER_MANAGED`], which holds `gvc`,
+/// written again below): an image's.
+const SLIM_IMAGE: &[&str] = &["repository", "tag", "manifest", "digest"];
 
 /// Why a live resource is not imported; `None` when it is.
 pub fn skipped(kind: Kind, body: &Value, scope: Scope<'_>) -> Option<String> {
@@ -142,7 +128,8 @@ pub fn manifest(kind: Kind, body: &Value, scope: Scope<'_>, values: SecretValues
     let mut doc = body.as_object().cloned().unwrap_or_default();
     let live_name = doc.get("name").and_then(Value::as_str).unwrap_or_default().to_owned();
     let name = if kind == Kind::Gvc { scope.template.to_owned() } else { live_name.clone() };
-    for field in SLIM.iter().chain(&["kind", "name"]) {
+    let server = crate::normalize::SERVER_MANAGED.iter().chain(SLIM_IMAGE);
+    for field in server.chain(&["kind", "name"]) {
         doc.remove(*field);
     }
     if doc.get("description").and_then(Value::as_str) == Some(live_name.as_str()) {

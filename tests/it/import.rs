@@ -118,20 +118,14 @@ const CORPUS_PAYLOADS: &[&str] = &[
 async fn an_environment_cpln_apply_created_from_the_valid_corpus_round_trips() {
     use std::time::Duration;
 
-    use crate::support::cpln::{Cpln, describe};
+    use crate::support::cpln::{Cpln, apply_valid_corpus};
     use ferry::sim::{SimConfig, Simulator};
 
     let config = SimConfig::new()
         .with_org("acme-staging", "staging-token")
         .with_rollout_delay(Duration::from_millis(100));
     let sim = Simulator::start(config).await.expect("simulator starts");
-    let cpln = Cpln::new(&sim, "acme-staging", "staging-token");
-    for folder in crate::valid::folders() {
-        let manifests = folder.join("manifests");
-        let args = ["apply", "-f", manifests.to_str().expect("path"), "--gvc", "app"];
-        let output = cpln.run(&args, Duration::from_secs(120)).await;
-        assert!(output.status.success(), "{}: {}", folder.display(), describe(&output));
-    }
+    apply_valid_corpus(&Cpln::new(&sim, "acme-staging", "staging-token")).await;
 
     // The corpus's own-registry images, pushed as CI would have.
     let host = sim.registry_host("acme-staging").expect("registry");

@@ -9,7 +9,7 @@ use ferry::sim::{SimConfig, Simulator};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::support::cpln::{Cpln, describe};
+use crate::support::cpln::Cpln;
 use crate::support::sim::{self, Api, DEV_TOKEN, assert_error_body};
 
 /// The fields a 400's `details.errors` names.
@@ -80,16 +80,7 @@ async fn the_valid_corpus_is_accepted_by_cpln_apply() {
     let sim = Simulator::start(config).await.expect("simulator starts");
     let cpln = Cpln::new(&sim, "acme-staging", "staging-token");
     let api = Api::new(&sim, Some("staging-token"));
-    for folder in crate::valid::folders() {
-        let manifests = folder.join("manifests");
-        let output = cpln
-            .run(
-                &["apply", "-f", manifests.to_str().unwrap(), "--gvc", "app"],
-                Duration::from_secs(120),
-            )
-            .await;
-        assert!(output.status.success(), "{}: {}", folder.display(), describe(&output));
-        let stdout = String::from_utf8_lossy(&output.stdout);
+    for (folder, stdout) in crate::support::cpln::apply_valid_corpus(&cpln).await {
         let written = stdout
             .lines()
             .filter(|l| l.starts_with("Created ") || l.starts_with("Updated "))

@@ -110,3 +110,22 @@ pub fn describe(output: &Output) -> String {
         String::from_utf8_lossy(&output.stderr)
     )
 }
+
+/// Applies every folder of the valid corpus (tests/valid/*/manifests) with
+/// `cpln apply --gvc app`, asserting success; each folder with what the
+/// CLI printed.
+pub async fn apply_valid_corpus(cpln: &Cpln) -> Vec<(PathBuf, String)> {
+    let mut printed = Vec::new();
+    for folder in crate::valid::folders() {
+        let manifests = folder.join("manifests");
+        let output = cpln
+            .run(
+                &["apply", "-f", manifests.to_str().unwrap(), "--gvc", "app"],
+                Duration::from_secs(120),
+            )
+            .await;
+        assert!(output.status.success(), "{}: {}", folder.display(), describe(&output));
+        printed.push((folder, String::from_utf8_lossy(&output.stdout).into_owned()));
+    }
+    printed
+}
