@@ -328,7 +328,7 @@ mod tests {
     use crate::api::fake::{Fake, Verb};
 
     fn env() -> Environment {
-        let text = "manifests: {path: m}\nenvironments:\n  - {name: prod, org: acme, gvc: app, tokenEnv: T}\n";
+        let text = "manifests: {path: m}\ntopology: org-per-env\nenvironments:\n  - {name: prod, org: acme, gvc: app, tokenEnv: T}\n";
         crate::config::parse(&SourceFile::new("p.yaml", text))
             .unwrap_or_else(|e| panic!("{e:?}"))
             .environments
