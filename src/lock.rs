@@ -126,6 +126,11 @@ impl<A: ControlPlane> Lock<A> {
         let path = paths::item(&env.org, &env.gvc, Kind::Secret, &name);
         let deadline = tokio::time::Instant::now() + wait;
         let holder = holder(actor);
+        // A POST whose answer was lost and did not take effect is sent again
+        // as the retry policy allows, whatever `wait` is: `wait` bounds the
+        // time spent waiting for another holder, and with the default
+        // `--lock-timeout 0s` one 503 must not end a promotion.
+        let mut resend = crate::retry::RetryPolicy::default().delays();
         loop {
             let started = client.now_ms();
             let body = json!({
@@ -155,10 +160,8 @@ impl<A: ControlPlane> Lock<A> {
             let Some(existing) = client.get_opt(&path).await? else {
                 // Nobody holds it: a lost POST did not take effect.
                 if let Some(error) = lost {
-                    if tokio::time::Instant::now() >= deadline {
-                        return Err(error.into());
-                    }
-                    tokio::time::sleep(POLL).await;
+                    let Some(delay) = resend.next() else { return Err(error.into()) };
+                    tokio::time::sleep(delay).await;
                 }
                 continue;
             };
@@ -350,9 +353,11 @@ mod tests {
         assert!(lock.is_ok(), "{:?}", lock.err());
         assert_eq!(fake.count(Verb::Post, "/org/acme/secret"), 1, "not posted again");
         // It was not created: posted again, and held.
+        // Also with no time to wait for another holder (`--lock-timeout 0s`,
+        // the default): a lost POST is not another holder.
         let fake = Fake::new();
         fake.inject(Fault::new(Verb::Post, "/org/acme/secret", 504));
-        let lock = Lock::acquire(&fake, &environment(), &actor(), MINUTE, MINUTE).await;
+        let lock = Lock::acquire(&fake, &environment(), &actor(), MINUTE, Duration::ZERO).await;
         assert!(lock.is_ok(), "{:?}", lock.err());
         assert_eq!(fake.count(Verb::Post, "/org/acme/secret"), 2);
         // Someone else's lock is there: theirs, however the POST ended.
@@ -364,7 +369,7 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn a_post_that_keeps_failing_gives_up_at_the_deadline() {
+    async fn a_post_that_keeps_failing_gives_up_after_the_policys_attempts() {
         let fake = Fake::new();
         fake.inject(Fault::new(Verb::Post, "/org/acme/secret", 503).times(1000));
         let lock = Lock::acquire(&fake, &environment(), &actor(), MINUTE, MINUTE).await;
@@ -372,6 +377,8 @@ mod tests {
             lock.err().map(|e| e.to_string()).as_deref(),
             Some("POST /org/acme/secret: the fake answered 503")
         );
+        let attempts = crate::retry::RetryPolicy::default().attempts;
+        assert_eq!(fake.count(Verb::Post, "/org/acme/secret"), attempts as usize);
         assert!(fake.body(LOCK).is_none());
     }
 
