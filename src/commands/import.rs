@@ -191,23 +191,14 @@ async fn read<A: ControlPlane>(
         .await
 }
 
-/// The name of the manifests' GVC: their `kind: gvc` document, or the one
-/// GVC their `gvc:` fields name. `None` when there are no manifests (or
-/// they do not say).
+/// The manifests' template GVC (`manifest::template`, as render takes it).
+/// `None` when there are no manifests, or they name none or several.
 fn template_gvc(manifests: Option<&Path>) -> Option<String> {
     let folder = manifests.filter(|m| m.is_dir())?;
     let snapshot = repo::read_directory(&repo::root(folder), folder).ok()?;
     let (resources, _) = crate::manifest::load_documents(&snapshot.files);
-    if let Some(gvc) = resources.iter().find(|r| r.kind == Kind::Gvc) {
-        return Some(gvc.name.clone());
-    }
-    let mut named: Vec<&str> = resources.iter().filter_map(|r| r.gvc.as_deref()).collect();
-    named.sort_unstable();
-    named.dedup();
-    match named.as_slice() {
-        [one] => Some((*one).to_owned()),
-        _ => None,
-    }
+    let set = crate::manifest::ManifestSet { resources };
+    crate::manifest::template::template(&set).name().map(str::to_owned)
 }
 
 /// Refuses to write into a folder that already holds files, unless
