@@ -342,13 +342,14 @@ async fn a_release_that_never_becomes_ready_is_rolled_back_and_recorded_as_faile
         "      - file: overrides/prod.yaml\n      - kind: workload\n        name: api\n        patch:\n          tags: {ferry-sim/readiness: fail}\n          spec: {containers: [{name: main, memory: 768Mi}]}\n",
     );
     // The readiness timeout itself is unit-tested on the fake
-    // (`readiness::tests::waiting`); here 2 s are enough for the rest.
-    let broken = broken.replace("timeout: 8s", "timeout: 2s");
+    // (`readiness::tests::waiting`); here the wire path needs only a few
+    // checks 100 ms apart, so the test waits out 500 ms, not seconds.
+    let broken = broken.replace("timeout: 8s", "timeout: 500ms");
     std::fs::write(&plan_file, broken).expect("plan file");
 
     let run = pipeline.ferry(&["promote", "staging", "prod", "--yes"]);
     assert_eq!(run.code, Some(1), "{}\n{}", run.stdout, run.stderr);
-    assert!(run.stderr.contains("workload/api was not ready after 2s"), "{}", run.stderr);
+    assert!(run.stderr.contains("workload/api was not ready after 500ms"), "{}", run.stderr);
     assert!(run.stderr.contains("restored workload/api"), "{}", run.stderr);
 
     let (_, after) = api.get("/org/acme-prod/gvc/app/workload/api").await;

@@ -192,7 +192,8 @@ async fn an_image_prod_lost_is_refused_before_any_write_and_copied_back_when_all
 #[tokio::test(flavor = "multi_thread")]
 async fn a_rollback_that_never_becomes_ready_is_restored_and_one_over_changed_containers_refused() {
     let (pipeline, [_, _, third]) = three_releases().await;
-    edit_plan_file(&pipeline, "timeout: 8s", "timeout: 2s");
+    // The timeout is unit-tested on the fake; the wire path needs 500 ms.
+    edit_plan_file(&pipeline, "timeout: 8s", "timeout: 500ms");
     // One location never takes a new version until the restore has begun.
     pipeline.sim.set_location_delay("aws-us-east-2", Duration::from_secs(3600));
     pipeline.sim.clear_request_log();
