@@ -71,8 +71,13 @@ pub fn summary_line(plan: &Plan) -> String {
     let s = &plan.summary;
     let adopt = if s.adopt > 0 { format!("{} to adopt, ", s.adopt) } else { String::new() };
     format!(
-        "Plan: {adopt}{} to create, {} to update, {} to replace, {} to delete, {} images to copy.",
-        s.create, s.update, s.replace, s.delete, s.images_to_copy
+        "Plan: {adopt}{} to create, {} to update, {} to replace, {} to delete, {} {} to copy.",
+        s.create,
+        s.update,
+        s.replace,
+        s.delete,
+        s.images_to_copy,
+        if s.images_to_copy == 1 { "image" } else { "images" }
     )
 }
 
