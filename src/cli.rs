@@ -271,6 +271,14 @@ pub struct ImportArgs {
     /// With no plan file: the variable holding the token.
     #[arg(long, value_name = "VAR", default_value = "CPLN_TOKEN")]
     pub token_env: String,
+    /// Then put what was imported under Ferry's management: its managed
+    /// tag written where it lacks one (no other field), and a `pre-ferry`
+    /// release of the images that run, by digest.
+    #[arg(long)]
+    pub adopt: bool,
+    /// With --adopt: do not ask for confirmation.
+    #[arg(long, short = 'y', requires = "adopt")]
+    pub yes: bool,
 }
 
 fn parse_kind(text: &str) -> Result<crate::manifest::Kind, String> {

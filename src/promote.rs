@@ -139,13 +139,27 @@ pub async fn promote(
     let made = promotion.make(workspace).await?;
     frontend.plan(&made.plan);
     deletes_allowed(&made.plan, dst, options.prune)?;
-    if made.plan.summary.has_changes() {
-        open(&connect::client(dst)?, dst, options, frontend).await?;
-    }
-    let Some(approval) = approved(&made.plan, dst, options, frontend)? else {
+    let Some(approval) = gates(&made.plan, &connect::client(dst)?, dst, options, frontend).await?
+    else {
         return Ok(Promoted::UpToDate(Box::new(made.plan)));
     };
     carry_out(made.plan, promotion, &made.rendered, options, approval, frontend).await
+}
+
+/// The gates a plan shown passes before it is carried out: freeze windows
+/// and halt tags ([`open`], when it changes something), then approval
+/// ([`approved`]). `None` when it changes nothing.
+pub async fn gates<A: ControlPlane>(
+    plan: &Plan,
+    client: &A,
+    dst: &Environment,
+    options: &Options,
+    frontend: &dyn Frontend,
+) -> Result<Option<Approval>, Error> {
+    if plan.summary.has_changes() {
+        open(client, dst, options, frontend).await?;
+    }
+    approved(plan, dst, options, frontend)
 }
 
 /// Refuses a release into `dst` inside a freeze window or under a halt

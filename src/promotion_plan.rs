@@ -199,24 +199,50 @@ impl<'a> Promotion<'a> {
         let ids: Vec<_> = self.render_as_written(workspace)?.into_iter().map(|r| r.id).collect();
         let images = async {
             let (mut rendered, mut images) = self.render(workspace).await?;
+            let mut wanted = Vec::new();
             if self.src.is_none() {
-                images.promoted = self.deploy_images(&client, &rendered).await?;
+                (wanted, images.promoted) = self.deploy_images(&client, &rendered).await?;
                 rendered = self.render_with(workspace, &images, self.pull_from())?;
             }
             // The target registry's tags the images would land on, also
             // while the live state is read.
             let landings = observe::landings(env, &rendered, &images);
             let known = observe::registry_digests(&client, &env.org, landings).await?;
-            Ok::<_, Error>((rendered, images, known))
+            Ok::<_, Error>((rendered, images, known, wanted))
         };
-        let ((mut rendered, images, known), mut observation) =
-            futures::try_join!(images, observe::observe(&client, env, &ids).map_err(Error::from))?;
+        // A deploy leaves a tag that runs what the current release recorded.
+        let current = async {
+            match self.src {
+                None => history::last_succeeded(&client, env).await.map_err(Error::from),
+                Some(_) => Ok(None),
+            }
+        };
+        let ((mut rendered, images, known, wanted), mut observation, current) = futures::try_join!(
+            images,
+            observe::observe(&client, env, &ids).map_err(Error::from),
+            current
+        )?;
         if rendered.iter().map(|r| &r.id).ne(ids.iter()) {
             // Not expected; but a plan is only ever made against what it writes.
             let ids: Vec<_> = rendered.iter().map(|r| r.id.clone()).collect();
             observation = observe::observe(&client, env, &ids).await?;
         }
         plan::promotion::keep_live_secrets(env, &mut rendered, &observation.raw)?;
+        let unpinned = plan::deploy::unpinned(
+            env,
+            &wanted,
+            &images.promoted,
+            &observation.raw,
+            current.as_ref(),
+        );
+        for kept in &unpinned {
+            let id = ResourceId::new(Kind::Workload, kept.workload.as_str());
+            set_image(&mut rendered, &id, &kept.container, &kept.image);
+        }
+        let unpinned: HashMap<(String, String), String> = unpinned
+            .into_iter()
+            .map(|kept| ((kept.workload, kept.container), kept.digest))
+            .collect();
         keep_current_pins(&client, env, &mut rendered, &images.promoted, &observation.raw).await?;
         let mut image_changes =
             plan::image_changes(rendered.iter().map(|r| (&r.id, &r.body)), &observation.raw);
@@ -253,6 +279,7 @@ impl<'a> Promotion<'a> {
             external: &images.external,
             prune: self.prune,
             adopted_digests: &adopted_digests,
+            unpinned: &unpinned,
         });
         Ok(Made { plan, rendered, images })
     }
@@ -268,7 +295,7 @@ impl Promotion<'_> {
         &self,
         client: &Client,
         rendered: &[Rendered],
-    ) -> Result<ImageMap, Error> {
+    ) -> Result<(Vec<plan::deploy::Wanted>, ImageMap), Error> {
         let env = self.dst();
         let wanted = plan::deploy::wanted(env, rendered, &self.images)?;
         let found = observe::registry_digests(
@@ -277,7 +304,8 @@ impl Promotion<'_> {
             wanted.iter().filter_map(plan::deploy::Wanted::lookup),
         )
         .await?;
-        Ok(plan::deploy::pinned(env, &wanted, &found)?)
+        let pinned = plan::deploy::pinned(env, &wanted, &found)?;
+        Ok((wanted, pinned))
     }
 }
 
@@ -320,16 +348,21 @@ async fn keep_current_pins(
         if current.as_deref() != Some(pin.digest.as_str()) {
             continue;
         }
-        let body = rendered.iter_mut().find(|r| r.id == pin.workload).map(|r| &mut r.body);
-        let containers =
-            body.and_then(|b| b.pointer_mut("/spec/containers")).and_then(Value::as_array_mut);
-        for container in containers.into_iter().flatten() {
-            if container.get("name").and_then(Value::as_str) == Some(pin.container.as_str()) {
-                container["image"] = Value::String(pin.live.clone());
-            }
-        }
+        set_image(rendered, &pin.workload, &pin.container, &pin.live);
     }
     Ok(())
+}
+
+/// Sets the image of `workload`'s `container` in `rendered`.
+fn set_image(rendered: &mut [Rendered], workload: &ResourceId, container: &str, image: &str) {
+    let body = rendered.iter_mut().find(|r| &r.id == workload).map(|r| &mut r.body);
+    let containers =
+        body.and_then(|b| b.pointer_mut("/spec/containers")).and_then(Value::as_array_mut);
+    for found in containers.into_iter().flatten() {
+        if found.get("name").and_then(Value::as_str) == Some(container) {
+            found["image"] = Value::String(image.to_owned());
+        }
+    }
 }
 
 /// The containers whose git tag may stand for a live pin (pure): the image

@@ -58,7 +58,8 @@ pub enum ReleaseKind {
     /// The images of an earlier release.
     Rollback,
     /// What ran before Ferry's first release into an environment it
-    /// adopted (recorded by that release, never carried out).
+    /// adopted: recorded by that release, or carried out by `ferry import
+    /// --adopt` (whose only writes are the managed tags).
     PreFerry,
 }
 
@@ -81,8 +82,8 @@ impl ReleaseKind {
             ReleaseKind::Promote => "promotion into",
             ReleaseKind::Apply => "applying the saved plan to",
             ReleaseKind::Rollback => "rollback of",
-            // Never carried out: only recorded, before a promotion.
-            ReleaseKind::PreFerry => "recording what ran before Ferry in",
+            // Carried out only by `ferry import --adopt`.
+            ReleaseKind::PreFerry => "adopting what runs in",
         }
     }
 

@@ -104,10 +104,10 @@ pub fn render(
         object.remove("gvc");
         let name = if resource.kind == Kind::Gvc { env.gvc.clone() } else { resource.name.clone() };
         object.insert("name".to_owned(), Value::String(name.clone()));
-        let shared = !resource.kind.is_gvc_scoped() && resource.kind != Kind::Gvc;
-        let (owner, rewrite) = match &shared_links {
-            Some(shared_links) if shared => (SHARED, shared_links),
-            _ => (env.name.as_str(), &links),
+        let owner = owner(env, resource.kind, shared_links.is_some());
+        let rewrite = match &shared_links {
+            Some(shared_links) if owner == SHARED => shared_links,
+            _ => &links,
         };
         // Managed tag, images and links: what makes a merged body the one
         // applied.
@@ -354,6 +354,14 @@ pub fn warnings(rendered: &[Rendered]) -> Vec<Problem> {
 /// The owner of org-scoped resources that every environment of a
 /// gvc-per-env pipeline shares (never pruned by one environment).
 pub const SHARED: &str = "shared";
+
+/// The value of the managed tag on a resource of `kind` in `env`: the
+/// environment's name, or [`SHARED`] for an org-scoped resource (not the
+/// GVC) when the pipeline's environments share their org (`shared`:
+/// gvc-per-env).
+pub fn owner(env: &Environment, kind: Kind, shared: bool) -> &str {
+    if shared && !kind.is_gvc_scoped() && kind != Kind::Gvc { SHARED } else { env.name.as_str() }
+}
 
 /// Tags the resource as managed by Ferry for this environment, so that it
 /// can be pruned once it leaves git.

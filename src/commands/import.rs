@@ -3,21 +3,28 @@
 //! and a plan file skeleton when there is none (docs/adoption.md). Reading
 //! goes through [`ControlPlane`], a bounded number of requests at a time;
 //! the conversion is [`crate::import`]'s (pure); this module writes files.
+//! With `--adopt`, what was imported is then put under Ferry's management:
+//! a plan of [`crate::plan::adopt`] (the managed tag written where it is
+//! missing, nothing else; a `pre-ferry` release), through the gates and
+//! the executor any release goes through.
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use futures::stream::{self, StreamExt, TryStreamExt};
 use serde_json::{Value, json};
 
 use super::Session;
+use super::promote::Console;
 use crate::api::{ApiError, ControlPlane, paths};
 use crate::cli::{ImportArgs, OutputFormat};
 use crate::config::{Environment, Topology};
 use crate::diagnostic::{Problem, Problems, SourceFile};
 use crate::import::{self, Imported, Scope, SecretValues, Skeleton};
 use crate::manifest::{Kind, ResourceId, kept_secret};
-use crate::{Error, ExitStatus, connect, inputs, output, repo};
+use crate::promote::{Frontend, Options, Promoted};
+use crate::{Error, ExitStatus, connect, inputs, output, plan, repo};
 
 /// Version of `import --output json`.
 pub const SCHEMA: &str = "ferry.import/v1";
@@ -72,35 +79,118 @@ pub(crate) fn run(
     })?;
     let scope = Scope { org: &env.org, gvc: &env.gvc, template: &template };
     let mut imported: Vec<Imported> = Vec::new();
+    let mut adoptable: Vec<(ResourceId, Value)> = Vec::new();
     let mut skipped: Vec<(ResourceId, String)> = Vec::new();
-    for (kind, body) in &live {
+    for (kind, body) in live {
         let name = body.get("name").and_then(Value::as_str).unwrap_or_default();
-        match import::skipped(*kind, body, scope) {
-            Some(why) => skipped.push((ResourceId::new(*kind, name), why)),
-            None => imported.push(import::manifest(*kind, body, scope, values)),
+        let id = ResourceId::new(kind, name);
+        match import::skipped(kind, &body, scope) {
+            Some(why) => skipped.push((id, why)),
+            None => {
+                imported.push(import::manifest(kind, &body, scope, values));
+                adoptable.push((id, body));
+            }
         }
     }
     imported.sort_by(|a, b| a.path.cmp(&b.path));
     skipped.sort();
+    adoptable.sort_by(|a, b| a.0.cmp(&b.0));
     write_files(&out, &imported)?;
     let plan_file = write_skeleton(&target, &out, args.force)?;
-    let text = if session.global.output == OutputFormat::Json {
-        super::json_about(
-            SCHEMA,
-            env,
-            json!({
-                "out": out.display().to_string(),
-                "template": template,
-                "written": imported.iter().map(|i| &i.path).collect::<Vec<_>>(),
-                "skipped": skipped.iter().map(|(id, why)| json!({"id": id.to_string(), "why": why})).collect::<Vec<_>>(),
-                "planFile": plan_file.as_ref().map(|p| p.display().to_string()),
-            }),
-        )
-    } else {
-        report(env, &out, &template, &imported, &skipped, plan_file.as_deref())
+    let json = session.global.output == OutputFormat::Json;
+    if !json {
+        output::print(&report(env, &out, &template, &imported, &skipped, plan_file.as_deref()))?;
+    }
+    // Files first: a refused adoption leaves them written.
+    let console = Console::new(session);
+    let adopted = args.adopt.then(|| {
+        let shared = target.topology == "gvc-per-env";
+        super::runtime()?.block_on(adopt(session, env, shared, &adoptable, args.yes, &console))
+    });
+    let (status, outcome) = match adopted {
+        None => (Ok(ExitStatus::Success), None),
+        Some(Ok(promoted)) => {
+            if !json {
+                output::print(&adopted_text(env, &promoted))?;
+            }
+            (Ok(ExitStatus::Success), Some(adopted_json(&promoted)))
+        }
+        Some(Err(error)) => (super::promote::blocked(error), Some(json!({"outcome": "refused"}))),
     };
-    output::print(&text)?;
-    Ok(ExitStatus::Success)
+    if json {
+        let mut about = json!({
+            "out": out.display().to_string(),
+            "template": template,
+            "written": imported.iter().map(|i| &i.path).collect::<Vec<_>>(),
+            "skipped": skipped.iter().map(|(id, why)| json!({"id": id.to_string(), "why": why})).collect::<Vec<_>>(),
+            "planFile": plan_file.as_ref().map(|p| p.display().to_string()),
+        });
+        if let Some(outcome) = outcome {
+            about["adopt"] = outcome;
+        }
+        output::print(&super::json_about(SCHEMA, env, about))?;
+    }
+    status
+}
+
+/// `--adopt`: puts what was imported (`live`) under Ferry's management
+/// with a plan of [`plan::adopt`], through the gates any release passes
+/// (freeze, halt, approval) and the executor (lock, unmoved check, the
+/// tag PATCHes, the `pre-ferry` release record).
+async fn adopt(
+    session: &Session<'_>,
+    env: &Environment,
+    shared: bool,
+    live: &[(ResourceId, Value)],
+    yes: bool,
+    console: &Console,
+) -> Result<Promoted, Error> {
+    let client = connect::client(env)?;
+    let digests =
+        crate::observe::registry_digests(&client, &env.org, plan::adopt::lookups(env, live))
+            .await?;
+    let plan = plan::adopt::plan(plan::adopt::Inputs { env, shared, live, digests: &digests });
+    console.plan(&plan);
+    let options = Options {
+        yes,
+        no_rollback: false,
+        prune: false,
+        lock_timeout: Duration::ZERO,
+        lock_ttl: Duration::from_secs(120),
+        sandbox: crate::promote::sandbox_exception(session.global.sim),
+        during_freeze: false,
+    };
+    let Some(approval) = crate::promote::gates(&plan, &client, env, &options, console).await?
+    else {
+        return Ok(Promoted::UpToDate(Box::new(plan)));
+    };
+    crate::promote::execute_plan(plan, None, &client, env, &options, approval, console).await
+}
+
+fn adopted_text(env: &Environment, promoted: &Promoted) -> String {
+    match promoted {
+        Promoted::UpToDate(_) => format!(
+            "Nothing to adopt: everything imported from {} already carries Ferry's managed tag\n",
+            env.name
+        ),
+        Promoted::Released { plan, release } => format!(
+            "Adopted {} in {} (only the `{}` tag written) and recorded release {} (pre-ferry): what {} runs, by digest\n",
+            output::count(plan.summary.adopt, "resource"),
+            env.name,
+            plan::MANAGED_TAG,
+            release.revision,
+            env.name
+        ),
+    }
+}
+
+fn adopted_json(promoted: &Promoted) -> Value {
+    match promoted {
+        Promoted::UpToDate(plan) => json!({"outcome": "up-to-date", "plan": plan}),
+        Promoted::Released { plan, release } => {
+            json!({"outcome": "adopted", "plan": plan, "release": release})
+        }
+    }
 }
 
 /// The environment to import, from the plan file, or from `--org` and

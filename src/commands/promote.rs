@@ -252,17 +252,23 @@ pub(super) fn finish(
             }
             Ok(ExitStatus::Success)
         }
-        Err(error @ Error::Promote(_)) if matches!(&error, Error::Promote(e) if e.blocks()) => {
-            output::report(error);
-            Ok(ExitStatus::Blocked)
-        }
-        Err(error @ Error::Execute(_)) if matches!(&error, Error::Execute(e) if matches!(**e, ExecuteError::Lock(LockError::Held { .. }))) =>
-        {
-            output::report(error);
-            Ok(ExitStatus::Blocked)
-        }
-        Err(error) => Err(error),
+        Err(error) => blocked(error),
     }
+}
+
+/// A refusal that blocks (a missing approval, a stale plan, a freeze, a
+/// halt, a held lock) reported, exit 3; any other error as it is.
+pub(super) fn blocked(error: Error) -> Result<ExitStatus, Error> {
+    let blocks = match &error {
+        Error::Promote(e) => e.blocks(),
+        Error::Execute(e) => matches!(**e, ExecuteError::Lock(LockError::Held { .. })),
+        _ => false,
+    };
+    if !blocks {
+        return Err(error);
+    }
+    output::report(error);
+    Ok(ExitStatus::Blocked)
 }
 
 pub(crate) fn unlock(session: &Session<'_>, env: &str, force: bool) -> Result<ExitStatus, Error> {
@@ -407,6 +413,10 @@ impl Frontend for Console {
             Some(rollback) => {
                 format!("Roll {} back to release {}?", plan.target.environment, rollback.to)
             }
+            None if plan.target.manifests_from == plan::ManifestsFrom::Imported => format!(
+                "Put what runs in {} under Ferry's management (only tags are written)?",
+                plan.target.environment
+            ),
             None if plan.target.source.is_none() => {
                 format!("Deploy into {}?", plan.target.environment)
             }

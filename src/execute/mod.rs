@@ -274,6 +274,7 @@ pub async fn execute<A: ControlPlane>(
     let what = match options.record_as.or(plan.steps.release.kind) {
         Some(ReleaseKind::Rollback) => "rollback",
         Some(ReleaseKind::Deploy) => "deploy",
+        Some(ReleaseKind::PreFerry) => "adoption",
         _ => "promotion",
     };
     reporter.note(&format!("Locked {} for this {what}", env.name));

@@ -117,6 +117,7 @@ async fn planned(
         external: &HashMap::new(),
         prune: false,
         adopted_digests: &HashMap::new(),
+        unpinned: &HashMap::new(),
     })
 }
 

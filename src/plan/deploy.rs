@@ -15,14 +15,24 @@
 //!
 //! The release it records holds those digests, so that the next promotion
 //! out of the environment ships exactly them.
+//!
+//! 4. [`unpinned`]: no pin without a change. A container that already runs
+//!    git's tag, which the environment's current release recorded at the
+//!    digest that tag still resolves to, is left running the tag: it runs
+//!    exactly what was released, and writing the pin would roll the
+//!    workload out for nothing (an environment `ferry import --adopt`
+//!    recorded plans as no changes). The release still records the digest.
 
 use std::collections::{BTreeSet, HashMap};
 use std::str::FromStr;
 
+use serde_json::Value;
+
 use crate::config::{Environment, PromotionConfig};
 use crate::diagnostic::{Problem, Problems};
-use crate::manifest::Kind;
 use crate::manifest::image::{Source, classify};
+use crate::manifest::{Kind, ResourceId};
+use crate::release::Release;
 use crate::render::{ImageMap, PromotedImage, Rendered};
 
 /// `--image NAME=REF`: the image of the containers named `NAME`, or of
@@ -232,6 +242,61 @@ pub fn pinned(
     problems.into_result(images)
 }
 
+/// A container a deploy leaves running by its tag ([`unpinned`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Unpinned {
+    pub workload: String,
+    pub container: String,
+    /// The reference the live container runs, written back as it is.
+    pub image: String,
+    /// The digest its tag resolves to now, which the release records.
+    pub digest: String,
+}
+
+/// No pin without a change: of the images [`pinned`] pinned (`images`),
+/// those git writes by tag while the live container (`live`, by workload)
+/// runs the same repository and tag, unpinned, and `current` (the
+/// environment's newest succeeded release) recorded that container at the
+/// digest the tag resolves to now. A tag that moved is pinned as before.
+pub fn unpinned(
+    env: &Environment,
+    wanted: &[Wanted],
+    images: &ImageMap,
+    live: &HashMap<ResourceId, Value>,
+    current: Option<&Release>,
+) -> Vec<Unpinned> {
+    let Some(current) = current else { return Vec::new() };
+    let own = Some(env.own_registry());
+    wanted
+        .iter()
+        .filter(|w| w.digest.is_none())
+        .filter_map(|w| {
+            let key = (w.workload.clone(), w.container.clone());
+            let digest = images.get(&key)?.digest.clone()?;
+            let body = live.get(&ResourceId::new(Kind::Workload, w.workload.as_str()))?;
+            let (_, running) =
+                super::container_images(body).into_iter().find(|(c, _)| *c == w.container)?;
+            let runs = classify(running, own);
+            let same_tag = runs.source == Source::Own
+                && runs.repository == w.repository
+                && runs.digest.is_none()
+                && runs.tag.unwrap_or("latest") == w.tag;
+            let recorded = current
+                .images
+                .iter()
+                .find(|i| i.workload == w.workload && i.container == w.container)?;
+            let released = recorded.digest.as_deref() == Some(digest.as_str())
+                && classify(&recorded.image, own).repository == w.repository;
+            (same_tag && released).then(|| Unpinned {
+                workload: w.workload.clone(),
+                container: w.container.clone(),
+                image: running.to_owned(),
+                digest,
+            })
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -379,6 +444,74 @@ mod tests {
         assert_eq!((api.tag.as_deref(), api.digest.as_deref()), (Some("abc123"), Some("sha256:a")));
     }
 
+    /// A release of dev that recorded `api`'s main container at `digest`.
+    fn released(image: &str, digest: &str) -> Release {
+        let text = format!(
+            r#"{{"schema": "ferry.release/v1", "environment": "dev", "revision": 1, "kind": "pre-ferry",
+                "source": null, "commit": null, "plan_hash": "", "actor": {{"user": null, "ci_run": null}},
+                "started": "", "finished": "", "outcome": "succeeded", "rolled_back": false,
+                "images": [{{"workload": "api", "container": "main", "image": "{image}", "digest": "{digest}"}}]}}"#
+        );
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn a_tag_that_runs_what_was_released_is_not_pinned_a_tag_that_moved_is() {
+        let config = config();
+        let dev = &config.environments[0];
+        let git = [workload("api", &[("main", "//image/api:1.4.2")])];
+        let wanted = wanted(dev, &git, &[]).unwrap_or_else(|e| panic!("{e:?}"));
+        let now = |digest: &str| {
+            let found = HashMap::from([(("api".into(), "1.4.2".into()), Some(digest.to_owned()))]);
+            pinned(dev, &wanted, &found).unwrap_or_else(|e| panic!("{e:?}"))
+        };
+        let live = |image: &str| {
+            HashMap::from([(
+                ResourceId::new(Kind::Workload, "api"),
+                json!({"spec": {"containers": [{"name": "main", "image": image}]}}),
+            )])
+        };
+        let running = "/org/acme-dev/image/api:1.4.2";
+        let release = released(running, "sha256:a");
+        // The tag still resolves to what the release recorded: left as it runs.
+        assert_eq!(
+            unpinned(dev, &wanted, &now("sha256:a"), &live(running), Some(&release)),
+            [Unpinned {
+                workload: "api".into(),
+                container: "main".into(),
+                image: running.into(),
+                digest: "sha256:a".into(),
+            }]
+        );
+        // The tag moved since: pinned, as any deploy pins.
+        assert!(
+            unpinned(dev, &wanted, &now("sha256:b"), &live(running), Some(&release)).is_empty()
+        );
+        // Not what the rule covers: no release yet, a live pin, another
+        // tag or repository live, a release of another repository.
+        for (image, release) in [
+            (running, None),
+            ("/org/acme-dev/image/api@sha256:a", Some(&release)),
+            ("/org/acme-dev/image/api:1.4.1", Some(&release)),
+            ("/org/acme-dev/image/web:1.4.2", Some(&release)),
+            (running, Some(&released("/org/acme-dev/image/web:1.4.2", "sha256:a"))),
+        ] {
+            assert!(
+                unpinned(dev, &wanted, &now("sha256:a"), &live(image), release).is_empty(),
+                "{image}"
+            );
+        }
+        // git writing the digest itself is git's to say.
+        let by_digest = [workload("api", &[("main", "//image/api:1.4.2@sha256:a")])];
+        let written = wanted_of_rendered(dev, &by_digest);
+        let images = pinned(dev, &written, &HashMap::new()).unwrap_or_else(|e| panic!("{e:?}"));
+        assert!(unpinned(dev, &written, &images, &live(running), Some(&release)).is_empty());
+    }
+
+    fn wanted_of_rendered(env: &Environment, rendered: &[Rendered]) -> Vec<Wanted> {
+        wanted(env, rendered, &[]).unwrap_or_else(|e| panic!("{e:?}"))
+    }
+
     /// The whole deploy plan from data: rendered with the pinned images,
     /// planned with no source against a dev that runs nothing yet.
     #[test]
@@ -430,6 +563,7 @@ mod tests {
             external: &HashMap::new(),
             prune: false,
             adopted_digests: &HashMap::new(),
+            unpinned: &HashMap::new(),
         });
         assert!(plan.steps.copies.is_empty(), "a deploy copies nothing");
         assert!(plan.steps.checks.contains(&Check::Image {

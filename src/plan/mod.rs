@@ -10,8 +10,10 @@
 //! (copies, checks, writes with their dependencies and readiness gates,
 //! the release to record), so that a saved plan is carried out as it was
 //! approved. [`promotion`] is the planner of a promotion (and of a deploy
-//! from git, a promotion without a source).
+//! from git, a promotion without a source); [`adopt`], that of `ferry
+//! import --adopt`.
 
+pub mod adopt;
 pub mod deploy;
 pub mod promotion;
 mod report;
@@ -74,6 +76,9 @@ pub enum ManifestsFrom {
     Worktree,
     /// None were read: a rollback changes images only.
     Unread,
+    /// None were read: `ferry import --adopt` writes the managed tag on
+    /// what runs, as import wrote it ([`adopt`]).
+    Imported,
 }
 
 /// Where a plan's container images come from.
@@ -87,6 +92,8 @@ pub enum ImagesFrom {
     /// As an earlier release of the environment ran them, by digest (a
     /// rollback).
     Release,
+    /// As the environment's workloads run them, unchanged ([`adopt`]).
+    Running,
 }
 
 /// One resource as the plan sees it.

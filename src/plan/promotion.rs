@@ -45,6 +45,10 @@ pub struct Inputs<'a> {
     /// The digests `dst`'s registry gives for the `(repository, tag)`
     /// images the workloads it adopts run ([`adopted_lookups`]).
     pub adopted_digests: &'a HashMap<(String, String), Option<String>>,
+    /// The digests of own images a deploy leaves running by their tag
+    /// (no pin without a change: [`super::deploy::Unpinned`]), by
+    /// `(workload, container)`: the release still records them.
+    pub unpinned: &'a HashMap<(String, String), String>,
 }
 
 /// Plans the promotion: the report (actions, changes, diffs, images) and
@@ -65,7 +69,7 @@ pub fn plan(inputs: Inputs<'_>) -> Plan {
     let release = ReleaseInfo {
         source: src.map(|s| s.name.clone()),
         commit: inputs.target.revision.as_ref().map(|r| r.commit.clone()),
-        images: release_images(inputs.rendered, inputs.external),
+        images: release_images(inputs.rendered, inputs.external, inputs.unpinned),
         kind: Some(ReleaseKind::of(src.map(|s| s.name.as_str()))),
         adopted: adopted_images(dst, inputs.rendered, &inputs.live, inputs.adopted_digests),
         ..ReleaseInfo::default()
@@ -117,7 +121,28 @@ pub fn adopted_lookups(
     rendered: &[Rendered],
     live: &HashMap<ResourceId, State>,
 ) -> Vec<(String, String)> {
-    let mut wanted: Vec<(String, String)> = adopted_containers(rendered, live)
+    own_tags(dst, adopted_containers(rendered, live))
+}
+
+/// What the adopted workloads run before Ferry writes them, container by
+/// container ([`running_images`]).
+pub fn adopted_images(
+    dst: &Environment,
+    rendered: &[Rendered],
+    live: &HashMap<ResourceId, State>,
+    digests: &HashMap<(String, String), Option<String>>,
+) -> Vec<ReleaseImage> {
+    running_images(dst, adopted_containers(rendered, live), digests)
+}
+
+/// The `(repository, tag)` images of `dst`'s own registry that
+/// `containers` (workload, container, image) run by tag, once each: what
+/// [`running_images`] needs the registry's digests of.
+pub fn own_tags<'a>(
+    dst: &Environment,
+    containers: impl Iterator<Item = (&'a str, &'a str, &'a str)>,
+) -> Vec<(String, String)> {
+    let mut wanted: Vec<(String, String)> = containers
         .filter_map(|(_, _, image)| {
             let parsed = classify(image, Some(dst.own_registry()));
             (parsed.source == Source::Own && parsed.digest.is_none())
@@ -129,17 +154,16 @@ pub fn adopted_lookups(
     wanted
 }
 
-/// What the adopted workloads run before Ferry writes them, container by
-/// container: the image as it runs, and its digest (written in the
-/// reference, or the one `dst`'s registry gives for its tag; `None` for
-/// an external image by tag, or an own one the registry lacks).
-pub fn adopted_images(
+/// What `containers` (workload, container, image) run, as a release
+/// records it: the image as it runs, and its digest (written in the
+/// reference, or the one `dst`'s registry gives for its tag, `digests`;
+/// `None` for an external image by tag, or an own one the registry lacks).
+pub fn running_images<'a>(
     dst: &Environment,
-    rendered: &[Rendered],
-    live: &HashMap<ResourceId, State>,
+    containers: impl Iterator<Item = (&'a str, &'a str, &'a str)>,
     digests: &HashMap<(String, String), Option<String>>,
 ) -> Vec<ReleaseImage> {
-    adopted_containers(rendered, live)
+    containers
         .map(|(workload, container, image)| {
             let parsed = classify(image, Some(dst.own_registry()));
             let looked_up = || {
@@ -208,10 +232,13 @@ pub fn keep_live_secrets(
 }
 
 /// Every container image of the release (changed or not), with digests:
-/// an external image's is the one the source ran (`None` when unknown).
+/// the one written in the reference; else an external image's is the one
+/// the source ran (`None` when unknown), an own image left running by tag
+/// the one its tag resolves to (`unpinned`).
 pub fn release_images(
     rendered: &[Rendered],
     external: &HashMap<(String, String), ExternalImage>,
+    unpinned: &HashMap<(String, String), String>,
 ) -> Vec<ReleaseImage> {
     rendered
         .iter()
@@ -222,12 +249,13 @@ pub fn release_images(
                 .map(|(container, image)| {
                     let key = (r.id.name.clone(), container.to_owned());
                     let ran = external.get(&key).and_then(|e| e.digest.clone());
+                    let kept = || unpinned.get(&key).cloned();
                     let written = classify(image, None).digest;
                     ReleaseImage {
                         workload: r.id.name.clone(),
                         container: container.to_owned(),
                         image: image.to_owned(),
-                        digest: written.map(str::to_owned).or(ran),
+                        digest: written.map(str::to_owned).or(ran).or_else(kept),
                     }
                 })
                 .collect::<Vec<_>>()
@@ -316,6 +344,7 @@ mod tests {
             external: &HashMap::new(),
             prune: false,
             adopted_digests: &HashMap::new(),
+            unpinned: &HashMap::new(),
         })
     }
 
@@ -403,6 +432,25 @@ mod tests {
         );
         let nothing_adopted = adopted_images(prod, &rendered, &HashMap::new(), &digests);
         assert!(nothing_adopted.is_empty());
+    }
+
+    #[test]
+    fn an_image_left_running_by_tag_is_recorded_at_the_digest_it_resolves_to() {
+        let tag = "/org/acme-prod/image/api:1.4.2";
+        let rendered = [workload("api", tag), workload("web", "/org/acme-prod/image/web:1")];
+        let unpinned = HashMap::from([(("api".to_owned(), "main".to_owned()), "sha256:a".into())]);
+        let images: Vec<(String, Option<String>)> =
+            release_images(&rendered, &HashMap::new(), &unpinned)
+                .into_iter()
+                .map(|i| (i.image, i.digest))
+                .collect();
+        assert_eq!(
+            images,
+            [
+                (tag.to_owned(), Some("sha256:a".to_owned())),
+                ("/org/acme-prod/image/web:1".into(), None)
+            ]
+        );
     }
 
     #[test]

@@ -118,8 +118,13 @@ fn rollback_text(out: &mut String, target: &Target, rollback: &super::Rollback) 
 
 /// Which manifests the plan was made from, and why.
 fn manifests_origin(target: &Target) -> String {
-    if target.manifests_from == ManifestsFrom::Unread {
-        return "none read: a rollback changes images only".to_owned();
+    match target.manifests_from {
+        ManifestsFrom::Unread => return "none read: a rollback changes images only".to_owned(),
+        ManifestsFrom::Imported => {
+            return "none read: what runs, as `ferry import` wrote it; only the managed tag is written"
+                .to_owned();
+        }
+        _ => {}
     }
     let Some(revision) = &target.revision else {
         return "the work tree (--worktree)".to_owned();
@@ -137,7 +142,7 @@ fn manifests_origin(target: &Target) -> String {
             None => format!("the plan file's revision {}", revision.requested),
         },
         ManifestsFrom::Worktree => "--worktree".to_owned(),
-        ManifestsFrom::Unread => "none read".to_owned(),
+        ManifestsFrom::Unread | ManifestsFrom::Imported => "none read".to_owned(),
     };
     format!("git {}, {why}", revision.short())
 }
@@ -155,6 +160,9 @@ fn images_origin(plan: &Plan) -> String {
             }
             None => "as an earlier release ran them, by digest".to_owned(),
         },
+        (ImagesFrom::Running, _) => {
+            format!("as {}'s workloads run them, unchanged", target.environment)
+        }
         _ => "as the manifests write them".to_owned(),
     }
 }

@@ -114,21 +114,37 @@ const CORPUS_PAYLOADS: &[&str] = &[
     "private_key_id",
 ];
 
+/// A live body as the adoption must leave it: everything but its tags and
+/// what the API changes on any write (version, lastModified) or by itself
+/// (status).
+fn spec_of(mut body: serde_json::Value) -> serde_json::Value {
+    if let Some(object) = body.as_object_mut() {
+        for field in ["tags", "version", "lastModified", "status"] {
+            object.remove(field);
+        }
+    }
+    body
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn an_environment_cpln_apply_created_from_the_valid_corpus_round_trips() {
     use std::time::Duration;
 
+    use crate::promote::writes;
     use crate::support::cpln::{Cpln, apply_valid_corpus};
+    use crate::support::sim::Api;
+    use ferry::manifest::Kind;
     use ferry::sim::{SimConfig, Simulator};
 
+    const ORG: &str = "acme-staging";
     let config = SimConfig::new()
-        .with_org("acme-staging", "staging-token")
+        .with_org(ORG, "staging-token")
         .with_rollout_delay(Duration::from_millis(100));
     let sim = Simulator::start(config).await.expect("simulator starts");
-    apply_valid_corpus(&Cpln::new(&sim, "acme-staging", "staging-token")).await;
+    apply_valid_corpus(&Cpln::new(&sim, ORG, "staging-token")).await;
 
     // The corpus's own-registry images, pushed as CI would have.
-    let host = sim.registry_host("acme-staging").expect("registry");
+    let host = sim.registry_host(ORG).expect("registry");
     for (repository, tag) in [("shop-api", "1.4.2"), ("checkout", "7.0.1")] {
         ferry::sim::seed::push_demo_image(&host, "staging-token", repository, tag)
             .await
@@ -138,64 +154,126 @@ async fn an_environment_cpln_apply_created_from_the_valid_corpus_round_trips() {
     let dir = tempfile::tempdir().expect("temp dir");
     let endpoint = sim.api_url();
     let plan = format!(
-        "manifests:\n  path: imported\ntopology: org-per-env\nenvironments:\n  - name: staging\n    org: acme-staging\n    gvc: app\n    endpoint: {endpoint}\n    tokenEnv: TOKEN_STAGING\n"
+        "manifests:\n  path: imported\ntopology: org-per-env\nenvironments:\n  - name: staging\n    org: {ORG}\n    gvc: app\n    endpoint: {endpoint}\n    tokenEnv: TOKEN_STAGING\n"
     );
     let repo = TestRepo::init(dir.path());
     repo.write(&[("ferry.yaml", &plan)]);
     let vars = [("TOKEN_STAGING", "staging-token")];
     let dir = dir.path().to_path_buf();
-    let run = tokio::task::spawn_blocking({
+    let ferry_async = |args: &'static [&'static str]| {
         let dir = dir.clone();
-        move || ferry_with(&dir, &["import", "staging", "-f", "ferry.yaml"], &vars)
-    })
-    .await
-    .expect("import runs");
+        tokio::task::spawn_blocking(move || ferry_with(&dir, args, &vars))
+    };
+
+    // Without --adopt, import only reads.
+    sim.clear_request_log();
+    let run = ferry_async(&["import", "staging", "-f", "ferry.yaml", "--out", "read-only"])
+        .await
+        .expect("import runs");
     assert_ok(&run, "import");
-    let written = files(&dir.join("imported"));
+    assert!(writes(&sim, ORG).is_empty(), "{:#?}", writes(&sim, ORG));
+    let written = files(&dir.join("read-only"));
     let kinds: std::collections::BTreeSet<&str> =
         written.iter().filter_map(|(path, _)| path.split('/').next()).collect();
     for kind in ["agent", "cloudaccount", "domain", "gvc", "secret", "volumeset", "workload"] {
         assert!(kinds.contains(kind), "{kind} imported: {kinds:?}\n{}", run.stdout);
     }
-    assert_no_payloads(&dir.join("imported"), CORPUS_PAYLOADS);
+    assert_no_payloads(&dir.join("read-only"), CORPUS_PAYLOADS);
     assert!(dir.join("promotion.yaml").is_file(), "the skeleton beside the plan file");
 
+    // What runs, resource by resource, before the adoption.
+    let api = Api::new(&sim, Some("staging-token"));
+    let paths: Vec<String> = written
+        .iter()
+        .map(|(path, _)| {
+            let (kind, file) = path.split_once('/').expect("KIND/NAME.yaml");
+            let kind = Kind::parse(kind).expect("a kind");
+            let name = file.strip_suffix(".yaml").expect("yaml");
+            ferry::api::paths::item(ORG, "app", kind, name)
+        })
+        .collect();
+    let live = || async {
+        let mut bodies = Vec::new();
+        for path in &paths {
+            let (status, body) = api.get(path).await;
+            assert!(status.is_success(), "{path}: {status}");
+            bodies.push(body);
+        }
+        bodies
+    };
+    let before = live().await;
+
+    // --adopt: the same files, then the managed tag and the pre-Ferry
+    // release; nothing else is written.
+    sim.clear_request_log();
+    let run = ferry_async(&["import", "staging", "-f", "ferry.yaml", "--adopt", "--yes"])
+        .await
+        .expect("import runs");
+    assert_ok(&run, "import --adopt");
+    assert!(run.stdout.contains("recorded release 1 (pre-ferry)"), "{}", run.stdout);
+    let log = writes(&sim, ORG);
+    let (records, others): (Vec<_>, Vec<_>) = log.iter().partition(|r| {
+        r.path.contains("/secret/ferry-lock-") || r.path.contains("/secret/ferry-release-")
+    });
+    let created: Vec<&str> =
+        others.iter().filter(|r| r.method == "POST").map(|r| r.path.as_str()).collect();
+    // Create-only writes: the lock and the release record.
+    assert_eq!(created, ["/org/acme-staging/secret"; 2], "{log:#?}");
+    let mut patched: Vec<String> = others
+        .iter()
+        .filter(|r| r.method != "POST")
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect();
+    patched.sort();
+    let mut expected: Vec<String> = paths.iter().map(|p| format!("PATCH {p}")).collect();
+    expected.sort();
+    assert_eq!(patched, expected, "one tag PATCH per imported resource, nothing else");
+    assert!(
+        records.iter().all(|r| r.method != "PUT"),
+        "the lock and the release are never written over: {records:#?}"
+    );
+    let after = live().await;
+    for ((path, was), is) in paths.iter().zip(before).zip(after) {
+        assert_eq!(is["tags"][ferry::plan::MANAGED_TAG], "staging", "{path}: {is:#}");
+        assert_eq!(spec_of(was), spec_of(is), "{path}: no field but the tags changed");
+    }
+    assert_no_payloads(&dir.join("imported"), CORPUS_PAYLOADS);
+
+    // Committed, the imported files plan as no changes: exit 0, nothing to
+    // adopt (the tags are there), no pin (the tags resolve to the digests
+    // the pre-Ferry release recorded).
     repo.commit_all("import staging");
-    let run = tokio::task::spawn_blocking(move || {
-        ferry_with(&dir, &["plan", "staging", "-f", "ferry.yaml", "--output", "json"], &vars)
-    })
-    .await
-    .expect("plan runs");
+    let run = ferry_async(&["plan", "staging", "-f", "ferry.yaml", "--output", "json"])
+        .await
+        .expect("plan runs");
     let plan: serde_json::Value = serde_json::from_str(&run.stdout)
         .unwrap_or_else(|e| panic!("{e}: {}\n{}", run.stdout, run.stderr));
-    // Nothing differs but what Ferry adds to what it manages: its tag (these
-    // resources were not created by Ferry), and, as staging is the first
-    // environment (a deploy), its own-registry tags pinned by digest.
-    let resources = plan["resources"].as_array().expect("resources");
-    assert!(resources.len() >= written.len(), "{plan:#}");
-    let ferrys_own = |change: &&serde_json::Value| {
-        let pinned = change["path"].as_str().is_some_and(|p| p.ends_with("].image"))
-            && change["after"].as_str().zip(change["before"].as_str()).is_some_and(
-                |(after, before)| {
-                    let repository = before.rsplit_once(':').map_or(before, |(r, _)| r);
-                    after.starts_with(&format!("{repository}@sha256:"))
-                        || after.starts_with(&format!("{before}@sha256:"))
-                },
-            );
-        pinned || change["path"] == format!("tags.{}", ferry::plan::MANAGED_TAG)
-    };
-    for resource in resources {
-        let changes: Vec<&serde_json::Value> = resource["changes"]
-            .as_array()
-            .expect("changes")
-            .iter()
-            .filter(|c| !ferrys_own(c))
-            .collect();
-        assert!(
-            changes.is_empty() && resource["action"] != "create" && resource["action"] != "delete",
-            "{}: {changes:#?}",
-            resource["id"]
-        );
+    assert_eq!(run.code, Some(0), "{plan:#}\n{}", run.stderr);
+    let summary = &plan["summary"];
+    for count in ["create", "update", "replace", "delete", "images_to_copy"] {
+        assert_eq!(summary[count], 0, "{count}: {plan:#}");
     }
-    assert_eq!(plan["summary"]["create"], 0, "{plan:#}");
+    assert!(summary.get("adopt").is_none(), "{plan:#}");
+    assert_eq!(summary["unchanged"], paths.len(), "{plan:#}");
+    assert_eq!(plan["images"], serde_json::json!([]), "{plan:#}");
+
+    // History: the pre-Ferry release, every own image by digest.
+    let run = ferry_async(&["history", "staging", "-f", "ferry.yaml", "--output", "json"])
+        .await
+        .expect("history runs");
+    let history: serde_json::Value = serde_json::from_str(&run.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}\n{}", run.stdout, run.stderr));
+    let release = &history["releases"][0];
+    assert_eq!(release["kind"], "pre-ferry", "{history:#}");
+    let images = release["images"].as_array().expect("images");
+    assert!(!images.is_empty(), "{history:#}");
+    for image in images {
+        let reference = image["image"].as_str().unwrap_or_default();
+        if reference.contains("/image/shop-api") || reference.contains("/image/checkout") {
+            assert!(
+                image["digest"].as_str().is_some_and(|d| d.starts_with("sha256:")),
+                "{image:#}"
+            );
+        }
+    }
 }
