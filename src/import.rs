@@ -33,6 +33,12 @@ pub struct Scope<'a> {
     /// The GVC name the manifests use (the template the environment's GVC
     /// is rendered from).
     pub template: &'a str,
+    /// gvc-per-env: every environment's GVC. The org-scoped resources the
+    /// pipeline's environments share are rendered with a link into each
+    /// of them where the manifests write one into the template
+    /// ([`crate::render`]), so such links are written back as that one;
+    /// empty otherwise.
+    pub shared: &'a [String],
 }
 
 /// Whether secret values are written.
@@ -149,9 +155,15 @@ pub fn manifest(kind: Kind, body: &Value, scope: Scope<'_>, values: SecretValues
             doc.remove("tags");
         }
     }
+    // An org-scoped resource a gvc-per-env pipeline shares links into
+    // every environment's GVC as render wrote it.
+    let links = Links {
+        scope,
+        shared: !kind.is_gvc_scoped() && kind != Kind::Gvc && !scope.shared.is_empty(),
+    };
     for (key, value) in &mut doc {
         if crate::normalize::is_linkable(kind.as_str(), key) {
-            shorten_links(value, scope);
+            links.shorten(value);
         }
     }
     let secret = kind == Kind::Secret;
@@ -193,33 +205,53 @@ fn placeholder_comment() -> String {
     )
 }
 
-/// Links in short form: `/org/ORG/x` → `//x`, and the environment's GVC
-/// written as the template (`//gvc/GVC/…` → `//gvc/TEMPLATE/…`).
-fn shorten_links(value: &mut Value, scope: Scope<'_>) {
-    match value {
-        Value::String(text) => {
-            if let Some(short) = short_link(text, scope) {
-                *text = short;
-            }
-        }
-        Value::Array(items) => items.iter_mut().for_each(|v| shorten_links(v, scope)),
-        Value::Object(map) => map.values_mut().for_each(|v| shorten_links(v, scope)),
-        _ => {}
-    }
+/// How one resource's links are written.
+struct Links<'a> {
+    scope: Scope<'a>,
+    /// The resource is shared by a gvc-per-env pipeline's environments:
+    /// a link into any of their GVCs is written as the template, once.
+    shared: bool,
 }
 
-fn short_link(text: &str, scope: Scope<'_>) -> Option<String> {
-    let rest = text
-        .strip_prefix(&format!("/org/{}/", scope.org))
-        .or_else(|| text.strip_prefix("//").filter(|r| !r.is_empty() && !r.starts_with('/')))?;
-    let in_gvc = format!("gvc/{}", scope.gvc);
-    let rest = match rest.strip_prefix(&in_gvc) {
-        Some(tail) if tail.is_empty() || tail.starts_with('/') => {
-            format!("gvc/{}{tail}", scope.template)
+impl Links<'_> {
+    /// Links in short form: `/org/ORG/x` → `//x`, and the environment's
+    /// GVC (a shared resource: any of the pipeline's) written as the
+    /// template (`//gvc/GVC/…` → `//gvc/TEMPLATE/…`); in a shared
+    /// resource's lists, the links that became the same, once.
+    fn shorten(&self, value: &mut Value) {
+        match value {
+            Value::String(text) => *text = self.short_link(text).unwrap_or_else(|| text.clone()),
+            Value::Array(items) => {
+                items.iter_mut().for_each(|v| self.shorten(v));
+                let mut seen = Vec::new();
+                items.retain(|item| match item.as_str() {
+                    Some(text) if self.shared => {
+                        let first = !seen.contains(&text.to_owned());
+                        seen.push(text.to_owned());
+                        first
+                    }
+                    _ => true,
+                });
+            }
+            Value::Object(map) => map.values_mut().for_each(|v| self.shorten(v)),
+            _ => {}
         }
-        _ => rest.to_owned(),
-    };
-    Some(format!("//{rest}"))
+    }
+
+    fn short_link(&self, text: &str) -> Option<String> {
+        let scope = self.scope;
+        let rest = text
+            .strip_prefix(&format!("/org/{}/", scope.org))
+            .or_else(|| text.strip_prefix("//").filter(|r| !r.is_empty() && !r.starts_with('/')))?;
+        let ours =
+            |gvc: &str| gvc == scope.gvc || (self.shared && scope.shared.iter().any(|g| g == gvc));
+        let in_gvc = rest.strip_prefix("gvc/").map(|r| r.split_at(r.find('/').unwrap_or(r.len())));
+        let rest = match in_gvc {
+            Some((gvc, tail)) if ours(gvc) => format!("gvc/{}{tail}", scope.template),
+            _ => rest.to_owned(),
+        };
+        Some(format!("//{rest}"))
+    }
 }
 
 /// The skeleton of a plan file for `env`, read from `manifests` (relative
@@ -264,7 +296,8 @@ pub fn skeleton(s: &Skeleton<'_>) -> String {
 mod tests {
     use super::*;
 
-    const SCOPE: Scope<'static> = Scope { org: "acme", gvc: "shop-prod", template: "shop" };
+    const SCOPE: Scope<'static> =
+        Scope { org: "acme", gvc: "shop-prod", template: "shop", shared: &[] };
 
     fn imported(kind: Kind, body: &Value) -> (Value, String) {
         let out = manifest(kind, body, SCOPE, SecretValues::Placeholders);
@@ -272,6 +305,36 @@ mod tests {
         let docs =
             crate::manifest::yaml::parse_documents(&source).unwrap_or_else(|e| panic!("{e:?}"));
         (docs[0].to_json(), out.path)
+    }
+
+    #[test]
+    fn a_resource_gvc_per_env_environments_share_links_into_the_template_once() {
+        let live = json!({"kind": "policy", "name": "p", "targetKind": "secret",
+            "targetLinks": ["/org/acme/secret/db"],
+            "bindings": [{"permissions": ["reveal"], "principalLinks": [
+                "/org/acme/gvc/shop-staging/identity/api", "/org/acme/gvc/shop-prod/identity/api",
+                "/org/acme/gvc/other/identity/x"]}]});
+        let principals = |scope: Scope<'_>| {
+            let out = manifest(Kind::Policy, &live, scope, SecretValues::Placeholders);
+            let source = crate::diagnostic::SourceFile::new(out.path.clone(), out.text.clone());
+            let docs =
+                crate::manifest::yaml::parse_documents(&source).unwrap_or_else(|e| panic!("{e:?}"));
+            docs[0].to_json()["bindings"][0]["principalLinks"].clone()
+        };
+        let shared = ["shop-staging".to_owned(), "shop-prod".to_owned()];
+        assert_eq!(
+            principals(Scope { shared: &shared, ..SCOPE }),
+            json!(["//gvc/shop/identity/api", "//gvc/other/identity/x"])
+        );
+        assert_eq!(
+            principals(SCOPE),
+            json!([
+                "//gvc/shop-staging/identity/api",
+                "//gvc/shop/identity/api",
+                "//gvc/other/identity/x"
+            ]),
+            "org-per-env: only the environment's GVC is the template's"
+        );
     }
 
     #[test]

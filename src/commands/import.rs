@@ -43,6 +43,9 @@ struct Target {
     skeleton: PathBuf,
     /// The environment as the plan file writes it (not pointed at `--sim`).
     written: Environment,
+    /// gvc-per-env: every environment's GVC (the org-scoped resources are
+    /// shared); empty otherwise.
+    shared: Vec<String>,
 }
 
 pub(crate) fn run(
@@ -77,7 +80,7 @@ pub(crate) fn run(
         let client = connect::client(env)?;
         read(&client, env, &kinds).await.map_err(Error::from)
     })?;
-    let scope = Scope { org: &env.org, gvc: &env.gvc, template: &template };
+    let scope = Scope { org: &env.org, gvc: &env.gvc, template: &template, shared: &target.shared };
     let mut imported: Vec<Imported> = Vec::new();
     let mut adoptable: Vec<(ResourceId, Value)> = Vec::new();
     let mut skipped: Vec<(ResourceId, String)> = Vec::new();
@@ -104,7 +107,7 @@ pub(crate) fn run(
     // Files first: a refused adoption leaves them written.
     let console = Console::new(session);
     let adopted = args.adopt.then(|| {
-        let shared = target.topology == "gvc-per-env";
+        let shared = !target.shared.is_empty();
         super::runtime()?.block_on(adopt(session, env, shared, &adoptable, args.yes, &console))
     });
     let (status, outcome) = match adopted {
@@ -204,9 +207,12 @@ fn target(session: &Session<'_>, name: &str, args: &ImportArgs) -> Result<Target
         let written = as_written.config.environment(name)?.clone();
         let spec = &workspace.config.manifests;
         let manifests = workspace.base.join(&spec.repository).join(&spec.path);
-        let topology = match workspace.config.topology {
-            Topology::OrgPerEnv => "org-per-env",
-            Topology::GvcPerEnv => "gvc-per-env",
+        let (topology, shared) = match workspace.config.topology {
+            Topology::OrgPerEnv => ("org-per-env", Vec::new()),
+            Topology::GvcPerEnv => (
+                "gvc-per-env",
+                workspace.config.environments.iter().map(|e| e.gvc.clone()).collect(),
+            ),
         };
         return Ok(Target {
             env,
@@ -214,6 +220,7 @@ fn target(session: &Session<'_>, name: &str, args: &ImportArgs) -> Result<Target
             manifests: Some(manifests),
             topology,
             skeleton: workspace.base.join("promotion.yaml"),
+            shared,
         });
     };
     let gvc = args.gvc.as_deref().unwrap_or_default();
@@ -242,6 +249,7 @@ fn target(session: &Session<'_>, name: &str, args: &ImportArgs) -> Result<Target
         manifests: None,
         topology: "org-per-env",
         skeleton: file.clone(),
+        shared: Vec::new(),
     })
 }
 

@@ -174,3 +174,47 @@ async fn the_first_promotion_adopts_what_runs_writes_only_what_differs_and_can_b
         }
     }
 }
+
+/// A saved plan with adopt rows (`plan --out`), carried out by `ferry
+/// apply`: the same tag-only PATCHes and updates as a promotion, the
+/// pre-Ferry release first, then the saved plan's; planned again, nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_saved_plan_with_adopt_rows_is_carried_out_by_apply() {
+    let pipeline = running_before_ferry().await;
+    let saved = pipeline.ferry(&["plan", "prod", "--from", "staging", "--out", "plan.json"]);
+    assert_eq!(saved.code, Some(2), "{}\n{}", saved.stdout, saved.stderr);
+    let plan: Value = serde_json::from_str(
+        &std::fs::read_to_string(pipeline.path().join("plan.json")).expect("saved plan"),
+    )
+    .expect("plan JSON");
+    assert_eq!(plan["summary"]["adopt"], 13, "{plan:#}");
+    assert!(!plan["steps"]["release"]["adopted"].as_array().expect("adopted").is_empty());
+
+    pipeline.sim.clear_request_log();
+    let run = pipeline.ferry(&["apply", "plan.json"]);
+    assert_eq!(run.code, Some(0), "{}\n{}", run.stdout, run.stderr);
+    assert!(
+        run.stderr.contains("Recorded what prod ran before Ferry as release 1"),
+        "{}",
+        run.stderr
+    );
+    let patched: Vec<String> = writes(&pipeline.sim, PROD)
+        .into_iter()
+        .filter(|r| r.method == "PATCH" && !r.path.contains("ferry-lock-"))
+        .map(|r| r.path)
+        .collect();
+    for id in IDENTICAL {
+        assert!(patched.contains(&item_path(id)), "{id}: {patched:#?}");
+    }
+    let prod = pipeline.api(PROD);
+    for id in IDENTICAL.iter().copied().chain(["identity/api-id", "workload/api"]) {
+        let (_, live) = prod.get(&item_path(id)).await;
+        assert_eq!(live["tags"]["ferry/environment"], "prod", "{id}: {live:#}");
+    }
+    let history = pipeline.ferry(&["history", "prod", "--output", "json"]);
+    let releases: Value = serde_json::from_str(&history.stdout).expect("history JSON");
+    assert_eq!(releases["releases"][0]["kind"], "apply", "{releases:#}");
+    assert_eq!(releases["releases"][1]["kind"], "pre-ferry", "{releases:#}");
+    let again = pipeline.ferry(&["plan", "prod", "--from", "staging"]);
+    assert_eq!(again.code, Some(0), "{}\n{}", again.stdout, again.stderr);
+}

@@ -83,6 +83,18 @@ fn the_quickstarts_prod_imported_plans_as_no_changes() {
     assert_eq!(again.code, Some(1), "{}", again.stderr);
     assert!(again.stderr.contains("already holds files"), "{}", again.stderr);
 
+    // --kinds: those kinds only.
+    let only = ["import", "prod", "--sim", "-f", "promotion.example.yaml", "--out", "some"];
+    let run = ferry(dir.path(), &[&only[..], &["--kinds", "workload,secret"]].concat());
+    assert_ok(&run, "import --kinds");
+    let written = files(&dir.path().join("some"));
+    assert!(written.iter().any(|(p, _)| p.starts_with("workload/")), "{written:?}");
+    assert!(written.iter().any(|(p, _)| p.starts_with("secret/")), "{written:?}");
+    for (path, _) in &written {
+        assert!(path.starts_with("workload/") || path.starts_with("secret/"), "{path}");
+    }
+    std::fs::remove_dir_all(dir.path().join("some")).expect("removed");
+
     // Committed, the imported manifests plan as no changes, with the
     // example's plan file (prod promoted from staging) and with the
     // skeleton (prod alone, images as the files write them).
@@ -203,6 +215,17 @@ async fn an_environment_cpln_apply_created_from_the_valid_corpus_round_trips() {
     };
     let before = live().await;
 
+    // --adopt asks first: from a script, without --yes, it is refused
+    // (exit 3) and nothing is written.
+    sim.clear_request_log();
+    let run =
+        ferry_async(&["import", "staging", "-f", "ferry.yaml", "--adopt", "--out", "unasked"])
+            .await
+            .expect("import runs");
+    assert_eq!(run.code, Some(3), "{}\n{}", run.stdout, run.stderr);
+    assert!(run.stderr.contains("needs an approval"), "{}", run.stderr);
+    assert!(writes(&sim, ORG).is_empty(), "{:#?}", writes(&sim, ORG));
+
     // --adopt: the same files, then the managed tag and the pre-Ferry
     // release; nothing else is written.
     sim.clear_request_log();
@@ -276,4 +299,56 @@ async fn an_environment_cpln_apply_created_from_the_valid_corpus_round_trips() {
             );
         }
     }
+}
+
+/// gvc-per-env: two GVCs in one org. Importing prod writes app-prod's
+/// resources and the org's, under the manifests' template GVC name, and
+/// none of app-staging's; the policy both share links once, into the
+/// template; planned from the files, prod has no changes.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_gvc_per_env_environment_imports_only_its_own_gvc_under_the_template_name() {
+    use crate::promote::Pipeline;
+
+    let pipeline = Pipeline::gvc_per_env().await;
+    pipeline.deploy_with_cpln("staging", "acme", "app-staging").await;
+    assert_ok(&pipeline.ferry(&["promote", "staging", "prod", "--yes"]), "promote");
+    let run = pipeline.ferry(&["import", "prod", "--out", "imported"]);
+    assert_ok(&run, "import");
+    assert!(run.stdout.contains("gvc/app-staging: another GVC than app-prod's"), "{}", run.stdout);
+    let written = files(&pipeline.path().join("imported"));
+    let paths: Vec<&str> = written.iter().map(|(p, _)| p.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "domain/shop.example.com.yaml",
+            "gvc/app.yaml",
+            "identity/api-id.yaml",
+            "policy/api-secrets.yaml",
+            "secret/api-db.yaml",
+            "secret/app-config.yaml",
+            "secret/registry-pull.yaml",
+            "volumeset/queue-data.yaml",
+            "workload/api.yaml",
+            "workload/db-migrate.yaml",
+            "workload/queue.yaml",
+            "workload/web.yaml",
+            "workload/worker.yaml"
+        ]
+    );
+    for (path, text) in &written {
+        assert!(!text.contains("app-staging") && !text.contains("app-prod"), "{path}:\n{text}");
+        let gvc_scoped =
+            ["identity/", "volumeset/", "workload/"].iter().any(|k| path.starts_with(k));
+        assert_eq!(text.contains("\ngvc: app\n"), gvc_scoped, "{path}:\n{text}");
+    }
+    let policy = &written[3].1;
+    assert_eq!(policy.matches("//gvc/app/identity/api-id").count(), 1, "{policy}");
+
+    let repo = pipeline.repo();
+    let plan = std::fs::read_to_string(pipeline.path().join("promotion.yaml")).expect("plan");
+    repo.write(&[("promotion.yaml", &plan.replace("path: manifests-example", "path: imported"))]);
+    repo.commit_all("import prod");
+    let run = pipeline.ferry(&["plan", "prod", "--ref", "HEAD"]);
+    assert_ok(&run, "plan");
+    assert!(run.stdout.contains("No changes"), "{}", run.stdout);
 }

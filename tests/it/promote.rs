@@ -80,7 +80,7 @@ impl Pipeline {
         pipeline
     }
 
-    async fn gvc_per_env() -> Self {
+    pub(crate) async fn gvc_per_env() -> Self {
         let config = SimConfig::new()
             .with_rollout_delay(Duration::from_millis(100))
             .with_org("acme", token("acme"));
@@ -150,7 +150,7 @@ impl Pipeline {
 
     /// Demo images in `org`'s registry, the example applied there with the
     /// real cpln CLI (`ferry render ENV`), as a first deployment would be.
-    async fn deploy_with_cpln(&self, env: &str, org: &str, gvc: &str) {
+    pub(crate) async fn deploy_with_cpln(&self, env: &str, org: &str, gvc: &str) {
         self.push_images(org, &IMAGES).await;
         self.apply_with_cpln(env, org, gvc, |rendered| rendered).await;
     }
