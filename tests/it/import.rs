@@ -83,6 +83,13 @@ fn the_quickstarts_prod_imported_plans_as_no_changes() {
     assert_eq!(again.code, Some(1), "{}", again.stderr);
     assert!(again.stderr.contains("already holds files"), "{}", again.stderr);
 
+    // Everything runs under Ferry already: --adopt writes nothing.
+    let adopt = ["import", "prod", "--sim", "-f", "promotion.example.yaml", "--out", "again"];
+    let run = ferry(dir.path(), &[&adopt[..], &["--adopt", "--yes"]].concat());
+    assert_ok(&run, "import --adopt");
+    assert!(run.stdout.contains("Nothing to adopt"), "{}", run.stdout);
+    std::fs::remove_dir_all(dir.path().join("again")).expect("removed");
+
     // --kinds: those kinds only.
     let only = ["import", "prod", "--sim", "-f", "promotion.example.yaml", "--out", "some"];
     let run = ferry(dir.path(), &[&only[..], &["--kinds", "workload,secret"]].concat());
@@ -172,14 +179,14 @@ async fn an_environment_cpln_apply_created_from_the_valid_corpus_round_trips() {
     repo.write(&[("ferry.yaml", &plan)]);
     let vars = [("TOKEN_STAGING", "staging-token")];
     let dir = dir.path().to_path_buf();
-    let ferry_async = |args: &'static [&'static str]| {
+    let ferry_async = |args: Vec<&'static str>| {
         let dir = dir.clone();
-        tokio::task::spawn_blocking(move || ferry_with(&dir, args, &vars))
+        tokio::task::spawn_blocking(move || ferry_with(&dir, &args, &vars))
     };
 
     // Without --adopt, import only reads.
     sim.clear_request_log();
-    let run = ferry_async(&["import", "staging", "-f", "ferry.yaml", "--out", "read-only"])
+    let run = ferry_async(vec!["import", "staging", "-f", "ferry.yaml", "--out", "read-only"])
         .await
         .expect("import runs");
     assert_ok(&run, "import");
@@ -216,24 +223,36 @@ async fn an_environment_cpln_apply_created_from_the_valid_corpus_round_trips() {
     let before = live().await;
 
     // --adopt asks first: from a script, without --yes, it is refused
-    // (exit 3) and nothing is written.
+    // (exit 3) and nothing is written; so is it under a halt tag, as any
+    // release is.
+    let adopting = |extra: &[&'static str]| {
+        ferry_async([&["import", "staging", "-f", "ferry.yaml", "--adopt"][..], extra].concat())
+    };
+    let refused = |run: Run, why: &str| {
+        assert_eq!(run.code, Some(3), "{}\n{}", run.stdout, run.stderr);
+        assert!(run.stderr.contains(why), "{}", run.stderr);
+        assert!(writes(&sim, ORG).is_empty(), "{:#?}", writes(&sim, ORG));
+    };
     sim.clear_request_log();
-    let run =
-        ferry_async(&["import", "staging", "-f", "ferry.yaml", "--adopt", "--out", "unasked"])
-            .await
-            .expect("import runs");
-    assert_eq!(run.code, Some(3), "{}\n{}", run.stdout, run.stderr);
-    assert!(run.stderr.contains("needs an approval"), "{}", run.stderr);
-    assert!(writes(&sim, ORG).is_empty(), "{:#?}", writes(&sim, ORG));
+    refused(adopting(&["--out", "unasked"]).await.expect("runs"), "needs an approval");
+    let gvc = format!("/org/{ORG}/gvc/app");
+    api.patch(&gvc, serde_json::json!({"tags": {"ferry/halt": "incident 42"}})).await;
+    sim.clear_request_log();
+    let halted = adopting(&["--yes", "--out", "halted"]).await.expect("runs");
+    refused(halted, "halted by the `ferry/halt` tag");
+    api.patch(&gvc, serde_json::json!({"tags": {"ferry/halt": null}})).await;
 
     // --adopt: the same files, then the managed tag and the pre-Ferry
     // release; nothing else is written.
     sim.clear_request_log();
-    let run = ferry_async(&["import", "staging", "-f", "ferry.yaml", "--adopt", "--yes"])
-        .await
-        .expect("import runs");
+    let run = adopting(&["--yes", "--output", "json"]).await.expect("import runs");
     assert_ok(&run, "import --adopt");
-    assert!(run.stdout.contains("recorded release 1 (pre-ferry)"), "{}", run.stdout);
+    let imported: serde_json::Value = serde_json::from_str(&run.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}\n{}", run.stdout, run.stderr));
+    let adopt = &imported["adopt"];
+    assert_eq!(adopt["outcome"], "adopted", "{adopt:#}");
+    assert_eq!(adopt["release"]["kind"], "pre-ferry", "{adopt:#}");
+    assert_eq!(adopt["release"]["revision"], 1, "{adopt:#}");
     let log = writes(&sim, ORG);
     let (records, others): (Vec<_>, Vec<_>) = log.iter().partition(|r| {
         r.path.contains("/secret/ferry-lock-") || r.path.contains("/secret/ferry-release-")
@@ -266,7 +285,7 @@ async fn an_environment_cpln_apply_created_from_the_valid_corpus_round_trips() {
     // adopt (the tags are there), no pin (the tags resolve to the digests
     // the pre-Ferry release recorded).
     repo.commit_all("import staging");
-    let run = ferry_async(&["plan", "staging", "-f", "ferry.yaml", "--output", "json"])
+    let run = ferry_async(vec!["plan", "staging", "-f", "ferry.yaml", "--output", "json"])
         .await
         .expect("plan runs");
     let plan: serde_json::Value = serde_json::from_str(&run.stdout)
@@ -281,7 +300,7 @@ async fn an_environment_cpln_apply_created_from_the_valid_corpus_round_trips() {
     assert_eq!(plan["images"], serde_json::json!([]), "{plan:#}");
 
     // History: the pre-Ferry release, every own image by digest.
-    let run = ferry_async(&["history", "staging", "-f", "ferry.yaml", "--output", "json"])
+    let run = ferry_async(vec!["history", "staging", "-f", "ferry.yaml", "--output", "json"])
         .await
         .expect("history runs");
     let history: serde_json::Value = serde_json::from_str(&run.stdout)
