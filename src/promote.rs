@@ -73,7 +73,7 @@ pub trait Frontend: execute::Reporter {
 
 #[derive(Debug, thiserror::Error, Diagnostic)]
 pub enum PromoteError {
-    #[error("promoting into {environment} needs an approval")]
+    #[error("changing {environment} needs an approval; nothing was written")]
     #[diagnostic(
         code(ferry::promote::approval),
         help(
