@@ -138,8 +138,17 @@ pub enum Retry {
 }
 
 impl Auth {
+    /// With a Control Plane credential (user `<token>`), Basic is assumed
+    /// before any challenge: Control Plane documents Basic `<token>:KEY`
+    /// for daemonless clients, so the first request of each copy need not
+    /// be refused first to learn it (under injected faults each such 401
+    /// round was one more request on a copy's chain, docs/performance.md).
+    /// A registry that wants Bearer still says so in its 401, and is then
+    /// answered as before.
     pub fn new(host: &str, credential: Credential) -> Self {
-        Self { host: host.to_owned(), credential, state: Default::default() }
+        let assumed = matches!(&credential, Credential::Basic { username, .. } if username == super::TOKEN_USER);
+        let state = State { challenge: assumed.then_some(Challenge::Basic), ..State::default() };
+        Self { host: host.to_owned(), credential, state: tokio::sync::Mutex::new(state) }
     }
 
     /// The `Authorization` header for a request needing `scopes`, fetching
@@ -376,6 +385,24 @@ mod tests {
         assert_eq!(header(auth.header(&http, &scopes).await.unwrap()), "Bearer t3");
         // A second 401 for the same request is final.
         assert!(matches!(auth.unauthorized(Some(&bearer), &scopes, 2).await, Retry::Refused(_)));
+    }
+
+    #[tokio::test]
+    async fn a_control_plane_credential_is_sent_before_any_challenge() {
+        let http = reqwest::Client::new();
+        let scopes = Scopes::pull("app");
+        let token = Auth::new("h", Credential::basic(crate::registry::TOKEN_USER, "key"));
+        let sent = token.header(&http, &scopes).await.unwrap().unwrap();
+        assert_eq!(sent.to_str().unwrap(), format!("Basic {}", BASE64.encode("<token>:key")));
+        // Refused as it is: the credentials are wrong, no second try.
+        let basic = Some(r#"Basic realm="h""#);
+        assert!(matches!(token.unauthorized(basic, &scopes, 1).await, Retry::Refused(_)));
+        // A registry that wants Bearer still says so, and is answered.
+        let bearer = Some(r#"Bearer realm="https://h/token""#);
+        assert!(matches!(token.unauthorized(bearer, &scopes, 1).await, Retry::Again));
+        // Other users wait for the registry to ask.
+        let other = Auth::new("h", Credential::basic("user", "pw"));
+        assert!(other.header(&http, &scopes).await.unwrap().is_none());
     }
 
     #[test]

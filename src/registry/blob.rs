@@ -138,6 +138,7 @@ fn location(registry: &Registry, response: &reqwest::Response) -> Result<String,
             url: response.url().to_string(),
             status: response.status().as_u16(),
             detail: "no upload location".into(),
+            retry_after: None,
         })
 }
 
@@ -151,18 +152,25 @@ pub async fn stream(
     reporter: &dyn Reporter,
 ) -> Result<(), RegistryError> {
     let url = src.blob_url(&blob.digest);
-    let response = src.registry.send(src.scopes, Method::GET, &url, |r| r).await?;
-    if response.status() == 404 {
-        return Err(RegistryError::NotFound {
-            what: "blob",
-            reference: format!("{}/{}@{}", src.registry.host, src.repository, blob.digest),
-        });
-    }
-    let response = src.expect(response, &[200]).await?;
-    let session = match session {
-        Some(session) => session,
-        None => start_upload(dst).await?,
+    // The source's answer and the upload session do not depend on each
+    // other: one round for both.
+    let download = async {
+        let response = src.registry.send(src.scopes, Method::GET, &url, |r| r).await?;
+        if response.status() == 404 {
+            return Err(RegistryError::NotFound {
+                what: "blob",
+                reference: format!("{}/{}@{}", src.registry.host, src.repository, blob.digest),
+            });
+        }
+        src.expect(response, &[200]).await
     };
+    let session = async {
+        match session {
+            Some(session) => Ok(session),
+            None => start_upload(dst).await,
+        }
+    };
+    let (response, session) = futures::try_join!(download, session)?;
     let put_url = completion_url(&session, &blob.digest);
 
     let done = Arc::new(AtomicU64::new(0));

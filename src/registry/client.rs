@@ -150,6 +150,7 @@ impl Registry {
                 url: response.url().to_string(),
                 status: 401,
                 detail: "the token expired during the upload".into(),
+                retry_after: None,
             });
         }
         Ok(response)
@@ -205,11 +206,13 @@ pub async fn expect(
         });
     }
     let url = response.url().to_string();
+    let retry_after = retry_after(&response);
     let body = response.text().await.unwrap_or_default();
     let detail: String = body.trim().chars().take(300).collect();
     Err(RegistryError::Unexpected {
         url,
         status,
         detail: if detail.is_empty() { "no details".into() } else { detail },
+        retry_after,
     })
 }

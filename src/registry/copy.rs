@@ -41,11 +41,17 @@ pub struct CopyRequest {
     pub force: bool,
     /// Parallel blob transfers (at least 1).
     pub jobs: usize,
+    /// The copy was planned against the destination's tags (a promotion
+    /// copies only the images whose tag its plan saw absent or elsewhere):
+    /// the destination tag is checked again *while* the blobs are copied
+    /// rather than before them, and still before it is written, so a copy
+    /// that is needed, as nearly all planned ones are, saves that round.
+    pub planned: bool,
 }
 
 impl CopyRequest {
     pub fn new(source: ImageRef, destination: ImageRef) -> Self {
-        Self { source, destination, force: false, jobs: usize::from(DEFAULT_JOBS) }
+        Self { source, destination, force: false, jobs: usize::from(DEFAULT_JOBS), planned: false }
     }
 }
 
@@ -127,6 +133,29 @@ pub async fn copy_image(
     credentials: &Credentials,
     reporter: &dyn Reporter,
 ) -> Result<CopyReport, RegistryError> {
+    stage(request, credentials, reporter).await?.tag(reporter).await
+}
+
+/// A copy with everything written but its tag: the source's manifests
+/// read and verified, every blob at the destination, child manifests
+/// pushed by digest. Nothing a tag names has changed yet; [`Staged::tag`]
+/// finishes the copy, so a caller can hold the tag back until its own
+/// checks pass (a promotion's re-read under the lock).
+pub struct Staged {
+    ends: Ends,
+    request: CopyRequest,
+    top: Manifest,
+    target: String,
+    report: CopyReport,
+    started: Instant,
+}
+
+/// Everything of a copy but its tag ([`Staged`]).
+pub async fn stage(
+    request: &CopyRequest,
+    credentials: &Credentials,
+    reporter: &dyn Reporter,
+) -> Result<Staged, RegistryError> {
     let started = Instant::now();
     let (source, destination) = (&request.source, &request.destination);
     let ends = Ends::connect(request, credentials)?;
@@ -148,7 +177,7 @@ pub async fn copy_image(
         }
     }
     let target = destination.tag.clone().unwrap_or_else(|| top.digest.to_string());
-    let mut report = CopyReport {
+    let report = CopyReport {
         source: source.to_string(),
         destination: destination.to_string(),
         digest: top.digest.clone(),
@@ -160,70 +189,115 @@ pub async fn copy_image(
         bytes_copied: 0,
         duration: Duration::ZERO,
     };
-
-    let existing =
-        manifest::head(&ends.dst, &ends.dst_scopes, &destination.repository, &target).await?;
-    match existing {
-        Some(digest) if digest == top.digest => {
-            report.up_to_date = true;
-            report.duration = started.elapsed();
-            return Ok(report);
-        }
-        Some(digest) if !request.force => {
-            return Err(RegistryError::TagExists {
-                destination: destination.to_string(),
-                existing: digest,
-                wanted: top.digest,
-            });
-        }
-        moved => report.moved_tag_from = moved,
-    }
-
-    let children = fetch_children(&ends, &source.repository, &top, request.jobs).await?;
-    let blobs = unique_blobs(std::iter::once(&top).chain(&children))?;
-    let transfers = futures::stream::iter(blobs.values())
-        .map(|blob| copy_blob(&ends, request, blob, reporter))
-        .buffer_unordered(request.jobs.max(1))
-        .try_collect::<Vec<_>>()
-        .await?;
-    for (outcome, bytes) in transfers {
-        report.bytes_copied += bytes;
-        match outcome {
-            BlobOutcome::Copied => report.blobs.copied += 1,
-            BlobOutcome::Mounted => report.blobs.mounted += 1,
-            BlobOutcome::Skipped => report.blobs.skipped += 1,
-        }
-    }
-
-    // Children were found parents first; push them deepest first.
-    for child in children.iter().rev() {
-        let reference = child.digest.to_string();
-        manifest::push(&ends.dst, &ends.dst_scopes, &destination.repository, &reference, child)
-            .await?;
-        reporter.manifest_pushed(&reference, &child.digest);
-    }
-    let reported =
-        manifest::push(&ends.dst, &ends.dst_scopes, &destination.repository, &target, &top).await?;
-    let reported = match reported {
-        Some(digest) => Some(digest),
-        // The registry did not say what it stored: ask.
-        None => {
-            manifest::head(&ends.dst, &ends.dst_scopes, &destination.repository, &target).await?
+    let mut staged = Staged { ends, request: request.clone(), top, target, report, started };
+    let existing = manifest::head(
+        &staged.ends.dst,
+        &staged.ends.dst_scopes,
+        &destination.repository,
+        &staged.target,
+    );
+    let written = if request.planned {
+        let (existing, written) = futures::try_join!(existing, staged.write_contents(reporter))?;
+        staged.existing(existing)?;
+        Some(written)
+    } else {
+        staged.existing(existing.await?)?;
+        match staged.report.up_to_date {
+            true => None,
+            false => Some(staged.write_contents(reporter).await?),
         }
     };
-    if reported.as_ref() != Some(&top.digest) {
-        return Err(RegistryError::DestinationDigest {
-            reference: destination.to_string(),
-            expected: top.digest,
-            reported: reported.map_or_else(|| "nothing".into(), |d| d.to_string()),
-        });
+    if let Some(written) = written {
+        staged.report.blobs = written.blobs;
+        staged.report.bytes_copied = written.bytes;
+        staged.report.manifests_pushed = written.manifests;
     }
-    reporter.manifest_pushed(&target, &top.digest);
-    report.manifests_pushed = children.len() + 1;
-    report.duration = started.elapsed();
-    Ok(report)
+    Ok(staged)
 }
 
+impl Staged {
+    /// Decides on what the destination tag names now: the same digest is
+    /// nothing to do; another is moved only with `force`.
+    fn existing(&mut self, existing: Option<Digest>) -> Result<(), RegistryError> {
+        match existing {
+            Some(digest) if digest == self.top.digest => self.report.up_to_date = true,
+            Some(digest) if !self.request.force => {
+                return Err(RegistryError::TagExists {
+                    destination: self.request.destination.to_string(),
+                    existing: digest,
+                    wanted: self.top.digest.clone(),
+                });
+            }
+            moved => self.report.moved_tag_from = moved,
+        }
+        Ok(())
+    }
+
+    /// The blobs, then child manifests by digest.
+    async fn write_contents(&self, reporter: &dyn Reporter) -> Result<Written, RegistryError> {
+        let (ends, request) = (&self.ends, &self.request);
+        let repository = &request.destination.repository;
+        let children = fetch_children(ends, &request.source.repository, &self.top, request.jobs);
+        let children = children.await?;
+        let blobs = unique_blobs(std::iter::once(&self.top).chain(&children))?;
+        let transfers = futures::stream::iter(blobs.values())
+            .map(|blob| copy_blob(ends, request, blob, reporter))
+            .buffer_unordered(request.jobs.max(1))
+            .try_collect::<Vec<_>>()
+            .await?;
+        let mut written = Written { manifests: children.len(), ..Written::default() };
+        for (outcome, bytes) in transfers {
+            written.bytes += bytes;
+            match outcome {
+                BlobOutcome::Copied => written.blobs.copied += 1,
+                BlobOutcome::Mounted => written.blobs.mounted += 1,
+                BlobOutcome::Skipped => written.blobs.skipped += 1,
+            }
+        }
+        // Children were found parents first; push them deepest first.
+        for child in children.iter().rev() {
+            let reference = child.digest.to_string();
+            manifest::push(&ends.dst, &ends.dst_scopes, repository, &reference, child).await?;
+            reporter.manifest_pushed(&reference, &child.digest);
+        }
+        Ok(written)
+    }
+
+    /// Writes the tag (unless it already names the image) and checks the
+    /// digest the destination stored: the copy's report.
+    pub async fn tag(mut self, reporter: &dyn Reporter) -> Result<CopyReport, RegistryError> {
+        if self.report.up_to_date {
+            self.report.duration = self.started.elapsed();
+            return Ok(self.report);
+        }
+        let (ends, destination, target) = (&self.ends, &self.request.destination, &self.target);
+        let (dst, scopes, repository) = (&ends.dst, &ends.dst_scopes, &destination.repository);
+        let reported = match manifest::push(dst, scopes, repository, target, &self.top).await? {
+            Some(digest) => Some(digest),
+            // The registry did not say what it stored: ask.
+            None => manifest::head(dst, scopes, repository, target).await?,
+        };
+        if reported.as_ref() != Some(&self.top.digest) {
+            return Err(RegistryError::DestinationDigest {
+                reference: destination.to_string(),
+                expected: self.top.digest,
+                reported: reported.map_or_else(|| "nothing".into(), |d| d.to_string()),
+            });
+        }
+        reporter.manifest_pushed(target, &self.top.digest);
+        self.report.manifests_pushed += 1;
+        self.report.duration = self.started.elapsed();
+        Ok(self.report)
+    }
+}
+
+/// What [`Staged::write_contents`] wrote.
+#[derive(Default)]
+struct Written {
+    manifests: usize,
+    blobs: BlobCounts,
+    bytes: u64,
+}
 /// Every manifest below `top` (children of indexes, recursively), each
 /// fetched by digest and verified against its descriptor.
 async fn fetch_children(
@@ -287,8 +361,7 @@ async fn copy_blob(
 ) -> Result<(BlobOutcome, u64), RegistryError> {
     reporter.blob_started(&blob.digest, blob.size);
     let policy = crate::retry::RetryPolicy { attempts: BLOB_ATTEMPTS, ..Default::default() };
-    let mut delays = policy.delays();
-    let mut attempt = 1;
+    let mut backoff = crate::retry::Backoff::new(policy);
     loop {
         match copy_blob_once(ends, request, blob, reporter).await {
             Ok(outcome) => {
@@ -296,10 +369,12 @@ async fn copy_blob(
                 let bytes = if outcome == BlobOutcome::Copied { blob.size } else { 0 };
                 return Ok((outcome, bytes));
             }
-            Err(error) if error.is_transient() && attempt < BLOB_ATTEMPTS => {
-                reporter.blob_retrying(&blob.digest, attempt, &error);
-                tokio::time::sleep(delays.next().unwrap_or(policy.max_delay)).await;
-                attempt += 1;
+            Err(error) if error.is_transient() => {
+                // A streamed upload refused with a 429 waits as long as the
+                // registry asked, as every request does (retry::Backoff).
+                let Some(delay) = backoff.next(error.retry_after()) else { return Err(error) };
+                reporter.blob_retrying(&blob.digest, backoff.retries(), &error);
+                tokio::time::sleep(delay).await;
             }
             Err(error) => return Err(error),
         }

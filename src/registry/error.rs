@@ -69,7 +69,13 @@ pub enum RegistryError {
 
     #[error("`{url}` answered {status}: {detail}")]
     #[diagnostic(code(ferry::registry::unexpected_response))]
-    Unexpected { url: String, status: u16, detail: String },
+    Unexpected {
+        url: String,
+        status: u16,
+        detail: String,
+        /// The answer's `Retry-After`, when it had one.
+        retry_after: Option<std::time::Duration>,
+    },
 
     #[error("the bytes of {what} do not match its digest: expected {expected}, got {actual}")]
     #[diagnostic(
@@ -133,6 +139,14 @@ impl RegistryError {
             RegistryError::Unexpected { status: 401, .. } => true,
             RegistryError::Unexpected { status, .. } => super::client::is_transient_status(*status),
             _ => false,
+        }
+    }
+
+    /// How long the registry asked to wait before trying again, if it did.
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        match self {
+            RegistryError::Unexpected { retry_after, .. } => *retry_after,
+            _ => None,
         }
     }
 }

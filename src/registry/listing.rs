@@ -94,6 +94,7 @@ async fn paged<T: for<'de> Deserialize<'de>>(
             url: current.clone(),
             status: 200,
             detail: format!("unreadable listing: {cause}"),
+            retry_after: None,
         })?;
         pages.push(page);
     }

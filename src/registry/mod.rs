@@ -23,7 +23,8 @@ mod terminal;
 
 pub use command::{COPY_SCHEMA, CopyArgs, ImageCommand, json, run, summary};
 pub use copy::{
-    BlobCounts, CopyReport, CopyRequest, DEFAULT_JOBS, copy_image, image_exists, resolve_digest,
+    BlobCounts, CopyReport, CopyRequest, DEFAULT_JOBS, Staged, copy_image, image_exists,
+    resolve_digest, stage,
 };
 pub use credentials::{Credential, Credentials, Secret, TOKEN_USER};
 pub use digest::{Digest, InvalidDigest};
