@@ -30,7 +30,7 @@ use std::fmt;
 use std::time::Duration;
 
 use futures::TryFutureExt;
-use futures::stream::{self, StreamExt, TryStreamExt};
+use futures::stream::{self, Stream, StreamExt, TryStreamExt};
 use miette::Diagnostic;
 use serde_json::Value;
 
@@ -314,10 +314,18 @@ impl<A: ControlPlane> Run<'_, A> {
         let started = now_ms();
         // Under the lock: the revision cannot be taken twice (history.rs).
         // Both only read, so they go out together: one round, not two.
-        let (before, history::Numbering { mut revision, mut existing }) = futures::try_join!(
-            unmoved(client, env, self.plan),
-            history::next_revision(client, env).map_err(Error::from),
-        )?;
+        // The copies start at the same time, but no tag is written before
+        // these reads found nothing moved (`checked`): until then a copy
+        // only adds blobs, which nothing names.
+        let (checked, unchecked) = tokio::sync::watch::channel(None);
+        let reads = async {
+            let read = futures::try_join!(
+                unmoved(client, env, self.plan),
+                history::next_revision(client, env).map_err(Error::from),
+            );
+            checked.send_replace(Some(read.is_ok()));
+            read
+        };
         let prepared = async {
             // The copies, then the image checks; the other checks meanwhile.
             let findings = preflight::run(
@@ -325,7 +333,8 @@ impl<A: ControlPlane> Run<'_, A> {
                 env,
                 &self.plan.steps.checks,
                 &self.plan.secrets,
-                self.copy_images(),
+                &self.plan.steps.copies.iter().filter_map(|c| landing(&c.destination)).collect(),
+                self.copy_images(unchecked),
             )
             .await?;
             if findings.is_empty() {
@@ -337,12 +346,12 @@ impl<A: ControlPlane> Run<'_, A> {
                 }))
             }
         };
-        tokio::select! {
-            prepared = prepared => prepared?,
+        let (before, history::Numbering { mut revision, mut existing }) = tokio::select! {
+            done = async { futures::try_join!(reads, prepared) } => done?.0,
             () = stop.cancelled() => {
                 return Err(ExecuteError::Interrupted { environment: env.name.clone() }.into());
             }
-        }
+        };
         if existing.is_empty() && !self.plan.steps.release.adopted.is_empty() {
             existing.push(self.record_pre_ferry(revision).await?);
             revision = release::next_revision(&existing);
@@ -482,30 +491,52 @@ impl<A: ControlPlane> Run<'_, A> {
 
     /// Copies the plan's images, [`COPIES`] at a time: each copy is a
     /// chain of dependent registry rounds (manifest, blob checks, blobs,
-    /// manifest), so one after the other would add up those chains.
-    async fn copy_images(&self) -> Result<(), Error> {
+    /// manifest), so one after the other would add up those chains. Each
+    /// tag waits for `checked` to say the re-read under the lock found
+    /// nothing moved; when it found something, no tag is written (the
+    /// re-read's error is the run's). Yields each tag written, as
+    /// repository and tag.
+    fn copy_images(
+        &self,
+        checked: tokio::sync::watch::Receiver<Option<bool>>,
+    ) -> impl Stream<Item = Result<(String, String), Error>> + '_ {
         stream::iter(&self.plan.steps.copies)
-            .map(|copy| async move {
-                let (source, destination) = (&copy.source, &copy.destination);
-                self.reporter.note(&format!("Copying {source} -> {destination}"));
-                let request = crate::registry::CopyRequest::new(
-                    source.parse().map_err(|e| copy_error(source, e))?,
-                    destination.parse().map_err(|e| copy_error(destination, e))?,
-                );
-                let report =
-                    crate::registry::copy_image(&request, self.target.credentials, self.reporter)
-                        .await
-                        .map_err(|error| ExecuteError::Copy {
-                            image: source.clone(),
-                            source: error,
-                        })?;
-                self.reporter.note(&format!("Copied {} ({})", report.destination, report.digest));
-                Ok::<(), Error>(())
+            .map(move |copy| {
+                let mut checked = checked.clone();
+                async move {
+                    let (source, destination) = (&copy.source, &copy.destination);
+                    self.reporter.note(&format!("Copying {source} -> {destination}"));
+                    let mut request = crate::registry::CopyRequest::new(
+                        source.parse().map_err(|e| copy_error(source, e))?,
+                        destination.parse().map_err(|e| copy_error(destination, e))?,
+                    );
+                    // The plan saw the tag absent or elsewhere.
+                    request.planned = true;
+                    let failed =
+                        |error| ExecuteError::Copy { image: source.clone(), source: error };
+                    let staged =
+                        crate::registry::stage(&request, self.target.credentials, self.reporter)
+                            .await
+                            .map_err(failed)?;
+                    let unmoved = checked.wait_for(Option::is_some).await;
+                    if !unmoved.is_ok_and(|unmoved| *unmoved == Some(true)) {
+                        return Ok(None);
+                    }
+                    let report = staged.tag(self.reporter).await.map_err(failed)?;
+                    self.reporter
+                        .note(&format!("Copied {} ({})", report.destination, report.digest));
+                    Ok::<_, Error>(landing(destination))
+                }
             })
             .buffer_unordered(COPIES)
-            .try_collect()
-            .await
+            .try_filter_map(|landed| async move { Ok(landed) })
     }
+}
+
+/// The repository and tag of a copy's `destination`.
+fn landing(destination: &str) -> Option<(String, String)> {
+    let image: crate::registry::ImageRef = destination.parse().ok()?;
+    Some((image.repository, image.tag?))
 }
 
 /// How many images are copied at once (each also copies its blobs in

@@ -1,10 +1,11 @@
 //! The checks a plan lists, run against the target just before the first
 //! write; what fails is a [`Finding`], all of them reported together.
 
+use std::collections::HashSet;
 use std::fmt;
 
 use futures::TryFutureExt;
-use futures::stream::{self, StreamExt, TryStreamExt};
+use futures::stream::{self, Stream, StreamExt, TryStreamExt};
 
 use crate::api::{ApiError, ControlPlane, paths};
 use crate::config::Environment;
@@ -62,26 +63,44 @@ pub fn listed(findings: &[Finding]) -> String {
     findings.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
 }
 
-/// Runs `checks` against `env`: `copied` first (the plan's image
-/// copies), then its image checks; the other checks at the same time, as
-/// they do not depend on the copies. The payloads of secrets the plan
-/// writes are taken from `secrets`, others read from the org.
+/// Runs `checks` against `env`. The image checks of the tags the plan
+/// copies (`copying`) each run as soon as `copied` says its copy landed
+/// (not after the last copy: only the slowest copy's check is then on the
+/// way to the first write); every other check at once, as they do not
+/// depend on the copies. The payloads of secrets the plan writes are
+/// taken from `secrets`, others read from the org.
 pub(super) async fn run<A: ControlPlane, E: From<ApiError>>(
     client: &A,
     env: &Environment,
     checks: &[Check],
     secrets: &Secrets,
-    copied: impl Future<Output = Result<(), E>>,
+    copying: &HashSet<(String, String)>,
+    copied: impl Stream<Item = Result<(String, String), E>>,
 ) -> Result<Vec<Finding>, E> {
-    let images = async {
-        copied.await?;
-        images(client, env, checks).await.map_err(E::from)
-    };
+    let images: Vec<Image<'_>> = checks
+        .iter()
+        .filter_map(|c| match c {
+            Check::Image { repository, tag, digest } => Some((repository, tag, digest)),
+            _ => None,
+        })
+        .collect();
+    let (after, now): (Vec<Image<'_>>, Vec<Image<'_>>) =
+        images.into_iter().partition(|(r, t, _)| copying.contains(&((*r).clone(), (*t).clone())));
+    let after = &after;
+    let landed = copied
+        .map_ok(|landed| async move {
+            let of_it = after.iter().filter(|(r, t, _)| (*r, *t) == (&landed.0, &landed.1));
+            image_findings(client, env, of_it.copied().collect()).await.map_err(E::from)
+        })
+        .try_buffer_unordered(QUEUE)
+        .try_concat();
+    let now = image_findings(client, env, now).map_err(E::from);
     let others = stream::iter(checks)
         .map(|check| other(client, env, check, secrets))
         .buffered(QUEUE)
         .try_concat();
-    let (mut findings, others) = futures::try_join!(images, others.map_err(E::from))?;
+    let (mut findings, landed, others) = futures::try_join!(now, landed, others.map_err(E::from))?;
+    findings.extend(landed);
     findings.extend(others);
     findings.sort();
     findings.dedup();
@@ -91,20 +110,16 @@ pub(super) async fn run<A: ControlPlane, E: From<ApiError>>(
 /// How many checks read at once.
 const QUEUE: usize = 16;
 
-/// The image checks of `checks`: each tag in the org's registry, at the
-/// digest the plan names.
-async fn images<A: ControlPlane>(
+/// An image check: repository, tag, and the digest wanted.
+type Image<'a> = (&'a String, &'a String, &'a Option<String>);
+
+/// Image checks: each tag in the org's registry, at the digest the plan
+/// names.
+async fn image_findings<A: ControlPlane>(
     client: &A,
     env: &Environment,
-    checks: &[Check],
+    images: Vec<Image<'_>>,
 ) -> Result<Vec<Finding>, ApiError> {
-    let images: Vec<(&String, &String, &Option<String>)> = checks
-        .iter()
-        .filter_map(|c| match c {
-            Check::Image { repository, tag, digest } => Some((repository, tag, digest)),
-            _ => None,
-        })
-        .collect();
     let found = crate::observe::registry_digests(
         client,
         &env.org,
