@@ -53,7 +53,11 @@ pub async fn closed<A: ControlPlane>(
     if let Some(window) = crate::config::active_freeze(&env.freeze, now_ms) {
         return Ok(Some(frozen(env, window)));
     }
-    let org = match client.get(&format!("/org/{}", env.org)).await {
+    // Both tags are read at once: one round before the lock, not two.
+    let (org_path, gvc_path) =
+        (format!("/org/{}", env.org), format!("/org/{}/gvc/{}", env.org, env.gvc));
+    let (org, gvc) = futures::join!(client.get(&org_path), client.get_opt(&gvc_path));
+    let org = match org {
         Ok(org) => Some(org),
         Err(error) if matches!(error.status(), Some(403 | 404)) => {
             tracing::debug!("the org {} cannot be read for a halt tag: {error}", env.org);
@@ -64,8 +68,7 @@ pub async fn closed<A: ControlPlane>(
     if let Some(reason) = org.as_ref().and_then(halt_reason) {
         return Ok(Some(halted(env, format!("org {}", env.org), "org", reason)));
     }
-    let gvc = client.get_opt(&format!("/org/{}/gvc/{}", env.org, env.gvc)).await?;
-    if let Some(reason) = gvc.as_ref().and_then(halt_reason) {
+    if let Some(reason) = gvc?.as_ref().and_then(halt_reason) {
         return Ok(Some(halted(env, format!("GVC {}", env.gvc), "gvc", reason)));
     }
     Ok(None)
@@ -116,6 +119,19 @@ mod tests {
             org.as_deref(),
             Some("releases into prod are halted by the `ferry/halt` tag on org acme: incident 42")
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_org_and_the_gvc_are_read_in_one_round() {
+        let (fake, env) = (Fake::new(), environment());
+        // Every call takes a second: rounds show as distinct times.
+        fake.set_latency(std::time::Duration::from_secs(1));
+        let started = tokio::time::Instant::now();
+        assert!(matches!(closed(&fake, &env, 0).await, Ok(None)));
+        assert_eq!(started.elapsed(), std::time::Duration::from_secs(1), "one round, not two");
+        let calls = fake.calls();
+        assert_eq!(calls.len(), 2, "{calls:?}");
+        assert_eq!(calls[0].at, calls[1].at, "{calls:?}");
     }
 
     #[test]

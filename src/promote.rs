@@ -136,11 +136,21 @@ pub async fn promote(
     frontend: &dyn Frontend,
 ) -> Result<Promoted, Error> {
     let dst = promotion.dst();
-    let made = promotion.make(workspace).await?;
+    // The freeze and halt tags are read while the plan is made, not after
+    // it: they do not depend on it (one round less before the lock), and
+    // are only looked at when the plan changes something.
+    let client = connect::client(dst)?;
+    let (made, closed) = futures::join!(
+        promotion.make(workspace),
+        crate::gate::closed(&client, dst, crate::timestamp::now_ms()),
+    );
+    let made = made?;
     frontend.plan(&made.plan);
     deletes_allowed(&made.plan, dst, options.prune)?;
-    let Some(approval) = gates(&made.plan, &connect::client(dst)?, dst, options, frontend).await?
-    else {
+    if made.plan.summary.has_changes() {
+        let_through(closed?, options, frontend)?;
+    }
+    let Some(approval) = approved(&made.plan, dst, options, frontend)? else {
         return Ok(Promoted::UpToDate(Box::new(made.plan)));
     };
     carry_out(made.plan, promotion, &made.rendered, options, approval, frontend).await
@@ -171,7 +181,20 @@ pub async fn open<A: ControlPlane>(
     options: &Options,
     frontend: &dyn Frontend,
 ) -> Result<(), Error> {
-    let Some(closed) = crate::gate::closed(client, dst, crate::timestamp::now_ms()).await? else {
+    let_through(
+        crate::gate::closed(client, dst, crate::timestamp::now_ms()).await?,
+        options,
+        frontend,
+    )
+}
+
+/// What [`open`] decides once the gate is read.
+fn let_through(
+    closed: Option<crate::gate::Closed>,
+    options: &Options,
+    frontend: &dyn Frontend,
+) -> Result<(), Error> {
+    let Some(closed) = closed else {
         return Ok(());
     };
     if options.during_freeze {
