@@ -196,7 +196,15 @@ impl<'a> Promotion<'a> {
         // The target's live state does not depend on the images: it is read
         // while the source's images are (the resources are those git
         // names, whatever images they run).
-        let ids: Vec<_> = self.render_as_written(workspace)?.into_iter().map(|r| r.id).collect();
+        let written = self.render_as_written(workspace)?;
+        // The target registry's tags the images land on as git names
+        // them, read while the source's images are resolved: a promotion
+        // usually ships the tags git names, and the source's workloads,
+        // pinned by digest, only give their tags after a query of their
+        // own, which these reads need not wait for.
+        let as_written = observe::landings(env, &written, &SourceImages::default());
+        let prefetched = observe::registry_digests(&client, &env.org, as_written);
+        let ids: Vec<_> = written.into_iter().map(|r| r.id).collect();
         let images = async {
             let (mut rendered, mut images) = self.render(workspace).await?;
             let mut wanted = Vec::new();
@@ -204,10 +212,16 @@ impl<'a> Promotion<'a> {
                 (wanted, images.promoted) = self.deploy_images(&client, &rendered).await?;
                 rendered = self.render_with(workspace, &images, self.pull_from())?;
             }
-            // The target registry's tags the images would land on, also
-            // while the live state is read.
+            Ok::<_, Error>((rendered, images, wanted))
+        };
+        let images = async {
+            let ((rendered, images, wanted), mut known) =
+                futures::try_join!(images, prefetched.map_err(Error::from))?;
+            // The tags the images land on that git does not name (the
+            // source runs another tag), also while the live state is read.
             let landings = observe::landings(env, &rendered, &images);
-            let known = observe::registry_digests(&client, &env.org, landings).await?;
+            let others = landings.into_iter().filter(|key| !known.contains_key(key));
+            known.extend(observe::registry_digests(&client, &env.org, others).await?);
             Ok::<_, Error>((rendered, images, known, wanted))
         };
         // A deploy leaves a tag that runs what the current release recorded.
