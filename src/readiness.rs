@@ -306,6 +306,8 @@ pub async fn wait<A: ControlPlane>(
     let mut recheck: HashMap<&str, Duration> =
         workloads.iter().map(|w| (w.as_str(), FIRST_RECHECK.min(readiness.interval))).collect();
     let mut last: HashMap<&str, WorkloadReport> = HashMap::new();
+    // Each workload as its first check read it (see `check`).
+    let mut bodies: HashMap<&str, Value> = HashMap::new();
     loop {
         let now = tokio::time::Instant::now();
         let pending: Vec<&str> = workloads
@@ -313,14 +315,18 @@ pub async fn wait<A: ControlPlane>(
             .map(String::as_str)
             .filter(|w| !enough(streak[w]) && due[w] <= now)
             .collect();
-        let reports: Vec<(&str, Result<WorkloadReport, ApiError>)> = stream::iter(pending)
-            .map(|workload| async move { (workload, check(api, env, workload).await) })
+        let bodies_now = &bodies;
+        let reports: Vec<(&str, Result<Checked, ApiError>)> = stream::iter(pending)
+            .map(|workload| async move {
+                (workload, check(api, env, workload, bodies_now.get(workload)).await)
+            })
             .buffer_unordered(64)
             .collect()
             .await;
         for (workload, report) in reports {
-            let report = report
+            let (body, report) = report
                 .map_err(|source| WaitError::Read { workload: workload.to_owned(), source })?;
+            bodies.insert(workload, body);
             let count = streak.entry(workload).or_insert(0);
             let wait = recheck.entry(workload).or_insert(readiness.interval);
             if report.is_ready() {
@@ -361,22 +367,41 @@ pub async fn wait<A: ControlPlane>(
     }
 }
 
-/// One check of one workload: the workload and its deployments read at
-/// once (one round, so that a retried read, such as a 429's `Retry-After`,
-/// delays the check once, not twice). Read in either order the judgement
-/// errs on the safe side: a deployment counts only when it has processed
-/// the version of the workload read.
+/// What a check read of a workload, and how it judged it.
+type Checked = (Value, WorkloadReport);
+
+/// One check of one workload: its deployments, judged against the
+/// workload as the wait's first check read it (`read`), which it reads
+/// with them at once (one round, so that a retried read, such as a 429's
+/// `Retry-After`, delays the check once, not twice). What the judgement
+/// takes from the workload (its version, containers and options) changes
+/// only when someone writes it, so the later checks of a wait read the
+/// deployments alone: one request each, half the chances of meeting a
+/// refusal that holds the check up (docs/performance.md, "Promoting under
+/// injected faults"). Should someone else write the workload during the
+/// wait, its locations do not run the images read first, and the wait
+/// ends in an error rather than in taking their version for this one.
+/// Read in either order the judgement errs on the safe side: a deployment
+/// counts only when it has processed the version of the workload read.
 async fn check<A: ControlPlane>(
     api: &A,
     env: &Environment,
     workload: &str,
-) -> Result<WorkloadReport, ApiError> {
+    read: Option<&Value>,
+) -> Result<Checked, ApiError> {
     let (item, deployments) = (
         paths::item(&env.org, &env.gvc, Kind::Workload, workload),
         paths::deployments(&env.org, &env.gvc, workload),
     );
-    let (body, deployments) = futures::try_join!(api.get(&item), api.list(&deployments))?;
-    Ok(assess(&body, &deployments))
+    let body = async {
+        match read {
+            Some(body) => Ok(body.clone()),
+            None => api.get(&item).await,
+        }
+    };
+    let (body, deployments) = futures::try_join!(body, api.list(&deployments))?;
+    let report = assess(&body, &deployments);
+    Ok((body, report))
 }
 
 #[cfg(test)]
@@ -527,6 +552,40 @@ mod tests {
             let (result, _, took) = wait_for(&fake, &["api"], SETTINGS).await;
             assert!(result.is_ok(), "{result:?}");
             assert_eq!(took, Duration::from_secs(11));
+        }
+
+        #[tokio::test(start_paused = true)]
+        async fn after_its_first_check_a_wait_reads_only_the_deployments() {
+            let fake = Fake::new();
+            fake.set_rollout("api", Rollout::After(Duration::from_secs(1)));
+            deployed(&fake, "api").await;
+            let (result, _, _) = wait_for(&fake, &["api"], SETTINGS).await;
+            assert!(result.is_ok(), "{result:?}");
+            let path = "/org/acme/gvc/app/workload/api";
+            // Not ready at 0, 0.25 and 0.75 s, then ready three times.
+            assert_eq!(fake.count(Verb::List, &format!("{path}/deployment")), 6);
+            assert_eq!(fake.count(Verb::Get, path), 1, "{:?}", fake.calls());
+        }
+
+        #[tokio::test(start_paused = true)]
+        async fn someone_elses_write_during_the_wait_is_not_taken_for_ours() {
+            let fake = Fake::new();
+            fake.set_rollout("api", Rollout::After(Duration::from_secs(1)));
+            deployed(&fake, "api").await;
+            let settings = Readiness { timeout: Duration::from_secs(30), ..SETTINGS };
+            let waiting = wait_for(&fake, &["api"], settings);
+            let other = async {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                let body = json!({"kind": "workload", "name": "api", "spec": {"type": "standard",
+                    "containers": [{"name": "main", "image": "/org/acme/image/api:3"}]}});
+                fake.put("/org/acme/gvc/app/workload", &body).await
+            };
+            let ((result, _, _), written) = tokio::join!(waiting, other);
+            assert!(written.is_ok(), "{written:?}");
+            assert!(
+                matches!(&result, Err(WaitError::NotReady { container: Some(c), .. }) if c == "main"),
+                "{result:?}"
+            );
         }
 
         #[tokio::test(start_paused = true)]
