@@ -116,11 +116,21 @@ async fn run(scenario: Scenario, runs: usize, measure: bool) -> (Duration, Durat
         retry_after_secs: 1,
         ..FaultConfig::default()
     };
+    // The faults come from a seeded sequence, restarted for each faulted
+    // run: the three runs meet nearly the same faults, so their median is
+    // one pattern's time. FERRY_BENCH_SEED=N gives faulted run k the seed
+    // N + k instead, for independent samples (same rate, statuses and
+    // Retry-After).
+    let seed = std::env::var("FERRY_BENCH_SEED").ok().and_then(|s| s.parse::<u64>().ok());
     let mut times: [Vec<Duration>; 2] = [Vec::new(), Vec::new()];
     let promotions = if measure { 2 * runs } else { 1 };
     for run in 0..promotions {
         let faulty = run % 2 == 1;
-        sim.set_faults(if faulty { faults.clone() } else { FaultConfig::default() });
+        let faults = match seed {
+            Some(seed) => FaultConfig { seed: seed + run as u64, ..faults.clone() },
+            None => faults.clone(),
+        };
+        sim.set_faults(if faulty { faults } else { FaultConfig::default() });
         sim.clear_request_log();
         let target = format!("prod{run}");
         let started = Instant::now();

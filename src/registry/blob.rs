@@ -142,18 +142,36 @@ fn location(registry: &Registry, response: &reqwest::Response) -> Result<String,
         })
 }
 
-/// Streams a blob from `src` into the upload session `session` (or a new
-/// one) at `dst`, verifying its size and digest on the way.
-pub async fn stream(
+/// A blob ready to stream: the source's answer (its body not yet read)
+/// and the destination's upload session.
+pub struct Opened {
+    response: reqwest::Response,
+    session: String,
+}
+
+impl Opened {
+    /// Gives the upload session up (the blob turned out to be there
+    /// already): one `DELETE`, not retried, whose failure only leaves a
+    /// session the registry expires by itself.
+    pub async fn cancel(self, dst: &Endpoint<'_>) {
+        drop(self.response);
+        let request = dst.registry.request(Method::DELETE, &self.session);
+        if let Err(error) = dst.registry.send_once(dst.scopes, request).await {
+            tracing::debug!("cancelling the upload session {}: {error}", self.session);
+        }
+    }
+}
+
+/// GETs a blob from `src` and opens the upload session at `dst` (unless
+/// `session` is one already): one round for both, as they do not depend
+/// on each other.
+pub async fn open(
     src: &Endpoint<'_>,
     dst: &Endpoint<'_>,
     blob: &Descriptor,
     session: Option<String>,
-    reporter: &dyn Reporter,
-) -> Result<(), RegistryError> {
+) -> Result<Opened, RegistryError> {
     let url = src.blob_url(&blob.digest);
-    // The source's answer and the upload session do not depend on each
-    // other: one round for both.
     let download = async {
         let response = src.registry.send(src.scopes, Method::GET, &url, |r| r).await?;
         if response.status() == 404 {
@@ -171,6 +189,32 @@ pub async fn stream(
         }
     };
     let (response, session) = futures::try_join!(download, session)?;
+    Ok(Opened { response, session })
+}
+
+/// Streams a blob from `src` into the upload session `session` (or a new
+/// one) at `dst`, verifying its size and digest on the way.
+pub async fn stream(
+    src: &Endpoint<'_>,
+    dst: &Endpoint<'_>,
+    blob: &Descriptor,
+    session: Option<String>,
+    reporter: &dyn Reporter,
+) -> Result<(), RegistryError> {
+    let opened = open(src, dst, blob, session).await?;
+    send(src, dst, blob, opened, reporter).await
+}
+
+/// Streams an [`Opened`] blob into its session, verifying its size and
+/// digest on the way.
+pub async fn send(
+    src: &Endpoint<'_>,
+    dst: &Endpoint<'_>,
+    blob: &Descriptor,
+    opened: Opened,
+    reporter: &dyn Reporter,
+) -> Result<(), RegistryError> {
+    let Opened { response, session } = opened;
     let put_url = completion_url(&session, &blob.digest);
 
     let done = Arc::new(AtomicU64::new(0));

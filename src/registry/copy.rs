@@ -397,11 +397,28 @@ async fn copy_blob_once(
         repository: &request.destination.repository,
         scopes: &ends.dst_scopes,
     };
+    let mounts = ends.same_host && src.repository != dst.repository;
+    if request.planned && !mounts {
+        // The plan saw the tag absent, so its blobs most likely are too:
+        // the GET and the upload session go out with the HEAD (two rounds
+        // to the blob's PUT rather than three), and are given up when the
+        // HEAD finds the blob after all.
+        let (exists, opened) =
+            futures::join!(blob::exists(&dst, &blob.digest), blob::open(&src, &dst, blob, None));
+        if exists? {
+            if let Ok(opened) = opened {
+                opened.cancel(&dst).await;
+            }
+            return Ok(BlobOutcome::Skipped);
+        }
+        blob::send(&src, &dst, blob, opened?, reporter).await?;
+        return Ok(BlobOutcome::Copied);
+    }
     if blob::exists(&dst, &blob.digest).await? {
         return Ok(BlobOutcome::Skipped);
     }
     let mut session = None;
-    if ends.same_host && src.repository != dst.repository {
+    if mounts {
         match blob::mount(&dst, &blob.digest, src.repository).await? {
             Mount::Mounted => return Ok(BlobOutcome::Mounted),
             Mount::Upload(location) => session = Some(location),

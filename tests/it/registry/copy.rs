@@ -120,6 +120,52 @@ fn mounts_blobs_within_one_registry() {
     );
 }
 
+/// A promotion's copy (`planned`: its plan saw the tag absent) checks the
+/// tag while the blobs go and fetches each blob while asking whether the
+/// destination has it; it still refuses to move a tag that names another
+/// image, and gives up the upload sessions of blobs that were there.
+#[test]
+fn a_planned_copy_checks_the_tag_and_the_blobs_alongside_and_still_refuses_a_moved_tag() {
+    let (src, dst) =
+        (RegistryServer::start(AuthMode::Anonymous), RegistryServer::start(AuthMode::Basic));
+    let (one, two) = (
+        TestImage::single(Format::Oci, &[200 * KIB, 3 * KIB], 8),
+        TestImage::single(Format::Oci, &[100 * KIB], 9),
+    );
+    seed(&src.target, "app", "one", &one);
+    seed(&src.target, "app", "two", &two);
+    let creds = credentials(&[&dst.target]);
+    let planned = |source: &str, destination: &str| {
+        let mut request = CopyRequest::new(
+            src.target.image(source).parse().unwrap(),
+            dst.target.image(destination).parse().unwrap(),
+        );
+        request.planned = true;
+        block_on(copy_image(&request, &creds, &Silent))
+    };
+    let copied = planned("app:one", "app:v1").unwrap();
+    assert_eq!((copied.up_to_date, copied.blobs.copied), (false, one.blobs.len()));
+    let dst_client = inspect(&dst.target, "app");
+    assert_eq!(block_on(dst_client.manifest_digest("v1")), Some(one.top.digest.clone()));
+
+    // Again: nothing to do, and the sessions opened on speculation go.
+    let before = dst.requests().len();
+    let again = planned("app:one", "app:v1").unwrap();
+    assert_eq!((again.up_to_date, again.blobs.skipped), (true, one.blobs.len()));
+    let requests = dst.requests().split_off(before);
+    let cancelled = requests.iter().filter(|r| r.method == "DELETE").count();
+    assert_eq!(cancelled, one.blobs.len(), "{requests:#?}");
+    assert!(!requests.iter().any(|r| r.method == "PUT"), "{requests:#?}");
+
+    // Another image onto that tag: refused, the tag left as it was.
+    let refused = planned("app:two", "app:v1").map(|r| r.digest.to_string());
+    assert!(
+        matches!(refused, Err(ferry::registry::RegistryError::TagExists { .. })),
+        "{refused:?}"
+    );
+    assert_eq!(block_on(dst_client.manifest_digest("v1")), Some(one.top.digest.clone()));
+}
+
 /// A 300 MiB layer streams through with flat memory: generated from a
 /// seed on push, never held whole by the test or by Ferry.
 #[test]
