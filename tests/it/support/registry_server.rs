@@ -67,7 +67,6 @@ impl RegistryServer {
     /// Control Plane registry accepts the org's token.
     pub fn start_with_password(mode: AuthMode, password: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
         let password = password.to_owned();
         let mut auth = String::new();
         let mut token_server = None;
@@ -119,29 +118,15 @@ impl RegistryServer {
                 );
             }
         }
-        let config = format!(
-            "version: 0.1\nlog:\n  level: info\n  accesslog:\n    disabled: false\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n{auth}",
-            dir.path().join("storage").display()
-        );
-        fs::write(dir.path().join("config.yml"), config).unwrap();
-        let log = fs::File::create(dir.path().join("registry.log")).unwrap();
-        let registry = Command::new("docker-registry")
-            .arg("serve")
-            .arg(dir.path().join("config.yml"))
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("docker-registry is installed by scripts/setup.sh");
+        let (registry, port) = start_registry(dir.path(), &auth);
         let credentials =
             (mode != AuthMode::Anonymous).then(|| (TOKEN_USER.to_owned(), password.clone()));
-        let server = Self {
+        Self {
             target: Target { host: format!("127.0.0.1:{port}"), credentials },
             dir,
             registry,
             token_server,
-        };
-        wait_for_port(port);
-        server
+        }
     }
 
     /// Where the registry keeps a blob's bytes.
@@ -225,6 +210,45 @@ impl Request {
     pub fn moves_blob(&self) -> bool {
         self.path.contains("/blobs/") && self.method != "HEAD"
     }
+}
+
+/// Starts `docker-registry` in `dir` on a free port; the child and its
+/// port once it says it is listening there. A port found free can be
+/// taken by another test's server before the registry binds it (the
+/// registry then exits with "address already in use" while the other
+/// server answers on that port), so the registry's own log line decides,
+/// and a lost port is tried again with another.
+fn start_registry(dir: &Path, auth: &str) -> (Child, u16) {
+    for _ in 0..5 {
+        let port = free_port();
+        let config = format!(
+            "version: 0.1\nlog:\n  level: info\n  accesslog:\n    disabled: false\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n{auth}",
+            dir.join("storage").display()
+        );
+        fs::write(dir.join("config.yml"), config).unwrap();
+        let log_path = dir.join("registry.log");
+        let log = fs::File::create(&log_path).unwrap();
+        let mut registry = Command::new("docker-registry")
+            .arg("serve")
+            .arg(dir.join("config.yml"))
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("docker-registry is installed by scripts/setup.sh");
+        let listening = format!("listening on 127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if fs::read_to_string(&log_path).is_ok_and(|log| log.contains(&listening)) {
+                return (registry, port);
+            }
+            if registry.try_wait().unwrap().is_some() {
+                break;
+            }
+            assert!(Instant::now() < deadline, "docker-registry never listened on {port}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    panic!("docker-registry could not bind a free port in 5 tries");
 }
 
 fn free_port() -> u16 {
