@@ -24,11 +24,11 @@ use super::reference::ImageRef;
 /// Parallel blob transfers unless told otherwise.
 pub const DEFAULT_JOBS: u16 = 8;
 /// Each blob is tried this many times when failures are transient: as
-/// often as any request of the retry policy (`RetryPolicy::default()`), since
-/// a streamed upload that fails is started again from its HEAD, and each
-/// attempt is several requests. With 3, under 25% injected 503/429 about
-/// one promotion of the example in six lost a blob (docs/performance.md).
-const BLOB_ATTEMPTS: u32 = 6;
+/// often as any request of the retry policy, since a streamed upload that
+/// fails is started again from its HEAD, and each attempt is several
+/// requests. With 3, under 25% injected 503/429 about one promotion of the
+/// example in six lost a blob (docs/performance.md).
+const BLOB_ATTEMPTS: u32 = crate::retry::DEFAULT_ATTEMPTS;
 
 /// What to copy where.
 #[derive(Clone, Debug)]
