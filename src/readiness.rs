@@ -503,6 +503,14 @@ mod tests {
             assert!(written.is_ok(), "{written:?}");
         }
 
+        /// A fake where workload `api` is written and rolls out in 1 s.
+        async fn api_ready_a_second_after_it_is_written() -> Fake {
+            let fake = Fake::new();
+            fake.set_rollout("api", Rollout::After(Duration::from_secs(1)));
+            deployed(&fake, "api").await;
+            fake
+        }
+
         /// Waits for `names`; the outcome, what was reported, how long it took.
         async fn wait_for(
             fake: &Fake,
@@ -556,9 +564,7 @@ mod tests {
 
         #[tokio::test(start_paused = true)]
         async fn after_its_first_check_a_wait_reads_only_the_deployments() {
-            let fake = Fake::new();
-            fake.set_rollout("api", Rollout::After(Duration::from_secs(1)));
-            deployed(&fake, "api").await;
+            let fake = api_ready_a_second_after_it_is_written().await;
             let (result, _, _) = wait_for(&fake, &["api"], SETTINGS).await;
             assert!(result.is_ok(), "{result:?}");
             let path = "/org/acme/gvc/app/workload/api";
@@ -569,9 +575,7 @@ mod tests {
 
         #[tokio::test(start_paused = true)]
         async fn someone_elses_write_during_the_wait_is_not_taken_for_ours() {
-            let fake = Fake::new();
-            fake.set_rollout("api", Rollout::After(Duration::from_secs(1)));
-            deployed(&fake, "api").await;
+            let fake = api_ready_a_second_after_it_is_written().await;
             let settings = Readiness { timeout: Duration::from_secs(30), ..SETTINGS };
             let waiting = wait_for(&fake, &["api"], settings);
             let other = async {
@@ -590,9 +594,7 @@ mod tests {
 
         #[tokio::test(start_paused = true)]
         async fn readiness_is_noticed_soon_and_then_proved_an_interval_apart() {
-            let fake = Fake::new();
-            fake.set_rollout("api", Rollout::After(Duration::from_secs(1)));
-            deployed(&fake, "api").await;
+            let fake = api_ready_a_second_after_it_is_written().await;
             let (result, _, took) = wait_for(&fake, &["api"], SETTINGS).await;
             assert!(result.is_ok(), "{result:?}");
             // Looked at after 0, 0.25 and 0.75 s (not ready), ready at
