@@ -282,6 +282,21 @@ impl Auth {
                 Credential::Basic { .. } => "the token server rejected the credentials",
             }));
         }
+        if super::client::is_transient_status(status) {
+            // Busy or briefly down: the request asking for the token is
+            // tried again as any transient failure is.
+            let retry_after = response
+                .headers()
+                .get(reqwest::header::RETRY_AFTER)
+                .and_then(|value| value.to_str().ok())
+                .and_then(crate::retry::parse_retry_after);
+            return Err(RegistryError::Unexpected {
+                url: realm.to_owned(),
+                status,
+                detail: "the token server could not answer".into(),
+                retry_after,
+            });
+        }
         let invalid =
             |reason: String| RegistryError::TokenResponse { realm: realm.to_owned(), reason };
         if status != 200 {

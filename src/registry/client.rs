@@ -117,8 +117,11 @@ impl Registry {
                     };
                     delay
                 }
-                Err(error) => {
-                    let Some(delay) = backoff.next(None) else { return Err(error) };
+                // A connection that failed is tried again; a token server
+                // that refused the credentials is final (it was retried
+                // ten times, over a minute, before this was told apart).
+                Err(error) if error.is_transient() => {
+                    let Some(delay) = backoff.next(error.retry_after()) else { return Err(error) };
                     tracing::debug!("{method} {url}: {error}");
                     delay
                 }

@@ -53,6 +53,12 @@ fn bad_credentials_are_reported_without_the_password() {
         assert!(run.stderr.contains("ferry::registry::unauthorized"), "{mode:?}: {}", run.stderr);
         assert!(run.stderr.contains("rejected the"), "{mode:?}: {}", run.stderr);
         assert!(!run.stderr.contains(password) && !run.stdout.contains(password));
+        // A refusal is final: not tried again as if the registry were busy
+        // (once each tried the whole retry policy, over a minute).
+        let refused = dst.requests().iter().filter(|r| r.status == 401).count();
+        assert!(refused <= 2, "{mode:?}: {refused} requests refused");
+        let asked = dst.token_requests().len();
+        assert!(asked <= 2, "{mode:?}: the token server was asked {asked} times");
 
         let anonymous = Target { credentials: None, ..dst.target.clone() };
         let run = ferry_copy(&src.target, "app:v1", &anonymous, "app:v1", &[]);
