@@ -279,6 +279,9 @@ pub struct ImportArgs {
     /// With --adopt: do not ask for confirmation.
     #[arg(long, short = 'y', requires = "adopt")]
     pub yes: bool,
+    /// With --adopt: the lock taken while the tags are written.
+    #[command(flatten)]
+    pub lock: LockArgs,
 }
 
 fn parse_kind(text: &str) -> Result<crate::manifest::Kind, String> {
@@ -299,6 +302,13 @@ pub struct PromotionArgs {
     /// Also delete managed resources that left git.
     #[arg(long)]
     pub prune: bool,
+    #[command(flatten)]
+    pub lock: LockArgs,
+}
+
+/// The environment lock's flags, for every command that writes.
+#[derive(Debug, Args, Clone)]
+pub struct LockArgs {
     /// How long to wait for another promotion's lock before giving up
     /// (exit 3).
     #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = parse_duration_arg)]

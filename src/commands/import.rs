@@ -10,7 +10,6 @@
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use futures::stream::{self, StreamExt, TryStreamExt};
 use serde_json::{Value, json};
@@ -108,7 +107,7 @@ pub(crate) fn run(
     let console = Console::new(session);
     let adopted = args.adopt.then(|| {
         let shared = !target.shared.is_empty();
-        super::runtime()?.block_on(adopt(session, env, shared, &adoptable, args.yes, &console))
+        super::runtime()?.block_on(adopt(session, env, shared, &adoptable, args, &console))
     });
     let (status, outcome) = match adopted {
         None => (Ok(ExitStatus::Success), None),
@@ -145,7 +144,7 @@ async fn adopt(
     env: &Environment,
     shared: bool,
     live: &[(ResourceId, Value)],
-    yes: bool,
+    args: &ImportArgs,
     console: &Console,
 ) -> Result<Promoted, Error> {
     let client = connect::client(env)?;
@@ -155,11 +154,11 @@ async fn adopt(
     let plan = plan::adopt::plan(plan::adopt::Inputs { env, shared, live, digests: &digests });
     console.plan(&plan);
     let options = Options {
-        yes,
+        yes: args.yes,
         no_rollback: false,
         prune: false,
-        lock_timeout: Duration::ZERO,
-        lock_ttl: Duration::from_secs(120),
+        lock_timeout: args.lock.lock_timeout,
+        lock_ttl: args.lock.lock_ttl,
         sandbox: crate::promote::sandbox_exception(session.global.sim),
         during_freeze: false,
     };

@@ -30,8 +30,8 @@ pub(super) fn options(session: &Session<'_>, args: &PromotionArgs) -> Options {
         yes: args.yes,
         no_rollback: args.no_rollback,
         prune: args.prune,
-        lock_timeout: args.lock_timeout,
-        lock_ttl: args.lock_ttl,
+        lock_timeout: args.lock.lock_timeout,
+        lock_ttl: args.lock.lock_ttl,
         sandbox: crate::promote::sandbox_exception(session.global.sim),
         during_freeze: false,
     }
