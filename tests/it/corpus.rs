@@ -1,9 +1,11 @@
 //! Malformed inputs: every case under tests/corpus/ must exit 1 with a
 //! diagnostic naming a file and a line, never panic, and print exactly
-//! what its snapshot says.
+//! what its snapshot says. A case with a file `warns` holds something the
+//! API accepts (a field it drops, a rule only inferred): it must exit 0
+//! with a warning naming a file and a line.
 //!
 //! A case is a folder with `promotion.yaml`, `manifests/` and optionally
-//! `args` (the command line; `validate` when absent).
+//! `args` (the command line; `validate` when absent) and `warns`.
 
 use std::path::PathBuf;
 
@@ -47,10 +49,17 @@ fn every_malformed_input_is_a_diagnostic() {
         let mut args: Vec<&str> = args.split_whitespace().collect();
         args.extend(["-f", "promotion.yaml", "--worktree"]);
         let run = ferry(&case, &args);
-        assert_eq!(run.code, Some(1), "{name}: exit code\n{}", run.stderr);
+        let warns = case.join("warns").is_file();
+        assert_eq!(run.code, Some(if warns { 0 } else { 1 }), "{name}: exit code\n{}", run.stderr);
         assert!(!run.stderr.contains("panicked"), "{name} panicked:\n{}", run.stderr);
         assert!(names_file_and_line(&run.stderr), "{name}: no file and line in\n{}", run.stderr);
-        assert!(run.stdout.is_empty(), "{name}: data on stdout:\n{}", run.stdout);
+        if warns {
+            let valid_with_warnings =
+                run.stdout.starts_with("valid:") && run.stdout.contains(" warning");
+            assert!(valid_with_warnings, "{name}: stdout:\n{}", run.stdout);
+        } else {
+            assert!(run.stdout.is_empty(), "{name}: data on stdout:\n{}", run.stdout);
+        }
         insta::assert_snapshot!(name, run.stderr);
     }
 }
@@ -129,4 +138,35 @@ fn a_secret_in_a_list_is_never_printed_next_to_an_error() {
         "{fields:?}"
     );
     assert!(human.stderr.contains("payload: (value hidden)"), "{}", human.stderr);
+}
+
+/// A field the API accepts and drops is a warning all the way out: exit 0,
+/// `"severity": "warning"` in JSON, and a `::warning` annotation (never
+/// `::error`) on GitHub.
+#[test]
+fn a_dropped_field_is_a_warning_in_json_and_on_github() {
+    let case = repo_root().join("tests/corpus/schema-stateful-max-unavailable");
+    let args = ["validate", "-f", "promotion.yaml", "--worktree"];
+    let json = ferry(&case, &[&args[..], &["--output", "json"]].concat());
+    assert_eq!(json.code, Some(0), "{}", json.stderr);
+    let report: serde_json::Value = serde_json::from_str(&json.stdout).expect("JSON on stdout");
+    assert_eq!(report["valid"], true);
+    let problem = &report["problems"][0];
+    assert_eq!(problem["severity"], "warning", "{report}");
+    assert_eq!((problem["line"].as_u64(), problem["column"].as_u64()), (Some(12), Some(29)));
+    assert!(problem["message"].as_str().is_some_and(|m| m.contains("maxUnavailableReplicas")));
+
+    let workspace = case.to_str().expect("a UTF-8 path");
+    let github = crate::support::command::ferry_with(
+        &case,
+        &args,
+        &[("GITHUB_ACTIONS", "true"), ("GITHUB_WORKSPACE", workspace)],
+    );
+    assert_eq!(github.code, Some(0), "{}", github.stderr);
+    assert!(
+        github.stdout.contains("::warning file=manifests/api.yaml,line=12,col=29,"),
+        "{}",
+        github.stdout
+    );
+    assert!(!github.stdout.contains("::error"), "{}", github.stdout);
 }

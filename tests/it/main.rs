@@ -5,6 +5,7 @@ mod adopt;
 mod approval;
 mod corpus;
 mod deploy;
+mod dropped_fields;
 mod examples;
 mod exit_codes;
 mod git_revisions;

@@ -477,12 +477,20 @@ fn link(checker: &mut Checker, at: &Ptr, value: &Value, kind: &str) {
 /// (`aws-us-east-2`, `gcp-us-west1`, `azure-eastus2`, or a custom
 /// location's name).
 fn location(c: &mut Checker, at: &Ptr, text: &str, bare: bool) {
-    let name = link_name(text, "location").or(Some(text).filter(|_| bare));
-    let valid_name = name.is_some_and(|n| {
+    let valid_name = |n: &str| {
         n.chars().next().is_some_and(|c| c.is_ascii_lowercase())
             && n.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-    });
-    if !valid_name {
+    };
+    let name = link_name(text, "location").or(Some(text).filter(|_| bare));
+    if name.is_none() && valid_name(text) {
+        // A bare name where the API's examples write a link: no source
+        // says the API refuses one, so a warning.
+        c.warn(
+            at,
+            format!("{at} is `{text}`, a location name where a link is expected"),
+            format!("write `//location/{text}`"),
+        );
+    } else if !name.is_some_and(valid_name) {
         let help = if text.starts_with("//") || text.starts_with('/') || bare {
             "write `//location/NAME` or `/org/ORG/location/NAME`, NAME such as `aws-us-east-2`"
                 .to_owned()

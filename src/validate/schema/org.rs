@@ -306,7 +306,9 @@ pub(super) fn volume_set(c: &mut Checker, root: &Ptr, body: &Value) {
         c.required(spec, &at, "initialCapacity", "the size of each volume, in GB")
     {
         let at = at.key("initialCapacity");
-        if let Some(size) = c.integer(&at, capacity, 1, 65_536)
+        let size = c.integer(&at, capacity, 1, i64::MAX);
+        beyond_largest_volume(c, &at, size);
+        if let Some(size) = size
             && size < minimum
         {
             c.error(
@@ -370,7 +372,10 @@ pub(super) fn volume_set(c: &mut Checker, root: &Ptr, body: &Value) {
         else {
             return;
         };
-        c.field(scaling, at, "maxCapacity", |c, at, v| c.integer(at, v, 10, 65_536));
+        c.field(scaling, at, "maxCapacity", |c, at, v| {
+            let size = c.integer(at, v, 10, i64::MAX);
+            beyond_largest_volume(c, at, size);
+        });
         c.field(scaling, at, "minFreePercentage", |c, at, v| c.integer(at, v, 1, 100));
         c.field(scaling, at, "scalingFactor", |c, at, v| c.number(at, v, 1.1, f64::MAX));
     });
@@ -509,4 +514,16 @@ fn is_role_arn(text: &str) -> bool {
     };
     let Some((account, role)) = rest.split_once(":role/") else { return false };
     !account.is_empty() && account.chars().all(|c| c.is_ascii_digit()) && !role.is_empty()
+}
+
+/// Above 64 TiB, the largest volume the clouds offer: inferred, so a
+/// warning (no source gives the API's upper bound).
+fn beyond_largest_volume(c: &mut Checker, at: &Ptr, size: Option<i64>) {
+    if let Some(size) = size.filter(|s| *s > 65_536) {
+        c.warn(
+            at,
+            format!("{at} is {size} GB, more than the largest cloud volume (65536 GB)"),
+            "no source gives Control Plane's upper bound; check the size",
+        );
+    }
 }

@@ -14,6 +14,14 @@ fn error_paths(kind: Kind, body: &Value) -> Vec<String> {
     errors(kind, body).into_iter().map(|(path, _)| path).collect()
 }
 
+fn warning_paths(kind: Kind, body: &Value) -> Vec<String> {
+    check(kind, body)
+        .into_iter()
+        .filter(|v| v.severity == Severity::Warning)
+        .map(|v| v.path)
+        .collect()
+}
+
 fn workload(spec: Value) -> Value {
     json!({"kind": "workload", "name": "api", "spec": spec})
 }
@@ -116,9 +124,57 @@ fn workload_types_require_and_forbid_what_control_plane_does() {
     let stateful = workload(
         json!({"type": "stateful", "containers": [{"name": "a", "image": "x:1"}], "rolloutOptions": {"maxUnavailableReplicas": "1"}}),
     );
+    // Accepted and dropped by the API (reference §3.3): a warning only.
+    assert_eq!(error_paths(Kind::Workload, &stateful), Vec::<String>::new());
     assert_eq!(
-        error_paths(Kind::Workload, &stateful),
+        warning_paths(Kind::Workload, &stateful),
         ["/spec/rolloutOptions/maxUnavailableReplicas"]
+    );
+}
+
+/// Rules no source says the API refuses are warnings, and bounds are the
+/// widest a source gives (docs/validation.md, "What refuses and what warns").
+#[test]
+fn what_no_source_refuses_only_warns() {
+    let containers =
+        |c: Value| json!([{"name": "a", "image": "x:1", "ports": [{"number": 80}]}, c]);
+    let inferred = workload(json!({
+        "type": "stateful",
+        "containers": containers(json!({"name": "b", "image": "x:1",
+            "readinessProbe": {"tcpSocket": {"port": 80}, "exec": {"command": ["true"]}},
+            "livenessProbe": {"periodSeconds": 5}})),
+        "defaultOptions": {"capacityAI": true},
+    }));
+    assert_eq!(error_paths(Kind::Workload, &inferred), Vec::<String>::new());
+    assert_eq!(
+        warning_paths(Kind::Workload, &inferred),
+        [
+            "/spec/containers/1/readinessProbe/tcpSocket",
+            "/spec/containers/1/livenessProbe",
+            "/spec/defaultOptions/capacityAI"
+        ]
+    );
+    // The Terraform provider's bounds: grace period up to 3600, attempts
+    // without an upper bound; a vm's volume is a disk, with no path.
+    let wide = workload(json!({
+        "type": "vm",
+        "containers": [{"name": "a", "volumes": [{"uri": "cpln://volumeset/disk"}]}],
+        "rolloutOptions": {"terminationGracePeriodSeconds": 3600},
+        "requestRetryPolicy": {"attempts": 100_000},
+    }));
+    assert_eq!(check(Kind::Workload, &wide), []);
+    let grace = workload(json!({"type": "standard", "containers": [{"name": "a", "image": "x:1"}],
+        "rolloutOptions": {"terminationGracePeriodSeconds": 3601}}));
+    assert_eq!(
+        error_paths(Kind::Workload, &grace),
+        ["/spec/rolloutOptions/terminationGracePeriodSeconds"]
+    );
+    let huge = json!({"kind": "volumeset", "name": "v", "spec": {"initialCapacity": 70_000,
+        "performanceClass": "general-purpose-ssd", "autoscaling": {"maxCapacity": 80_000}}});
+    assert_eq!(error_paths(Kind::VolumeSet, &huge), Vec::<String>::new());
+    assert_eq!(
+        warning_paths(Kind::VolumeSet, &huge),
+        ["/spec/initialCapacity", "/spec/autoscaling/maxCapacity"]
     );
 }
 
@@ -187,14 +243,13 @@ fn location_links_take_every_form_control_plane_writes() {
         "//location/azure-eastus2"
     ]));
     assert_eq!(check(Kind::Gvc, &valid), []);
+    let wrong = gvc(json!(["aws-us-east-2", "//location/", "//gvc/x"]));
     assert_eq!(
-        error_paths(Kind::Gvc, &gvc(json!(["aws-us-east-2", "//location/", "//gvc/x"]))),
-        [
-            "/spec/staticPlacement/locationLinks/0",
-            "/spec/staticPlacement/locationLinks/1",
-            "/spec/staticPlacement/locationLinks/2"
-        ]
+        error_paths(Kind::Gvc, &wrong),
+        ["/spec/staticPlacement/locationLinks/1", "/spec/staticPlacement/locationLinks/2"]
     );
+    // A bare name: no source says the API refuses one.
+    assert_eq!(warning_paths(Kind::Gvc, &wrong), ["/spec/staticPlacement/locationLinks/0"]);
 }
 
 #[test]
@@ -297,10 +352,7 @@ fn the_terraform_providers_validators_hold() {
         "locationOptions": [{"locationLink": "aws-us-east-2", "routingTier": -1}]}}});
     assert_eq!(
         error_paths(Kind::Gvc, &gvc),
-        [
-            "/spec/staticPlacement/locationOptions/0/locationLink",
-            "/spec/staticPlacement/locationOptions/0/routingTier"
-        ]
+        ["/spec/staticPlacement/locationOptions/0/routingTier"]
     );
 }
 

@@ -107,7 +107,7 @@ pub(super) fn check(c: &mut Checker, root: &Ptr, body: &Value) {
     }
     c.field(spec, &at, "requestRetryPolicy", |c, at, v| {
         let Some(policy) = c.mapping(at, v, &["attempts", "retryOn"]) else { return };
-        c.field(policy, at, "attempts", |c, at, v| c.integer(at, v, 0, i64::from(u16::MAX)));
+        c.field(policy, at, "attempts", |c, at, v| c.integer(at, v, 0, i64::MAX));
         c.field(policy, at, "retryOn", Checker::strings);
     });
 }
@@ -184,7 +184,15 @@ fn containers(c: &mut Checker, spec: &Map<String, Value>, at: &Ptr, kind: Option
                 }
             });
         }
-        c.each(container, &at, "volumes", "write volumes as a list of `uri`/`path` items", volume);
+        c.each(
+            container,
+            &at,
+            "volumes",
+            "write volumes as a list of `uri`/`path` items",
+            |c, at, v| {
+                volume(c, at, v, kind);
+            },
+        );
         c.at_most(container, &at, "volumes", 15, "mount fewer volumes, or split the container");
         c.field(container, &at, "metrics", |c, at, v| {
             let Some(metrics) = c.mapping(at, v, &["port", "path", "dropMetrics"]) else { return };
@@ -354,14 +362,16 @@ fn probe(c: &mut Checker, at: &Ptr, value: &Value) {
     .concat();
     let Some(probe) = c.mapping(at, value, &known) else { return };
     let given: Vec<&str> = KINDS.iter().copied().filter(|k| probe.contains_key(*k)).collect();
+    // Inferred from Kubernetes' probe rule (one handler): the Terraform
+    // provider's check is commented out, so a warning.
     match given.as_slice() {
-        [] => c.error(
+        [] => c.warn(
             at,
             format!("{at} says neither how to probe"),
             "add one of `exec`, `httpGet`, `tcpSocket` or `grpc`",
         ),
         [_] => {}
-        [_, second, ..] => c.error(
+        [_, second, ..] => c.warn(
             &at.key(second),
             format!("{at} has several probe kinds ({})", given.join(", ")),
             "keep exactly one of `exec`, `httpGet`, `tcpSocket`, `grpc`",
@@ -408,7 +418,7 @@ fn probe(c: &mut Checker, at: &Ptr, value: &Value) {
     });
 }
 
-fn volume(c: &mut Checker, at: &Ptr, value: &Value) {
+fn volume(c: &mut Checker, at: &Ptr, value: &Value, kind: Option<&str>) {
     const RESERVED: [&str; 5] = ["/dev", "/dev/log", "/tmp", "/var", "/var/log"];
     let Some(volume) = c.mapping(at, value, &["uri", "path", "recoveryPolicy"]) else { return };
     if let Some(uri) = c.required(
@@ -432,7 +442,14 @@ fn volume(c: &mut Checker, at: &Ptr, value: &Value) {
             }
         }
     }
-    if let Some(path) = c.required(volume, at, "path", "where to mount it, an absolute path") {
+    // A `vm` workload attaches the volume as a disk: no `path` (the
+    // Terraform provider's `volume.path`, "rejected for `vm` workloads").
+    let path = if kind == Some("vm") {
+        volume.get("path").filter(|p| !p.is_null())
+    } else {
+        c.required(volume, at, "path", "where to mount it, an absolute path")
+    };
+    if let Some(path) = path {
         let at = at.key("path");
         if let Some(path) = c.string(&at, path) {
             if !path.starts_with('/') {
@@ -501,11 +518,13 @@ fn options(c: &mut Checker, at: &Ptr, value: &Value, facts: &Facts<'_>, local: b
         c.field(zone, at, "enabled", Checker::boolean);
     });
     let capacity_ai = options.get("capacityAI").and_then(Value::as_bool) == Some(true);
+    // Inferred (Capacity AI is off by default on stateful workloads, and
+    // Control Plane's own examples set it there): a warning.
     if capacity_ai && kind == Some("stateful") {
-        c.error(
+        c.warn(
             &at.key("capacityAI"),
             format!("{} is true for a stateful workload", at.key("capacityAI")),
-            "Capacity AI is not available for stateful workloads; set it to false",
+            "Capacity AI may not resize a stateful workload's replicas; set it to false unless you mean it",
         );
     }
     if capacity_ai && facts.gpu {
@@ -730,7 +749,7 @@ fn rollout(c: &mut Checker, at: &Ptr, value: &Value, kind: Option<&str>) {
     ];
     let Some(rollout) = c.mapping(at, value, &known) else { return };
     c.field(rollout, at, "minReadySeconds", |c, at, v| c.integer(at, v, 0, i64::MAX));
-    c.field(rollout, at, "terminationGracePeriodSeconds", |c, at, v| c.integer(at, v, 0, 900));
+    c.field(rollout, at, "terminationGracePeriodSeconds", |c, at, v| c.integer(at, v, 0, 3600));
     c.field(rollout, at, "scalingPolicy", |c, at, v| {
         c.one_of(at, v, &["OrderedReady", "Parallel"])
     });
@@ -746,11 +765,16 @@ fn rollout(c: &mut Checker, at: &Ptr, value: &Value, kind: Option<&str>) {
             }
         });
     }
+    // The API accepts the field on a stateful workload and drops it
+    // (reference §3.3); the Terraform provider refuses it client side.
     if kind == Some("stateful") && rollout.contains_key("maxUnavailableReplicas") {
-        c.error(
+        c.warn(
             &at.key("maxUnavailableReplicas"),
-            "a stateful workload has no `maxUnavailableReplicas`".to_owned(),
-            "remove it; stateful replicas roll one by one",
+            format!(
+                "{}: Control Plane accepts it on a stateful workload and drops it",
+                at.key("maxUnavailableReplicas")
+            ),
+            "stateful replicas roll one by one (`scalingPolicy`); remove the field, which the live workload will not have",
         );
     }
 }
