@@ -50,7 +50,8 @@ pub(super) fn check(c: &mut Checker, root: &Ptr, body: &Value) {
                     && encoding.as_deref() == Some("base64")
                     && !is_base64(text)
                 {
-                    c.error(
+                    // Inferred: no source says the API decodes it on write.
+                    c.warn(
                         &at,
                         format!("{at} is not base64, but `encoding` says it is"),
                         "encode the payload, or set `encoding: plain`",
@@ -96,7 +97,7 @@ pub(super) fn check(c: &mut Checker, root: &Ptr, body: &Value) {
             required_strings(c, map, &at, &["accessKey", "secretKey"]);
             optional_strings(c, map, &at, &["externalId"]);
             c.field(map, &at, "roleArn", |c, at, v| {
-                if let Some(arn) = c.string(at, v).filter(|a| !a.starts_with("arn:aws")) {
+                if let Some(arn) = c.string(at, v).filter(|a| !a.starts_with("arn:")) {
                     c.error(
                         at,
                         format!("{at} is `{arn}`, not an AWS role ARN"),
@@ -117,7 +118,8 @@ pub(super) fn check(c: &mut Checker, root: &Ptr, body: &Value) {
             if let Some(url) =
                 map.get("url").and_then(Value::as_str).filter(|u| !u.starts_with("https://"))
             {
-                c.error(
+                // Inferred from what the connector is: a warning.
+                c.warn(
                     &at.key("url"),
                     format!("{} is `{url}`, not an https URL", at.key("url")),
                     "the Azure function's https:// URL",
@@ -142,7 +144,9 @@ pub(super) fn check(c: &mut Checker, root: &Ptr, body: &Value) {
                     .and_then(Value::as_str)
                     .is_some_and(|t| !t.trim_start().starts_with("-----BEGIN"))
                 {
-                    c.error(
+                    // The reference says PEM; none says the API refuses
+                    // other text: a warning.
+                    c.warn(
                         &at.key(key),
                         format!("{} is not PEM", at.key(key)),
                         "paste the PEM text, starting with `-----BEGIN`",
@@ -252,7 +256,9 @@ fn json_text(c: &mut Checker, at: &Ptr, data: &Value, kind: &str) {
     match serde_json::from_str::<Value>(text) {
         Ok(Value::Object(document)) => {
             if kind == "docker" && !document.get("auths").is_some_and(Value::is_object) {
-                c.error(at, format!("{at} has no `auths` mapping"), data_help(kind));
+                // Inferred (a docker config without `auths` logs in
+                // nowhere): a warning.
+                c.warn(at, format!("{at} has no `auths` mapping"), data_help(kind));
             }
         }
         // The payload is never quoted: it is a secret.

@@ -80,7 +80,8 @@ fn the_issues_examples_are_errors_at_their_field() {
     let bad_schedule = workload(
         json!({"type": "cron", "containers": [{"name": "m", "image": "x:1"}], "job": {"schedule": "every day"}}),
     );
-    assert_eq!(error_paths(Kind::Workload, &bad_schedule), ["/spec/job/schedule"]);
+    // No source checks the syntax: a warning at the field.
+    assert_eq!(warning_paths(Kind::Workload, &bad_schedule), ["/spec/job/schedule"]);
     let secret = json!({"kind": "secret", "name": "s", "type": "dictionary", "data": ["a"]});
     assert_eq!(error_paths(Kind::Secret, &secret), ["/data"]);
     let policy = json!({"kind": "policy", "name": "p", "targetKind": "spaceship"});
@@ -169,6 +170,30 @@ fn what_no_source_refuses_only_warns() {
         error_paths(Kind::Workload, &grace),
         ["/spec/rolloutOptions/terminationGracePeriodSeconds"]
     );
+    let memory = workload(json!({"type": "standard",
+        "containers": [{"name": "a", "image": "x:1", "memory": "128Mi", "minMemory": "256Mi"}],
+        "firewallConfig": {"external": {"inboundAllowCIDR": ["10.0.0.0/33"]}}}));
+    assert_eq!(error_paths(Kind::Workload, &memory), Vec::<String>::new());
+    assert_eq!(
+        warning_paths(Kind::Workload, &memory),
+        ["/spec/containers/0/minMemory", "/spec/firewallConfig/external/inboundAllowCIDR/0"]
+    );
+    let secret = |kind: &str, data: Value| json!({"kind": "secret", "name": "s", "type": kind, "data": data});
+    for (inferred, at) in [
+        (secret("opaque", json!({"payload": "%%%", "encoding": "base64"})), "/data/payload"),
+        (secret("tls", json!({"cert": "not pem"})), "/data/cert"),
+        (secret("docker", json!(r#"{"credsStore": "x"}"#)), "/data"),
+        (secret("azure-connector", json!({"url": "http://f", "code": "c"})), "/data/url"),
+    ] {
+        assert_eq!(error_paths(Kind::Secret, &inferred), Vec::<String>::new(), "{inferred}");
+        assert_eq!(warning_paths(Kind::Secret, &inferred), [at], "{inferred}");
+    }
+    // Any ARN, as the Terraform provider's prefix check takes it.
+    let gov = secret(
+        "aws",
+        json!({"accessKey": "AKIA", "secretKey": "s", "roleArn": "arn:aws-us-gov:iam::1:role/x"}),
+    );
+    assert_eq!(check(Kind::Secret, &gov), []);
     let huge = json!({"kind": "volumeset", "name": "v", "spec": {"initialCapacity": 70_000,
         "performanceClass": "general-purpose-ssd", "autoscaling": {"maxCapacity": 80_000}}});
     assert_eq!(error_paths(Kind::VolumeSet, &huge), Vec::<String>::new());

@@ -326,10 +326,11 @@ fn resources(
             "the minimum CPU cannot exceed `cpu`",
         );
     }
+    // The reference states `minCpu ≤ cpu` only; this one is inferred.
     if let (Some(min), Some(max)) = (min_memory, memory)
         && min > max
     {
-        c.error(
+        c.warn(
             &at.key("minMemory"),
             format!("{} is above {}", at.key("minMemory"), at.key("memory")),
             "the minimum memory cannot exceed `memory`",
@@ -658,7 +659,9 @@ fn job(c: &mut Checker, spec: &Map<String, Value>, at: &Ptr, kind: Option<&str>)
         if let Some(text) = c.string(&at, schedule)
             && let Err(reason) = cron::check(text)
         {
-            c.error(&at, format!("{at} `{text}`: {reason}"), "write five fields (minute hour day-of-month month day-of-week), such as `0 3 * * *`");
+            // The Terraform provider describes the syntax but checks none:
+            // a warning.
+            c.warn(&at, format!("{at} `{text}`: {reason}"), "write five fields (minute hour day-of-month month day-of-week), such as `0 3 * * *`");
         }
     }
     c.field(job, &at, "concurrencyPolicy", |c, at, v| {
@@ -679,8 +682,10 @@ fn firewall(c: &mut Checker, at: &Ptr, value: &Value) {
         for key in cidrs {
             c.field(external, at, key, |c, at, v| {
                 for (at, text) in c.strings(at, v) {
+                    // The Terraform provider checks no address syntax: a
+                    // warning.
                     if !is_cidr(text) {
-                        c.error(
+                        c.warn(
                             &at,
                             format!("{at} is `{text}`, not an IP address or CIDR range"),
                             "write an address such as `203.0.113.7` or a range such as `0.0.0.0/0`",
