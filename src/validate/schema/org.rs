@@ -227,12 +227,18 @@ pub(super) fn policy(c: &mut Checker, root: &Ptr, body: &Value) {
         for key in ["permissions", "principalLinks"] {
             if let Some(list) = c.required(binding, at, key, "a list of strings") {
                 let items = c.strings(&at.key(key), list);
+                // The Terraform provider requires at least one principal
+                // (`SizeAtLeast(1)`) but checks no count of permissions.
                 if items.is_empty() && list.is_array() {
-                    c.error(
-                        &at.key(key),
+                    let (message, help) = (
                         format!("{} is empty", at.key(key)),
                         "a binding grants at least one permission to at least one principal",
                     );
+                    if key == "principalLinks" {
+                        c.error(&at.key(key), message, help);
+                    } else {
+                        c.warn(&at.key(key), message, help);
+                    }
                 }
                 if key == "principalLinks" && items.len() > 200 {
                     c.error(
@@ -435,8 +441,9 @@ pub(super) fn domain(c: &mut Checker, root: &Ptr, body: &Value) {
             }
             c.field(route, at, "port", |c, at, v| c.integer(at, v, 1, 65_535));
             c.field(route, at, "replica", |c, at, v| c.integer(at, v, 0, i64::MAX));
+            // Inferred (no source checks it): a warning.
             if route.contains_key("prefix") && route.contains_key("regex") {
-                c.error(
+                c.warn(
                     &at.key("regex"),
                     format!("{at} has both `prefix` and `regex`"),
                     "a route matches by prefix or by regex, not both",

@@ -188,6 +188,14 @@ fn what_no_source_refuses_only_warns() {
         assert_eq!(error_paths(Kind::Secret, &inferred), Vec::<String>::new(), "{inferred}");
         assert_eq!(warning_paths(Kind::Secret, &inferred), [at], "{inferred}");
     }
+    let policy = json!({"kind": "policy", "name": "p", "targetKind": "secret", "target": "all",
+        "bindings": [{"permissions": [], "principalLinks": []}]});
+    assert_eq!(error_paths(Kind::Policy, &policy), ["/bindings/0/principalLinks"]);
+    assert_eq!(warning_paths(Kind::Policy, &policy), ["/bindings/0/permissions"]);
+    let domain = json!({"kind": "domain", "name": "app.example.com", "spec": {"ports": [{"number": 443,
+        "routes": [{"prefix": "/", "regex": "/.*", "workloadLink": "//gvc/g/workload/w"}]}]}});
+    assert_eq!(error_paths(Kind::Domain, &domain), Vec::<String>::new());
+    assert_eq!(warning_paths(Kind::Domain, &domain), ["/spec/ports/0/routes/0/regex"]);
     // Any ARN, as the Terraform provider's prefix check takes it.
     let gov = secret(
         "aws",

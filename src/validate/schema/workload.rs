@@ -753,7 +753,12 @@ fn rollout(c: &mut Checker, at: &Ptr, value: &Value, kind: Option<&str>) {
         "terminationGracePeriodSeconds",
     ];
     let Some(rollout) = c.mapping(at, value, &known) else { return };
-    c.field(rollout, at, "minReadySeconds", |c, at, v| c.integer(at, v, 0, i64::MAX));
+    c.field(rollout, at, "minReadySeconds", |c, at, v| {
+        // A whole number (types-go); no source gives a lower bound.
+        if c.integer(at, v, i64::MIN, i64::MAX).is_some_and(|n| n < 0) {
+            c.warn(at, format!("{at} is negative"), "use 0 or more seconds");
+        }
+    });
     c.field(rollout, at, "terminationGracePeriodSeconds", |c, at, v| c.integer(at, v, 0, 3600));
     c.field(rollout, at, "scalingPolicy", |c, at, v| {
         c.one_of(at, v, &["OrderedReady", "Parallel"])
