@@ -2,12 +2,18 @@
 //! 19): `rolloutOptions.maxUnavailableReplicas` on a stateful workload
 //! validates with a warning naming it, the real `cpln apply` of a body
 //! with it succeeds, `ferry promote` goes ahead, and the simulator stores
-//! the workload without it, as the API does (reference §3.3).
+//! the workload without it, as the API does (reference §3.3). Every
+//! corpus case that only warns is accepted by the simulator too.
+
+use std::path::PathBuf;
+use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::promote::{Pipeline, once_more_changes_nothing};
+use crate::support::command::repo_root;
+use crate::support::cpln::{Cpln, describe};
 use crate::support::sim::{self, Api, DEV_TOKEN};
 
 /// The workload's `rolloutOptions` as stored in `org`.
@@ -43,8 +49,11 @@ async fn a_stateful_workload_with_max_unavailable_replicas_promotes_without_it()
     assert!(rendered.stdout.contains("maxUnavailableReplicas"), "{}", rendered.stdout);
 
     // dev: the real `cpln apply` of the rendered manifests, field and all;
-    // then `ferry promote dev staging`.
-    pipeline.stage().await;
+    // then `ferry promote dev staging`, which shows the warning and goes on.
+    pipeline.deploy_with_cpln("dev", "acme-dev", "app").await;
+    let promote = pipeline.ferry(&["promote", "dev", "staging", "--yes"]);
+    assert_eq!(promote.code, Some(0), "{}\n{}", promote.stdout, promote.stderr);
+    assert!(promote.stderr.contains("maxUnavailableReplicas"), "{}", promote.stderr);
     for org in ["acme-dev", "acme-staging"] {
         let stored = live_rollout(&pipeline, org).await;
         assert!(stored.get("maxUnavailableReplicas").is_none(), "{org}: {stored}");
@@ -69,4 +78,42 @@ async fn the_simulator_stores_a_stateful_workload_without_max_unavailable_replic
     let rollout = &live["spec"]["rolloutOptions"];
     assert!(rollout.get("maxUnavailableReplicas").is_none(), "{live}");
     assert_eq!(rollout["scalingPolicy"], "Parallel", "{live}");
+}
+
+/// What the corpus only warns about, the simulator accepts: each case
+/// with a `warns` file, applied by the real `cpln apply` into a GVC of
+/// its own, is written whole (an inferred rule never makes it answer 400).
+#[tokio::test(flavor = "multi_thread")]
+async fn every_warning_case_of_the_corpus_is_applied_by_cpln() {
+    let sim = sim::start().await;
+    let api = Api::new(&sim, Some(DEV_TOKEN));
+    let cpln = Cpln::new(&sim, "acme-dev", DEV_TOKEN);
+    let cases: Vec<PathBuf> = std::fs::read_dir(repo_root().join("tests/corpus"))
+        .expect("the corpus exists")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.join("warns").is_file())
+        .collect();
+    assert!(cases.len() >= 10, "{} warning cases", cases.len());
+    for (index, case) in cases.iter().enumerate() {
+        let gvc = format!("case-{index}");
+        let body = json!({"kind": "gvc", "name": gvc,
+            "spec": {"staticPlacement": {"locationLinks": ["//location/aws-us-west-2"]}}});
+        assert!(api.put("/org/acme-dev/gvc", body).await.0.is_success());
+        let manifests = case.join("manifests");
+        let output = cpln
+            .run(
+                &["apply", "-f", manifests.to_str().expect("a UTF-8 path"), "--gvc", &gvc],
+                Duration::from_secs(60),
+            )
+            .await;
+        assert!(output.status.success(), "{}: {}", case.display(), describe(&output));
+    }
+    let stateful = cases
+        .iter()
+        .position(|c| c.ends_with("schema-stateful-max-unavailable"))
+        .expect("the stateful case");
+    let (status, live) = api.get(&format!("/org/acme-dev/gvc/case-{stateful}/workload/api")).await;
+    assert_eq!(status, StatusCode::OK, "{live}");
+    assert_eq!(live["spec"]["type"], "stateful", "{live}");
+    assert!(live["spec"]["rolloutOptions"].get("maxUnavailableReplicas").is_none(), "{live}");
 }
