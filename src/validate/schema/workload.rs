@@ -276,6 +276,16 @@ fn resources(
                     );
                     None
                 }
+                // What the Terraform provider's validator takes is only
+                // a warning when Kubernetes would not read it.
+                Err(reason) if v.as_str().is_some_and(quantity::provider_takes) => {
+                    c.warn(
+                        at,
+                        format!("{at}: {reason}"),
+                        format!("write a quantity such as `{example}`"),
+                    );
+                    None
+                }
                 Err(reason) => {
                     c.error(
                         at,
