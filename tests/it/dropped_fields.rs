@@ -59,6 +59,10 @@ async fn a_stateful_workload_with_max_unavailable_replicas_promotes_without_it()
         assert!(stored.get("maxUnavailableReplicas").is_none(), "{org}: {stored}");
         assert_eq!(stored["maxSurgeReplicas"], "1", "{org}: {stored}");
     }
+    // The field the API dropped is no change: `plan` warns and finds none.
+    let plan = pipeline.ferry(&["plan", "staging"]);
+    assert_eq!(plan.code, Some(0), "{}\n{}", plan.stdout, plan.stderr);
+    assert!(plan.stderr.contains("maxUnavailableReplicas"), "{}", plan.stderr);
     once_more_changes_nothing(&pipeline, &["promote", "dev", "staging", "--yes"], "acme-staging");
 }
 
