@@ -677,8 +677,10 @@ impl LinkRewrite<'_> {
                 each(&|g| format!("/org/{org}/gvc/{g}/{kind}/{name}"))
             }
             (Some(gvc), kind) => vec![format!("/org/{org}/gvc/{gvc}/{kind}/{name}")],
-            // A bare `//identity/x` means the environment's GVC.
-            (None, kind @ ("identity" | "workload" | "volumeset")) => {
+            // A bare `//workload/x` (identity, volume set) means the
+            // environment's GVC, wherever it is written: Ferry sends the
+            // full link, as the API resolves it in a GVC's item.
+            (None, kind) if link::names_gvc_item(kind) => {
                 each(&|g| format!("/org/{org}/gvc/{g}/{kind}/{name}"))
             }
             (None, "gvc") if ours(name) => each(&|g| format!("/org/{org}/gvc/{g}")),
