@@ -747,6 +747,38 @@ mod tests {
     }
 
     #[test]
+    fn bare_links_to_gvc_items_render_where_the_api_stores_them() {
+        let text = "kind: workload\nname: api\ngvc: app\nspec:\n  identityLink: //identity/api-id\n  containers:\n    - {name: main, image: nginx:1}\n  firewallConfig:\n    internal:\n      inboundAllowType: workload-list\n      inboundAllowWorkload: [//workload/web, //gvc/edge/workload/proxy]\n";
+        let env = env(ImageStrategy::Copy);
+        let out = rendered(text, &env, &SourceImages::default());
+        let body = &out[0].body;
+        let admitted = &body["spec"]["firewallConfig"]["internal"]["inboundAllowWorkload"];
+        assert_eq!(
+            admitted,
+            &serde_json::json!([
+                "/org/acme-prod/gvc/shop-prod/workload/web",
+                "/org/acme-prod/gvc/edge/workload/proxy"
+            ])
+        );
+        // What the API (normalize) makes of the manifest as written is
+        // what render sends.
+        let Value::Object(mut written) = serde_json::json!({"spec": {
+            "identityLink": "//identity/api-id",
+            "firewallConfig": {"internal": {"inboundAllowType": "workload-list",
+                "inboundAllowWorkload": ["//workload/web", "//gvc/edge/workload/proxy"]}}}})
+        else {
+            unreachable!()
+        };
+        let scope = crate::normalize::Scope { org: &env.org, gvc: Some(&env.gvc) };
+        crate::normalize::normalize("workload", "api", scope, &mut written);
+        assert_eq!(
+            &written["spec"]["firewallConfig"]["internal"]["inboundAllowWorkload"],
+            admitted
+        );
+        assert_eq!(written["spec"]["identityLink"], body["spec"]["identityLink"]);
+    }
+
+    #[test]
     fn promoted_images_pin_digests_per_strategy() {
         let mut images = SourceImages::default();
         images.promoted.insert(
