@@ -10,6 +10,8 @@
 
 use serde_json::{Map, Value, json};
 
+use crate::manifest::link;
+
 /// The org and (for GVC-scoped kinds) the GVC a body is written under.
 #[derive(Clone, Copy, Debug)]
 pub struct Scope<'a> {
@@ -49,9 +51,11 @@ pub fn normalize(kind: &str, name: &str, scope: Scope<'_>, doc: &mut Map<String,
     if let Some(Value::Object(tags)) = doc.get_mut("tags") {
         tags.retain(|_, v| !v.is_null());
     }
+    // A GVC's own relative links resolve in it (its `keda.identityLink`).
+    let links = if kind == "gvc" { Scope { gvc: Some(name), ..scope } } else { scope };
     for (key, value) in doc.iter_mut() {
         if is_linkable(kind, key) {
-            qualify_links(value, scope);
+            qualify_links(value, links);
         }
     }
     let spec = doc.entry("spec").or_insert_with(|| json!({}));
@@ -78,31 +82,19 @@ pub fn is_linkable(kind: &str, key: &str) -> bool {
     !NOT_LINKS.contains(&key) || (key == "data" && kind != "secret")
 }
 
+/// `//x/y` → `/org/ORG/x/y`, and a bare `//workload/N` (identity, volume
+/// set) in an item of a GVC, or in the GVC itself, → that GVC's
+/// ([`link::qualify`], the rule Ferry's render follows too).
 fn qualify_links(value: &mut Value, scope: Scope<'_>) {
     match value {
         Value::String(text) => {
-            if let Some(full) = qualify(text, scope) {
+            if let Some(full) = link::qualify(text, scope.org, scope.gvc) {
                 *text = full;
             }
         }
         Value::Array(items) => items.iter_mut().for_each(|v| qualify_links(v, scope)),
         Value::Object(map) => map.values_mut().for_each(|v| qualify_links(v, scope)),
         _ => {}
-    }
-}
-
-/// `//x/y` → `/org/ORG/x/y`; a bare `//identity/N` in a GVC-scoped item →
-/// `/org/ORG/gvc/GVC/identity/N` (a guess, see docs/simulator.md).
-fn qualify(text: &str, scope: Scope<'_>) -> Option<String> {
-    let rest = text.strip_prefix("//")?;
-    if rest.is_empty() {
-        return None;
-    }
-    match (rest.strip_prefix("identity/"), scope.gvc) {
-        (Some(identity), Some(gvc)) => {
-            Some(format!("/org/{}/gvc/{gvc}/identity/{identity}", scope.org))
-        }
-        _ => Some(format!("/org/{}/{rest}", scope.org)),
     }
 }
 
@@ -255,6 +247,40 @@ mod tests {
         assert_eq!(main["env"][0]["name"], "A");
         assert_eq!(main["cpu"], "50m");
         assert_eq!(out["spec"]["rolloutOptions"]["terminationGracePeriodSeconds"], 90);
+    }
+
+    #[test]
+    fn bare_links_to_gvc_items_name_the_gvc_they_are_written_in() {
+        let firewall = json!({"internal": {"inboundAllowType": "workload-list",
+            "inboundAllowWorkload": ["//workload/web", "//gvc/edge/workload/proxy", "/org/acme/gvc/app/workload/api"]}});
+        let out = normalized(
+            "workload",
+            json!({"spec": {"firewallConfig": firewall, "containers": [{"name": "main",
+                "volumes": [{"uri": "cpln://volumeset/data", "path": "/data"}]}]}}),
+        );
+        assert_eq!(
+            out["spec"]["firewallConfig"]["internal"]["inboundAllowWorkload"],
+            json!([
+                "/org/acme/gvc/app/workload/web",
+                "/org/acme/gvc/edge/workload/proxy",
+                "/org/acme/gvc/app/workload/api"
+            ])
+        );
+        assert_eq!(out["spec"]["containers"][0]["volumes"][0]["uri"], "cpln://volumeset/data");
+        // The GVC's own links resolve in it; an org item's stay the org's.
+        let Value::Object(mut gvc) = json!({"spec": {"keda": {"identityLink": "//identity/keda"}}})
+        else {
+            unreachable!()
+        };
+        normalize("gvc", "shop", Scope { org: "acme", gvc: None }, &mut gvc);
+        assert_eq!(gvc["spec"]["keda"]["identityLink"], "/org/acme/gvc/shop/identity/keda");
+        let Value::Object(mut policy) =
+            json!({"targetKind": "workload", "targetLinks": ["//workload/web"]})
+        else {
+            unreachable!()
+        };
+        normalize("policy", "p", Scope { org: "acme", gvc: None }, &mut policy);
+        assert_eq!(policy["targetLinks"][0], "/org/acme/workload/web");
     }
 
     #[test]

@@ -677,8 +677,10 @@ impl LinkRewrite<'_> {
                 each(&|g| format!("/org/{org}/gvc/{g}/{kind}/{name}"))
             }
             (Some(gvc), kind) => vec![format!("/org/{org}/gvc/{gvc}/{kind}/{name}")],
-            // A bare `//identity/x` means the environment's GVC.
-            (None, kind @ ("identity" | "workload" | "volumeset")) => {
+            // A bare `//workload/x` (identity, volume set) means the
+            // environment's GVC, wherever it is written: Ferry sends the
+            // full link, as the API resolves it in a GVC's item.
+            (None, kind) if link::names_gvc_item(kind) => {
                 each(&|g| format!("/org/{org}/gvc/{g}/{kind}/{name}"))
             }
             (None, "gvc") if ours(name) => each(&|g| format!("/org/{org}/gvc/{g}")),
@@ -742,6 +744,38 @@ mod tests {
         assert_eq!(container["image"], "/org/acme-prod/image/api:1.0");
         assert_eq!(container["env"][0]["value"], "cpln://secret/db.url");
         assert_eq!(container["env"][1]["value"], "//cdn.example.com/x", "not a link");
+    }
+
+    #[test]
+    fn bare_links_to_gvc_items_render_where_the_api_stores_them() {
+        let text = "kind: workload\nname: api\ngvc: app\nspec:\n  identityLink: //identity/api-id\n  containers:\n    - {name: main, image: nginx:1}\n  firewallConfig:\n    internal:\n      inboundAllowType: workload-list\n      inboundAllowWorkload: [//workload/web, //gvc/edge/workload/proxy]\n";
+        let env = env(ImageStrategy::Copy);
+        let out = rendered(text, &env, &SourceImages::default());
+        let body = &out[0].body;
+        let admitted = &body["spec"]["firewallConfig"]["internal"]["inboundAllowWorkload"];
+        assert_eq!(
+            admitted,
+            &serde_json::json!([
+                "/org/acme-prod/gvc/shop-prod/workload/web",
+                "/org/acme-prod/gvc/edge/workload/proxy"
+            ])
+        );
+        // What the API (normalize) makes of the manifest as written is
+        // what render sends.
+        let Value::Object(mut written) = serde_json::json!({"spec": {
+            "identityLink": "//identity/api-id",
+            "firewallConfig": {"internal": {"inboundAllowType": "workload-list",
+                "inboundAllowWorkload": ["//workload/web", "//gvc/edge/workload/proxy"]}}}})
+        else {
+            unreachable!()
+        };
+        let scope = crate::normalize::Scope { org: &env.org, gvc: Some(&env.gvc) };
+        crate::normalize::normalize("workload", "api", scope, &mut written);
+        assert_eq!(
+            &written["spec"]["firewallConfig"]["internal"]["inboundAllowWorkload"],
+            admitted
+        );
+        assert_eq!(written["spec"]["identityLink"], body["spec"]["identityLink"]);
     }
 
     #[test]

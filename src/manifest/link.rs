@@ -5,6 +5,8 @@
 //! `//identity/api`, and the URI schemes `cpln://secret/NAME[.KEY]` and
 //! `cpln://volumeset/NAME` used in env values and volumes.
 
+use super::Kind;
+
 /// A parsed link. `kind` is kept as text: links may name kinds Ferry does
 /// not manage (`location`, `image`, `user`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,6 +46,42 @@ pub fn parse(text: &str) -> Option<Link<'_>> {
     }
 }
 
+/// The full link that the relative link `text` (`//…`) names in a body
+/// written to `org` and, for a resource that lives in a GVC (or the GVC
+/// itself), to `gvc`: `//KIND/NAME` of a GVC-scoped kind (workload,
+/// identity, volume set) names that GVC's item, `/org/ORG/gvc/GVC/KIND/NAME`;
+/// anything else, `//gvc/G/…` included, is the org's, `/org/ORG/…`. `None`
+/// for text that is not relative.
+///
+/// Why: a relative link "relies on the context" and "when a kind is scoped
+/// to a GVC, its relative link must include the GVC name" (docs.controlplane.com
+/// core/terms); the context of a body is the org and GVC it is written to,
+/// and the CLI resolves a workload named in `inboundAllowWorkload` into its
+/// context's GVC (`dist/src/commands/workload.js` `itemLinkResolver:
+/// kindResolver('workload')`, `dist/src/commands/resolver.js`
+/// `resolveToLink`, `GVC_SCOPED_KINDS`). `cpln apply` sends links as written
+/// (`dist/src/commands/generic.js`, `Apply.applyItem`), so Control Plane's
+/// own examples that write `//workload/frontend` and `//identity/…` inside
+/// a workload only work if the API resolves them into the workload's GVC.
+/// That resolution is inferred (docs/simulator.md); with no GVC the link is
+/// kept org-level, as before.
+pub fn qualify(text: &str, org: &str, gvc: Option<&str>) -> Option<String> {
+    let rest = text.strip_prefix("//").filter(|rest| !rest.is_empty())?;
+    let in_gvc = rest.split_once('/').is_some_and(|(kind, name)| {
+        names_gvc_item(kind) && !name.is_empty() && !name.contains('/')
+    });
+    Some(match gvc {
+        Some(gvc) if in_gvc => format!("/org/{org}/gvc/{gvc}/{rest}"),
+        _ => format!("/org/{org}/{rest}"),
+    })
+}
+
+/// Whether a link to `kind` without a GVC (`//KIND/NAME`) is resolved in a
+/// GVC: workloads, identities and volume sets ([`qualify`]).
+pub fn names_gvc_item(kind: &str) -> bool {
+    Kind::parse(kind).is_some_and(Kind::is_gvc_scoped)
+}
+
 fn non_empty(text: &str) -> Option<&str> {
     (!text.is_empty()).then_some(text)
 }
@@ -68,5 +106,27 @@ mod tests {
         assert_eq!(parse("cpln://volumeset/data").map(|l| l.kind), Some("volumeset"));
         assert_eq!(parse("plain value"), None);
         assert_eq!(parse("//secret/"), None);
+    }
+
+    #[test]
+    fn a_relative_link_to_a_gvc_scoped_kind_names_the_gvc_it_is_written_in() {
+        let app = |text| qualify(text, "acme", Some("app"));
+        assert_eq!(app("//workload/web").as_deref(), Some("/org/acme/gvc/app/workload/web"));
+        assert_eq!(app("//identity/id").as_deref(), Some("/org/acme/gvc/app/identity/id"));
+        assert_eq!(app("//volumeset/data").as_deref(), Some("/org/acme/gvc/app/volumeset/data"));
+        assert_eq!(
+            app("//gvc/other/workload/w").as_deref(),
+            Some("/org/acme/gvc/other/workload/w")
+        );
+        assert_eq!(app("//secret/db").as_deref(), Some("/org/acme/secret/db"));
+        assert_eq!(
+            app("//location/aws-us-west-2").as_deref(),
+            Some("/org/acme/location/aws-us-west-2")
+        );
+        assert_eq!(app("/org/acme/workload/web"), None, "full links are kept");
+        assert_eq!(app("//"), None);
+        let org = qualify("//workload/web", "acme", None);
+        assert_eq!(org.as_deref(), Some("/org/acme/workload/web"), "no GVC: the org's");
+        assert!(names_gvc_item("volumeset") && !names_gvc_item("secret"));
     }
 }

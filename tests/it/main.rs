@@ -3,6 +3,7 @@
 
 mod adopt;
 mod approval;
+mod boutique;
 mod corpus;
 mod deploy;
 mod dropped_fields;
