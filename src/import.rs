@@ -200,8 +200,7 @@ pub fn manifest(kind: Kind, body: &Value, scope: Scope<'_>, values: SecretValues
 /// The first line of every manifest `ferry import` writes: `--force`
 /// writes over a file only when it still starts with it, so a file a
 /// person wrote, or took over by deleting the line, is never replaced.
-pub const WRITTEN_BY_IMPORT: &str =
-    "# Written by `ferry import`; `ferry import --force` may write over this file (delete this line to keep it yours).\n";
+pub const WRITTEN_BY_IMPORT: &str = "# Written by `ferry import`; `ferry import --force` may write over this file (delete this line to keep it yours).\n";
 
 /// Whether `text` is a manifest `ferry import` wrote (and may write over).
 pub fn written_by_import(text: &str) -> bool {

@@ -93,13 +93,21 @@ fn the_quickstarts_prod_imported_plans_as_no_changes() {
     let forced = [&import[..], &["--force"]].concat();
     assert_ok(&ferry(dir.path(), &forced), "import --force");
     assert_eq!(std::fs::read_to_string(&kept).expect("plan file"), plan, "plan file untouched");
-    assert_eq!(std::fs::read_to_string(&api).expect("api"), imported_api, "imported file rewritten");
+    assert_eq!(
+        std::fs::read_to_string(&api).expect("api"),
+        imported_api,
+        "imported file rewritten"
+    );
     let gvc = dir.path().join("imported/gvc/app.yaml");
     std::fs::write(&gvc, "kind: gvc\nname: app\n").expect("a person's own file");
     std::fs::write(&api, format!("{imported_api}# edited\n")).expect("edit, header kept");
     let refused = ferry(dir.path(), &forced);
     assert_eq!(refused.code, Some(1), "{}", refused.stderr);
-    assert!(refused.stderr.contains("gvc/app.yaml was not written by `ferry import`"), "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("gvc/app.yaml was not written by `ferry import`"),
+        "{}",
+        refused.stderr
+    );
     assert!(
         std::fs::read_to_string(&api).expect("api").ends_with("# edited\n"),
         "nothing is written when one file is refused"

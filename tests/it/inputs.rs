@@ -237,7 +237,8 @@ fn manifests_over_the_total_size_are_refused_before_they_are_parsed() {
     }
     for index in 0..40 {
         let text = big.replace("NAME", &format!("s{index:02}"));
-        std::fs::write(dir.path().join(format!("manifests/s{index:02}.yaml")), text).expect("write");
+        std::fs::write(dir.path().join(format!("manifests/s{index:02}.yaml")), text)
+            .expect("write");
     }
     let started = std::time::Instant::now();
     let run = validate(dir.path(), true);
