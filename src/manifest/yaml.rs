@@ -188,6 +188,113 @@ pub fn parse_documents(source: &SourceFile) -> Result<Vec<Node>, Problem> {
     Ok(parsed.into_iter().map(|doc| convert(doc, source)).filter(|n| !n.is_null()).collect())
 }
 
+/// What could be read of a YAML stream that does not parse: the
+/// documents as far as the parser got (containers open at the error closed
+/// there, every scalar a string), and the byte offset of the error. Used
+/// only to keep secrets out of the snippets of a broken file; anything
+/// else reads [`parse_documents`].
+pub fn parse_partial(text: &str) -> (Vec<Node>, Option<usize>) {
+    use serde_saphyr::granit_parser::{Event, Parser};
+    let mut documents = Vec::new();
+    // Open containers: (start, items or entries so far, a key awaiting its value).
+    let mut open: Vec<Partial> = Vec::new();
+    let char_to_byte = |marker: &serde_saphyr::granit_parser::Marker| {
+        marker.byte_offset().unwrap_or_else(|| {
+            text.char_indices().nth(marker.index()).map_or(text.len(), |(at, _)| at)
+        })
+    };
+    let mut error = None;
+    for next in Parser::new_from_str(text) {
+        let (event, span) = match next {
+            Ok(found) => found,
+            Err(scan) => {
+                error = Some(char_to_byte(scan.marker()));
+                break;
+            }
+        };
+        let start = char_to_byte(&span.start);
+        let end = char_to_byte(&span.end).max(start);
+        let node = match event {
+            Event::Scalar(value, ..) => Some(Node {
+                value: NodeValue::String(value.into_owned()),
+                span: (start, end - start).into(),
+            }),
+            Event::SequenceStart(..) => {
+                open.push(Partial::sequence(start));
+                None
+            }
+            Event::MappingStart(..) => {
+                open.push(Partial::mapping(start));
+                None
+            }
+            Event::SequenceEnd | Event::MappingEnd => open.pop().map(|p| p.close(end)),
+            Event::Alias(_) => {
+                Some(Node { value: NodeValue::Null, span: (start, end - start).into() })
+            }
+            _ => None,
+        };
+        if let Some(node) = node {
+            match open.last_mut() {
+                Some(parent) => parent.add(node),
+                None => documents.push(node),
+            }
+        }
+    }
+    let end = error.unwrap_or(text.len());
+    while let Some(partial) = open.pop() {
+        let node = partial.close(end);
+        match open.last_mut() {
+            Some(parent) => parent.add(node),
+            None => documents.push(node),
+        }
+    }
+    (documents, error)
+}
+
+/// A container [`parse_partial`] has opened and not yet closed.
+struct Partial {
+    start: usize,
+    mapping: bool,
+    items: Vec<Node>,
+}
+
+impl Partial {
+    fn sequence(start: usize) -> Self {
+        Partial { start, mapping: false, items: Vec::new() }
+    }
+
+    fn mapping(start: usize) -> Self {
+        Partial { start, mapping: true, items: Vec::new() }
+    }
+
+    fn add(&mut self, node: Node) {
+        self.items.push(node);
+    }
+
+    /// The node, ending at `end`; a mapping's keys and values alternate in
+    /// `items` (a key with no value yet gets a null one).
+    fn close(self, end: usize) -> Node {
+        let span = (self.start, end.saturating_sub(self.start)).into();
+        if !self.mapping {
+            return Node { value: NodeValue::Sequence(self.items), span };
+        }
+        let mut entries = Vec::new();
+        let mut items = self.items.into_iter();
+        while let Some(key) = items.next() {
+            let value = items.next().unwrap_or(Node {
+                value: NodeValue::Null,
+                span: (key.span.offset() + key.span.len(), 0).into(),
+            });
+            let name = match key.value {
+                NodeValue::String(name) => name,
+                _ => "<complex key>".to_owned(),
+            };
+            entries.push((Key { name, span: key.span }, value));
+        }
+        Node { value: NodeValue::Mapping(entries), span }
+    }
+}
+
 /// The parser's error in Ferry's words: what is wrong, where, and what to
 /// do, never the parser's own options or internal names.
 fn yaml_problem(source: &SourceFile, error: &serde_saphyr::Error) -> Problem {
