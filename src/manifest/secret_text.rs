@@ -109,8 +109,7 @@ fn mask_unread(bytes: &mut [u8], text: &str, error: usize) {
     let error = text.floor_char_boundary(error.min(text.len()));
     let line_start = text[..error].rfind('\n').map_or(0, |i| i + 1);
     let document_start = text[..line_start].rfind("\n---").map_or(0, |i| i + 1);
-    let document_end =
-        text[line_start..].find("\n---").map_or(text.len(), |i| line_start + i + 1);
+    let document_end = text[line_start..].find("\n---").map_or(text.len(), |i| line_start + i + 1);
     let document = &text[document_start..document_end];
     if !document.contains("secret") && !document.contains("data") {
         return;
