@@ -255,8 +255,8 @@ pub struct ImportArgs {
     /// Write secret values instead of placeholders (only from a terminal).
     #[arg(long)]
     pub include_secret_values: bool,
-    /// Write over files that exist (imported files, and the plan file
-    /// skeleton).
+    /// Write into a folder that holds files, over those an earlier
+    /// `ferry import` wrote (never over others, nor over a plan file).
     #[arg(long)]
     pub force: bool,
     /// With no plan file: the environment's org.

@@ -193,7 +193,18 @@ pub fn manifest(kind: Kind, body: &Value, scope: Scope<'_>, values: SecretValues
         ),
         _ => yaml,
     };
+    let text = format!("{WRITTEN_BY_IMPORT}{text}");
     Imported { kind, path: format!("{}/{name}.yaml", kind.as_str()), name, text }
+}
+
+/// The first line of every manifest `ferry import` writes: `--force`
+/// writes over a file only when it still starts with it, so a file a
+/// person wrote, or took over by deleting the line, is never replaced.
+pub const WRITTEN_BY_IMPORT: &str = "# Written by `ferry import`; `ferry import --force` may write over this file (delete this line to keep it yours).\n";
+
+/// Whether `text` is a manifest `ferry import` wrote (and may write over).
+pub fn written_by_import(text: &str) -> bool {
+    text.starts_with(WRITTEN_BY_IMPORT)
 }
 
 fn placeholder_comment() -> String {
@@ -385,7 +396,9 @@ mod tests {
             "{}",
             out.text
         );
-        assert!(out.text.starts_with("# The values of this secret were not imported"));
+        assert!(written_by_import(&out.text), "{}", out.text);
+        let rest = out.text.strip_prefix(WRITTEN_BY_IMPORT).unwrap_or_default();
+        assert!(rest.starts_with("# The values of this secret were not imported"), "{rest}");
         let (doc, _) = imported(Kind::Secret, &live);
         assert_eq!(
             doc["data"],

@@ -56,7 +56,7 @@ pub fn manifest_problems(plan_file: &Path, source: &SourceArgs) -> Problems {
 }
 
 fn read_source(path: &Path) -> Result<SourceFile, Problem> {
-    let bytes = std::fs::read(path).map_err(|error| {
+    let bytes = crate::input_file::read(path).map_err(|error| {
         Problem::new("ferry::config::read", format!("cannot read {}: {error}", path.display())).help(
             "pass the plan file with -f (for example `-f promotion.example.yaml`) or create promotion.yaml",
         )
@@ -183,7 +183,7 @@ impl Workspace {
             Ok(real) if !inside(&real) => return Err(escapes()),
             _ => {}
         }
-        let bytes = std::fs::read(&full).map_err(|error| {
+        let bytes = crate::input_file::read(&full).map_err(|error| {
             Problem::new(
                 "ferry::config::override-file",
                 format!("cannot read override file {shown}: {error}"),

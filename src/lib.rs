@@ -19,6 +19,7 @@ pub mod github;
 pub mod graph;
 pub mod history;
 pub mod import;
+pub mod input_file;
 pub mod inputs;
 pub mod lock;
 pub mod manifest;

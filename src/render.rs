@@ -241,16 +241,20 @@ impl<'a> Checks<'a> {
 
 /// A problem in an override of a secret is shown without a snippet (an
 /// inline patch in the plan file is not masked as a manifest is, and may
-/// hold the payload): its position goes into the message instead.
+/// hold the payload): its position goes into the message instead, and
+/// every payload value of the file it points into is taken out of the
+/// message and help first, since the location that would have redacted
+/// them at display is gone.
 fn unshown_if_secret(mut problem: Problem, patch: &Patch) -> Problem {
     if patch.target.kind == Kind::Secret
         && let Some(location) = problem.location.take()
     {
         problem.message = format!(
             "{} (at {}; not shown, as an override of a secret may hold its payload)",
-            problem.message,
+            location.source.redact(&problem.message),
             location.describe()
         );
+        problem.help = problem.help.take().map(|help| location.source.redact(&help));
     }
     problem
 }

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use miette::Diagnostic;
 
 use crate::diagnostic::{Problem, Problems, SourceFile};
+use crate::input_file::{Admit, TotalBudget};
 
 /// The files of one revision (or of the work tree).
 #[derive(Debug, Clone)]
@@ -214,11 +215,21 @@ pub fn read_git(repository: &Path, revision: &str, path: &str) -> Result<Snapsho
     let mut found: Vec<(String, git2::Oid)> = found.into_values().collect();
     found.sort();
     let mut files = Vec::with_capacity(found.len());
+    let mut budget = TotalBudget::default();
     for (shown, id) in found {
         let display = format!("{short}:{shown}");
         let blob = repo
             .find_blob(id)
             .map_err(|source| RepoError::Git { what: display.clone(), source })?;
+        match budget.admit(&display, blob.size() as u64, &mut problems) {
+            Admit::Read => {}
+            Admit::Skip => continue,
+            Admit::Stop => {
+                // A set over the total is refused whole: none of it is parsed.
+                files.clear();
+                break;
+            }
+        }
         match SourceFile::decode(display, Some(resolved.commit.clone()), blob.content().to_vec()) {
             Ok(file) => files.push(file),
             Err(problem) => problems.push(problem),
@@ -436,9 +447,30 @@ pub fn read_directory(root: &Path, folder: &Path) -> Result<Snapshot, RepoError>
         found.into_values().map(|(shown, real, _)| (shown, real)).collect();
     paths.sort();
     let mut files = Vec::with_capacity(paths.len());
+    let mut budget = TotalBudget::default();
     for (shown, real) in paths {
-        let bytes = std::fs::read(&real)
-            .map_err(|source| RepoError::Read { path: shown.clone(), source })?;
+        let bytes = match crate::input_file::read(&real) {
+            Ok(bytes) => bytes,
+            Err(crate::input_file::InputFileError::Io(source)) => {
+                return Err(RepoError::Read { path: shown.clone(), source });
+            }
+            Err(error) => {
+                problems.push(Problem::new(
+                    "ferry::input::not-read",
+                    format!("cannot read {}: {error}", shown.display()),
+                ));
+                continue;
+            }
+        };
+        match budget.admit(&shown.display().to_string(), bytes.len() as u64, &mut problems) {
+            Admit::Read => {}
+            Admit::Skip => continue,
+            Admit::Stop => {
+                // A set over the total is refused whole: none of it is parsed.
+                files.clear();
+                break;
+            }
+        }
         match SourceFile::decode(shown.display().to_string(), None, bytes) {
             Ok(file) => files.push(file),
             Err(problem) => problems.push(problem),
@@ -487,6 +519,11 @@ impl DirectoryWalk {
                 self.add(real, shown, true);
             } else if kind.is_symlink() {
                 self.follow(&real, shown, &name, walking)?;
+            } else if !kind.is_dir() && is_manifest(&name) {
+                self.problems.push(Problem::new(
+                    "ferry::input::not-read",
+                    format!("cannot read {}: it is not a regular file", shown.display()),
+                ));
             }
         }
         walking.pop();

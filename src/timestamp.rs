@@ -36,6 +36,10 @@ pub fn parse_rfc3339(text: &str) -> Option<u64> {
     let (clock, fraction) = time.split_once('.').unwrap_or((time, "0"));
     let mut clock = clock.split(':').map(str::parse::<u64>);
     let (hours, minutes, seconds) = (clock.next()?.ok()?, clock.next()?.ok()?, clock.next()?.ok()?);
+    // 60 seconds: a leap second, as RFC 3339 allows.
+    if hours > 23 || minutes > 59 || seconds > 60 || clock.next().is_some() {
+        return None;
+    }
     let millis: u64 = format!("{fraction:0<3}").get(..3)?.parse().ok()?;
     let days =
         u64::try_from(days_from_civil(year, u64::try_from(month).ok()?, u64::try_from(day).ok()?)?)
@@ -45,7 +49,7 @@ pub fn parse_rfc3339(text: &str) -> Option<u64> {
 
 /// Days since 1970-01-01 of a proleptic Gregorian date.
 pub fn days_from_civil(year: i64, month: u64, day: u64) -> Option<i64> {
-    if !(1..=12).contains(&month) || !(1..=31).contains(&day) {
+    if !(1..=12).contains(&month) || day < 1 || day > days_in_month(year, month) {
         return None;
     }
     let year = if month <= 2 { year - 1 } else { year };
@@ -57,6 +61,16 @@ pub fn days_from_civil(year: i64, month: u64, day: u64) -> Option<i64> {
         - 1;
     let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
     Some(era * 146_097 + day_of_era - 719_468)
+}
+
+/// How many days `month` (1 to 12) of `year` has (Gregorian leap years).
+fn days_in_month(year: i64, month: u64) -> u64 {
+    match month {
+        2 if year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
 }
 
 /// Howard Hinnant's days-to-civil conversion (proleptic Gregorian).
@@ -87,5 +101,23 @@ mod tests {
         assert_eq!(parse_rfc3339("2026-11-22T10:35:30Z"), Some(1_795_343_730_000));
         assert_eq!(parse_rfc3339("yesterday"), None);
         assert_eq!(parse_rfc3339("2026-13-01T00:00:00Z"), None);
+    }
+
+    #[test]
+    fn dates_and_times_that_do_not_exist_are_refused() {
+        for text in [
+            "2026-02-30T00:00:00Z",
+            "2026-02-29T00:00:00Z",
+            "2026-04-31T00:00:00Z",
+            "2026-01-01T24:00:00Z",
+            "2026-01-01T10:60:00Z",
+            "2026-01-01T10:00:61Z",
+            "2026-01-01T10:00:00:00Z",
+        ] {
+            assert_eq!(parse_rfc3339(text), None, "{text}");
+        }
+        assert!(parse_rfc3339("2028-02-29T00:00:00Z").is_some(), "a leap day");
+        assert!(parse_rfc3339("2000-02-29T00:00:00Z").is_some(), "a 400-year leap day");
+        assert_eq!(parse_rfc3339("1900-02-29T00:00:00Z"), None, "no leap day in 1900");
     }
 }

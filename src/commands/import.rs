@@ -97,8 +97,9 @@ pub(crate) fn run(
     imported.sort_by(|a, b| a.path.cmp(&b.path));
     skipped.sort();
     adoptable.sort_by(|a, b| a.0.cmp(&b.0));
+    refuse_to_replace(&out, &imported)?;
     write_files(&out, &imported)?;
-    let plan_file = write_skeleton(&target, &out, args.force)?;
+    let plan_file = write_skeleton(&target, &out)?;
     let json = session.global.output == OutputFormat::Json;
     if !json {
         output::print(&report(env, &out, &template, &imported, &skipped, plan_file.as_deref()))?;
@@ -223,12 +224,12 @@ fn target(session: &Session<'_>, name: &str, args: &ImportArgs) -> Result<Target
         });
     };
     let gvc = args.gvc.as_deref().unwrap_or_default();
-    if file.exists() && !args.force {
+    if file.exists() {
         return Err(Problem::new(
             "ferry::import::plan-file-exists",
             format!("{} exists: --org and --gvc describe an environment only when there is no plan file", file.display()),
         )
-        .help(format!("import an environment of {} by its name without --org and --gvc, or pass --force to write a new plan file over it", file.display()))
+        .help(format!("import an environment of {} by its name without --org and --gvc, or name a new plan file with -f (Ferry never writes over a plan file)", file.display()))
         .into());
     }
     let text = import::skeleton(&Skeleton {
@@ -307,9 +308,36 @@ fn refuse_to_overwrite(out: &Path, force: bool) -> Result<(), Problem> {
             "ferry::import::out-not-empty",
             format!("{} already holds files; nothing was imported", out.display()),
         )
-        .help("pass --out with a new folder, or --force to write the imported files over those of the same name"));
+        .help("pass --out with a new folder, or --force to write over the files an earlier `ferry import` wrote (never over others)"));
     }
     Ok(())
+}
+
+/// Refuses, before anything is written, to write over a file that
+/// `ferry import` did not write (it lacks [`import::WRITTEN_BY_IMPORT`]):
+/// `--force` replaces only imported files.
+fn refuse_to_replace(out: &Path, imported: &[Imported]) -> Result<(), Problems> {
+    let mut problems = Problems::default();
+    for file in imported {
+        let path = out.join(&file.path);
+        if !path.exists() && path.symlink_metadata().is_err() {
+            continue;
+        }
+        let ours = crate::input_file::read(&path)
+            .ok()
+            .and_then(|bytes| String::from_utf8(bytes).ok())
+            .is_some_and(|text| import::written_by_import(&text));
+        if !ours {
+            problems.push(
+                Problem::new(
+                    "ferry::import::not-ours",
+                    format!("{} was not written by `ferry import`; nothing was imported", path.display()),
+                )
+                .help("move it away or pass --out with a new folder: --force replaces only files whose first line says `ferry import` wrote them"),
+            );
+        }
+    }
+    problems.into_result(())
 }
 
 fn write_files(out: &Path, imported: &[Imported]) -> Result<(), Problems> {
@@ -330,10 +358,11 @@ fn write_files(out: &Path, imported: &[Imported]) -> Result<(), Problems> {
     problems.into_result(())
 }
 
-/// Writes the plan file skeleton unless one exists (or `--force`); the
-/// path written, if any.
-fn write_skeleton(target: &Target, out: &Path, force: bool) -> Result<Option<PathBuf>, Problem> {
-    if target.skeleton.exists() && !force {
+/// Writes the plan file skeleton unless a plan file is there: one is never
+/// written over, `--force` or not (its environments, approval rules and
+/// overrides are a person's work). The path written, if any.
+fn write_skeleton(target: &Target, out: &Path) -> Result<Option<PathBuf>, Problem> {
+    if target.skeleton.exists() || target.skeleton.symlink_metadata().is_ok() {
         return Ok(None);
     }
     let folder = target

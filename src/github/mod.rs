@@ -1,5 +1,5 @@
 //! GitHub Actions output, when `GITHUB_ACTIONS=true`: the job summary,
-//! annotations, step outputs, log groups and masks (docs/github-actions.md).
+//! annotations, step outputs and log groups (docs/github-actions.md).
 //!
 //! Edge: it writes to `$GITHUB_STEP_SUMMARY`, `$GITHUB_OUTPUT` and the log.
 //! What it writes is made from the same typed values the human and JSON
@@ -38,10 +38,6 @@ pub const OUTPUTS: [&str; 4] = ["changes_present", "plan_hash", "release", "roll
 /// rest are counted in one closing line.
 const ANNOTATIONS: usize = 10;
 
-/// The variables Ferry reads a Control Plane token from by default: masked
-/// whenever set, whatever the plan file says.
-const TOKEN_PREFIX: &str = "CPLN_TOKEN";
-
 /// The run's GitHub output; set once, when `GITHUB_ACTIONS=true`.
 static ACTIVE: std::sync::OnceLock<Github> = std::sync::OnceLock::new();
 
@@ -58,50 +54,27 @@ pub struct Github {
     warnings: AtomicUsize,
 }
 
-/// Turns GitHub output on when `GITHUB_ACTIONS=true`, and before anything
-/// else is printed masks every token Ferry may read: `$CPLN_TOKEN*` and
-/// each environment's `tokenEnv` (from the plan file, when it reads).
+/// Turns GitHub output on when `GITHUB_ACTIONS=true`. No token is ever
+/// written, not even in an `::add-mask::` command: stdout may be kept (a
+/// plan redirected to a file, an artifact, a PR comment), and GitHub
+/// already masks the secrets a workflow passes in (docs/github-actions.md).
 pub fn install(global: &GlobalArgs) {
     let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
     if var("GITHUB_ACTIONS").as_deref() != Some("true") {
         return;
     }
-    let github = ACTIVE.get_or_init(|| Github {
+    ACTIVE.get_or_init(|| Github {
         summary: var("GITHUB_STEP_SUMMARY").map(PathBuf::from),
         output: var("GITHUB_OUTPUT").map(PathBuf::from),
         workspace: var("GITHUB_WORKSPACE"),
         on_stderr: global.output == OutputFormat::Json,
         ..Github::default()
     });
-    for value in sensitive_values(&global.file) {
-        github.command(&workflow::command("add-mask", &[], &value));
-    }
 }
 
 /// The run's GitHub output, if on.
 pub fn active() -> Option<&'static Github> {
     ACTIVE.get()
-}
-
-/// The values of every variable a token may be read from, trimmed as
-/// `connect::token` trims them.
-fn sensitive_values(plan_file: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::env::vars_os()
-        .filter_map(|(name, _)| name.into_string().ok())
-        .filter(|name| name.starts_with(TOKEN_PREFIX))
-        .collect();
-    if let Ok(workspace) = crate::inputs::workspace(plan_file) {
-        names.extend(workspace.config.environments.iter().map(|e| e.token_env.clone()));
-    }
-    let mut values: Vec<String> = names
-        .iter()
-        .filter_map(|name| std::env::var(name).ok())
-        .flat_map(|value| [value.trim().to_owned(), value])
-        .filter(|value| !value.trim().is_empty())
-        .collect();
-    values.sort();
-    values.dedup();
-    values
 }
 
 impl Github {

@@ -3,10 +3,14 @@
 //! Snippets and messages never show a secret's payload (`data` of a
 //! `kind: secret`, wherever it sits: a document of its own, an item of
 //! `kind: list` or of a top-level list, or the `patch` of an override).
-//! Parsed files are masked exactly, value by value; a text scan then masks
-//! whatever looks like secret data, so that a file that does not parse
-//! (the very file a problem is about) is covered too. Masks keep every
-//! byte offset and line, so that spans still point where they did.
+//! Parsed files are masked exactly, value by value. A file that does not
+//! parse (the very file a problem is about) is masked on the structure the
+//! parser read up to the error (a mapping whose `kind` was not reached
+//! counts as a secret), and from the error's line to the end of its
+//! document every value is masked, whatever the style (tabs, flow, JSON,
+//! quoted keys). A text scan then masks whatever else looks like secret
+//! data. Masks keep every byte offset and line, so that spans still point
+//! where they did.
 
 use crate::diagnostic::SourceFile;
 
@@ -21,9 +25,22 @@ pub(crate) fn hide(source: &SourceFile) -> (String, Vec<String>) {
     let text = source.text();
     let mut spans = Vec::new();
     let mut values = Vec::new();
-    if let Ok(documents) = yaml::parse_documents(source) {
-        for document in &documents {
-            visit(document, &mut spans, &mut values);
+    let mut broken_at = None;
+    match yaml::parse_documents(source) {
+        Ok(documents) => {
+            for document in &documents {
+                visit(document, Certainty::Parsed, &mut spans, &mut values);
+            }
+        }
+        // A file that does not parse is masked on what the parser read
+        // before the error, and everything from the error's line to the
+        // end of its document as if it were payload.
+        Err(_) => {
+            let (documents, error) = yaml::parse_partial(text);
+            for document in &documents {
+                visit(document, Certainty::Partial, &mut spans, &mut values);
+            }
+            broken_at = error;
         }
     }
     let mut bytes = text.as_bytes().to_vec();
@@ -32,15 +49,36 @@ pub(crate) fn hide(source: &SourceFile) -> (String, Vec<String>) {
         let end = text.ceil_char_boundary((offset + len).min(text.len()));
         mask_range(&mut bytes, start, end);
     }
+    if let Some(error) = broken_at {
+        mask_unread(&mut bytes, text, error);
+    }
     let masked = String::from_utf8(bytes).unwrap_or_else(|_| text.to_owned());
     (scan(&masked), values)
 }
 
+/// How much of a file was read as YAML.
+#[derive(Clone, Copy, PartialEq)]
+enum Certainty {
+    /// All of it: a mapping is a secret when its `kind` says so.
+    Parsed,
+    /// Up to an error: a mapping whose `kind` was not reached may be a
+    /// secret, so its `data` is masked too.
+    Partial,
+}
+
 /// Finds the payloads of every `kind: secret` mapping in a tree.
-fn visit(node: &Node, spans: &mut Vec<(usize, usize)>, values: &mut Vec<String>) {
+fn visit(
+    node: &Node,
+    certainty: Certainty,
+    spans: &mut Vec<(usize, usize)>,
+    values: &mut Vec<String>,
+) {
     match &node.value {
         NodeValue::Mapping(entries) => {
-            let is_secret = node.get("kind").and_then(Node::as_str) == Some("secret");
+            let is_secret = match node.get("kind") {
+                Some(kind) => kind.as_str() == Some("secret"),
+                None => certainty == Certainty::Partial,
+            };
             for (key, value) in entries {
                 match key.name.as_str() {
                     "data" if is_secret => payload(value, spans, values),
@@ -49,17 +87,58 @@ fn visit(node: &Node, spans: &mut Vec<(usize, usize)>, values: &mut Vec<String>)
                             payload(data, spans, values);
                         }
                     }
-                    _ => visit(value, spans, values),
+                    _ => visit(value, certainty, spans, values),
                 }
             }
         }
         NodeValue::Sequence(items) => {
             for item in items {
-                visit(item, spans, values);
+                visit(item, certainty, spans, values);
             }
         }
         _ => {}
     }
+}
+
+/// Masks what the parser did not read: from the start of the line of the
+/// error at `error` to the end of its document, when that document may
+/// hold a secret (it says `secret` or `data` anywhere). Each line keeps its
+/// indentation and a leading key (plain or quoted) with its colon; the
+/// rest is masked, flow style and tab indentation included.
+fn mask_unread(bytes: &mut [u8], text: &str, error: usize) {
+    let error = text.floor_char_boundary(error.min(text.len()));
+    let line_start = text[..error].rfind('\n').map_or(0, |i| i + 1);
+    let document_start = text[..line_start].rfind("\n---").map_or(0, |i| i + 1);
+    let document_end = text[line_start..].find("\n---").map_or(text.len(), |i| line_start + i + 1);
+    let document = &text[document_start..document_end];
+    if !document.contains("secret") && !document.contains("data") {
+        return;
+    }
+    let mut offset = line_start;
+    for line in text[line_start..document_end].split_inclusive('\n') {
+        let body = line.trim_end_matches(['\n', '\r']);
+        let indent = body.len() - body.trim_start_matches([' ', '\t', '-']).len();
+        let keep = indent + leading_key(&body[indent..]).unwrap_or(0);
+        let end = offset + body.len();
+        if let Some(rest) = bytes.get_mut(offset + keep..end)
+            && !rest.iter().all(u8::is_ascii_whitespace)
+        {
+            let masked = mask(rest.len(), keep > indent);
+            rest.copy_from_slice(masked.as_bytes());
+        }
+        offset += line.len();
+    }
+}
+
+/// The length of a leading `key:` (plain, or in single or double quotes).
+fn leading_key(text: &str) -> Option<usize> {
+    if let Some(quote) = text.chars().next().filter(|c| matches!(c, '"' | '\'')) {
+        let close = text[1..].find(quote)? + 2;
+        let key = &text[1..close - 1];
+        let plain = key.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+        return (plain && text[close..].starts_with(':')).then_some(close + 1);
+    }
+    plain_key(text)
 }
 
 /// Every value under a secret's `data`. `data`'s own keys (`payload`, a
@@ -271,14 +350,37 @@ mod tests {
     }
 
     #[test]
-    fn broken_files_are_masked_by_the_scan() {
+    fn broken_lists_are_masked() {
         let text = "- name: db\n  kind: \"secret\"\n  data:\n    payload: hunter2-password\n  - oops: [\n- kind: workload\n  data: kept\n";
         let (masked, values) = shown(text);
-        assert!(values.is_empty());
+        assert_eq!(values, ["hunter2-password"], "what was read before the error is known");
         assert!(!masked.contains("hunter2"), "{masked}");
         assert!(masked.contains("metadata") || !text.contains("metadata"));
         let (metadata, _) = shown("kind: gvc\nmetadata: plain\n");
         assert!(metadata.contains("plain"));
+    }
+
+    #[test]
+    fn broken_files_of_every_shape_keep_their_payloads_hidden() {
+        let shapes = [
+            // A tab-indented data line: YAML refuses tabs for indentation.
+            "kind: secret\nname: db\ntype: opaque\ndata:\n\tpayload: hunter2-tabbed\n",
+            // Flow (JSON) style, broken after the payload.
+            "{\"kind\": \"secret\", \"name\": \"db\", \"data\": {\"payload\": \"hunter2-flow\"}, oops: [\n",
+            // JSON style on one line, broken before the payload.
+            "{\"kind\": \"secret\", \"name\": \"db\" \"data\": {\"payload\": \"hunter2-json\"}}\n",
+            // A quoted `"data":` key in block style, broken below.
+            "kind: secret\nname: db\n\"data\":\n  payload: hunter2-quoted\n  - oops\n",
+            // The payload before the `kind`, broken before the `kind`.
+            "name: db\ndata:\n  payload: hunter2-early\n bad: [\nkind: secret\n",
+        ];
+        for text in shapes {
+            let (masked, _) = shown(text);
+            assert!(!masked.contains("hunter2"), "{text:?} shown as\n{masked}");
+        }
+        // A broken workload is not masked: its problem stays readable.
+        let (masked, _) = shown("kind: workload\nname: api\nspec:\n\ttype: standard\n");
+        assert!(masked.contains("type: standard"), "{masked}");
     }
 
     #[test]

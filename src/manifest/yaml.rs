@@ -185,7 +185,181 @@ pub fn parse_documents(source: &SourceFile) -> Result<Vec<Node>, Problem> {
     let parsed: Vec<Spanned<RawNode>> =
         serde_saphyr::from_multiple_with_options(source.text(), options())
             .map_err(|error| yaml_problem(source, &error))?;
+    if let Some(problem) = unsupported(source) {
+        return Err(problem);
+    }
     Ok(parsed.into_iter().map(|doc| convert(doc, source)).filter(|n| !n.is_null()).collect())
+}
+
+/// YAML that parses but that no Control Plane manifest holds, and that
+/// Ferry would otherwise read as something else: a tag beyond the core
+/// schema's (`!!binary`, `!custom`: the value would be taken as plain
+/// text), or a key that is a mapping or a list (it would become the text
+/// `<complex key>`). Looked for only when the text has a `!` or a `?`.
+fn unsupported(source: &SourceFile) -> Option<Problem> {
+    use serde_saphyr::granit_parser::{Event, Parser};
+    let text = source.text();
+    if !text.contains('!') && !text.contains('?') {
+        return None;
+    }
+    // For each open container: whether it is a mapping, and how many
+    // nodes it holds so far (a mapping's even ones are keys).
+    let mut open: Vec<(bool, usize)> = Vec::new();
+    for next in Parser::new_from_str(text) {
+        let (event, span) = next.ok()?;
+        let start = span.start.byte_offset().unwrap_or_default();
+        let (tag, container) = match &event {
+            Event::Scalar(_, _, _, tag) => (tag.as_deref(), None),
+            Event::SequenceStart(_, _, tag) => (tag.as_deref(), Some(false)),
+            Event::MappingStart(_, _, tag) => (tag.as_deref(), Some(true)),
+            Event::SequenceEnd | Event::MappingEnd => {
+                open.pop();
+                continue;
+            }
+            Event::Alias(_) => (None, None),
+            _ => continue,
+        };
+        let location = Location::new(source, (start, 0));
+        if let Some(tag) = tag.filter(|tag| tag.core_suffix().is_none()) {
+            let at = span.tag_start.and_then(|m| m.byte_offset()).unwrap_or(start);
+            let location = Location::new(source, (at, tag.original().len()));
+            return Some(
+                Problem::new(
+                    "ferry::yaml::unsupported-tag",
+                    format!("the YAML tag `{}` is not read by Ferry", tag.original()),
+                )
+                .at(location, "tagged here")
+                .help("write the value without a tag: Control Plane manifests hold plain strings, numbers, booleans, mappings and lists"),
+            );
+        }
+        if let Some((true, count)) = open.last_mut() {
+            let is_key = *count % 2 == 0;
+            *count += 1;
+            if is_key && container.is_some() {
+                return Some(
+                    Problem::new(
+                        "ferry::yaml::complex-key",
+                        "a mapping key is itself a mapping or a list",
+                    )
+                    .at(location, "this key")
+                    .help("write the key as a plain string"),
+                );
+            }
+        } else if let Some((false, count)) = open.last_mut() {
+            *count += 1;
+        }
+        if let Some(mapping) = container {
+            open.push((mapping, 0));
+        }
+    }
+    None
+}
+
+/// What could be read of a YAML stream that does not parse: the
+/// documents as far as the parser got (containers open at the error closed
+/// there, every scalar a string), and the byte offset of the error. Used
+/// only to keep secrets out of the snippets of a broken file; anything
+/// else reads [`parse_documents`].
+pub fn parse_partial(text: &str) -> (Vec<Node>, Option<usize>) {
+    use serde_saphyr::granit_parser::{Event, Parser};
+    let mut documents = Vec::new();
+    // Open containers: (start, items or entries so far, a key awaiting its value).
+    let mut open: Vec<Partial> = Vec::new();
+    let char_to_byte = |marker: &serde_saphyr::granit_parser::Marker| {
+        marker.byte_offset().unwrap_or_else(|| {
+            text.char_indices().nth(marker.index()).map_or(text.len(), |(at, _)| at)
+        })
+    };
+    let mut error = None;
+    for next in Parser::new_from_str(text) {
+        let (event, span) = match next {
+            Ok(found) => found,
+            Err(scan) => {
+                error = Some(char_to_byte(scan.marker()));
+                break;
+            }
+        };
+        let start = char_to_byte(&span.start);
+        let end = char_to_byte(&span.end).max(start);
+        let node = match event {
+            Event::Scalar(value, ..) => Some(Node {
+                value: NodeValue::String(value.into_owned()),
+                span: (start, end - start).into(),
+            }),
+            Event::SequenceStart(..) => {
+                open.push(Partial::sequence(start));
+                None
+            }
+            Event::MappingStart(..) => {
+                open.push(Partial::mapping(start));
+                None
+            }
+            Event::SequenceEnd | Event::MappingEnd => open.pop().map(|p| p.close(end)),
+            Event::Alias(_) => {
+                Some(Node { value: NodeValue::Null, span: (start, end - start).into() })
+            }
+            _ => None,
+        };
+        if let Some(node) = node {
+            match open.last_mut() {
+                Some(parent) => parent.add(node),
+                None => documents.push(node),
+            }
+        }
+    }
+    let end = error.unwrap_or(text.len());
+    while let Some(partial) = open.pop() {
+        let node = partial.close(end);
+        match open.last_mut() {
+            Some(parent) => parent.add(node),
+            None => documents.push(node),
+        }
+    }
+    (documents, error)
+}
+
+/// A container [`parse_partial`] has opened and not yet closed.
+struct Partial {
+    start: usize,
+    mapping: bool,
+    items: Vec<Node>,
+}
+
+impl Partial {
+    fn sequence(start: usize) -> Self {
+        Partial { start, mapping: false, items: Vec::new() }
+    }
+
+    fn mapping(start: usize) -> Self {
+        Partial { start, mapping: true, items: Vec::new() }
+    }
+
+    fn add(&mut self, node: Node) {
+        self.items.push(node);
+    }
+
+    /// The node, ending at `end`; a mapping's keys and values alternate in
+    /// `items` (a key with no value yet gets a null one).
+    fn close(self, end: usize) -> Node {
+        let span = (self.start, end.saturating_sub(self.start)).into();
+        if !self.mapping {
+            return Node { value: NodeValue::Sequence(self.items), span };
+        }
+        let mut entries = Vec::new();
+        let mut items = self.items.into_iter();
+        while let Some(key) = items.next() {
+            let value = items.next().unwrap_or(Node {
+                value: NodeValue::Null,
+                span: (key.span.offset() + key.span.len(), 0).into(),
+            });
+            let name = match key.value {
+                NodeValue::String(name) => name,
+                _ => "<complex key>".to_owned(),
+            };
+            entries.push((Key { name, span: key.span }, value));
+        }
+        Node { value: NodeValue::Mapping(entries), span }
+    }
 }
 
 /// The parser's error in Ferry's words: what is wrong, where, and what to
@@ -480,6 +654,35 @@ mod tests {
         assert_eq!(name, Some((21, 3).into()));
         assert_eq!(doc.get("on").and_then(Node::as_str), Some("yes"));
         assert_eq!(doc.to_json()["n"], serde_json::json!(12_345_678_901_234_567_890_u64));
+    }
+
+    #[test]
+    fn tags_beyond_the_core_schema_and_complex_keys_are_refused() {
+        for (text, code, at) in [
+            (
+                "kind: secret\ndata:\n  payload: !!binary aGVsbG8=\n",
+                "ferry::yaml::unsupported-tag",
+                "t.yaml:3:12",
+            ),
+            (
+                "kind: workload\nspec: !custom\n  type: cron\n",
+                "ferry::yaml::unsupported-tag",
+                "t.yaml:2:7",
+            ),
+            ("kind: workload\n? [a, b]\n: c\n", "ferry::yaml::complex-key", "t.yaml:2:3"),
+            ("kind: workload\nspec: {? {a: 1} : 2}\n", "ferry::yaml::complex-key", "t.yaml:2:10"),
+        ] {
+            let problem = parse(text).err().unwrap_or_else(|| panic!("refused: {text:?}"));
+            assert_eq!(problem.code, code, "{text:?}");
+            assert_eq!(problem.position().as_deref(), Some(at), "{text:?}");
+        }
+        // Core tags, `!` inside strings and `?` in values still read.
+        for text in [
+            "kind: gvc\nname: !!str app\ndescription: \"hi!\"\n",
+            "kind: workload\nspec:\n  args: [\"a?b\", \"!x\"]\n  n: !!int 3\n",
+        ] {
+            assert!(parse(text).is_ok(), "{text:?}");
+        }
     }
 
     #[test]

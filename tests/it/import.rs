@@ -83,6 +83,40 @@ fn the_quickstarts_prod_imported_plans_as_no_changes() {
     assert_eq!(again.code, Some(1), "{}", again.stderr);
     assert!(again.stderr.contains("already holds files"), "{}", again.stderr);
 
+    // --force writes over what an import wrote, never over a plan file a
+    // person keeps beside it, nor over a manifest a person wrote.
+    let kept = dir.path().join("promotion.yaml");
+    std::fs::write(&kept, &plan).expect("a three-environment plan file");
+    let api = dir.path().join("imported/workload/api.yaml");
+    let imported_api = std::fs::read_to_string(&api).expect("imported api");
+    std::fs::write(&api, format!("{imported_api}# edited\n")).expect("edit, header kept");
+    let forced = [&import[..], &["--force"]].concat();
+    assert_ok(&ferry(dir.path(), &forced), "import --force");
+    assert_eq!(std::fs::read_to_string(&kept).expect("plan file"), plan, "plan file untouched");
+    assert_eq!(
+        std::fs::read_to_string(&api).expect("api"),
+        imported_api,
+        "imported file rewritten"
+    );
+    let gvc = dir.path().join("imported/gvc/app.yaml");
+    std::fs::write(&gvc, "kind: gvc\nname: app\n").expect("a person's own file");
+    std::fs::write(&api, format!("{imported_api}# edited\n")).expect("edit, header kept");
+    let refused = ferry(dir.path(), &forced);
+    assert_eq!(refused.code, Some(1), "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("gvc/app.yaml was not written by `ferry import`"),
+        "{}",
+        refused.stderr
+    );
+    assert!(
+        std::fs::read_to_string(&api).expect("api").ends_with("# edited\n"),
+        "nothing is written when one file is refused"
+    );
+    assert_eq!(std::fs::read_to_string(&gvc).expect("gvc"), "kind: gvc\nname: app\n");
+    std::fs::write(&api, &imported_api).expect("restored");
+    std::fs::remove_file(&gvc).expect("removed");
+    assert_ok(&ferry(dir.path(), &forced), "import --force again");
+
     // Everything runs under Ferry already: --adopt writes nothing.
     let adopt = ["import", "prod", "--sim", "-f", "promotion.example.yaml", "--out", "again"];
     let run = ferry(dir.path(), &[&adopt[..], &["--adopt", "--yes"]].concat());

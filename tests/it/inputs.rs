@@ -188,3 +188,63 @@ async fn a_malformed_token_is_an_input_error_before_any_request() {
         assert!(to_prod.is_empty(), "{token:?}: {to_prod:?}");
     }
 }
+
+/// Makes a FIFO at `path`: opening it for reading waits for a writer.
+fn fifo(path: &Path) {
+    let made = std::process::Command::new("mkfifo").arg(path).status().expect("mkfifo");
+    assert!(made.success());
+}
+
+#[test]
+fn an_override_file_or_manifest_that_is_a_fifo_is_refused_at_once() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let plan = format!("{PLAN}    overrides:\n      - file: overrides/staging.yaml\n");
+    let files = [("promotion.yaml", plan.as_str()), ("manifests/gvc.yaml", GVC)];
+    for (path, text) in files {
+        std::fs::create_dir_all(dir.path().join(path).parent().expect("folder")).expect("dirs");
+        std::fs::write(dir.path().join(path), text).expect("write");
+    }
+    std::fs::create_dir_all(dir.path().join("overrides")).expect("dirs");
+    fifo(&dir.path().join("overrides/staging.yaml"));
+    fifo(&dir.path().join("manifests/piped.yaml"));
+    // Were either opened, the run would wait for a writer forever; the
+    // harness's own timeout is the bound.
+    let run = validate(dir.path(), true);
+    assert_eq!(run.code, Some(1), "{}", run.stderr);
+    let override_refused =
+        "cannot read override file overrides/staging.yaml: it is not a regular file (it is a FIFO)";
+    assert!(run.stderr.contains(override_refused), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("manifests/piped.yaml: it is not a regular file"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn manifests_over_the_total_size_are_refused_before_they_are_parsed() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    // Forty files of 1.8 MB each: every one under the per-file limit, 72 MB
+    // together.
+    let mut big = String::from("kind: secret\nname: NAME\ntype: dictionary\ndata:\n");
+    while big.len() < 1_800_000 {
+        big.push_str(&format!("  key{}: {}\n", big.len(), "v".repeat(40)));
+    }
+    let files = [("promotion.yaml", PLAN), ("manifests/gvc.yaml", GVC)];
+    for (path, text) in files {
+        std::fs::create_dir_all(dir.path().join(path).parent().expect("folder")).expect("dirs");
+        std::fs::write(dir.path().join(path), text).expect("write");
+    }
+    for index in 0..40 {
+        let text = big.replace("NAME", &format!("s{index:02}"));
+        std::fs::write(dir.path().join(format!("manifests/s{index:02}.yaml")), text)
+            .expect("write");
+    }
+    let started = std::time::Instant::now();
+    let run = validate(dir.path(), true);
+    assert_eq!(run.code, Some(1), "{}", run.stderr);
+    assert!(run.stderr.contains("ferry::input::total-too-large"), "{}", run.stderr);
+    assert!(run.stderr.contains("the manifests hold more than 16 MiB together"), "{}", run.stderr);
+    // Parsing all 72 MB took over half a minute; refusing them is at once.
+    assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
+}

@@ -15,6 +15,7 @@ mod history;
 mod images;
 mod import;
 mod inputs;
+mod leaks;
 mod plan;
 mod plan_equals_promote;
 mod promote;
