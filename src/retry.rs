@@ -69,11 +69,12 @@ pub struct Backoff {
     policy: RetryPolicy,
     ours: Box<dyn Iterator<Item = Duration> + Send>,
     retries: u32,
+    refusals: u32,
 }
 
 impl Backoff {
     pub fn new(policy: RetryPolicy) -> Self {
-        Self { policy, ours: Box::new(policy.delays()), retries: 0 }
+        Self { policy, ours: Box::new(policy.delays()), retries: 0, refusals: 0 }
     }
 
     /// The wait before the next attempt, or `None` when the attempts are
@@ -93,6 +94,47 @@ impl Backoff {
     pub fn retries(&self) -> u32 {
         self.retries
     }
+
+    /// The wait before the next attempt after a failure that says the
+    /// address cannot be reached ([`is_unreachable`]), or `None` once
+    /// [`REFUSED_RETRIES`] of them were retried: a minute of retries does
+    /// not change it (a refused endpoint took 71 s to be reported, and a
+    /// host that does not resolve 77 s, before this).
+    pub fn next_after_refusal(&mut self) -> Option<Duration> {
+        self.refusals += 1;
+        if self.refusals > REFUSED_RETRIES {
+            return None;
+        }
+        self.next(None)
+    }
+}
+
+/// How many unreachable answers in one request's retries are tried again:
+/// enough to ride out a listener restarting (about 1.5 to 3 s of waits under
+/// the default policy), few enough that a wrong endpoint is reported within
+/// seconds.
+pub const REFUSED_RETRIES: u32 = 3;
+
+/// Whether `error` (or what caused it) says the address cannot be reached
+/// at all: a connection the other side refused (nothing listens there),
+/// or a host name that does not resolve (a wrong endpoint, or a runner
+/// with no DNS). Neither is a busy server, which retries help.
+pub fn is_unreachable(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(error);
+    while let Some(error) = cause {
+        if let Some(io) = error.downcast_ref::<std::io::Error>()
+            && io.kind() == std::io::ErrorKind::ConnectionRefused
+        {
+            return true;
+        }
+        // hyper-util's connector says `dns error` for a failed lookup, and
+        // keeps no typed cause for it.
+        if error.to_string().starts_with("dns error") {
+            return true;
+        }
+        cause = error.source();
+    }
+    false
 }
 
 /// A `Retry-After` header value: seconds, or an HTTP date.
@@ -141,6 +183,18 @@ mod tests {
         assert_eq!(backoff.next(second), None);
         let mut capped = Backoff::new(policy);
         assert_eq!(capped.next(Some(Duration::from_secs(3600))), Some(policy.max_retry_after));
+    }
+
+    #[test]
+    fn refused_connections_are_retried_only_a_few_times() {
+        let mut backoff = Backoff::new(RetryPolicy::default());
+        let waits: Vec<Duration> =
+            std::iter::from_fn(|| backoff.next_after_refusal()).take(20).collect();
+        assert_eq!(waits.len(), REFUSED_RETRIES as usize);
+        assert!(waits.iter().sum::<Duration>() <= Duration::from_secs(3), "{waits:?}");
+        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        assert!(is_unreachable(&refused));
+        assert!(!is_unreachable(&std::io::Error::from(std::io::ErrorKind::TimedOut)));
     }
 
     #[test]

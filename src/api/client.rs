@@ -200,8 +200,12 @@ impl Client {
                 Ok(answer) => return Ok(answer),
                 Err(failure) => failure,
             };
-            let Some(delay) = failure.retry_after(&method, repeat).and_then(|a| backoff.next(a))
-            else {
+            let delay = match failure.retry_after(&method, repeat) {
+                Some(_) if failure.is_unreachable() => backoff.next_after_refusal(),
+                Some(after) => backoff.next(after),
+                None => None,
+            };
+            let Some(delay) = delay else {
                 return Err(failure.into_error(&method, path));
             };
             let retry = backoff.retries();
@@ -294,6 +298,11 @@ impl Failure {
             },
             Failure::Decode(_) | Failure::Closed => None,
         }
+    }
+
+    /// Nothing listens at the endpoint, or its host does not resolve.
+    fn is_unreachable(&self) -> bool {
+        matches!(self, Failure::Transport(error) if crate::retry::is_unreachable(error))
     }
 
     fn describe(&self) -> String {

@@ -121,7 +121,12 @@ impl Registry {
                 // that refused the credentials is final (it was retried
                 // ten times, over a minute, before this was told apart).
                 Err(error) if error.is_transient() => {
-                    let Some(delay) = backoff.next(error.retry_after()) else { return Err(error) };
+                    let delay = if crate::retry::is_unreachable(&error) {
+                        backoff.next_after_refusal()
+                    } else {
+                        backoff.next(error.retry_after())
+                    };
+                    let Some(delay) = delay else { return Err(error) };
                     tracing::debug!("{method} {url}: {error}");
                     delay
                 }

@@ -248,3 +248,27 @@ fn manifests_over_the_total_size_are_refused_before_they_are_parsed() {
     // Parsing all 72 MB took over half a minute; refusing them is at once.
     assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
 }
+
+#[test]
+fn an_endpoint_where_nothing_listens_is_reported_within_seconds() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let repo = TestRepo::init(dir.path());
+    // A port that was free a moment ago: connections to it are refused.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .port();
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let plan = std::fs::read_to_string(repo_root().join("promotion.example.yaml"))
+        .expect("plan")
+        .replace("endpoint: https://api.cpln.io", &format!("endpoint: {endpoint}"));
+    commit_example(&repo, &[("promotion.yaml", &plan)]);
+    let vars = [("CPLN_TOKEN_DEV", "dev-token")];
+    let started = std::time::Instant::now();
+    let run = ferry_with(dir.path(), &["plan", "dev", "--worktree"], &vars);
+    let took = started.elapsed();
+    assert_eq!(run.code, Some(1), "{}", run.stderr);
+    assert!(run.stderr.contains("could not reach the API"), "{}", run.stderr);
+    // Retried like a busy server, this took over a minute.
+    assert!(took < Duration::from_secs(10), "{took:?}");
+}
