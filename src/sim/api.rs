@@ -105,6 +105,11 @@ impl Request<'_> {
     fn org_route(&self, org: &str, rest: &[&str]) -> Result<Response, ApiError> {
         let m = self.method;
         let scope = Scope { org, gvc: None };
+        if let Some(kind) = self.denied_read(org, rest) {
+            return Err(ApiError::forbidden(format!(
+                "the token lacks the view permission on {kind} (simulated: queryDenied)"
+            )));
+        }
         match rest {
             [] if m == Method::GET => Ok(json_response(StatusCode::OK, org_item(org))),
             ["image"] if m == Method::GET => Ok(self.list("image", self.images(org, None))),
@@ -136,9 +141,6 @@ impl Request<'_> {
             ["gvc", gvc, kind] if GVC_KINDS.contains(kind) => {
                 self.collection(Scope { org, gvc: Some(gvc) }, kind)
             }
-            ["gvc", gvc, kind, "-query"] if GVC_KINDS.contains(kind) && m == Method::POST => {
-                self.query(kind, self.rendered(org, Some(gvc), kind))
-            }
             ["gvc", gvc, kind, name] if GVC_KINDS.contains(kind) => {
                 self.item(Scope { org, gvc: Some(gvc) }, kind, name)
             }
@@ -159,6 +161,18 @@ impl Request<'_> {
                 format!("no route for {}", self.path),
             )),
         }
+    }
+
+    /// The kind of a list or query the org's tokens are refused
+    /// (`queryDenied` in the config), if this is one.
+    fn denied_read<'r>(&self, org: &str, rest: &[&'r str]) -> Option<&'r str> {
+        let kind = match rest {
+            [kind, "-query"] if *self.method == Method::POST => kind,
+            [kind] | ["gvc", _, kind] if *self.method == Method::GET => kind,
+            _ => return None,
+        };
+        let denied = self.shared.query_denied.get(org)?;
+        denied.iter().any(|d| d == kind).then_some(*kind)
     }
 
     fn collection(&self, scope: Scope<'_>, kind: &str) -> Result<Response, ApiError> {

@@ -13,6 +13,7 @@ mod history;
 mod images;
 mod import;
 mod inputs;
+mod least_privilege;
 mod plan;
 mod plan_equals_promote;
 mod promote;
