@@ -5,16 +5,17 @@
 use std::path::Path;
 use std::time::Duration;
 
-use ferry::sim::{SimConfig, SimHandle, Simulator};
+use ferry::sim::SimConfig;
 
 use crate::support::command::{Run, ferry_with, repo_root};
 use crate::support::git::{TestRepo, commit_example};
+use crate::support::sim::Sim;
 
 const PROD: &str = "acme-prod";
 const PROD_TOKEN: &str = "prod-token-least";
 const STAGING_TOKEN: &str = "staging-token-least";
 
-async fn simulator(denied: &[&str]) -> SimHandle {
+async fn simulator(denied: &[&str]) -> Sim {
     let mut config = SimConfig::new()
         .with_org("acme-staging", STAGING_TOKEN)
         .with_org(PROD, PROD_TOKEN)
@@ -22,12 +23,12 @@ async fn simulator(denied: &[&str]) -> SimHandle {
     for kind in denied {
         config = config.with_query_denied(PROD, *kind);
     }
-    Simulator::start(config).await.expect("simulator starts")
+    Sim::start(config).await
 }
 
 /// `ferry plan prod` of the example (which has no group or service
 /// account, and has workloads).
-fn plan(dir: &Path, sim: &SimHandle) -> Run {
+fn plan(dir: &Path, sim: &Sim) -> Run {
     let repo = TestRepo::init(dir);
     let plan = std::fs::read_to_string(repo_root().join("promotion.example.yaml"))
         .expect("the example plan file");
@@ -41,7 +42,7 @@ fn plan(dir: &Path, sim: &SimHandle) -> Run {
     ferry_with(dir, &["plan", "prod"], &vars)
 }
 
-fn refused(sim: &SimHandle) -> Vec<String> {
+fn refused(sim: &Sim) -> Vec<String> {
     sim.request_log()
         .iter()
         .filter(|r| r.status == 403)

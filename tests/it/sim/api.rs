@@ -4,6 +4,7 @@
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
+use crate::support::sim::Sim;
 use crate::support::sim::{self, Api, DEV, DEV_TOKEN, PROD, PROD_TOKEN, assert_error_body};
 
 const GVC: &str = "/org/acme-dev/gvc";
@@ -145,7 +146,7 @@ async fn patch_directives_apply_over_http() {
 
 #[tokio::test]
 async fn lists_page_and_queries_filter() {
-    let sim = ferry::sim::Simulator::start(sim::config().with_page_size(2)).await.unwrap();
+    let sim = Sim::start(sim::config().with_page_size(2)).await;
     let api = Api::new(&sim, Some(DEV_TOKEN));
     for (name, team) in [("s-one", "a"), ("s-two", "b"), ("s-three", "a")] {
         api.put(
@@ -243,7 +244,7 @@ async fn images_cannot_be_created_through_the_api() {
 #[tokio::test]
 async fn state_survives_a_restart() {
     let dir = tempfile::tempdir().unwrap();
-    let sim = ferry::sim::Simulator::start(sim::config().with_state_dir(dir.path())).await.unwrap();
+    let sim = Sim::start(sim::config().with_state_dir(dir.path())).await;
     let api = Api::new(&sim, Some(DEV_TOKEN));
     with_gvc(&api).await;
     api.patch("/org/acme-dev/gvc/app", json!({"tags": {"kept": "yes"}})).await;
@@ -253,7 +254,7 @@ async fn state_survives_a_restart() {
     sim.shutdown().await;
     assert!(!dir.path().join("state.json.tmp").exists());
 
-    let sim = ferry::sim::Simulator::start(sim::config().with_state_dir(dir.path())).await.unwrap();
+    let sim = Sim::start(sim::config().with_state_dir(dir.path())).await;
     let api = Api::new(&sim, Some(DEV_TOKEN));
     let (status, after) = api.get("/org/acme-dev/gvc/app").await;
     assert_eq!(status, StatusCode::OK);
