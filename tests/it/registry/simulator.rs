@@ -6,8 +6,7 @@ use ferry::sim::Service;
 use super::{block_on, ferry_with_env, inspect, report, seed};
 use crate::support::oci_image::{Format, TestImage};
 use crate::support::registry_server::{TOKEN_USER, Target};
-use crate::support::sim::Sim;
-use crate::support::sim::{self, DEV, DEV_TOKEN, PROD, PROD_TOKEN};
+use crate::support::sim::{self, DEV, DEV_TOKEN, PROD, PROD_TOKEN, Sim};
 
 fn org_target(sim: &Sim, org: &str, token: &str) -> Target {
     Target {

@@ -4,8 +4,7 @@
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-use crate::support::sim::Sim;
-use crate::support::sim::{self, Api, DEV, DEV_TOKEN, PROD, PROD_TOKEN, assert_error_body};
+use crate::support::sim::{self, Api, DEV, DEV_TOKEN, PROD, PROD_TOKEN, Sim, assert_error_body};
 
 const GVC: &str = "/org/acme-dev/gvc";
 
@@ -262,4 +261,35 @@ async fn state_survives_a_restart() {
     let (status, image) = api.get("/org/acme-dev/image/api:1.0").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(image["repository"], "api");
+}
+
+#[tokio::test]
+async fn workloads_are_queried_at_the_org_narrowed_by_their_gvc_as_cpln_does() {
+    let sim = sim::start().await;
+    let api = Api::new(&sim, Some(DEV_TOKEN));
+    for gvc in ["app", "web"] {
+        let gvc_body = json!({"kind": "gvc", "name": gvc,
+            "spec": {"staticPlacement": {"locationLinks": ["//location/aws-us-west-2"]}}});
+        assert!(api.put(GVC, gvc_body).await.0.is_success());
+        let workload = json!({"kind": "workload", "name": format!("{gvc}-api"), "tags": {"team": "a"},
+            "spec": {"type": "standard", "containers": [{"name": "main", "image": "nginx:1.27"}]}});
+        let (status, body) = api.put(&format!("{GVC}/{gvc}/workload"), workload).await;
+        assert!(status.is_success(), "{body}");
+    }
+    let names = |result: &serde_json::Value| -> Vec<String> {
+        let items = result["items"].as_array().cloned().unwrap_or_default();
+        items.iter().filter_map(|i| i["name"].as_str().map(str::to_owned)).collect()
+    };
+
+    let tagged = json!({"kind": "workload", "spec": {"match": "all", "terms": [{"op": "=", "tag": "team", "value": "a"}]}});
+    let (status, every) = api.post("/org/acme-dev/workload/-query", tagged).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(names(&every), ["app-api", "web-api"]);
+    let in_web = json!({"kind": "workload", "spec": {"match": "all", "terms": [
+        {"op": "=", "tag": "team", "value": "a"}, {"op": "=", "rel": "gvc", "value": "web"}]}});
+    let (_, web) = api.post("/org/acme-dev/workload/-query", in_web.clone()).await;
+    assert_eq!(names(&web), ["web-api"]);
+    // No source has a GVC-level query path.
+    let (status, _) = api.post("/org/acme-dev/gvc/web/workload/-query", in_web).await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
 }

@@ -7,8 +7,7 @@ use serde_json::Value;
 
 use crate::support::cpln::{Cpln, describe};
 use crate::support::oci::{Image, Registry};
-use crate::support::sim::Sim;
-use crate::support::sim::{self, Api, DEV, DEV_TOKEN};
+use crate::support::sim::{self, Api, DEV, DEV_TOKEN, Sim};
 
 /// The shipped example: GVC `app`, identity, three secrets, workloads
 /// `api`, `worker`, `web` (serverless), `db-migrate` (cron), `queue`

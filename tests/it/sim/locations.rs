@@ -10,8 +10,7 @@ use serde_json::{Value, json};
 
 use crate::support::cpln::Cpln;
 use crate::support::oci::{Image, Registry};
-use crate::support::sim::Sim;
-use crate::support::sim::{self, Api, DEV, DEV_TOKEN, assert_error_body};
+use crate::support::sim::{self, Api, DEV, DEV_TOKEN, Sim, assert_error_body};
 
 /// A simulator read from a config file with one custom location.
 async fn with_custom_location() -> (Sim, tempfile::TempDir) {

@@ -7,8 +7,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::support::oci::{Image, Registry};
-use crate::support::sim::Sim;
-use crate::support::sim::{self, Api, DEV, DEV_TOKEN, PROD, PROD_TOKEN};
+use crate::support::sim::{self, Api, DEV, DEV_TOKEN, PROD, PROD_TOKEN, Sim};
 
 /// A GVC `app` in `org` over two locations, plus `extra` spec fields.
 async fn gvc(api: &Api, org: &str, extra: Value) {

@@ -10,8 +10,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::support::cpln::Cpln;
-use crate::support::sim::Sim;
-use crate::support::sim::{self, Api, DEV_TOKEN, assert_error_body};
+use crate::support::sim::{self, Api, DEV_TOKEN, Sim, assert_error_body};
 
 /// The fields a 400's `details.errors` names.
 fn fields(body: &Value) -> Vec<&str> {
