@@ -82,11 +82,16 @@ fn placeholder_allows(placeholder: &str, segment: &str) -> bool {
 
 /// Ferry's requests in `log` that no row has, as `METHOD /path`.
 pub fn unlisted(log: &[RequestRecord]) -> Vec<String> {
-    let mut found: Vec<String> = log
-        .iter()
-        .filter(|r| r.is_ferrys())
-        .filter(|r| !rows().iter().any(|row| matches(row, &r.method, &r.path)))
-        .map(|r| format!("{} {}", r.method, r.path))
+    missing(log.iter().filter(|r| r.is_ferrys()).map(|r| (r.method.as_str(), r.path.as_str())))
+}
+
+/// The `(method, path)` requests no row has, as `METHOD /path`, once each.
+pub fn missing<'a>(requests: impl IntoIterator<Item = (&'a str, &'a str)>) -> Vec<String> {
+    let mut found: Vec<String> = requests
+        .into_iter()
+        .map(|(method, path)| (method, path.split('?').next().unwrap_or(path)))
+        .filter(|(method, path)| !rows().iter().any(|row| matches(row, method, path)))
+        .map(|(method, path)| format!("{method} {path}"))
         .collect();
     found.sort();
     found.dedup();
@@ -96,7 +101,11 @@ pub fn unlisted(log: &[RequestRecord]) -> Vec<String> {
 /// Panics naming every request of Ferry's in `log` that the table lacks
 /// (`what` says whose log it is).
 pub fn check(log: &[RequestRecord], what: &str) {
-    let missing = unlisted(log);
+    fail_on(&unlisted(log), what);
+}
+
+/// Panics naming `missing` requests, if there are any.
+pub fn fail_on(missing: &[String], what: &str) {
     assert!(
         missing.is_empty(),
         "{what}: Ferry sent requests docs/control-plane-api.md does not list (add a row with its source, or stop sending them):\n  {}",
