@@ -75,10 +75,9 @@ pub async fn observe(
         observation.unqueried.sort();
         let kinds: Vec<&str> = observation.unqueried.iter().map(|k| k.as_str()).collect();
         tracing::warn!(
-            "the token may not query {} in {} (the manifests have none): resources of {} that Ferry once managed there are not deleted",
+            "cannot query which {} resources Ferry manages in {} (the token may not, or the API has no such query); the manifests have none, so the plan goes on, but none of them is deleted",
             kinds.join(", "),
             env.name,
-            if kinds.len() == 1 { "that kind" } else { "those kinds" },
         );
     }
     for (id, body) in fetched {
