@@ -498,4 +498,14 @@ mod tests {
         assert!(!in_gvc(&json!({"gvc": "web"}), "app"));
         assert!(in_gvc(&json!({"name": "api"}), "app"), "the query's term chose it");
     }
+
+    #[test]
+    fn a_refusal_names_the_permission_and_a_missing_query_says_so() {
+        let help = |status| match refused(&env(), Kind::Workload, "/p".into(), status) {
+            ApiError::ManagedQuery { help, .. } => help,
+            other => panic!("{other}"),
+        };
+        assert!(help(403).contains("lacks the `view` permission on workload"), "{}", help(403));
+        assert!(help(405).contains("does not answer this query"), "{}", help(405));
+    }
 }
