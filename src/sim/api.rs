@@ -11,6 +11,8 @@ use axum::extract::{Query as QueryParams, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Map, Value, json};
 
 use super::auth::Access;
@@ -116,7 +118,7 @@ impl Request<'_> {
             ["image"] if m == Method::POST || m == Method::PUT => {
                 Err(ApiError::forbidden("You can create an image only by pushing"))
             }
-            ["image", "-query"] if m == Method::POST => self.query("image", self.images(org, None)),
+            ["image", "-query"] if is_query(m) => self.query("image", self.images(org, None)),
             ["image", name @ ..] => self.image(org, &name.join("/")),
             ["location"] if m == Method::GET => {
                 Ok(self.list("location", self.shared.locations.list(org)))
@@ -130,7 +132,7 @@ impl Request<'_> {
             [kind] if GVC_KINDS.contains(kind) && m == Method::GET => {
                 Ok(self.list(kind, self.rendered(org, None, kind)))
             }
-            [kind, "-query"] if is_kind(kind) && m == Method::POST => {
+            [kind, "-query"] if is_kind(kind) && is_query(m) => {
                 self.query(kind, self.rendered(org, None, kind))
             }
             [kind] if ORG_KINDS.contains(kind) => self.collection(scope, kind),
@@ -167,7 +169,7 @@ impl Request<'_> {
     /// (`queryDenied` in the config), if this is one.
     fn denied_read<'r>(&self, org: &str, rest: &[&'r str]) -> Option<&'r str> {
         let kind = match rest {
-            [kind, "-query"] if *self.method == Method::POST => kind,
+            [kind, "-query"] if is_query(self.method) => kind,
             [kind] | ["gvc", _, kind] if *self.method == Method::GET => kind,
             _ => return None,
         };
@@ -271,20 +273,39 @@ impl Request<'_> {
         )
     }
 
+    /// A query's first page (POST, `kind: queryresult`), or a later one:
+    /// a GET on the `rel: next` link, which carries the query (the API's
+    /// later pages are GETs that do not send the query again; libs-go
+    /// `QueryResponse.NextPage`) and answers in the list envelope.
     fn query(&self, kind: &str, items: Vec<Value>) -> Result<Response, ApiError> {
-        let body: Value = if self.body.is_empty() {
-            json!({})
-        } else {
-            serde_json::from_slice(self.body)
-                .map_err(|e| ApiError::bad_request(format!("invalid query: {e}")))?
+        let invalid =
+            |e: &dyn std::fmt::Display| ApiError::bad_request(format!("invalid query: {e}"));
+        let body: Value = match self.params.get("query") {
+            Some(carried) => {
+                let bytes = URL_SAFE_NO_PAD.decode(carried).map_err(|e| invalid(&e))?;
+                serde_json::from_slice(&bytes).map_err(|e| invalid(&e))?
+            }
+            None if self.body.is_empty() => json!({}),
+            None => serde_json::from_slice(self.body).map_err(|e| invalid(&e))?,
         };
         let query = Query::parse(&body, kind)?;
-        let items: Vec<Value> = items.into_iter().filter(|i| query.matches(i)).collect();
-        Ok(json_response(
-            StatusCode::OK,
-            json!({"kind": "queryresult", "itemKind": kind, "items": items,
-                   "links": [{"rel": "self", "href": self.path}], "query": query.raw}),
-        ))
+        let matched: Vec<Value> = items.into_iter().filter(|i| query.matches(i)).collect();
+        let size = self.shared.page_size();
+        let start = self.params.get("next").and_then(|n| n.parse::<usize>().ok()).unwrap_or(0);
+        let total = matched.len();
+        let page: Vec<Value> = matched.into_iter().skip(start).take(size).collect();
+        let mut links = vec![json!({"rel": "self", "href": self.path})];
+        if start.saturating_add(size) < total {
+            let carried = URL_SAFE_NO_PAD.encode(body.to_string());
+            let href = format!("{}?next={}&query={carried}", self.path, start + size);
+            links.push(json!({"rel": "next", "href": href}));
+        }
+        let answer = if *self.method == Method::GET {
+            json!({"kind": "list", "itemKind": kind, "items": page, "links": links})
+        } else {
+            json!({"kind": "queryresult", "itemKind": kind, "items": page, "links": links, "query": query.raw})
+        };
+        Ok(json_response(StatusCode::OK, answer))
     }
 
     fn deployments(&self, key: &ItemKey, location: Option<&str>) -> Result<Response, ApiError> {
@@ -404,6 +425,11 @@ fn org_item(org: &str) -> Value {
         "links": [{"rel": "self", "href": format!("/org/{org}")}],
         "spec": {}, "status": {"active": true, "endpointPrefix": org},
     })
+}
+
+/// A query's first page is POSTed, its later ones are GETs.
+fn is_query(method: &Method) -> bool {
+    method == Method::POST || method == Method::GET
 }
 
 fn is_kind(text: &str) -> bool {

@@ -58,7 +58,8 @@ async fn kinds_the_manifests_do_not_use_are_skipped_with_one_warning() {
     let run = plan(dir.path(), &sim);
 
     assert_eq!(run.code, Some(2), "the plan goes through: {}", run.stderr);
-    let notes: Vec<&str> = run.stderr.lines().filter(|l| l.contains("cannot query which")).collect();
+    let notes: Vec<&str> =
+        run.stderr.lines().filter(|l| l.contains("cannot query which")).collect();
     assert_eq!(notes.len(), 1, "one warning for both kinds: {}", run.stderr);
     assert!(notes[0].contains("group, serviceaccount"), "{}", notes[0]);
     let mut seen = refused(&sim);

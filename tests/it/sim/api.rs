@@ -293,3 +293,39 @@ async fn workloads_are_queried_at_the_org_narrowed_by_their_gvc_as_cpln_does() {
     let (status, _) = api.post("/org/acme-dev/gvc/web/workload/-query", in_web).await;
     assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
 }
+
+#[tokio::test]
+async fn query_results_come_in_pages_that_ferrys_client_follows() {
+    let sim = Sim::start(sim::config().with_page_size(2)).await;
+    let api = Api::new(&sim, Some(DEV_TOKEN));
+    for name in ["q-one", "q-two", "q-three", "q-other"] {
+        let team = if name == "q-other" { "b" } else { "a" };
+        let secret = json!({"kind": "secret", "name": name, "type": "opaque", "tags": {"team": team},
+            "data": {"payload": "x", "encoding": "plain"}});
+        assert!(api.put("/org/acme-dev/secret", secret).await.0.is_success());
+    }
+    let query = json!({"kind": "secret", "spec": {"match": "all", "terms": [{"op": "=", "tag": "team", "value": "a"}]}});
+
+    let (_, first) = api.post("/org/acme-dev/secret/-query", query.clone()).await;
+    assert_eq!(
+        (first["kind"].as_str(), first["items"].as_array().map(Vec::len)),
+        (Some("queryresult"), Some(2))
+    );
+    let next = first["links"].as_array().and_then(|l| l.iter().find(|l| l["rel"] == "next"));
+    let href = next.and_then(|n| n["href"].as_str()).expect("a next link").to_owned();
+    assert!(href.starts_with("/org/acme-dev/secret/-query?"), "{href}");
+    let (status, rest) = api.get(&href).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        (rest["kind"].as_str(), rest["items"].as_array().map(Vec::len)),
+        (Some("list"), Some(1))
+    );
+
+    let settings =
+        ferry::api::ClientSettings::new(sim.api_url(), ferry::api::Token::new(DEV_TOKEN));
+    let client = ferry::api::Client::new(settings).expect("a client");
+    let found = client.query("/org/acme-dev/secret/-query", &query).await.expect("every page");
+    let mut names: Vec<&str> = found.iter().filter_map(|i| i["name"].as_str()).collect();
+    names.sort_unstable();
+    assert_eq!(names, ["q-one", "q-three", "q-two"]);
+}
