@@ -257,20 +257,27 @@ impl Request<'_> {
 
     /// A `kind: list` page of `items`, with `rel: next` while more remain.
     fn list(&self, kind: &str, items: Vec<Value>) -> Response {
+        let (page, links) = self.page(items, "");
+        json_response(
+            StatusCode::OK,
+            json!({"kind": "list", "itemKind": kind, "items": page, "links": links}),
+        )
+    }
+
+    /// The page of `items` that `?next=N` asks for (the first without it),
+    /// and its links: `self`, and `next` (`?next=M` then `carried`) while
+    /// more remain.
+    fn page(&self, items: Vec<Value>, carried: &str) -> (Vec<Value>, Vec<Value>) {
         let size = self.shared.page_size();
         let start = self.params.get("next").and_then(|n| n.parse::<usize>().ok()).unwrap_or(0);
         let total = items.len();
         let page: Vec<Value> = items.into_iter().skip(start).take(size).collect();
         let mut links = vec![json!({"rel": "self", "href": self.path})];
         if start.saturating_add(size) < total {
-            links.push(
-                json!({"rel": "next", "href": format!("{}?next={}", self.path, start + size)}),
-            );
+            let href = format!("{}?next={}{carried}", self.path, start + size);
+            links.push(json!({"rel": "next", "href": href}));
         }
-        json_response(
-            StatusCode::OK,
-            json!({"kind": "list", "itemKind": kind, "items": page, "links": links}),
-        )
+        (page, links)
     }
 
     /// A query's first page (POST, `kind: queryresult`), or a later one:
@@ -290,16 +297,8 @@ impl Request<'_> {
         };
         let query = Query::parse(&body, kind)?;
         let matched: Vec<Value> = items.into_iter().filter(|i| query.matches(i)).collect();
-        let size = self.shared.page_size();
-        let start = self.params.get("next").and_then(|n| n.parse::<usize>().ok()).unwrap_or(0);
-        let total = matched.len();
-        let page: Vec<Value> = matched.into_iter().skip(start).take(size).collect();
-        let mut links = vec![json!({"rel": "self", "href": self.path})];
-        if start.saturating_add(size) < total {
-            let carried = URL_SAFE_NO_PAD.encode(body.to_string());
-            let href = format!("{}?next={}&query={carried}", self.path, start + size);
-            links.push(json!({"rel": "next", "href": href}));
-        }
+        let carried = format!("&query={}", URL_SAFE_NO_PAD.encode(body.to_string()));
+        let (page, links) = self.page(matched, &carried);
         let answer = if *self.method == Method::GET {
             json!({"kind": "list", "itemKind": kind, "items": page, "links": links})
         } else {
