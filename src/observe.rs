@@ -31,10 +31,16 @@ pub struct Observation {
     pub live: HashMap<ResourceId, State>,
     /// Resources tagged as managed for the environment.
     pub managed: Vec<State>,
+    /// Kinds the manifests do not use whose managed resources could not
+    /// be queried (403, 404, 405): none of them is deleted by this plan.
+    pub unqueried: Vec<Kind>,
 }
 
 /// Reads the live state of `ids` (secrets with their payloads, so that they
-/// can be compared by hash) and every resource Ferry manages in `env`.
+/// can be compared by hash) and every resource Ferry manages in `env`. A
+/// refused managed-resource query is skipped, with one warning for all
+/// such kinds, for a kind none of `ids` has; for a kind they have it is
+/// an error naming the permission the token lacks.
 pub async fn observe(
     client: &Client,
     env: &Environment,
@@ -51,10 +57,29 @@ pub async fn observe(
     let managed = stream::iter(Kind::ALL)
         .map(|kind| managed_of_kind(client, env, kind))
         .buffer_unordered(QUEUE)
-        .try_collect::<Vec<Vec<State>>>();
+        .try_collect::<Vec<Managed>>();
     let (fetched, managed) = futures::try_join!(fetched, managed)?;
-    let mut observation =
-        Observation { managed: managed.into_iter().flatten().collect(), ..Observation::default() };
+    let mut observation = Observation::default();
+    for found in managed {
+        match found {
+            Managed::Found(states) => observation.managed.extend(states),
+            Managed::Refused { kind, path, status } => {
+                if ids.iter().any(|id| id.kind == kind) {
+                    return Err(refused(env, kind, path, status));
+                }
+                observation.unqueried.push(kind);
+            }
+        }
+    }
+    if !observation.unqueried.is_empty() {
+        observation.unqueried.sort();
+        let kinds: Vec<&str> = observation.unqueried.iter().map(|k| k.as_str()).collect();
+        tracing::warn!(
+            "cannot query which {} resources Ferry manages in {} (the token may not, or the API has no such query); the manifests have none, so the plan goes on, but none of them is deleted",
+            kinds.join(", "),
+            env.name,
+        );
+    }
     for (id, body) in fetched {
         if let Some(body) = body {
             observation.live.insert(id.clone(), state(env, &id, &body));
@@ -62,6 +87,25 @@ pub async fn observe(
         }
     }
     Ok(observation)
+}
+
+/// The error for a refused managed-resource query of a kind the manifests
+/// use: which permission the token lacks (every kind has `view`, "read-only
+/// access"; docs.controlplane.com/reference/policy), or that the API does
+/// not answer the query.
+fn refused(env: &Environment, kind: Kind, path: String, status: u16) -> ApiError {
+    let help = if status == 403 {
+        format!(
+            "the token lacks the `view` permission on {kind} in org {org}: bind it with a policy (`targetKind: {kind}`, `target: all`, `permissions: [view]`), or add the token's service account to the org's `viewers` group; Ferry reads which {kind} resources it manages to plan their deletes",
+            org = env.org
+        )
+    } else {
+        format!(
+            "the API does not answer this query; Ferry cannot tell which {kind} resources it manages in {}, so it does not plan (docs/control-plane-api.md)",
+            env.name
+        )
+    };
+    ApiError::ManagedQuery { kind: kind.to_string(), org: env.org.clone(), path, status, help }
 }
 
 /// A live body in the form plans compare, with its version.
@@ -88,31 +132,77 @@ pub async fn fetch<A: ControlPlane>(
     client.get_opt(&path).await
 }
 
-/// Resources of one kind tagged as managed for `env`.
+/// What the managed-resource query of one kind gave.
+enum Managed {
+    Found(Vec<State>),
+    /// 403, 404 or 405: the token may not, or the API does not, answer it.
+    Refused {
+        kind: Kind,
+        path: String,
+        status: u16,
+    },
+}
+
+/// Resources of one kind tagged as managed for `env`: the org-level
+/// query, with a `rel: gvc` term for GVC-scoped kinds (as `cpln` queries
+/// workloads: dist/src/commands/workload.js `findRunnerWorkload`).
 async fn managed_of_kind(
     client: &Client,
     env: &Environment,
     kind: Kind,
-) -> Result<Vec<State>, ApiError> {
-    let path = format!("{}/-query", paths::collection(&env.org, &env.gvc, kind));
-    let query = json!({
-        "kind": kind.as_str(),
-        "spec": {"match": "all", "terms": [{"op": "=", "tag": plan::MANAGED_TAG, "value": env.name}]},
-    });
-    let items = match client.query(&path, &query).await {
+) -> Result<Managed, ApiError> {
+    let path = paths::query(&env.org, kind);
+    let items = match client.query(&path, &managed_query(env, kind)).await {
         Ok(items) => items,
-        // A kind the API cannot query here has nothing Ferry manages.
-        Err(error) if matches!(error.status(), Some(404 | 405)) => Vec::new(),
-        Err(error) => return Err(error),
+        Err(error) => match error.status() {
+            Some(status @ 403..=405) => {
+                tracing::debug!("{error}");
+                return Ok(Managed::Refused { kind, path, status });
+            }
+            _ => return Err(error),
+        },
     };
-    Ok(items
-        .iter()
-        .filter_map(|item| {
-            let name = item.get("name")?.as_str()?;
-            let id = ResourceId::new(kind, name);
-            Some(state(env, &id, item))
-        })
-        .collect())
+    Ok(Managed::Found(
+        items
+            .iter()
+            .filter(|item| !kind.is_gvc_scoped() || in_gvc(item, &env.gvc))
+            .filter_map(|item| {
+                let name = item.get("name")?.as_str()?;
+                let id = ResourceId::new(kind, name);
+                Some(state(env, &id, item))
+            })
+            .collect(),
+    ))
+}
+
+/// The query body for `kind`'s resources tagged as managed for `env`.
+fn managed_query(env: &Environment, kind: Kind) -> Value {
+    let mut terms = vec![json!({"op": "=", "tag": plan::MANAGED_TAG, "value": env.name})];
+    if kind.is_gvc_scoped() {
+        terms.push(json!({"op": "=", "rel": "gvc", "value": env.gvc}));
+    }
+    json!({"kind": kind.as_str(), "spec": {"match": "all", "terms": terms}})
+}
+
+/// Whether a queried item of a GVC-scoped kind is in `gvc`, by its `gvc`
+/// field or its `rel: gvc` link; an item that says neither is taken to be
+/// (the query's `rel: gvc` term chose it). One of another GVC is never
+/// taken for this GVC's, should a server ignore the term.
+fn in_gvc(item: &Value, gvc: &str) -> bool {
+    let field = item.get("gvc").and_then(Value::as_str);
+    let link = item
+        .get("links")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .find(|l| l.get("rel").and_then(Value::as_str) == Some("gvc"))
+        .and_then(|l| l.get("href"))
+        .and_then(Value::as_str)
+        .and_then(|href| href.rsplit('/').next());
+    match field.or(link) {
+        Some(found) => found == gvc,
+        None => true,
+    }
 }
 
 /// The images `source`'s live workloads run, by workload and container:
@@ -374,4 +464,48 @@ fn annotate(env: &Environment, changes: &mut [ImageChange], images: &SourceImage
 fn lands_here(env: &Environment, change: &ImageChange) -> bool {
     env.images == crate::config::ImageStrategy::Copy
         && change.after.starts_with(&format!("/org/{}/image/", env.org))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env() -> Environment {
+        crate::api::fake::environment()
+    }
+
+    #[test]
+    fn gvc_scoped_kinds_are_queried_at_the_org_narrowed_to_the_gvc() {
+        let env = env();
+        let terms = |kind| managed_query(&env, kind)["spec"]["terms"].clone();
+        assert_eq!(
+            terms(Kind::Workload),
+            json!([{"op": "=", "tag": plan::MANAGED_TAG, "value": "prod"}, {"op": "=", "rel": "gvc", "value": "app"}])
+        );
+        assert_eq!(
+            terms(Kind::Secret),
+            json!([{"op": "=", "tag": plan::MANAGED_TAG, "value": "prod"}])
+        );
+        assert_eq!(paths::query(&env.org, Kind::VolumeSet), "/org/acme/volumeset/-query");
+    }
+
+    #[test]
+    fn an_item_of_another_gvc_is_never_taken_for_this_ones() {
+        let link =
+            |gvc: &str| json!({"links": [{"rel": "gvc", "href": format!("/org/o/gvc/{gvc}")}]});
+        assert!(in_gvc(&link("app"), "app"));
+        assert!(!in_gvc(&link("web"), "app"));
+        assert!(!in_gvc(&json!({"gvc": "web"}), "app"));
+        assert!(in_gvc(&json!({"name": "api"}), "app"), "the query's term chose it");
+    }
+
+    #[test]
+    fn a_refusal_names_the_permission_and_a_missing_query_says_so() {
+        let help = |status| match refused(&env(), Kind::Workload, "/p".into(), status) {
+            ApiError::ManagedQuery { help, .. } => help,
+            other => panic!("{other}"),
+        };
+        assert!(help(403).contains("lacks the `view` permission on workload"), "{}", help(403));
+        assert!(help(405).contains("does not answer this query"), "{}", help(405));
+    }
 }

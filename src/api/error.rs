@@ -59,6 +59,15 @@ pub enum ApiError {
     #[diagnostic(code(ferry::api::decode))]
     Decode { method: String, path: String, reason: String },
 
+    /// The query for the resources Ferry manages of a kind the manifests
+    /// use was refused: without it Ferry cannot tell which of them it
+    /// manages, so it does not plan blind.
+    #[error(
+        "cannot read which {kind} resources Ferry manages in org {org}: POST {path} answered {status}"
+    )]
+    #[diagnostic(code(ferry::api::managed_query), help("{help}"))]
+    ManagedQuery { kind: String, org: String, path: String, status: u16, help: String },
+
     #[error("could not set up the HTTP client")]
     #[diagnostic(code(ferry::api::client))]
     Client(#[source] reqwest::Error),
@@ -81,6 +90,7 @@ impl ApiError {
         match self {
             ApiError::Status { status, .. } => Some(*status),
             ApiError::Quota { .. } => Some(429),
+            ApiError::ManagedQuery { status, .. } => Some(*status),
             _ => None,
         }
     }

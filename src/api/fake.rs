@@ -3,7 +3,8 @@
 //! PUT/POST/PATCH/DELETE with the API's semantics (PUT merges, POST
 //! answers 409 when the item exists, PATCH speaks the directive language
 //! of [`crate::patch`], `version` counts writes), list and `-query`
-//! by tag or name, and `-reveal` reads. Workloads get simulated
+//! by tag, property or `rel: gvc` (queries are org-level, GVC-scoped kinds
+//! too, as the API's are), and `-reveal` reads. Workloads get simulated
 //! deployments, one per location, that become ready a chosen time after
 //! each write, measured on tokio's clock: under `tokio::time::pause()` a
 //! test waits out minutes in no real time. Faults are injected per call,
@@ -328,13 +329,47 @@ impl State {
 
     /// The items directly under a collection path.
     fn children(&self, collection: &str) -> Vec<Value> {
+        self.under(collection).into_iter().map(|(_, body)| body).collect()
+    }
+
+    /// The items directly under a collection path, with their GVC.
+    fn under(&self, collection: &str) -> Vec<(Option<String>, Value)> {
         let prefix = format!("{collection}/");
         self.items
             .range(prefix.clone()..)
             .take_while(|(path, _)| path.starts_with(&prefix))
             .filter(|(path, _)| !path[prefix.len()..].contains('/'))
-            .map(|(_, body)| body.clone())
+            .map(|(path, body)| (gvc_of(path), body.clone()))
             .collect()
+    }
+
+    /// What `/org/ORG/KIND/-query` searches: the org's items of KIND, in
+    /// every GVC for a GVC-scoped kind.
+    fn queried(&self, query_path: &str) -> Vec<(Option<String>, Value)> {
+        let collection = query_path.strip_suffix("/-query").unwrap_or(query_path);
+        let Some((org, kind)) = collection.rsplit_once('/') else { return Vec::new() };
+        let in_gvcs = ["workload", "identity", "volumeset"].contains(&kind);
+        if !in_gvcs {
+            return self.under(collection);
+        }
+        let prefix = format!("{org}/gvc/");
+        let mut gvcs: Vec<String> = self
+            .items
+            .range(prefix.clone()..)
+            .take_while(|(path, _)| path.starts_with(&prefix))
+            .filter_map(|(path, _)| path[prefix.len()..].split('/').next().map(str::to_owned))
+            .collect();
+        gvcs.dedup();
+        gvcs.iter().flat_map(|gvc| self.under(&format!("{prefix}{gvc}/{kind}"))).collect()
+    }
+}
+
+/// The GVC in an item path `/org/O/gvc/G/KIND/NAME`.
+fn gvc_of(path: &str) -> Option<String> {
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    match segments.as_slice() {
+        ["org", _, "gvc", gvc, _, _] => Some((*gvc).to_owned()),
+        _ => None,
     }
 }
 
@@ -349,16 +384,20 @@ fn merge(target: &mut Map<String, Value>, patch: &Map<String, Value>) -> Result<
     crate::patch::apply(target, patch).map_err(|_| 400)
 }
 
-/// Whether `item` matches a `-query` body: `spec.terms` on tags or
-/// properties with `=`, `match` all (default) or any.
-fn matches(item: &Value, query: &Value) -> bool {
+/// Whether `item` (in `gvc`) matches a `-query` body: `spec.terms` on
+/// tags, properties or `rel: gvc`, with `=`, `!=` or `exists`, `match` all
+/// (default) or any.
+fn matches(gvc: Option<&str>, item: &Value, query: &Value) -> bool {
     let terms = query.pointer("/spec/terms").and_then(Value::as_array).cloned().unwrap_or_default();
+    let gvc = gvc.map(|g| Value::String(g.to_owned()));
     let holds = |term: &Value| {
         let value = term.get("value");
         let found = if let Some(tag) = term.get("tag").and_then(Value::as_str) {
             item.get("tags").and_then(|t| t.get(tag))
         } else if let Some(property) = term.get("property").and_then(Value::as_str) {
             item.get(property)
+        } else if term.get("rel").and_then(Value::as_str) == Some("gvc") {
+            gvc.as_ref()
         } else {
             None
         };
@@ -393,9 +432,13 @@ impl ControlPlane for Fake {
     }
 
     async fn query(&self, path: &str, query: &Value) -> Result<Vec<Value>, ApiError> {
-        let collection = path.strip_suffix("/-query").unwrap_or(path);
         self.call(Verb::Query, path, |state| {
-            Ok(state.children(collection).into_iter().filter(|i| matches(i, query)).collect())
+            Ok(state
+                .queried(path)
+                .into_iter()
+                .filter(|(gvc, item)| matches(gvc.as_deref(), item, query))
+                .map(|(_, item)| item)
+                .collect())
         })
         .await
     }
@@ -508,6 +551,23 @@ mod tests {
         assert_eq!(fake.list(SECRETS).await.ok().map(names), Some(vec!["a".into(), "b".into()]));
         let query = json!({"spec": {"terms": [{"op": "=", "tag": "t", "value": "y"}]}});
         let found = fake.query("/org/o/secret/-query", &query).await.ok().map(names);
+        assert_eq!(found, Some(vec!["b".to_owned()]));
+    }
+
+    #[tokio::test]
+    async fn gvc_scoped_kinds_are_queried_at_the_org_with_a_gvc_term() {
+        let fake = Fake::new();
+        fake.seed("/org/o/gvc/app/workload/a", json!({"name": "a", "tags": {"t": "x"}}));
+        fake.seed("/org/o/gvc/web/workload/b", json!({"name": "b", "tags": {"t": "x"}}));
+        fake.seed("/org/o/gvc/web/identity/c", json!({"name": "c", "tags": {"t": "x"}}));
+        let names = |items: Vec<Value>| -> Vec<String> {
+            items.iter().filter_map(|i| i["name"].as_str().map(str::to_owned)).collect()
+        };
+        let tagged = json!({"spec": {"terms": [{"op": "=", "tag": "t", "value": "x"}]}});
+        let all = fake.query("/org/o/workload/-query", &tagged).await.ok().map(names);
+        assert_eq!(all, Some(vec!["a".to_owned(), "b".to_owned()]));
+        let in_web = json!({"spec": {"terms": [{"op": "=", "tag": "t", "value": "x"}, {"op": "=", "rel": "gvc", "value": "web"}]}});
+        let found = fake.query("/org/o/workload/-query", &in_web).await.ok().map(names);
         assert_eq!(found, Some(vec!["b".to_owned()]));
     }
 

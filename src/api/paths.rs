@@ -20,6 +20,13 @@ pub fn item(org: &str, gvc: &str, kind: Kind, name: &str) -> String {
     format!("{}/{}", collection(org, gvc, kind), encode(name))
 }
 
+/// `/org/ORG/KIND/-query`: where resources of any kind are queried. Queries
+/// are org-level for GVC-scoped kinds too (narrowed by a `rel: gvc` term):
+/// there is no `/org/ORG/gvc/GVC/KIND/-query` (docs/control-plane-api.md).
+pub fn query(org: &str, kind: Kind) -> String {
+    format!("/org/{}/{kind}/-query", encode(org))
+}
+
 /// The per-location deployments of a workload.
 pub fn deployments(org: &str, gvc: &str, workload: &str) -> String {
     format!("{}/deployment", item(org, gvc, Kind::Workload, workload))
@@ -52,6 +59,7 @@ mod tests {
             "/org/acme/gvc/app/identity/api-id"
         );
         assert_eq!(deployments("acme", "app", "api"), "/org/acme/gvc/app/workload/api/deployment");
+        assert_eq!(query("acme", Kind::Workload), "/org/acme/workload/-query");
         assert_eq!(item("acme", "app", Kind::Domain, "a b/c"), "/org/acme/domain/a%20b%2Fc");
     }
 }

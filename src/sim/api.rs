@@ -11,6 +11,8 @@ use axum::extract::{Query as QueryParams, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Map, Value, json};
 
 use super::auth::Access;
@@ -105,13 +107,18 @@ impl Request<'_> {
     fn org_route(&self, org: &str, rest: &[&str]) -> Result<Response, ApiError> {
         let m = self.method;
         let scope = Scope { org, gvc: None };
+        if let Some(kind) = self.denied_read(org, rest) {
+            return Err(ApiError::forbidden(format!(
+                "the token lacks the view permission on {kind} (simulated: queryDenied)"
+            )));
+        }
         match rest {
             [] if m == Method::GET => Ok(json_response(StatusCode::OK, org_item(org))),
             ["image"] if m == Method::GET => Ok(self.list("image", self.images(org, None))),
             ["image"] if m == Method::POST || m == Method::PUT => {
                 Err(ApiError::forbidden("You can create an image only by pushing"))
             }
-            ["image", "-query"] if m == Method::POST => self.query("image", self.images(org, None)),
+            ["image", "-query"] if is_query(m) => self.query("image", self.images(org, None)),
             ["image", name @ ..] => self.image(org, &name.join("/")),
             ["location"] if m == Method::GET => {
                 Ok(self.list("location", self.shared.locations.list(org)))
@@ -125,7 +132,7 @@ impl Request<'_> {
             [kind] if GVC_KINDS.contains(kind) && m == Method::GET => {
                 Ok(self.list(kind, self.rendered(org, None, kind)))
             }
-            [kind, "-query"] if is_kind(kind) && m == Method::POST => {
+            [kind, "-query"] if is_kind(kind) && is_query(m) => {
                 self.query(kind, self.rendered(org, None, kind))
             }
             [kind] if ORG_KINDS.contains(kind) => self.collection(scope, kind),
@@ -135,9 +142,6 @@ impl Request<'_> {
             [kind, name] if ORG_KINDS.contains(kind) => self.item(scope, kind, name),
             ["gvc", gvc, kind] if GVC_KINDS.contains(kind) => {
                 self.collection(Scope { org, gvc: Some(gvc) }, kind)
-            }
-            ["gvc", gvc, kind, "-query"] if GVC_KINDS.contains(kind) && m == Method::POST => {
-                self.query(kind, self.rendered(org, Some(gvc), kind))
             }
             ["gvc", gvc, kind, name] if GVC_KINDS.contains(kind) => {
                 self.item(Scope { org, gvc: Some(gvc) }, kind, name)
@@ -159,6 +163,18 @@ impl Request<'_> {
                 format!("no route for {}", self.path),
             )),
         }
+    }
+
+    /// The kind of a list or query the org's tokens are refused
+    /// (`queryDenied` in the config), if this is one.
+    fn denied_read<'r>(&self, org: &str, rest: &[&'r str]) -> Option<&'r str> {
+        let kind = match rest {
+            [kind, "-query"] if is_query(self.method) => kind,
+            [kind] | ["gvc", _, kind] if *self.method == Method::GET => kind,
+            _ => return None,
+        };
+        let denied = self.shared.query_denied.get(org)?;
+        denied.iter().any(|d| d == kind).then_some(*kind)
     }
 
     fn collection(&self, scope: Scope<'_>, kind: &str) -> Result<Response, ApiError> {
@@ -241,36 +257,54 @@ impl Request<'_> {
 
     /// A `kind: list` page of `items`, with `rel: next` while more remain.
     fn list(&self, kind: &str, items: Vec<Value>) -> Response {
-        let size = self.shared.page_size();
-        let start = self.params.get("next").and_then(|n| n.parse::<usize>().ok()).unwrap_or(0);
-        let total = items.len();
-        let page: Vec<Value> = items.into_iter().skip(start).take(size).collect();
-        let mut links = vec![json!({"rel": "self", "href": self.path})];
-        if start.saturating_add(size) < total {
-            links.push(
-                json!({"rel": "next", "href": format!("{}?next={}", self.path, start + size)}),
-            );
-        }
+        let (page, links) = self.page(items, "");
         json_response(
             StatusCode::OK,
             json!({"kind": "list", "itemKind": kind, "items": page, "links": links}),
         )
     }
 
+    /// The page of `items` that `?next=N` asks for (the first without it),
+    /// and its links: `self`, and `next` (`?next=M` then `carried`) while
+    /// more remain.
+    fn page(&self, items: Vec<Value>, carried: &str) -> (Vec<Value>, Vec<Value>) {
+        let size = self.shared.page_size();
+        let start = self.params.get("next").and_then(|n| n.parse::<usize>().ok()).unwrap_or(0);
+        let total = items.len();
+        let page: Vec<Value> = items.into_iter().skip(start).take(size).collect();
+        let mut links = vec![json!({"rel": "self", "href": self.path})];
+        if start.saturating_add(size) < total {
+            let href = format!("{}?next={}{carried}", self.path, start + size);
+            links.push(json!({"rel": "next", "href": href}));
+        }
+        (page, links)
+    }
+
+    /// A query's first page (POST, `kind: queryresult`), or a later one:
+    /// a GET on the `rel: next` link, which carries the query (the API's
+    /// later pages are GETs that do not send the query again; libs-go
+    /// `QueryResponse.NextPage`) and answers in the list envelope.
     fn query(&self, kind: &str, items: Vec<Value>) -> Result<Response, ApiError> {
-        let body: Value = if self.body.is_empty() {
-            json!({})
-        } else {
-            serde_json::from_slice(self.body)
-                .map_err(|e| ApiError::bad_request(format!("invalid query: {e}")))?
+        let invalid =
+            |e: &dyn std::fmt::Display| ApiError::bad_request(format!("invalid query: {e}"));
+        let body: Value = match self.params.get("query") {
+            Some(carried) => {
+                let bytes = URL_SAFE_NO_PAD.decode(carried).map_err(|e| invalid(&e))?;
+                serde_json::from_slice(&bytes).map_err(|e| invalid(&e))?
+            }
+            None if self.body.is_empty() => json!({}),
+            None => serde_json::from_slice(self.body).map_err(|e| invalid(&e))?,
         };
         let query = Query::parse(&body, kind)?;
-        let items: Vec<Value> = items.into_iter().filter(|i| query.matches(i)).collect();
-        Ok(json_response(
-            StatusCode::OK,
-            json!({"kind": "queryresult", "itemKind": kind, "items": items,
-                   "links": [{"rel": "self", "href": self.path}], "query": query.raw}),
-        ))
+        let matched: Vec<Value> = items.into_iter().filter(|i| query.matches(i)).collect();
+        let carried = format!("&query={}", URL_SAFE_NO_PAD.encode(body.to_string()));
+        let (page, links) = self.page(matched, &carried);
+        let answer = if *self.method == Method::GET {
+            json!({"kind": "list", "itemKind": kind, "items": page, "links": links})
+        } else {
+            json!({"kind": "queryresult", "itemKind": kind, "items": page, "links": links, "query": query.raw})
+        };
+        Ok(json_response(StatusCode::OK, answer))
     }
 
     fn deployments(&self, key: &ItemKey, location: Option<&str>) -> Result<Response, ApiError> {
@@ -390,6 +424,11 @@ fn org_item(org: &str) -> Value {
         "links": [{"rel": "self", "href": format!("/org/{org}")}],
         "spec": {}, "status": {"active": true, "endpointPrefix": org},
     })
+}
+
+/// A query's first page is POSTed, its later ones are GETs.
+fn is_query(method: &Method) -> bool {
+    method == Method::POST || method == Method::GET
 }
 
 fn is_kind(text: &str) -> bool {

@@ -14,6 +14,8 @@
 //!     tokens: [qa-token]
 //!     registryUpstream: 127.0.0.1:5000  # optional: an external OCI registry
 //!                                       # (user `<token>`, the org's first token)
+//!     queryDenied: [volumeset]          # optional: kinds whose list and -query
+//!                                       # answer 403 to the org's tokens
 //! externalRegistries:                # optional: registries outside Control
 //!   ghcr.io:                          # Plane that the simulator can read,
 //!     addr: 127.0.0.1:5200            # by the host image references name
@@ -97,6 +99,10 @@ pub struct OrgConfig {
     /// of one the simulator serves (see `sim::upstream`).
     #[serde(default)]
     pub registry_upstream: Option<String>,
+    /// Kinds whose lists and `-query` answer 403 to this org's tokens, as
+    /// to a least-privilege token without `view` on them.
+    #[serde(default)]
+    pub query_denied: Vec<String>,
 }
 
 impl fmt::Debug for OrgConfig {
@@ -107,6 +113,7 @@ impl fmt::Debug for OrgConfig {
             .field("tokens", &format_args!("[{} redacted]", self.tokens.len()))
             .field("registry_addr", &self.registry_addr)
             .field("registry_upstream", &self.registry_upstream)
+            .field("query_denied", &self.query_denied)
             .finish()
     }
 }
@@ -179,6 +186,7 @@ impl SimConfig {
                 tokens: vec![token],
                 registry_addr: None,
                 registry_upstream: None,
+                query_denied: Vec::new(),
             }),
         }
         self
@@ -198,6 +206,14 @@ impl SimConfig {
             org.registry_upstream = Some(host.into());
         }
         config
+    }
+
+    /// Makes `org`'s tokens refused (403) the lists and `-query` of `kind`.
+    pub fn with_query_denied(mut self, org: &str, kind: impl Into<String>) -> Self {
+        if let Some(found) = self.orgs.iter_mut().find(|o| o.name == org) {
+            found.query_denied.push(kind.into());
+        }
+        self
     }
 
     /// Makes image references to `host` (`ghcr.io`) read the registry at

@@ -1,5 +1,9 @@
 //! Added latency, injected errors and the request log, for every request
-//! the simulator serves (API and registries alike).
+//! the simulator serves (API and registries alike). With
+//! `FERRY_SIM_REQUEST_LOG=FILE` in its environment a simulator also appends
+//! each record to FILE as a JSON line, so that the requests a `ferry --sim`
+//! process sent can be read after it ends (the integration tests check
+//! them against docs/control-plane-api.md).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -56,15 +60,19 @@ pub enum FaultTarget {
 }
 
 /// Which server answered a request.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Service {
     Api,
     Registry,
 }
 
+/// The environment variable naming a file every request record is
+/// appended to, as a JSON line.
+pub const REQUEST_LOG_VAR: &str = "FERRY_SIM_REQUEST_LOG";
+
 /// One request as the simulator saw it.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RequestRecord {
     pub service: Service,
@@ -79,9 +87,18 @@ pub struct RequestRecord {
     pub org: Option<String>,
     /// The answer was an injected fault.
     pub injected: bool,
+    /// The client's `User-Agent` (Ferry's is `ferry/VERSION`).
+    #[serde(default)]
+    pub user_agent: Option<String>,
 }
 
 impl RequestRecord {
+    /// A request Ferry sent (its API and registry clients say `ferry/…`),
+    /// not the `cpln` CLI's or a test's own.
+    pub fn is_ferrys(&self) -> bool {
+        self.user_agent.as_deref().is_some_and(|agent| agent.starts_with("ferry/"))
+    }
+
     /// A request that could change state (anything but GET and HEAD).
     pub fn is_write(&self) -> bool {
         !matches!(self.method.as_str(), "GET" | "HEAD")
@@ -94,12 +111,21 @@ pub(crate) struct Faults {
     config: Mutex<FaultConfig>,
     rng: AtomicU64,
     log: Mutex<Vec<RequestRecord>>,
+    /// [`REQUEST_LOG_VAR`]'s file, when set.
+    log_file: Option<std::path::PathBuf>,
 }
 
 impl Faults {
     pub fn new(config: FaultConfig) -> Self {
         let seed = config.seed | 1;
-        Self { config: Mutex::new(config), rng: AtomicU64::new(seed), log: Mutex::new(Vec::new()) }
+        Self {
+            config: Mutex::new(config),
+            rng: AtomicU64::new(seed),
+            log: Mutex::new(Vec::new()),
+            log_file: std::env::var_os(REQUEST_LOG_VAR)
+                .filter(|v| !v.is_empty())
+                .map(std::path::PathBuf::from),
+        }
     }
 
     pub fn set(&self, config: FaultConfig) {
@@ -124,6 +150,9 @@ impl Faults {
     }
 
     fn record(&self, record: RequestRecord) {
+        if let Some(file) = &self.log_file {
+            append(file, &record);
+        }
         self.log.lock().unwrap_or_else(PoisonError::into_inner).push(record);
     }
 
@@ -190,6 +219,8 @@ pub(crate) async fn middleware(
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
     let org = layer.org.clone().or_else(|| org_of(&path));
+    let user_agent =
+        request.headers().get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(str::to_owned);
     let config = layer.faults.config();
     if config.latency_ms > 0 {
         tokio::time::sleep(Duration::from_millis(config.latency_ms)).await;
@@ -208,8 +239,25 @@ pub(crate) async fn middleware(
         duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
         org,
         injected: injected.is_some(),
+        user_agent,
     });
     response
+}
+
+/// Appends `record` to `file` as one JSON line (one `write`, so that
+/// processes sharing the file do not interleave); a failure is logged.
+fn append(file: &std::path::Path, record: &RequestRecord) {
+    use std::io::Write;
+    let Ok(mut line) = serde_json::to_vec(record) else { return };
+    line.push(b'\n');
+    let written = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(file)
+        .and_then(|mut f| f.write_all(&line));
+    if let Err(error) = written {
+        tracing::warn!("could not append to the request log {}: {error}", file.display());
+    }
 }
 
 fn method_name(method: &Method) -> String {

@@ -40,7 +40,7 @@ use clap::Subcommand;
 pub use config::{OrgConfig, SimConfig};
 pub use deploy::FAIL_TAG;
 pub use error::SimError;
-pub use faults::{FaultConfig, FaultTarget, RequestRecord, Service};
+pub use faults::{FaultConfig, FaultTarget, REQUEST_LOG_VAR, RequestRecord, Service};
 pub use locations::{CustomLocation, Geo};
 pub use server::{SimHandle, Simulator};
 

@@ -38,6 +38,8 @@ pub(crate) struct Shared {
     pub upstreams: Upstreams,
     /// The locations every org has.
     pub locations: Locations,
+    /// Org → kinds whose lists and queries its tokens are refused.
+    pub query_denied: BTreeMap<String, Vec<String>>,
 }
 
 impl Shared {
@@ -124,6 +126,11 @@ impl Simulator {
             uploads: Uploads::default(),
             upstreams,
             locations: Locations::new(&config.locations),
+            query_denied: config
+                .orgs
+                .iter()
+                .map(|o| (o.name.clone(), o.query_denied.clone()))
+                .collect(),
         });
         {
             let state = shared.lock();

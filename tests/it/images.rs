@@ -12,7 +12,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use base64::Engine;
-use ferry::sim::{SimConfig, SimHandle, Simulator};
+use ferry::sim::SimConfig;
 use serde_json::Value;
 
 use crate::support::command::{Run, ferry_with};
@@ -21,6 +21,7 @@ use crate::support::oci::{Image, Registry};
 use crate::support::registry_server::AuthMode::Basic;
 use crate::support::registry_server::RegistryServer;
 use crate::support::sim::Api;
+use crate::support::sim::Sim;
 
 const STAGING: (&str, &str) = ("acme-staging", "staging-token-i");
 const PROD: (&str, &str) = ("acme-prod", "prod-token-i");
@@ -41,7 +42,7 @@ const CONTAINERS: [(&str, &str); 7] = [
 
 struct Setup {
     dir: tempfile::TempDir,
-    sim: SimHandle,
+    sim: Sim,
     private: RegistryServer,
     /// The private image's digest.
     private_digest: String,
@@ -61,7 +62,7 @@ impl Setup {
                 &host,
                 Some(("<token>".to_owned(), PRIVATE_PASSWORD.to_owned())),
             );
-        let sim = Simulator::start(config).await.expect("simulator starts");
+        let sim = Sim::start(config).await;
         let private_image = Image::new("private-app", "amd64");
         Registry::new(&host, PRIVATE_PASSWORD)
             .push_image("team/private-app", "2.0", &private_image)

@@ -7,6 +7,7 @@ use std::path::Path;
 
 use crate::support::command::{Run, ferry, ferry_with, repo_root};
 use crate::support::git::{TestRepo, commit_example};
+use crate::support::sim::Sim;
 
 /// Every file under `dir`, with its text.
 fn files(dir: &Path) -> Vec<(String, String)> {
@@ -187,13 +188,13 @@ async fn an_environment_cpln_apply_created_from_the_valid_corpus_round_trips() {
     use crate::support::cpln::{Cpln, apply_valid_corpus};
     use crate::support::sim::Api;
     use ferry::manifest::Kind;
-    use ferry::sim::{SimConfig, Simulator};
+    use ferry::sim::SimConfig;
 
     const ORG: &str = "acme-staging";
     let config = SimConfig::new()
         .with_org(ORG, "staging-token")
         .with_rollout_delay(Duration::from_millis(100));
-    let sim = Simulator::start(config).await.expect("simulator starts");
+    let sim = Sim::start(config).await;
     apply_valid_corpus(&Cpln::new(&sim, ORG, "staging-token")).await;
 
     // The corpus's own-registry images, pushed as CI would have.

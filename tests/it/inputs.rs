@@ -6,10 +6,11 @@ use std::os::unix::fs::symlink;
 use std::path::Path;
 use std::time::Duration;
 
-use ferry::sim::{SimConfig, Simulator};
+use ferry::sim::SimConfig;
 
 use crate::support::command::{Run, ferry, ferry_with, repo_root};
 use crate::support::git::{TestRepo, commit_example};
+use crate::support::sim::Sim;
 
 const PLAN: &str = "manifests:\n  path: manifests\ntopology: org-per-env\nenvironments:\n  - name: staging\n    org: acme-staging\n    gvc: app\n    tokenEnv: CPLN_TOKEN_STAGING\n";
 
@@ -157,7 +158,7 @@ async fn a_malformed_token_is_an_input_error_before_any_request() {
         .with_org("acme-staging", "staging-token-input")
         .with_org("acme-prod", "prod-token-input")
         .with_rollout_delay(Duration::from_millis(50));
-    let sim = Simulator::start(config).await.expect("simulator starts");
+    let sim = Sim::start(config).await;
     let endpoint = sim.api_url();
     let cases = [
         ("prod-token\ninput", "holds more than one line"),

@@ -16,6 +16,7 @@ mod images;
 mod import;
 mod inputs;
 mod leaks;
+mod least_privilege;
 mod plan;
 mod plan_equals_promote;
 mod promote;

@@ -5,13 +5,14 @@
 use std::path::Path;
 use std::time::Duration;
 
-use ferry::sim::{FaultConfig, SimConfig, SimHandle, Simulator};
+use ferry::sim::{FaultConfig, SimConfig};
 use serde_json::Value;
 
 use crate::support::command::{Run, ferry_with, repo_root};
 use crate::support::cpln::Cpln;
 use crate::support::git::{TestRepo, commit_example};
 use crate::support::oci::{Image, Registry};
+use crate::support::sim::Sim;
 
 const PROD: &str = "acme-prod";
 const PROD_TOKEN: &str = "prod-token-plan";
@@ -31,15 +32,15 @@ fn read(path: &Path) -> String {
     std::fs::read_to_string(path).expect("readable file")
 }
 
-async fn simulator() -> SimHandle {
+async fn simulator() -> Sim {
     let config = SimConfig::new()
         .with_org(STAGING, STAGING_TOKEN)
         .with_org(PROD, PROD_TOKEN)
         .with_rollout_delay(Duration::from_millis(50));
-    Simulator::start(config).await.expect("simulator starts")
+    Sim::start(config).await
 }
 
-fn plan(dir: &Path, sim: &SimHandle, extra: &[&str]) -> Run {
+fn plan(dir: &Path, sim: &Sim, extra: &[&str]) -> Run {
     let mut args = vec!["plan", "prod"];
     args.extend(extra);
     let endpoint = sim.api_url();
@@ -51,7 +52,7 @@ fn plan(dir: &Path, sim: &SimHandle, extra: &[&str]) -> Run {
     ferry_with(dir, &args, &vars)
 }
 
-fn plan_json(dir: &Path, sim: &SimHandle) -> (Option<i32>, Value) {
+fn plan_json(dir: &Path, sim: &Sim) -> (Option<i32>, Value) {
     let run = plan(dir, sim, &["--output", "json"]);
     let json = serde_json::from_str(&run.stdout)
         .unwrap_or_else(|e| panic!("{e}: {}\n{}", run.stdout, run.stderr));
@@ -60,7 +61,7 @@ fn plan_json(dir: &Path, sim: &SimHandle) -> (Option<i32>, Value) {
 
 /// The example in a git repository, rendered for prod and applied there
 /// with the real cpln CLI.
-async fn applied_example() -> (tempfile::TempDir, TestRepo, SimHandle) {
+async fn applied_example() -> (tempfile::TempDir, TestRepo, Sim) {
     let dir = tempfile::tempdir().expect("temp dir");
     let repo = example_repo(dir.path());
     let sim = simulator().await;
@@ -77,11 +78,11 @@ fn commit_edit(repo: &TestRepo, dir: &Path, file: &str, (from, to): (&str, &str)
 }
 
 /// `ferry render prod`, applied with the real cpln CLI.
-async fn apply_rendered(dir: &Path, sim: &SimHandle) {
+async fn apply_rendered(dir: &Path, sim: &Sim) {
     apply_rendered_to(dir, sim, "prod", PROD, PROD_TOKEN).await;
 }
 
-async fn apply_rendered_to(dir: &Path, sim: &SimHandle, env: &str, org: &str, token: &str) {
+async fn apply_rendered_to(dir: &Path, sim: &Sim, env: &str, org: &str, token: &str) {
     let rendered = ferry_with(dir, &["render", env], &[]);
     assert_eq!(rendered.code, Some(0), "{}", rendered.stderr);
     let file = dir.join(format!("rendered-{env}.yaml"));
@@ -176,7 +177,7 @@ async fn a_one_field_change_in_git_shows_exactly_that_field() {
     );
 }
 
-fn plan_text(dir: &Path, sim: &SimHandle) -> String {
+fn plan_text(dir: &Path, sim: &Sim) -> String {
     plan(dir, sim, &[]).stdout
 }
 

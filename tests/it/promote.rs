@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use ferry::sim::{FaultConfig, FaultTarget, SimConfig, SimHandle, Simulator};
+use ferry::sim::{FaultConfig, FaultTarget, SimConfig};
 use serde_json::Value;
 
 use crate::support::command::{Run, ferry_with, repo_root};
@@ -18,6 +18,7 @@ use crate::support::oci::{Image, Registry};
 use crate::support::registry_server::AuthMode::{Basic, Token};
 use crate::support::registry_server::RegistryServer;
 use crate::support::sim::Api;
+use crate::support::sim::Sim;
 
 pub(crate) const IMAGES: [(&str, &str); 4] =
     [("api", "1.4.2"), ("worker", "1.4.2"), ("web", "1.4.2"), ("queue", "3.13.7")];
@@ -35,7 +36,7 @@ pub(crate) fn token(org: &str) -> &'static str {
 /// A repository with the example and a plan file pointed at a simulator.
 pub(crate) struct Pipeline {
     dir: tempfile::TempDir,
-    pub(crate) sim: SimHandle,
+    pub(crate) sim: Sim,
     /// Debian registries that stand in for the orgs' own (kept running).
     registries: Vec<RegistryServer>,
 }
@@ -64,7 +65,7 @@ impl Pipeline {
 
     async fn org_per_env_with(config: SimConfig, registries: Vec<RegistryServer>) -> Self {
         let config = config.with_rollout_delay(Duration::from_millis(100));
-        let sim = Simulator::start(config).await.expect("simulator starts");
+        let sim = Sim::start(config).await;
         let dir = tempfile::tempdir().expect("temp dir");
         let pipeline = Pipeline { dir, sim, registries };
         let mut plan = String::from(
@@ -84,7 +85,7 @@ impl Pipeline {
         let config = SimConfig::new()
             .with_rollout_delay(Duration::from_millis(100))
             .with_org("acme", token("acme"));
-        let sim = Simulator::start(config).await.expect("simulator starts");
+        let sim = Sim::start(config).await;
         let pipeline =
             Pipeline { dir: tempfile::tempdir().expect("temp dir"), sim, registries: Vec::new() };
         let mut plan = String::from(
@@ -219,7 +220,7 @@ pub(crate) fn digest_of(image: &str) -> &str {
     image.split_once('@').map_or("", |(_, d)| d)
 }
 
-pub(crate) fn writes(sim: &SimHandle, org: &str) -> Vec<ferry::sim::RequestRecord> {
+pub(crate) fn writes(sim: &Sim, org: &str) -> Vec<ferry::sim::RequestRecord> {
     sim.request_log()
         .into_iter()
         .filter(|r| r.org.as_deref() == Some(org))
@@ -495,9 +496,7 @@ async fn live_state_after_promote_equals_the_real_cpln_apply_of_the_same_manifes
     assert_eq!(rendered.code, Some(0), "{}", rendered.stderr);
     let file = pipeline.path().join("prod-rendered.yaml");
     std::fs::write(&file, &rendered.stdout).expect("rendered");
-    let other = Simulator::start(SimConfig::new().with_org("acme-prod", token("acme-prod")))
-        .await
-        .expect("simulator");
+    let other = Sim::start(SimConfig::new().with_org("acme-prod", token("acme-prod"))).await;
     Cpln::new(&other, "acme-prod", token("acme-prod"))
         .ok(&["apply", "-f", file.to_str().expect("path"), "--gvc", "app"], Duration::from_secs(90))
         .await;
@@ -770,7 +769,7 @@ async fn sim_promotes_a_gvc_placed_on_three_clouds_ready_in_every_location() {
     let config = SimConfig::new()
         .with_org("acme-prod", token.as_str())
         .with_state_dir(dir.path().join(".ferry/sim"));
-    let sim = Simulator::start(config).await.expect("simulator restarts on the state");
+    let sim = Sim::start(config).await;
     let api = Api::new(&sim, Some(&token));
     let (_, workload) = api.get("/org/acme-prod/gvc/app/workload/hello").await;
     let (_, deployments) = api.get("/org/acme-prod/gvc/app/workload/hello/deployment").await;

@@ -14,7 +14,8 @@ use crate::promote::digest_of;
 use crate::support::command::{Run, as_a_user, repo_root, run};
 use crate::support::git::{TestRepo, commit_example};
 use crate::support::sim::Api;
-use ferry::sim::{SimConfig, Simulator};
+use crate::support::sim::Sim;
+use ferry::sim::SimConfig;
 
 const ENVIRONMENTS: [(&str, &str); 3] =
     [("dev", "acme-dev"), ("staging", "acme-staging"), ("prod", "acme-prod")];
@@ -83,7 +84,7 @@ async fn running(dir: &Path) -> BTreeMap<&'static str, BTreeMap<String, String>>
     for (_, org) in ENVIRONMENTS {
         config = config.with_org(org, ferry::sim::embedded::token_for(org));
     }
-    let sim = Simulator::start(config).await.expect("the simulator starts on the state");
+    let sim = Sim::start(config).await;
     let mut all = BTreeMap::new();
     for (env, org) in ENVIRONMENTS {
         let api = Api::new(&sim, Some(&ferry::sim::embedded::token_for(org)));

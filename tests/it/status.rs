@@ -10,7 +10,8 @@ use crate::promote::{Pipeline, token};
 use crate::support::command::{Run, ferry_with, repo_root};
 use crate::support::git::{TestRepo, commit_example};
 use crate::support::sim::Api;
-use ferry::sim::{SimConfig, Simulator};
+use crate::support::sim::Sim;
+use ferry::sim::SimConfig;
 
 const ORGS: [&str; 3] = ["acme-dev", "acme-staging", "acme-prod"];
 
@@ -62,7 +63,7 @@ async fn after_the_quickstart_status_shows_every_environment_and_what_each_edge_
         config = config.with_org(org, ferry::sim::embedded::token_for(org));
     }
     {
-        let sim = Simulator::start(config).await.expect("simulator restarts on the state");
+        let sim = Sim::start(config).await;
         let prod = Api::new(&sim, Some(&ferry::sim::embedded::token_for("acme-prod")));
         let (_, queue) = prod.get("/org/acme-prod/gvc/app/workload/queue").await;
         let (_, mut worker) = prod.get("/org/acme-prod/gvc/app/workload/worker").await;

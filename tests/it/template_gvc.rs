@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use ferry::sim::{SimConfig, SimHandle, Simulator};
+use ferry::sim::SimConfig;
 use serde_json::{Value, json};
 
 use crate::support::command::{Run, ferry_with, repo_root};
@@ -14,6 +14,7 @@ use crate::support::cpln::Cpln;
 use crate::support::git::TestRepo;
 use crate::support::oci::{Image, Registry};
 use crate::support::sim::Api;
+use crate::support::sim::Sim;
 
 const ORG: &str = "acme";
 const TOKEN: &str = "acme-token-t";
@@ -28,7 +29,7 @@ const IMAGES: [(&str, &str); 5] = [
 
 /// One org with the GVCs a team made by hand, the chart's images pushed.
 struct Org {
-    sim: SimHandle,
+    sim: Sim,
     api: Api,
 }
 
@@ -36,7 +37,7 @@ impl Org {
     async fn start(gvcs: &[&str]) -> Self {
         let config =
             SimConfig::new().with_org(ORG, TOKEN).with_rollout_delay(Duration::from_millis(100));
-        let sim = Simulator::start(config).await.expect("simulator starts");
+        let sim = Sim::start(config).await;
         let api = Api::new(&sim, Some(TOKEN));
         for gvc in gvcs {
             let body = json!({"name": gvc, "spec": {"staticPlacement": {"locationLinks": ["//location/aws-us-east-2"]}}});

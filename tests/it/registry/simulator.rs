@@ -1,14 +1,14 @@
 //! Copies between the simulator's per-org registries (Basic auth with user
 //! `<token>` and the org's token), the way a dev → prod promotion runs.
 
-use ferry::sim::{Service, SimHandle};
+use ferry::sim::Service;
 
 use super::{block_on, ferry_with_env, inspect, report, seed};
 use crate::support::oci_image::{Format, TestImage};
 use crate::support::registry_server::{TOKEN_USER, Target};
-use crate::support::sim::{self, DEV, DEV_TOKEN, PROD, PROD_TOKEN};
+use crate::support::sim::{self, DEV, DEV_TOKEN, PROD, PROD_TOKEN, Sim};
 
-fn org_target(sim: &SimHandle, org: &str, token: &str) -> Target {
+fn org_target(sim: &Sim, org: &str, token: &str) -> Target {
     Target {
         host: sim.registry_host(org).unwrap(),
         credentials: Some((TOKEN_USER.to_owned(), token.to_owned())),

@@ -4,7 +4,7 @@
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-use crate::support::sim::{self, Api, DEV, DEV_TOKEN, PROD, PROD_TOKEN, assert_error_body};
+use crate::support::sim::{self, Api, DEV, DEV_TOKEN, PROD, PROD_TOKEN, Sim, assert_error_body};
 
 const GVC: &str = "/org/acme-dev/gvc";
 
@@ -145,7 +145,7 @@ async fn patch_directives_apply_over_http() {
 
 #[tokio::test]
 async fn lists_page_and_queries_filter() {
-    let sim = ferry::sim::Simulator::start(sim::config().with_page_size(2)).await.unwrap();
+    let sim = Sim::start(sim::config().with_page_size(2)).await;
     let api = Api::new(&sim, Some(DEV_TOKEN));
     for (name, team) in [("s-one", "a"), ("s-two", "b"), ("s-three", "a")] {
         api.put(
@@ -243,7 +243,7 @@ async fn images_cannot_be_created_through_the_api() {
 #[tokio::test]
 async fn state_survives_a_restart() {
     let dir = tempfile::tempdir().unwrap();
-    let sim = ferry::sim::Simulator::start(sim::config().with_state_dir(dir.path())).await.unwrap();
+    let sim = Sim::start(sim::config().with_state_dir(dir.path())).await;
     let api = Api::new(&sim, Some(DEV_TOKEN));
     with_gvc(&api).await;
     api.patch("/org/acme-dev/gvc/app", json!({"tags": {"kept": "yes"}})).await;
@@ -253,7 +253,7 @@ async fn state_survives_a_restart() {
     sim.shutdown().await;
     assert!(!dir.path().join("state.json.tmp").exists());
 
-    let sim = ferry::sim::Simulator::start(sim::config().with_state_dir(dir.path())).await.unwrap();
+    let sim = Sim::start(sim::config().with_state_dir(dir.path())).await;
     let api = Api::new(&sim, Some(DEV_TOKEN));
     let (status, after) = api.get("/org/acme-dev/gvc/app").await;
     assert_eq!(status, StatusCode::OK);
@@ -261,4 +261,71 @@ async fn state_survives_a_restart() {
     let (status, image) = api.get("/org/acme-dev/image/api:1.0").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(image["repository"], "api");
+}
+
+#[tokio::test]
+async fn workloads_are_queried_at_the_org_narrowed_by_their_gvc_as_cpln_does() {
+    let sim = sim::start().await;
+    let api = Api::new(&sim, Some(DEV_TOKEN));
+    for gvc in ["app", "web"] {
+        let gvc_body = json!({"kind": "gvc", "name": gvc,
+            "spec": {"staticPlacement": {"locationLinks": ["//location/aws-us-west-2"]}}});
+        assert!(api.put(GVC, gvc_body).await.0.is_success());
+        let workload = json!({"kind": "workload", "name": format!("{gvc}-api"), "tags": {"team": "a"},
+            "spec": {"type": "standard", "containers": [{"name": "main", "image": "nginx:1.27"}]}});
+        let (status, body) = api.put(&format!("{GVC}/{gvc}/workload"), workload).await;
+        assert!(status.is_success(), "{body}");
+    }
+    let names = |result: &serde_json::Value| -> Vec<String> {
+        let items = result["items"].as_array().cloned().unwrap_or_default();
+        items.iter().filter_map(|i| i["name"].as_str().map(str::to_owned)).collect()
+    };
+
+    let tagged = json!({"kind": "workload", "spec": {"match": "all", "terms": [{"op": "=", "tag": "team", "value": "a"}]}});
+    let (status, every) = api.post("/org/acme-dev/workload/-query", tagged).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(names(&every), ["app-api", "web-api"]);
+    let in_web = json!({"kind": "workload", "spec": {"match": "all", "terms": [
+        {"op": "=", "tag": "team", "value": "a"}, {"op": "=", "rel": "gvc", "value": "web"}]}});
+    let (_, web) = api.post("/org/acme-dev/workload/-query", in_web.clone()).await;
+    assert_eq!(names(&web), ["web-api"]);
+    // No source has a GVC-level query path.
+    let (status, _) = api.post("/org/acme-dev/gvc/web/workload/-query", in_web).await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+}
+
+#[tokio::test]
+async fn query_results_come_in_pages_that_ferrys_client_follows() {
+    let sim = Sim::start(sim::config().with_page_size(2)).await;
+    let api = Api::new(&sim, Some(DEV_TOKEN));
+    for name in ["q-one", "q-two", "q-three", "q-other"] {
+        let team = if name == "q-other" { "b" } else { "a" };
+        let secret = json!({"kind": "secret", "name": name, "type": "opaque", "tags": {"team": team},
+            "data": {"payload": "x", "encoding": "plain"}});
+        assert!(api.put("/org/acme-dev/secret", secret).await.0.is_success());
+    }
+    let query = json!({"kind": "secret", "spec": {"match": "all", "terms": [{"op": "=", "tag": "team", "value": "a"}]}});
+
+    let (_, first) = api.post("/org/acme-dev/secret/-query", query.clone()).await;
+    assert_eq!(
+        (first["kind"].as_str(), first["items"].as_array().map(Vec::len)),
+        (Some("queryresult"), Some(2))
+    );
+    let next = first["links"].as_array().and_then(|l| l.iter().find(|l| l["rel"] == "next"));
+    let href = next.and_then(|n| n["href"].as_str()).expect("a next link").to_owned();
+    assert!(href.starts_with("/org/acme-dev/secret/-query?"), "{href}");
+    let (status, rest) = api.get(&href).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        (rest["kind"].as_str(), rest["items"].as_array().map(Vec::len)),
+        (Some("list"), Some(1))
+    );
+
+    let settings =
+        ferry::api::ClientSettings::new(sim.api_url(), ferry::api::Token::new(DEV_TOKEN));
+    let client = ferry::api::Client::new(settings).expect("a client");
+    let found = client.query("/org/acme-dev/secret/-query", &query).await.expect("every page");
+    let mut names: Vec<&str> = found.iter().filter_map(|i| i["name"].as_str()).collect();
+    names.sort_unstable();
+    assert_eq!(names, ["q-one", "q-three", "q-two"]);
 }

@@ -3,12 +3,11 @@
 
 use std::time::Duration;
 
-use ferry::sim::SimHandle;
 use serde_json::Value;
 
 use crate::support::cpln::{Cpln, describe};
 use crate::support::oci::{Image, Registry};
-use crate::support::sim::{self, Api, DEV, DEV_TOKEN};
+use crate::support::sim::{self, Api, DEV, DEV_TOKEN, Sim};
 
 /// The shipped example: GVC `app`, identity, three secrets, workloads
 /// `api`, `worker`, `web` (serverless), `db-migrate` (cron), `queue`
@@ -19,7 +18,7 @@ const IMAGES: [(&str, &str); 4] =
     [("api", "1.4.2"), ("worker", "1.4.2"), ("web", "1.4.2"), ("queue", "3.13.7")];
 const LIMIT: Duration = Duration::from_secs(90);
 
-async fn push(sim: &SimHandle, images: &[(&str, &str)]) {
+async fn push(sim: &Sim, images: &[(&str, &str)]) {
     let registry = Registry::new(&sim.registry_host(DEV).unwrap(), DEV_TOKEN);
     for (repo, tag) in images {
         registry.push_image(repo, tag, &Image::new(&format!("{repo}-{tag}"), "amd64")).await;

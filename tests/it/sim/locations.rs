@@ -4,24 +4,23 @@
 
 use std::time::Duration;
 
-use ferry::sim::{SimConfig, SimHandle, Simulator};
+use ferry::sim::SimConfig;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::support::cpln::Cpln;
 use crate::support::oci::{Image, Registry};
-use crate::support::sim::{self, Api, DEV, DEV_TOKEN, assert_error_body};
+use crate::support::sim::{self, Api, DEV, DEV_TOKEN, Sim, assert_error_body};
 
 /// A simulator read from a config file with one custom location.
-async fn with_custom_location() -> (SimHandle, tempfile::TempDir) {
+async fn with_custom_location() -> (Sim, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("temp dir");
     let file = dir.path().join("sim.yaml");
     let config = format!(
         "orgs:\n  - {{name: {DEV}, tokens: [{DEV_TOKEN}]}}\nlocations:\n  - name: edge-lab\n    geo: {{city: Lyon, country: France, continent: Europe, lat: 45.76, lon: 4.84}}\n"
     );
     std::fs::write(&file, config).expect("config");
-    let sim =
-        Simulator::start(SimConfig::load(&file).expect("config loads")).await.expect("starts");
+    let sim = Sim::start(SimConfig::load(&file).expect("config loads")).await;
     (sim, dir)
 }
 

@@ -7,7 +7,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::support::oci::{Image, Registry};
-use crate::support::sim::{self, Api, DEV, DEV_TOKEN, PROD, PROD_TOKEN};
+use crate::support::sim::{self, Api, DEV, DEV_TOKEN, PROD, PROD_TOKEN, Sim};
 
 /// A GVC `app` in `org` over two locations, plus `extra` spec fields.
 async fn gvc(api: &Api, org: &str, extra: Value) {
@@ -195,7 +195,7 @@ async fn an_org_on_an_external_registry_sees_what_was_pushed_there() {
     let config = ferry::sim::SimConfig::new()
         .with_rollout_delay(Duration::from_millis(50))
         .with_org_on_registry(DEV, DEV_TOKEN, &external.target.host);
-    let sim = ferry::sim::Simulator::start(config).await.unwrap();
+    let sim = Sim::start(config).await;
     assert_eq!(sim.registry_host(DEV).as_deref(), Some(external.target.host.as_str()));
     assert_eq!(sim.registry_addr(DEV), None, "the simulator serves no registry of its own");
     let api = Api::new(&sim, Some(DEV_TOKEN));

@@ -5,12 +5,12 @@
 
 use std::time::Duration;
 
-use ferry::sim::{SimConfig, Simulator};
+use ferry::sim::SimConfig;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::support::cpln::Cpln;
-use crate::support::sim::{self, Api, DEV_TOKEN, assert_error_body};
+use crate::support::sim::{self, Api, DEV_TOKEN, Sim, assert_error_body};
 
 /// The fields a 400's `details.errors` names.
 fn fields(body: &Value) -> Vec<&str> {
@@ -77,7 +77,7 @@ async fn the_valid_corpus_is_accepted_by_cpln_apply() {
     let config = SimConfig::new()
         .with_org("acme-staging", "staging-token")
         .with_rollout_delay(Duration::from_millis(200));
-    let sim = Simulator::start(config).await.expect("simulator starts");
+    let sim = Sim::start(config).await;
     let cpln = Cpln::new(&sim, "acme-staging", "staging-token");
     let api = Api::new(&sim, Some("staging-token"));
     for (folder, stdout) in crate::support::cpln::apply_valid_corpus(&cpln).await {

@@ -37,9 +37,15 @@ pub fn as_a_user(program: &Path, dir: &Path) -> Command {
     command
 }
 
-/// Runs `command` to its end; what it printed.
+/// Runs `command` to its end; what it printed. A simulator it starts
+/// (`ferry --sim`) logs its requests to a file of this run's, and every
+/// request Ferry sent it must be in docs/control-plane-api.md.
 pub fn run(command: &mut Command) -> Run {
-    let output = command.output().expect("the command runs");
+    let log = tempfile::tempdir().expect("a folder for the request log");
+    let file = log.path().join("requests.jsonl");
+    let output =
+        command.env(ferry::sim::REQUEST_LOG_VAR, &file).output().expect("the command runs");
+    super::api_table::check(&super::api_table::read_log(&file), "a `ferry --sim` run");
     Run {
         code: output.status.code(),
         stdout: String::from_utf8_lossy(&output.stdout).into_owned(),

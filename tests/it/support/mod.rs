@@ -1,5 +1,6 @@
 //! Helpers shared by the integration tests.
 
+pub mod api_table;
 pub mod command;
 pub mod cpln;
 pub mod flaky_registry;

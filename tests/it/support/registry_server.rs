@@ -176,7 +176,16 @@ impl RegistryServer {
 }
 
 impl Drop for RegistryServer {
+    /// Every request Ferry sent (by its `User-Agent`) must be in
+    /// docs/control-plane-api.md; then the processes are stopped.
     fn drop(&mut self) {
+        if !std::thread::panicking() && self.registry.try_wait().is_ok_and(|e| e.is_none()) {
+            let requests = self.requests();
+            let ferrys = requests.iter().filter(|r| r.agent.starts_with("ferry/"));
+            let missing =
+                super::api_table::missing(ferrys.map(|r| (r.method.as_str(), r.path.as_str())));
+            super::api_table::fail_on(&missing, "a docker-registry");
+        }
         for child in std::iter::once(&mut self.registry).chain(self.token_server.as_mut()) {
             let _ = child.kill();
             let _ = child.wait();
@@ -190,6 +199,8 @@ pub struct Request {
     pub method: String,
     pub path: String,
     pub status: u16,
+    /// The client's `User-Agent` (the last quoted field).
+    pub agent: String,
 }
 
 impl Request {
@@ -203,7 +214,8 @@ impl Request {
             return None;
         }
         let status = rest.trim_start().split(' ').next()?.parse().ok()?;
-        Some(Self { method: method.to_owned(), path: path.to_owned(), status })
+        let agent = rest.trim_end().strip_suffix('"')?.rsplit_once('"')?.1.to_owned();
+        Some(Self { method: method.to_owned(), path: path.to_owned(), status, agent })
     }
 
     /// A request that reads or writes blob content (not a HEAD).

@@ -1,5 +1,7 @@
-//! An in-process simulator with two orgs, and a small JSON client for its
-//! API.
+//! An in-process simulator with two orgs, every simulator a test starts
+//! ([`Sim`]: its requests from Ferry checked against
+//! docs/control-plane-api.md when the test is done with it), and a small
+//! JSON client for its API.
 
 use ferry::sim::{SimConfig, SimHandle, Simulator};
 use reqwest::{Method, StatusCode};
@@ -19,8 +21,53 @@ pub fn config() -> SimConfig {
         .with_rollout_delay(std::time::Duration::from_millis(200))
 }
 
-pub async fn start() -> SimHandle {
-    Simulator::start(config()).await.expect("simulator starts")
+pub async fn start() -> Sim {
+    Sim::start(config()).await
+}
+
+/// A simulator started by a test. Every request Ferry sent it must be in
+/// docs/control-plane-api.md: checked when it is shut down or dropped, and
+/// before its request log is cleared. Derefs to the [`SimHandle`].
+pub struct Sim(Option<SimHandle>);
+
+impl Sim {
+    /// Starts a simulator with `config`.
+    pub async fn start(config: SimConfig) -> Sim {
+        Sim(Some(Simulator::start(config).await.expect("simulator starts")))
+    }
+
+    /// Checks the request log, then stops the simulator and waits.
+    pub async fn shutdown(mut self) {
+        if let Some(handle) = self.0.take() {
+            super::api_table::check(&handle.request_log(), "a simulator shut down");
+            handle.shutdown().await;
+        }
+    }
+
+    /// Checks the request log before clearing it.
+    pub fn clear_request_log(&self) {
+        super::api_table::check(&self.request_log(), "a simulator's log cleared");
+        std::ops::Deref::deref(self).clear_request_log();
+    }
+}
+
+impl std::ops::Deref for Sim {
+    type Target = SimHandle;
+
+    fn deref(&self) -> &SimHandle {
+        self.0.as_ref().expect("a simulator not yet shut down")
+    }
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        // A test that failed already says why; a second panic would abort.
+        if let Some(handle) = &self.0
+            && !std::thread::panicking()
+        {
+            super::api_table::check(&handle.request_log(), "a simulator dropped");
+        }
+    }
 }
 
 /// Talks JSON to a simulator's API with one token.
@@ -108,4 +155,33 @@ pub fn assert_error_body(body: &Value, status: u16) {
     assert!(body["code"].is_string(), "{body}");
     assert!(body.get("details").is_some(), "{body}");
     assert!(body["id"].as_str().is_some_and(|i| !i.is_empty()), "{body}");
+}
+
+#[cfg(test)]
+mod tests {
+    /// Every `.rs` file under `dir`.
+    fn sources(dir: &std::path::Path, found: &mut Vec<std::path::PathBuf>) {
+        for entry in std::fs::read_dir(dir).expect("a readable folder").flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                sources(&path, found);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                found.push(path);
+            }
+        }
+    }
+
+    #[test]
+    fn every_simulator_a_test_starts_has_its_requests_checked() {
+        let root = crate::support::command::repo_root().join("tests/it");
+        let mut files = Vec::new();
+        sources(&root, &mut files);
+        let direct: Vec<String> = files
+            .iter()
+            .filter(|f| !f.ends_with("support/sim.rs"))
+            .filter(|f| std::fs::read_to_string(f).is_ok_and(|t| t.contains("Simulator::start(")))
+            .map(|f| f.display().to_string())
+            .collect();
+        assert!(direct.is_empty(), "start simulators with support::sim::Sim::start: {direct:?}");
+    }
 }
