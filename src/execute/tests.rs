@@ -113,6 +113,7 @@ async fn planned(
         rendered: &rendered,
         live,
         managed: vec![],
+        applied: observe::applied(fake, env).await.unwrap_or_default(),
         images: vec![],
         external: &HashMap::new(),
         prune: false,
