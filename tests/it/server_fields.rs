@@ -82,9 +82,10 @@ async fn fields_only_the_server_sets_are_never_changes_but_a_removal_from_git_st
     assert_ne!(removed, text);
     repo.write(&[("manifests-example/worker.yaml", &removed)]);
     repo.commit_all("worker: no FEATURE_FLAGS");
-    let planned = pipeline.ferry(&["plan", "staging", "--from", "dev", "--output", "json"]);
+    let planned = pipeline.ferry(&["plan", "staging", "--from", "dev", "--out", "plan.json"]);
     assert_eq!(planned.code, Some(2), "{}\n{}", planned.stdout, planned.stderr);
-    let plan: Value = serde_json::from_str(&planned.stdout).expect("plan JSON");
+    let saved = std::fs::read_to_string(pipeline.path().join("plan.json")).expect("saved plan");
+    let plan: Value = serde_json::from_str(&saved).expect("plan JSON");
     let changed: Vec<(&str, &str)> = plan["resources"]
         .as_array()
         .expect("resources")
@@ -92,7 +93,7 @@ async fn fields_only_the_server_sets_are_never_changes_but_a_removal_from_git_st
         .filter(|r| r["action"] != "unchanged")
         .map(|r| (r["id"].as_str().unwrap_or(""), r["action"].as_str().unwrap_or("")))
         .collect();
-    assert_eq!(changed, [("workload/worker", "update")], "{}", planned.stdout);
+    assert_eq!(changed, [("workload/worker", "update")], "{saved}");
     let worker_plan = plan["resources"]
         .as_array()
         .and_then(|r| r.iter().find(|r| r["id"] == "workload/worker"))
@@ -105,11 +106,19 @@ async fn fields_only_the_server_sets_are_never_changes_but_a_removal_from_git_st
     let diff = worker_plan["diff"].as_str().unwrap_or_default();
     assert!(diff.contains("FEATURE_FLAGS"), "{diff}");
     assert!(!diff.contains("someNew"), "the server's fields are no part of the diff: {diff}");
+    // Written as a PUT, then a PATCH that drops that env var and nothing else.
+    let write = &plan["steps"]["writes"][0];
+    assert_eq!(write["method"], "put-removing", "{write:#}");
+    assert_eq!(
+        write["removals"],
+        json!({"spec": {"$patch/containers": [{"name": "main", "$drop/env": ["FEATURE_FLAGS"]}]}})
+    );
 
-    // The promotion removes it, leaves the server's fields, and is the last.
+    // The saved plan, carried out, removes it and leaves the server's
+    // fields; then nothing is left to do.
     pipeline.sim.clear_request_log();
-    let promoted = pipeline.ferry(&["promote", "dev", "staging", "--yes"]);
-    assert_eq!(promoted.code, Some(0), "{}\n{}", promoted.stdout, promoted.stderr);
+    let applied = pipeline.ferry(&["apply", "plan.json", "--yes"]);
+    assert_eq!(applied.code, Some(0), "{}\n{}", applied.stdout, applied.stderr);
     let worker = staging_worker(&pipeline).await;
     assert_eq!(env_names(&worker), ["QUEUE_URL"], "{worker}");
     assert_eq!(worker["spec"]["someNewServerField"], "value");
