@@ -140,4 +140,22 @@ async fn fields_only_the_server_sets_are_never_changes_but_a_removal_from_git_st
     let plan = pipeline.ferry(&["plan", "staging", "--from", "dev"]);
     assert_eq!(plan.code, Some(0), "{}\n{}", plan.stdout, plan.stderr);
     once_more_changes_nothing(&pipeline, &["promote", "dev", "staging", "--yes"], STAGING);
+
+    // The whole `env` leaves git: a promotion removes the key, and only it.
+    let text = std::fs::read_to_string(&path).expect("worker.yaml");
+    let removed = text.replace(
+        "      env:\n        - name: QUEUE_URL\n          value: amqp://queue.app.cpln.local:5672\n",
+        "",
+    );
+    assert_ne!(removed, text);
+    repo.write(&[("manifests-example/worker.yaml", &removed)]);
+    repo.commit_all("worker: no env");
+    let promoted = pipeline.ferry(&["promote", "dev", "staging", "--yes"]);
+    assert_eq!(promoted.code, Some(0), "{}\n{}", promoted.stdout, promoted.stderr);
+    assert!(promoted.stdout.contains("- spec.containers[main].env"), "{}", promoted.stdout);
+    let worker = staging_worker(&pipeline).await;
+    assert_eq!(worker["spec"]["containers"][0].get("env"), None, "{worker}");
+    assert_eq!(worker["spec"]["someNewServerField"], "value");
+    assert_eq!(worker["spec"]["containers"][0]["someNewContainerField"], json!({"on": true}));
+    once_more_changes_nothing(&pipeline, &["promote", "dev", "staging", "--yes"], STAGING);
 }
