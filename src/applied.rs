@@ -175,14 +175,20 @@ impl Applied {
         Applied { schema: SCHEMA.to_owned(), resources }
     }
 
-    /// The record without the entries of `ids` (they fall back to having
-    /// no record).
-    pub fn without<'a>(&self, ids: impl IntoIterator<Item = &'a ResourceId>) -> Applied {
+    /// The record to write after `run`, within [`BUDGET`]: over it, the
+    /// record as it was without the entries of the run's resources (they
+    /// fall back to having no record, rather than keep stale entries), and
+    /// `true`.
+    pub fn after_within_budget(&self, run: &Run<'_>) -> (Applied, bool) {
+        let after = self.after(run);
+        if after.payload().len() <= BUDGET {
+            return (after, false);
+        }
         let mut resources = self.resources.clone();
-        for id in ids {
+        for id in run.planned.keys() {
             resources.remove(id);
         }
-        Applied { schema: SCHEMA.to_owned(), resources }
+        (Applied { schema: SCHEMA.to_owned(), resources }, true)
     }
 
     /// The payload: compact JSON.
@@ -265,6 +271,27 @@ mod tests {
         assert_eq!(failed.get(&id("gone")), Some(&old));
         let untouched = record.after(&run(false));
         assert_eq!(untouched.resources, record.resources);
+    }
+
+    #[test]
+    fn over_the_budget_the_runs_resources_lose_their_entries() {
+        let wide: Value = (0..BUDGET / 8)
+            .map(|i| (format!("field{i}"), json!(1)))
+            .collect::<serde_json::Map<_, _>>()
+            .into();
+        let record = Applied {
+            schema: SCHEMA.into(),
+            resources: BTreeMap::from([(id("api"), Fields::Value), (id("other"), Fields::Value)]),
+        };
+        let planned = BTreeMap::from([(id("api"), Fields::of(&wide))]);
+        let run = Run { planned: &planned, deleted: &[], written: &[], succeeded: true };
+        let (after, over) = record.after_within_budget(&run);
+        assert!(over);
+        assert_eq!(after.resources, BTreeMap::from([(id("other"), Fields::Value)]));
+        let small = BTreeMap::from([(id("api"), Fields::of(&json!({"x": 1})))]);
+        let (after, over) = record.after_within_budget(&Run { planned: &small, ..run });
+        assert!(!over);
+        assert_eq!(after.get(&id("api")), small.get(&id("api")));
     }
 
     #[test]

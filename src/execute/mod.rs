@@ -479,19 +479,18 @@ impl<A: ControlPlane> Run<'_, A> {
             .filter(|w| w.method == steps::Method::Delete && outcome.written.contains(&w.id))
             .map(|w| w.id.clone())
             .collect();
-        let mut after = before.after(&applied::Run {
+        let (after, over) = before.after_within_budget(&applied::Run {
             planned: &steps.applied,
             deleted: &deleted,
             written: &outcome.written,
             succeeded: outcome.result.is_ok(),
         });
-        if after.payload().len() > applied::BUDGET {
+        if over {
             tracing::warn!(
                 "the record of what Ferry wrote in {} would exceed {} KiB; the resources of this run are left out of it",
                 env.name,
                 applied::BUDGET / 1024
             );
-            after = before.without(steps.applied.keys());
         }
         if after == *before {
             return;
