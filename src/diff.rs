@@ -7,9 +7,10 @@
 //! a [`Change`].
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
+use crate::applied::{Fields, item_name, named};
 use crate::manifest::Kind;
 
 /// What happens to a resource.
@@ -149,51 +150,136 @@ pub fn without_platform_tags(body: &mut Value) {
     }
 }
 
-/// The action and field changes that take `live` to `desired`.
-pub fn compare(kind: Kind, desired: Option<&Value>, live: Option<&Value>) -> (Action, Vec<Change>) {
+/// What a comparison found.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Compared {
+    pub action: Action,
+    pub changes: Vec<Change>,
+    /// A PATCH that removes exactly the fields and named items git removed
+    /// (`null`, `$drop/F` inside `$patch/F`, as the CLI's `--unset` writes
+    /// them), leaving every other field as it is; `None` when none was.
+    pub removals: Option<Value>,
+}
+
+/// The action and field changes that take `live` to `desired`, three-way:
+/// `last` is what Ferry last wrote to the resource ([`Fields`]; `None`
+/// when it recorded nothing). A field `live` has and `desired` lacks is a
+/// change only when Ferry last wrote it (git removed it); one it never
+/// wrote belongs to the server (a default Ferry's model lacks) and is
+/// never a change. At every level: object keys, and items of lists merged
+/// by name. Fields `desired` sets are compared as they are.
+pub fn compare(
+    kind: Kind,
+    desired: Option<&Value>,
+    live: Option<&Value>,
+    last: Option<&Fields>,
+) -> Compared {
+    let unchanged = |action| Compared { action, changes: Vec::new(), removals: None };
     match (desired, live) {
-        (Some(_), None) => (Action::Create, Vec::new()),
-        (None, Some(_)) => (Action::Delete, Vec::new()),
-        (None, None) => (Action::Unchanged, Vec::new()),
+        (Some(_), None) => unchanged(Action::Create),
+        (None, Some(_)) => unchanged(Action::Delete),
+        (None, None) => unchanged(Action::Unchanged),
         (Some(desired), Some(live)) => {
-            let mut changes = Vec::new();
-            walk(kind, "", Some(desired), Some(live), &mut changes);
-            let action = if changes.is_empty() {
+            let mut found = Found::default();
+            walk(kind, &mut Vec::new(), Some(desired), Some(live), last, &mut found);
+            let action = if found.changes.is_empty() {
                 Action::Unchanged
-            } else if changes.iter().any(|c| c.forces_replacement) {
+            } else if found.changes.iter().any(|c| c.forces_replacement) {
                 Action::Replace
             } else {
                 Action::Update
             };
-            (action, changes)
+            Compared { action, changes: found.changes, removals: removal_patch(&found.removed) }
         }
     }
 }
 
-fn walk(
+/// `live` as the comparison sees it: without the fields that belong to the
+/// server (neither in `desired` nor written by Ferry, `last`), so that a
+/// diff of it against `desired` shows the changes and only them.
+pub fn owned(desired: &Value, live: &Value, last: Option<&Fields>) -> Value {
+    match (desired, live) {
+        (Value::Object(d), Value::Object(l)) => Value::Object(
+            l.iter()
+                .filter_map(|(key, value)| {
+                    let last = last.and_then(|f| f.child(key));
+                    match d.get(key) {
+                        Some(wanted) => Some((key.clone(), owned(wanted, value, last))),
+                        None => last.map(|_| (key.clone(), value.clone())),
+                    }
+                })
+                .collect(),
+        ),
+        (Value::Array(d), Value::Array(l)) if named(d) && named(l) => Value::Array(
+            l.iter()
+                .filter_map(|item| {
+                    let name = item_name(item);
+                    let last = last.and_then(|f| f.child(name));
+                    match d.iter().find(|i| item_name(i) == name) {
+                        Some(wanted) => Some(owned(wanted, item, last)),
+                        None => last.map(|_| item.clone()),
+                    }
+                })
+                .collect(),
+        ),
+        _ => live.clone(),
+    }
+}
+
+/// One step of a path into a body.
+#[derive(Clone, Copy, Debug)]
+enum Step<'a> {
+    /// An object's key.
+    Key(&'a str),
+    /// The item of a named list (the key before it) with this name.
+    Item(&'a str),
+}
+
+#[derive(Default)]
+struct Found<'a> {
+    changes: Vec<Change>,
+    /// Paths of what git removed.
+    removed: Vec<Vec<Step<'a>>>,
+}
+
+fn walk<'a>(
     kind: Kind,
-    path: &str,
-    desired: Option<&Value>,
-    live: Option<&Value>,
-    out: &mut Vec<Change>,
+    path: &mut Vec<Step<'a>>,
+    desired: Option<&'a Value>,
+    live: Option<&'a Value>,
+    last: Option<&Fields>,
+    out: &mut Found<'a>,
 ) {
     match (desired, live) {
         (Some(Value::Object(d)), Some(Value::Object(l))) => {
             for key in union(d, l) {
-                walk(kind, &join(path, key), d.get(key), l.get(key), out);
+                let last = last.and_then(|f| f.child(key));
+                if !d.contains_key(key) && last.is_none() {
+                    continue; // the server's
+                }
+                path.push(Step::Key(key));
+                walk(kind, path, d.get(key), l.get(key), last, out);
+                path.pop();
             }
         }
         (Some(Value::Array(d)), Some(Value::Array(l))) if named(d) && named(l) => {
             for item in d {
                 let name = item_name(item);
                 let before = l.iter().find(|i| item_name(i) == name);
-                walk(kind, &format!("{path}[{name}]"), Some(item), before, out);
+                path.push(Step::Item(name));
+                walk(kind, path, Some(item), before, last.and_then(|f| f.child(name)), out);
+                path.pop();
             }
             for item in l.iter().filter(|i| !d.iter().any(|j| item_name(j) == item_name(i))) {
-                walk(kind, &format!("{path}[{}]", item_name(item)), None, Some(item), out);
+                let name = item_name(item);
+                let Some(last) = last.and_then(|f| f.child(name)) else { continue };
+                path.push(Step::Item(name));
+                walk(kind, path, None, Some(item), Some(last), out);
+                path.pop();
             }
         }
         (Some(d), Some(l)) if d == l => {}
+        (None, None) => {}
         (d, l) => {
             let op = match (d, l) {
                 (Some(_), None) => Op::Add,
@@ -205,16 +291,88 @@ fn walk(
             let shown = |v: Option<&Value>| {
                 v.map(|v| if sensitive { Value::String(HIDDEN.to_owned()) } else { v.clone() })
             };
-            out.push(Change {
-                path: path.to_owned(),
+            let text = path_text(path);
+            if op == Op::Remove {
+                out.removed.push(path.clone());
+            }
+            out.changes.push(Change {
+                forces_replacement: forces_replacement(kind, &text),
+                path: text,
                 op,
                 before: shown(l),
                 after: shown(d),
                 sensitive,
-                forces_replacement: forces_replacement(kind, path),
             });
         }
     }
+}
+
+/// Such as `spec.containers[main].image`.
+fn path_text(path: &[Step<'_>]) -> String {
+    let mut text = String::new();
+    for step in path {
+        match step {
+            Step::Key(key) if text.is_empty() => text.push_str(key),
+            Step::Key(key) => {
+                text.push('.');
+                text.push_str(key);
+            }
+            Step::Item(name) => {
+                text.push('[');
+                text.push_str(name);
+                text.push(']');
+            }
+        }
+    }
+    text
+}
+
+/// The PATCH that removes `removed` and nothing else.
+fn removal_patch(removed: &[Vec<Step<'_>>]) -> Option<Value> {
+    if removed.is_empty() {
+        return None;
+    }
+    let mut patch = Map::new();
+    for path in removed {
+        remove_at(&mut patch, path);
+    }
+    Some(Value::Object(patch))
+}
+
+fn remove_at(patch: &mut Map<String, Value>, path: &[Step<'_>]) {
+    match path {
+        [Step::Key(key)] => {
+            patch.insert((*key).to_owned(), Value::Null);
+        }
+        [Step::Key(key), Step::Item(name)] => {
+            if let Some(names) = list(patch, format!("$drop/{key}")) {
+                names.push(Value::String((*name).to_owned()));
+            }
+        }
+        [Step::Key(key), Step::Item(name), rest @ ..] => {
+            let Some(items) = list(patch, format!("$patch/{key}")) else { return };
+            let found = items.iter().position(|i| item_name(i) == *name);
+            let index = found.unwrap_or_else(|| {
+                items.push(json!({"name": name}));
+                items.len() - 1
+            });
+            if let Some(Value::Object(item)) = items.get_mut(index) {
+                remove_at(item, rest);
+            }
+        }
+        [Step::Key(key), rest @ ..] => {
+            let inner = patch.entry((*key).to_owned()).or_insert_with(|| json!({}));
+            if let Value::Object(inner) = inner {
+                remove_at(inner, rest);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The list at `key` of a patch, created empty.
+fn list(patch: &mut Map<String, Value>, key: String) -> Option<&mut Vec<Value>> {
+    patch.entry(key).or_insert_with(|| Value::Array(Vec::new())).as_array_mut()
 }
 
 /// Keys of both maps: the desired order, then keys only live has.
@@ -222,34 +380,31 @@ fn union<'a>(desired: &'a Map<String, Value>, live: &'a Map<String, Value>) -> V
     desired.keys().chain(live.keys().filter(|k| !desired.contains_key(*k))).collect()
 }
 
-fn join(path: &str, key: &str) -> String {
-    if path.is_empty() { key.to_owned() } else { format!("{path}.{key}") }
-}
-
-fn named(items: &[Value]) -> bool {
-    items.iter().all(|i| i.get("name").is_some_and(Value::is_string))
-}
-
-fn item_name(item: &Value) -> &str {
-    item.get("name").and_then(Value::as_str).unwrap_or_default()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+
+    /// Two-way: Ferry wrote everything live has.
+    fn two_way(kind: Kind, desired: &Value, live: &Value) -> (Action, Vec<Change>) {
+        let compared = compare(kind, Some(desired), Some(live), Some(&Fields::Value));
+        (compared.action, compared.changes)
+    }
+
+    fn paths(compared: &Compared) -> Vec<(&str, Op)> {
+        compared.changes.iter().map(|c| (c.path.as_str(), c.op)).collect()
+    }
 
     #[test]
     fn same_values_are_unchanged() {
         let body = json!({"spec": {"containers": [{"name": "main", "image": "a"}]}});
-        assert_eq!(compare(Kind::Workload, Some(&body), Some(&body)), (Action::Unchanged, vec![]));
+        assert_eq!(two_way(Kind::Workload, &body, &body), (Action::Unchanged, vec![]));
     }
 
     #[test]
     fn named_lists_compare_by_name() {
         let live = json!({"spec": {"containers": [{"name": "main", "image": "a", "cpu": "50m"}, {"name": "side", "image": "s"}]}});
         let desired = json!({"spec": {"containers": [{"name": "main", "image": "b", "cpu": "50m"}, {"name": "log", "image": "l"}]}});
-        let (action, changes) = compare(Kind::Workload, Some(&desired), Some(&live));
+        let (action, changes) = two_way(Kind::Workload, &desired, &live);
         assert_eq!(action, Action::Update);
         let paths: Vec<(&str, Op)> = changes.iter().map(|c| (c.path.as_str(), c.op)).collect();
         assert_eq!(
@@ -264,10 +419,10 @@ mod tests {
 
     #[test]
     fn immutable_fields_force_replacement() {
-        let (action, changes) = compare(
+        let (action, changes) = two_way(
             Kind::Workload,
-            Some(&json!({"spec": {"type": "stateful"}})),
-            Some(&json!({"spec": {"type": "standard"}})),
+            &json!({"spec": {"type": "stateful"}}),
+            &json!({"spec": {"type": "standard"}}),
         );
         assert_eq!(action, Action::Replace);
         assert!(changes[0].forces_replacement);
@@ -277,14 +432,14 @@ mod tests {
     fn secret_payloads_compare_by_hash_and_never_show() {
         let desired = json!({"data": hidden_data(&json!({"payload": "new-password"}))});
         let live = json!({"data": hidden_data(&json!({"payload": "old-password"}))});
-        let (action, changes) = compare(Kind::Secret, Some(&desired), Some(&live));
+        let (action, changes) = two_way(Kind::Secret, &desired, &live);
         assert_eq!(action, Action::Update);
         assert!(changes[0].sensitive);
         assert_eq!(changes[0].after, Some(json!(HIDDEN)));
         let shown = serde_json::to_string(&changes).unwrap_or_default();
         assert!(!shown.contains("password") && !shown.contains("sha256"), "{shown}");
         let same = json!({"data": hidden_data(&json!({"payload": "x"}))});
-        assert_eq!(compare(Kind::Secret, Some(&same), Some(&same)).0, Action::Unchanged);
+        assert_eq!(two_way(Kind::Secret, &same, &same).0, Action::Unchanged);
     }
 
     #[test]
@@ -300,5 +455,170 @@ mod tests {
         let mut live = json!({"tags": {"cpln/deployTimestamp": "now", "team": "shop", "cpln/protected": "true"}});
         without_platform_tags(&mut live);
         assert_eq!(live, json!({"tags": {"team": "shop", "cpln/protected": "true"}}));
+    }
+
+    /// Bodies of the shapes Ferry compares: nested objects, lists merged
+    /// by name (nested too), unnamed lists, secrets' markers.
+    fn samples() -> Vec<Value> {
+        vec![
+            json!({}),
+            json!({"description": "d", "tags": {"team": "shop"}}),
+            json!({"spec": {"type": "standard", "containers": [
+                {"name": "main", "image": "/org/o/image/api:1", "args": ["a", "b"],
+                 "env": [{"name": "A", "value": "1"}, {"name": "B", "value": "2"}],
+                 "ports": [{"number": 8080, "protocol": "http"}]},
+                {"name": "side", "image": "nginx", "cpu": "50m"}],
+                "defaultOptions": {"autoscaling": {"minScale": 1, "maxScale": 3}}}}),
+            json!({"type": "opaque", "data": hidden_data(&json!({"payload": "p"}))}),
+            json!({"spec": {"staticPlacement": {"locationLinks": ["/org/o/location/a"]}, "env": []}}),
+        ]
+    }
+
+    /// `body` with server fields added at every level: top, nested
+    /// objects, and inside every item of a named list.
+    fn with_server_fields(body: &Value) -> Value {
+        match body {
+            Value::Object(map) => {
+                let mut map: Map<String, Value> =
+                    map.iter().map(|(k, v)| (k.clone(), with_server_fields(v))).collect();
+                map.insert("serverField".into(), json!({"filled": true}));
+                Value::Object(map)
+            }
+            Value::Array(items) if named(items) => {
+                Value::Array(items.iter().map(with_server_fields).collect())
+            }
+            other => other.clone(),
+        }
+    }
+
+    /// Every path of `body` to an object key or a named item, as the
+    /// pointer segments that reach it.
+    fn removable(body: &Value, at: &[String], out: &mut Vec<Vec<String>>) {
+        match body {
+            Value::Object(map) => {
+                for (key, value) in map.iter().filter(|(key, _)| *key != "name") {
+                    let path = [at, std::slice::from_ref(key)].concat();
+                    out.push(path.clone());
+                    removable(value, &path, out);
+                }
+            }
+            Value::Array(items) if named(items) => {
+                for (index, item) in items.iter().enumerate() {
+                    let path = [at, &[index.to_string()]].concat();
+                    out.push(path.clone());
+                    removable(item, &path, out);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn without(body: &Value, path: &[String]) -> Value {
+        let mut body = body.clone();
+        let (last, parent) = path.split_last().unwrap_or_else(|| panic!("empty path"));
+        let pointer: String = parent.iter().map(|p| format!("/{p}")).collect();
+        match body.pointer_mut(&pointer) {
+            Some(Value::Object(map)) => {
+                map.shift_remove(last);
+            }
+            Some(Value::Array(items)) => {
+                items.remove(last.parse::<usize>().unwrap_or_default());
+            }
+            _ => panic!("{pointer}"),
+        }
+        body
+    }
+
+    #[test]
+    fn a_body_against_itself_has_no_changes_whatever_was_written() {
+        for body in samples() {
+            for last in
+                [None, Some(Fields::Value), Some(Fields::of(&body)), Some(Fields::of(&json!({})))]
+            {
+                let compared = compare(Kind::Workload, Some(&body), Some(&body), last.as_ref());
+                assert_eq!(compared.action, Action::Unchanged, "{body} with {last:?}");
+                assert_eq!(compared.removals, None);
+            }
+        }
+    }
+
+    #[test]
+    fn fields_only_the_server_sets_are_never_changes_at_any_level() {
+        for body in samples() {
+            let live = with_server_fields(&body);
+            for last in [None, Some(Fields::of(&body))] {
+                let compared = compare(Kind::Workload, Some(&body), Some(&live), last.as_ref());
+                assert_eq!(compared.changes, vec![], "{body}");
+                assert_eq!(owned(&body, &live, last.as_ref()), body, "the diff shows none of them");
+            }
+        }
+    }
+
+    #[test]
+    fn every_field_removed_from_git_is_reported_alone_even_among_server_fields() {
+        for body in samples() {
+            let live = with_server_fields(&body);
+            let last = Fields::of(&body);
+            let mut paths = Vec::new();
+            removable(&body, &[], &mut paths);
+            for path in paths {
+                let desired = without(&body, &path);
+                let compared = compare(Kind::Workload, Some(&desired), Some(&live), Some(&last));
+                let removed: Vec<_> =
+                    compared.changes.iter().filter(|c| c.op == Op::Remove).collect();
+                assert_eq!(removed.len(), 1, "{path:?} of {body}: {:?}", compared.changes);
+                assert!(compared.removals.is_some(), "{path:?}");
+                // The removal patch, applied to live, takes exactly that away.
+                let (Value::Object(mut after), Some(Value::Object(patch))) =
+                    (live.clone(), compared.removals.clone())
+                else {
+                    panic!("objects")
+                };
+                crate::patch::apply(&mut after, &patch).unwrap_or_else(|e| panic!("{e:?}"));
+                assert_eq!(
+                    owned(&desired, &Value::Object(after), Some(&last)),
+                    desired,
+                    "{path:?}: {patch:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn an_env_var_removed_from_git_is_one_removal_and_one_drop() {
+        let old = json!({"spec": {"containers": [{"name": "main", "image": "a",
+            "env": [{"name": "A", "value": "1"}, {"name": "B", "value": "2"}]}]}});
+        let new = json!({"spec": {"containers": [{"name": "main", "image": "a",
+            "env": [{"name": "A", "value": "1"}]}]}});
+        let live = with_server_fields(&old);
+        let compared = compare(Kind::Workload, Some(&new), Some(&live), Some(&Fields::of(&old)));
+        assert_eq!(compared.action, Action::Update);
+        assert_eq!(paths(&compared), [("spec.containers[main].env[B]", Op::Remove)]);
+        assert_eq!(
+            compared.removals,
+            Some(json!({"spec": {"$patch/containers": [{"name": "main", "$drop/env": ["B"]}]}}))
+        );
+        let tag = compare(
+            Kind::Workload,
+            Some(&json!({"tags": {}, "spec": {"x": {}}})),
+            Some(&json!({"tags": {"old": "1", "cpln/x": "s"}, "spec": {"x": {"y": 1}}})),
+            Some(&Fields::of(&json!({"tags": {"old": "1"}, "spec": {"x": {"y": 1}}}))),
+        );
+        assert_eq!(paths(&tag), [("tags.old", Op::Remove), ("spec.x.y", Op::Remove)]);
+        assert_eq!(tag.removals, Some(json!({"tags": {"old": null}, "spec": {"x": {"y": null}}})));
+    }
+
+    #[test]
+    fn without_a_record_a_field_git_lacks_is_left_as_it_is() {
+        let live = json!({"spec": {"x": 1, "containers": [{"name": "main"}, {"name": "extra"}]}});
+        let desired = json!({"spec": {"containers": [{"name": "main"}]}});
+        let compared = compare(Kind::Workload, Some(&desired), Some(&live), None);
+        assert_eq!(compared.action, Action::Unchanged);
+        let recorded = Fields::of(&live);
+        let compared = compare(Kind::Workload, Some(&desired), Some(&live), Some(&recorded));
+        assert_eq!(
+            paths(&compared),
+            [("spec.containers[extra]", Op::Remove), ("spec.x", Op::Remove)]
+        );
     }
 }

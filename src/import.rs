@@ -16,8 +16,9 @@
 //! - secrets: type and keys, every value a [`KEEP_LIVE`] placeholder (the
 //!   file's comment says how to supply them), unless values are included.
 //!
-//! Not imported: what is built into every org, Ferry's own release records
-//! and locks, other GVCs and what belongs to them.
+//! Not imported: what is built into every org, Ferry's own release records,
+//! locks and record of the fields it wrote, other GVCs and what belongs to
+//! them.
 
 use serde_json::{Map, Value, json};
 
@@ -79,6 +80,9 @@ pub fn skipped(kind: Kind, body: &Value, scope: Scope<'_>) -> Option<String> {
     let tagged = |tag: &str| tags.and_then(|t| t.get(tag)).is_some();
     if kind == Kind::Secret && tagged(crate::release::RELEASE_OF_TAG) {
         return Some("a release record Ferry writes".to_owned());
+    }
+    if kind == Kind::Secret && tagged(crate::applied::APPLIED_OF_TAG) {
+        return Some("the record of the fields Ferry last wrote".to_owned());
     }
     if kind == Kind::Secret && tagged(crate::lock::LOCK_OF_TAG) {
         return Some("a promotion lock Ferry writes".to_owned());
@@ -419,6 +423,8 @@ mod tests {
         assert!(skip(Kind::Secret, record).is_some());
         let lock = json!({"name": "ferry-lock-prod", "tags": {"ferry/lock-of": "prod"}});
         assert!(skip(Kind::Secret, lock).is_some());
+        let applied = json!({"name": "ferry-applied-prod", "tags": {"ferry/applied-of": "prod"}});
+        assert!(skip(Kind::Secret, applied).is_some());
         assert!(skip(Kind::Gvc, json!({"name": "shop-staging"})).is_some());
         assert!(skip(Kind::Gvc, json!({"name": "shop-prod"})).is_none());
         let elsewhere = json!({"name": "staging.example.com", "spec": {"ports": [{"routes": [

@@ -6,6 +6,7 @@
 //! `docs/architecture.md` for the path data takes through the modules.
 
 pub mod api;
+pub mod applied;
 pub mod cli;
 pub mod commands;
 pub mod config;

@@ -5,10 +5,12 @@
 
 use std::collections::HashMap;
 
+use futures::FutureExt;
 use futures::stream::{self, StreamExt, TryStreamExt};
 use serde_json::{Value, json};
 
 use crate::api::{ApiError, Client, ControlPlane, paths};
+use crate::applied::Applied;
 use crate::config::Environment;
 use crate::manifest::image::{self, Source};
 use crate::manifest::{Kind, ResourceId};
@@ -34,6 +36,8 @@ pub struct Observation {
     /// Kinds the manifests do not use whose managed resources could not
     /// be queried (403, 404, 405): none of them is deleted by this plan.
     pub unqueried: Vec<Kind>,
+    /// What Ferry last wrote there, by resource ([`crate::applied`]).
+    pub applied: Applied,
 }
 
 /// Reads the live state of `ids` (secrets with their payloads, so that they
@@ -58,8 +62,10 @@ pub async fn observe(
         .map(|kind| managed_of_kind(client, env, kind))
         .buffer_unordered(QUEUE)
         .try_collect::<Vec<Managed>>();
-    let (fetched, managed) = futures::try_join!(fetched, managed)?;
-    let mut observation = Observation::default();
+    let (fetched, managed, applied) =
+        futures::try_join!(fetched, managed, applied(client, env).map(Ok::<_, ApiError>))?;
+    let mut observation =
+        Observation { applied: applied.unwrap_or_default(), ..Observation::default() };
     for found in managed {
         match found {
             Managed::Found(states) => observation.managed.extend(states),
@@ -106,6 +112,29 @@ fn refused(env: &Environment, kind: Kind, path: String, status: u16) -> ApiError
         )
     };
     ApiError::ManagedQuery { kind: kind.to_string(), org: env.org.clone(), path, status, help }
+}
+
+/// The record of what Ferry last wrote in `env` ([`crate::applied`]):
+/// empty when there is none yet; `None`, with a warning, when it cannot be
+/// read (the token may not reveal it, or it is not a record). Without it,
+/// no field is known to be Ferry's: fields git does not set are left as
+/// they are (docs/last-applied.md).
+pub async fn applied<A: ControlPlane>(client: &A, env: &Environment) -> Option<Applied> {
+    let name = crate::applied::secret_name(&env.name);
+    let path = format!("{}/-reveal", paths::item(&env.org, &env.gvc, Kind::Secret, &name));
+    let why = match client.get_opt(&path).await {
+        Ok(None) => return Some(Applied::default()),
+        Ok(Some(secret)) => match Applied::from_secret(&secret) {
+            Ok(applied) => return Some(applied),
+            Err(why) => why,
+        },
+        Err(error) => error.to_string(),
+    };
+    tracing::warn!(
+        "cannot read {name}, the record of what Ferry last wrote in {} ({why}); fields git does not set are left as they are",
+        env.name
+    );
+    None
 }
 
 /// A live body in the form plans compare, with its version.

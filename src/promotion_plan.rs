@@ -289,6 +289,7 @@ impl<'a> Promotion<'a> {
             rendered: &rendered,
             live: observation.live,
             managed: observation.managed,
+            applied: observation.applied,
             images: image_changes,
             external: &images.external,
             prune: self.prune,

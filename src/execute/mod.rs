@@ -35,6 +35,7 @@ use miette::Diagnostic;
 use serde_json::Value;
 
 use crate::api::{ApiError, ControlPlane, paths};
+use crate::applied::{self, Applied};
 use crate::config::Environment;
 use crate::diff::Action;
 use crate::lock::{Lock, LockError};
@@ -318,10 +319,16 @@ impl<A: ControlPlane> Run<'_, A> {
         // these reads found nothing moved (`checked`): until then a copy
         // only adds blobs, which nothing names.
         let (checked, unchecked) = tokio::sync::watch::channel(None);
+        let records = !self.plan.steps.applied.is_empty();
         let reads = async {
             let read = futures::try_join!(
                 unmoved(client, env, self.plan),
                 history::next_revision(client, env).map_err(Error::from),
+                async {
+                    // What Ferry last wrote, read under the lock (it is
+                    // rewritten after the writes).
+                    Ok(if records { observe::applied(client, env).await } else { None })
+                },
             );
             checked.send_replace(Some(read.is_ok()));
             read
@@ -346,7 +353,7 @@ impl<A: ControlPlane> Run<'_, A> {
                 }))
             }
         };
-        let (before, history::Numbering { mut revision, mut existing }) = tokio::select! {
+        let (before, history::Numbering { mut revision, mut existing }, applied) = tokio::select! {
             done = async { futures::try_join!(reads, prepared) } => done?.0,
             () = stop.cancelled() => {
                 return Err(ExecuteError::Interrupted { environment: env.name.clone() }.into());
@@ -374,6 +381,9 @@ impl<A: ControlPlane> Run<'_, A> {
             })
             .collect();
         let outcome = schedule::run(client, env, &writes, self.reporter, stop).await;
+        if let Some(applied) = &applied {
+            self.record_applied(applied, &outcome).await;
+        }
         let info = &self.plan.steps.release;
         let mut record = Release {
             schema: release::SCHEMA.to_owned(),
@@ -454,6 +464,45 @@ impl<A: ControlPlane> Run<'_, A> {
             env.name
         ));
         Ok(revision)
+    }
+
+    /// Rewrites the record of what Ferry last wrote (`before`, read under
+    /// the lock) for what this run wrote, when that changes it: PUT to the
+    /// secrets, as `cpln apply` upserts. Not fatal: the writes stand, and
+    /// a record left behind only makes later plans leave more as it is.
+    async fn record_applied(&self, before: &Applied, outcome: &Written) {
+        let (client, env) = (self.target.client, self.target.env);
+        let steps = &self.plan.steps;
+        let deleted: Vec<ResourceId> = steps
+            .writes
+            .iter()
+            .filter(|w| w.method == steps::Method::Delete && outcome.written.contains(&w.id))
+            .map(|w| w.id.clone())
+            .collect();
+        let (after, over) = before.after_within_budget(&applied::Run {
+            planned: &steps.applied,
+            deleted: &deleted,
+            written: &outcome.written,
+            succeeded: outcome.result.is_ok(),
+        });
+        if over {
+            tracing::warn!(
+                "the record of what Ferry wrote in {} would exceed {} KiB; the resources of this run are left out of it",
+                env.name,
+                applied::BUDGET / 1024
+            );
+        }
+        if after == *before {
+            return;
+        }
+        let collection = paths::collection(&env.org, &env.gvc, crate::manifest::Kind::Secret);
+        if let Err(error) = client.put(&collection, &after.to_secret(&env.name)).await {
+            tracing::warn!(
+                "could not write {}, the record of what Ferry wrote in {}: {error}; later plans leave fields git does not set as they are",
+                applied::secret_name(&env.name),
+                env.name
+            );
+        }
     }
 
     /// Puts back what `written` changed.

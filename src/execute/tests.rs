@@ -113,6 +113,7 @@ async fn planned(
         rendered: &rendered,
         live,
         managed: vec![],
+        applied: observe::applied(fake, env).await.unwrap_or_default(),
         images: vec![],
         external: &HashMap::new(),
         prune: false,
@@ -300,4 +301,93 @@ async fn under_the_lock_live_state_and_the_releases_are_read_in_one_round() {
     assert_eq!(at(Verb::Get, "/secret/db/-reveal"), releases, "{under:?}");
     assert_eq!(at(Verb::Get, "/workload/api"), releases, "{under:?}");
     assert_eq!(releases, calls[locked].at + Duration::from_secs(1), "the round after the lock");
+}
+
+/// A workload whose one container has env vars `names`.
+fn workload_with_env(names: &[&str]) -> (ResourceId, Value) {
+    let env: Vec<Value> = names.iter().map(|n| json!({"name": n, "value": "1"})).collect();
+    let (id, mut body) = workload("api");
+    body["spec"]["containers"][0]["env"] = Value::Array(env);
+    (id, body)
+}
+
+/// The record of what Ferry last wrote, as the fake holds it.
+fn record(fake: &Fake, env: &Environment) -> Option<Applied> {
+    let path = format!("/org/acme/secret/{}", applied::secret_name(&env.name));
+    fake.body(&path).and_then(|secret| Applied::from_secret(&secret).ok())
+}
+
+#[tokio::test(start_paused = true)]
+async fn what_was_written_is_recorded_and_a_field_git_removes_is_removed_alone() {
+    let (fake, env) = (Fake::new(), environment());
+    let seen = Seen::new();
+    let first = planned(&fake, &env, &[workload_with_env(&["A", "B"])], &[]).await;
+    assert!(run(&fake, &env, &first, &seen).await.is_ok());
+    let recorded = record(&fake, &env).unwrap_or_else(|| panic!("no record"));
+    assert_eq!(recorded.resources.keys().collect::<Vec<_>>(), [&id("workload/api")]);
+    // The server fills a field Ferry does not know, at the top and inside
+    // the container: nothing to plan.
+    let path = item(&env, &id("workload/api"));
+    let mut live = fake.body(&path).unwrap_or_default();
+    live["spec"]["serverField"] = json!(true);
+    live["spec"]["containers"][0]["serverField"] = json!("auto");
+    fake.seed(&path, live);
+    let same = planned(&fake, &env, &[workload_with_env(&["A", "B"])], &[]).await;
+    assert!(!same.summary.has_changes(), "{:?}", same.resources);
+    // git removes B: exactly that, written as a PUT then a PATCH of it alone.
+    let fewer = planned(&fake, &env, &[workload_with_env(&["A"])], &[]).await;
+    let changes: Vec<&str> = fewer.resources[0].changes.iter().map(|c| c.path.as_str()).collect();
+    assert_eq!(changes, ["spec.containers[main].env[B]"]);
+    let writes_before = fake.calls().len();
+    assert!(run(&fake, &env, &fewer, &seen).await.is_ok());
+    let api: Vec<String> = fake.calls()[writes_before..]
+        .iter()
+        .filter(|c| c.verb.is_write() && c.path.contains("workload"))
+        .map(|c| format!("{:?} {}", c.verb, c.path))
+        .collect();
+    assert_eq!(api, ["Put /org/acme/gvc/app/workload", format!("Patch {path}").as_str()]);
+    let live = fake.body(&path).unwrap_or_default();
+    assert_eq!(live["spec"]["containers"][0]["env"], json!([{"name": "A", "value": "1"}]));
+    assert_eq!(live["spec"]["serverField"], json!(true), "the server's fields stay");
+    // The PUT replaced the list of containers (as the fake and the
+    // simulator do), and this server does not fill its field again: not a
+    // change either way, so nothing is written on the next run.
+    let settled = planned(&fake, &env, &[workload_with_env(&["A"])], &[]).await;
+    assert!(!settled.summary.has_changes(), "{:?}", settled.resources);
+    let now = record(&fake, &env).unwrap_or_default();
+    let env_fields = now
+        .get(&id("workload/api"))
+        .and_then(|f| f.child("spec"))
+        .and_then(|f| f.child("containers"))
+        .and_then(|f| f.child("main"))
+        .and_then(|f| f.child("env"));
+    assert!(env_fields.is_some_and(|e| e.child("A").is_some() && e.child("B").is_none()));
+    // A plan that writes but changes no field set leaves the record alone.
+    let record_writes = |fake: &Fake| {
+        fake.calls().iter().filter(|c| c.verb == Verb::Put && c.path == "/org/acme/secret").count()
+    };
+    let written = record_writes(&fake);
+    fake.seed(&path, {
+        let mut drifted = fake.body(&path).unwrap_or_default();
+        drifted["spec"]["containers"][0]["image"] = json!("nginx:1.26");
+        drifted
+    });
+    let back = planned(&fake, &env, &[workload_with_env(&["A"])], &[]).await;
+    assert!(back.summary.has_changes());
+    assert!(run(&fake, &env, &back, &seen).await.is_ok());
+    assert_eq!(record_writes(&fake), written, "the record did not change");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_record_that_cannot_be_read_is_not_overwritten() {
+    let (fake, env) = (Fake::new(), environment());
+    let path = format!("/org/acme/secret/{}/-reveal", applied::secret_name(&env.name));
+    fake.inject(Fault::new(Verb::Get, &path, 403).times(100));
+    let plan = planned(&fake, &env, &[workload("api")], &[]).await;
+    assert!(run(&fake, &env, &plan, &Seen::new()).await.is_ok());
+    assert!(
+        !fake.calls().iter().any(|c| c.verb == Verb::Put && c.path == "/org/acme/secret"),
+        "{:?}",
+        fake.calls()
+    );
 }

@@ -1,7 +1,9 @@
 //! Writing one resource as a [`Write`] says: PUT upserts as `cpln apply`
-//! does, then a PATCH with `$replace/…` where the desired state removes
-//! fields (a PUT merges and would keep them), a PATCH as it is, a DELETE,
-//! or delete-then-create for fields that cannot change.
+//! does, then, where git removed fields (a PUT merges and would keep
+//! them), a PATCH removing exactly those (`null`, `$drop/F`), so that
+//! fields the server owns stay; a PATCH as it is; a DELETE; or
+//! delete-then-create for fields that cannot change. Restoring an earlier
+//! state PATCHes `$replace/…` of every field it sets.
 //!
 //! A PUT is repeated by the client on a transient failure (it is an
 //! upsert: repeating it is safe). A PATCH is not, so one whose answer is
@@ -56,6 +58,10 @@ pub(super) async fn write<A: ControlPlane>(
                 patch_resolved(client, &item, &patch).await.map_err(failed)?;
             }
             Ok(())
+        }
+        (Method::PutRemoving { removals }, Some(body)) => {
+            client.put(&collection, body).await.map_err(failed)?;
+            patch_resolved(client, &item, removals).await.map_err(failed)
         }
         (Method::Patch, Some(body)) => patch_resolved(client, &item, body).await.map_err(failed),
     }

@@ -91,6 +91,7 @@ pub fn plan(inputs: Inputs<'_>) -> Plan {
         live,
         managed: Vec::new(),
         images: Vec::new(),
+        applied: crate::applied::Applied::default(),
         steps: StepInput { release, ..StepInput::default() },
     })
 }

@@ -558,6 +558,7 @@ mod tests {
             dst: dev,
             rendered: &rendered,
             live: HashMap::new(),
+            applied: Default::default(),
             managed: vec![],
             images: changes,
             external: &HashMap::new(),

@@ -25,6 +25,7 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::applied::{Applied, Fields};
 use crate::config::{Environment, MaxDeletes};
 use crate::diagnostic::Problem;
 use crate::diff::{self, Action, Change, HIDDEN};
@@ -248,6 +249,9 @@ pub struct Input<'a> {
     /// desired any more are deletes.
     pub managed: Vec<State>,
     pub images: Vec<ImageChange>,
+    /// What Ferry last wrote to the live resources (the three-way rule of
+    /// [`diff::compare`]; empty: nothing recorded).
+    pub applied: Applied,
     /// What the steps are made from.
     pub steps: StepInput,
 }
@@ -265,6 +269,9 @@ pub struct StepInput {
     /// Writes the planner made itself (a rollback's PATCHes); `None`:
     /// from the bodies, by dependency.
     pub writes: Option<Vec<Write>>,
+    /// The fields the record of Ferry's last write holds once the steps
+    /// succeed ([`Steps::applied`]); empty: the record is left as it is.
+    pub applied: std::collections::BTreeMap<ResourceId, Fields>,
 }
 
 /// A body in the form plans compare: normalized as the API stores it,
@@ -336,12 +343,18 @@ pub fn build(input: Input<'_>) -> Plan {
         };
         found.map(|w| w + 1)
     };
+    let mut removals: HashMap<ResourceId, Value> = HashMap::new();
     let mut resources: Vec<ResourcePlan> = input
         .desired
         .iter()
         .map(|desired| {
             let live = input.live.get(&desired.id);
-            resource_plan(desired, live, wave_of(&desired.id))
+            let last = input.applied.get(&desired.id);
+            let (plan, removal) = resource_plan(desired, live, last, wave_of(&desired.id));
+            if let Some(removal) = removal {
+                removals.insert(desired.id.clone(), removal);
+            }
+            plan
         })
         .collect();
     let mut deletes: Vec<ResourcePlan> = input
@@ -388,7 +401,7 @@ pub fn build(input: Input<'_>) -> Plan {
         Some(writes) => writes,
         None => steps::writes(
             &resources,
-            &step_input.bodies,
+            &steps::Bodies { bodies: &step_input.bodies, removals: &removals },
             input.graph,
             step_input.prune,
             &mut secrets,
@@ -405,6 +418,7 @@ pub fn build(input: Input<'_>) -> Plan {
             checks: step_input.checks,
             writes,
             release: step_input.release,
+            applied: step_input.applied,
         },
         rollback: None,
         hash: String::new(),
@@ -461,24 +475,33 @@ pub fn prune_refusal(plan: &Plan, env: &Environment) -> Option<Problem> {
     )
 }
 
-fn resource_plan(desired: &State, live: Option<&State>, wave: Option<usize>) -> ResourcePlan {
+/// The plan of one desired resource, and the PATCH removing what git
+/// removed from it (if anything was).
+fn resource_plan(
+    desired: &State,
+    live: Option<&State>,
+    last: Option<&Fields>,
+    wave: Option<usize>,
+) -> (ResourcePlan, Option<Value>) {
     let adopt_tag = live.and_then(|l| adoption(&desired.body, &l.body));
     // An adopt's changes are its fields': the managed tag is its own.
     let compared = live.map(|l| match &adopt_tag {
         Some(value) => with_managed_tag(&l.body, value),
         None => l.body.clone(),
     });
-    let (mut action, changes) =
-        diff::compare(desired.id.kind, Some(&desired.body), compared.as_ref());
+    let diff::Compared { mut action, changes, removals } =
+        diff::compare(desired.id.kind, Some(&desired.body), compared.as_ref(), last);
     if adopt_tag.is_some() && action != Action::Replace {
         action = Action::Adopt;
     }
+    // The live side as compared: without the fields that are the server's.
+    let shown = |l: &State| unified(&diff::owned(&desired.body, &l.body, last), &desired.body);
     let diff = match action {
-        Action::Update | Action::Replace => live.map(|l| unified(&l.body, &desired.body)),
-        Action::Adopt if !changes.is_empty() => live.map(|l| unified(&l.body, &desired.body)),
+        Action::Update | Action::Replace => live.map(shown),
+        Action::Adopt if !changes.is_empty() => live.map(shown),
         _ => None,
     };
-    ResourcePlan {
+    let plan = ResourcePlan {
         id: desired.id.to_string(),
         action,
         wave,
@@ -487,7 +510,8 @@ fn resource_plan(desired: &State, live: Option<&State>, wave: Option<usize>) -> 
         live: live_state(live),
         desired_hash: Some(diff::hash(&desired.body)),
         adopt_tag: adopt_tag.filter(|_| action == Action::Adopt),
-    }
+    };
+    (plan, removals)
 }
 
 /// The managed tag's value when `desired` carries it and `live` carries
@@ -593,6 +617,7 @@ mod tests {
             desired,
             managed,
             images: vec![],
+            applied: Applied::default(),
             steps: StepInput::default(),
         })
     }

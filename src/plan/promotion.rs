@@ -9,6 +9,7 @@ use std::collections::HashMap;
 
 use serde_json::Value;
 
+use crate::applied::{Applied, Fields};
 use crate::config::Environment;
 use crate::diagnostic::{Problem, Problems};
 use crate::graph::Graph;
@@ -35,6 +36,8 @@ pub struct Inputs<'a> {
     pub live: HashMap<ResourceId, State>,
     /// `dst`'s resources tagged as managed by Ferry.
     pub managed: Vec<State>,
+    /// What Ferry last wrote in `dst` ([`crate::applied`]).
+    pub applied: Applied,
     /// Containers whose image changes, with what the registries said
     /// (`copy`, digests).
     pub images: Vec<ImageChange>,
@@ -55,7 +58,7 @@ pub struct Inputs<'a> {
 /// the steps (copies, checks, writes by dependency, the release record).
 pub fn plan(inputs: Inputs<'_>) -> Plan {
     let (dst, src) = (inputs.dst, inputs.src);
-    let desired = inputs
+    let desired: Vec<State> = inputs
         .rendered
         .iter()
         .map(|r| State {
@@ -64,6 +67,8 @@ pub fn plan(inputs: Inputs<'_>) -> Plan {
             version: None,
         })
         .collect();
+    // Once written, the fields of every desired resource are Ferry's.
+    let applied = desired.iter().map(|d| (d.id.clone(), Fields::of(&d.body))).collect();
     let bodies: HashMap<ResourceId, Value> =
         inputs.rendered.iter().map(|r| (r.id.clone(), r.body.clone())).collect();
     let release = ReleaseInfo {
@@ -81,6 +86,7 @@ pub fn plan(inputs: Inputs<'_>) -> Plan {
         prune: inputs.prune,
         release,
         writes: None,
+        applied,
     };
     build(Input {
         target: inputs.target,
@@ -89,6 +95,7 @@ pub fn plan(inputs: Inputs<'_>) -> Plan {
         live: inputs.live,
         managed: inputs.managed,
         images: inputs.images,
+        applied: inputs.applied,
         steps,
     })
 }
@@ -340,6 +347,7 @@ mod tests {
                 })
                 .collect(),
             managed: vec![],
+            applied: Applied::default(),
             images,
             external: &HashMap::new(),
             prune: false,

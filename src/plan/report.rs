@@ -355,6 +355,7 @@ mod tests {
             live: [(id.clone(), state("/org/acme-prod/image/api:1.4.1"))].into_iter().collect(),
             managed: vec![],
             images,
+            applied: Default::default(),
             steps: Default::default(),
         })
     }

@@ -352,6 +352,7 @@ pub fn plan(inputs: &Inputs<'_>) -> Result<Plan, RollbackError> {
         live,
         managed: Vec::new(),
         images: changes,
+        applied: crate::applied::Applied::default(),
         steps: StepInput {
             copies: copies.into_values().collect(),
             checks,

@@ -16,8 +16,9 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
+use crate::applied::Fields;
 use crate::config::{Environment, ImageStrategy};
-use crate::diff::{self, Action, Op};
+use crate::diff::{self, Action};
 use crate::graph::Graph;
 use crate::manifest::image::{Source, classify};
 use crate::manifest::{Kind, ResourceId};
@@ -37,6 +38,11 @@ pub struct Steps {
     pub writes: Vec<Write>,
     /// The release recorded in the target's org.
     pub release: ReleaseInfo,
+    /// The fields of each desired resource (names, never values): what
+    /// the record of Ferry's last write says once the writes succeed
+    /// ([`crate::applied`]); empty for plans that change no field set.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub applied: BTreeMap<ResourceId, Fields>,
 }
 
 /// One image copied registry to registry.
@@ -69,8 +75,13 @@ pub enum Method {
     /// PUT to the collection: `cpln apply`'s upsert (fields are merged).
     Put,
     /// PUT, then a PATCH with `$replace/` for every field the body sets, so
-    /// that fields left out are removed; tags as `tags` says.
+    /// that fields left out are removed; tags as `tags` says (restoring an
+    /// earlier state exactly).
     PutExact { tags: TagWrite },
+    /// PUT, then the PATCH `removals`: the fields and named items git
+    /// removed, and only those ([`crate::diff::Compared::removals`]), so
+    /// that fields the server owns are left as they are.
+    PutRemoving { removals: Value },
     /// PATCH the item with the body as it is (e.g. `$patch/containers`).
     Patch,
     /// DELETE, wait until it is gone, then PUT (fields that cannot change).
@@ -207,9 +218,11 @@ pub fn sealed(id: &ResourceId, body: &Value, secrets: &mut Secrets) -> Value {
 /// Deletes come after everything else. An adopt with no field change is
 /// a PATCH of the managed tag alone (nothing else is touched, so no
 /// workload rolls out); with field changes it is written as an update.
+/// An update that removes fields is a PUT followed by the PATCH of its
+/// removals.
 pub fn writes(
     resources: &[ResourcePlan],
-    bodies: &HashMap<ResourceId, Value>,
+    bodies: &Bodies<'_>,
     graph: &Graph,
     prune: bool,
     secrets: &mut Secrets,
@@ -237,23 +250,11 @@ pub fn writes(
                     id,
                 });
             }
-            let body = bodies.get(&id).map(|body| sealed(&id, body, secrets));
-            let removed_tags: Vec<String> = r
-                .changes
-                .iter()
-                .filter(|c| c.op == Op::Remove)
-                .filter_map(|c| c.path.strip_prefix("tags.").map(str::to_owned))
-                .collect();
-            let method = match r.action {
-                Action::Delete => Method::Delete,
-                Action::Replace => Method::Recreate,
-                _ if r.changes.iter().any(|c| c.op == Op::Remove) => Method::PutExact {
-                    tags: if removed_tags.is_empty() {
-                        TagWrite::Merge
-                    } else {
-                        TagWrite::Drop(removed_tags)
-                    },
-                },
+            let body = bodies.bodies.get(&id).map(|body| sealed(&id, body, secrets));
+            let method = match (r.action, bodies.removals.get(&id)) {
+                (Action::Delete, _) => Method::Delete,
+                (Action::Replace, _) => Method::Recreate,
+                (_, Some(removals)) => Method::PutRemoving { removals: removals.clone() },
                 _ => Method::Put,
             };
             let workload = id.kind == Kind::Workload && r.action != Action::Delete;
@@ -271,6 +272,14 @@ pub fn writes(
         .collect();
     order(&mut writes, graph);
     writes
+}
+
+/// What the writes of a plan are made of, by resource.
+pub struct Bodies<'a> {
+    /// The desired bodies as they are written (secrets with their payload).
+    pub bodies: &'a HashMap<ResourceId, Value>,
+    /// The PATCHes removing what git removed ([`Method::PutRemoving`]).
+    pub removals: &'a HashMap<ResourceId, Value>,
 }
 
 /// Fills what each write waits for.
@@ -550,6 +559,8 @@ mod tests {
             .iter()
             .map(|r| (id(&r.id), json!({"name": r.id, "data": {"k": "payload"}})))
             .collect();
+        let removals = HashMap::new();
+        let bodies = Bodies { bodies: &bodies, removals: &removals };
         writes(resources, &bodies, &graph(edges), prune, &mut Secrets::default())
     }
 
@@ -609,7 +620,7 @@ mod tests {
         };
         let memory = diff::Change {
             path: "spec.containers[main].memory".into(),
-            op: Op::Change,
+            op: diff::Op::Change,
             before: Some(json!("128Mi")),
             after: Some(json!("256Mi")),
             sensitive: false,
@@ -630,6 +641,8 @@ mod tests {
         let mut secrets = Secrets::default();
         let resources = [resource("secret/db", Action::Create)];
         let bodies = HashMap::from([(id("secret/db"), json!({"data": {"payload": "s3cr3t"}}))]);
+        let removals = HashMap::new();
+        let bodies = Bodies { bodies: &bodies, removals: &removals };
         let writes = writes(&resources, &bodies, &graph(&[]), false, &mut secrets);
         let text = serde_json::to_string(&writes).unwrap_or_default();
         assert!(!text.contains("s3cr3t"), "{text}");

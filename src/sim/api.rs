@@ -226,7 +226,11 @@ impl Request<'_> {
         let mut state = self.shared.lock();
         let mut draft;
         let target = if dry_run {
-            draft = SimState { items: state.items.clone(), ..SimState::default() };
+            draft = SimState {
+                items: state.items.clone(),
+                server_fields: state.server_fields.clone(),
+                ..SimState::default()
+            };
             &mut draft
         } else {
             &mut *state

@@ -30,6 +30,10 @@
 //!   - {name: oci-us-ashburn-1, provider: oci, region: us-ashburn-1,
 //!      geo: {city: Ashburn, country: USA, continent: North America}}
 //! faults: {latencyMs: 0, errorRate: 0.0, errorStatuses: [500, 503, 429], retryAfterSecs: 1}
+//! serverFields:                       # fields the API fills that Ferry does not
+//!   workload:                         # know, per kind, on every stored item
+//!     spec.someNewServerField: value  # (where absent); `F[]` is every item of
+//!     spec.containers[].probeMode: auto  # the list F
 //! ```
 
 use std::collections::BTreeMap;
@@ -79,6 +83,11 @@ pub struct SimConfig {
     /// as pullable (the simulator cannot look).
     #[serde(default)]
     pub external_registries: BTreeMap<String, ExternalRegistry>,
+    /// Fields the API fills on every stored item of a kind, where absent:
+    /// those the real API adds and Ferry's model of it
+    /// ([`crate::normalize`]) lacks, so that tests show Ferry survives them.
+    #[serde(default)]
+    pub server_fields: ServerFields,
     /// Where state is kept; a temporary directory (removed on shutdown)
     /// when absent.
     #[serde(skip)]
@@ -144,6 +153,46 @@ impl fmt::Debug for ExternalRegistry {
     }
 }
 
+/// Fields the API fills, by kind, then by path: dot-separated keys, where
+/// `F[]` walks into every item of the list `F`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct ServerFields(pub BTreeMap<String, BTreeMap<String, serde_json::Value>>);
+
+impl ServerFields {
+    /// Fills the fields of `kind` that `doc` lacks.
+    pub(crate) fn fill(&self, kind: &str, doc: &mut serde_json::Map<String, serde_json::Value>) {
+        for (path, value) in self.0.get(kind).into_iter().flatten() {
+            let segments: Vec<&str> = path.split('.').collect();
+            fill_at(doc, &segments, value);
+        }
+    }
+}
+
+fn fill_at(
+    target: &mut serde_json::Map<String, serde_json::Value>,
+    path: &[&str],
+    value: &serde_json::Value,
+) {
+    use serde_json::Value;
+    let Some((first, rest)) = path.split_first() else { return };
+    if let Some(list) = first.strip_suffix("[]") {
+        if let Some(Value::Array(items)) = target.get_mut(list) {
+            for item in items.iter_mut().filter_map(Value::as_object_mut) {
+                fill_at(item, rest, value);
+            }
+        }
+        return;
+    }
+    if rest.is_empty() {
+        target.entry(*first).or_insert_with(|| value.clone());
+        return;
+    }
+    let inner = target.entry(*first).or_insert_with(|| Value::Object(serde_json::Map::new()));
+    if let Value::Object(inner) = inner {
+        fill_at(inner, rest, value);
+    }
+}
+
 fn default_rollout_delay_ms() -> u64 {
     300
 }
@@ -164,6 +213,7 @@ impl Default for SimConfig {
             faults: FaultConfig::default(),
             locations: Vec::new(),
             external_registries: BTreeMap::new(),
+            server_fields: ServerFields::default(),
             state_dir: None,
         }
     }
@@ -227,6 +277,18 @@ impl SimConfig {
         let (username, password) = credentials.unzip();
         let registry = ExternalRegistry { addr: addr.into(), username, password };
         self.external_registries.insert(host.into(), registry);
+        self
+    }
+
+    /// Makes the API fill `path` (`spec.x`, `spec.containers[].y`) with
+    /// `value` on every stored item of `kind` that lacks it.
+    pub fn with_server_field(
+        mut self,
+        kind: impl Into<String>,
+        path: impl Into<String>,
+        value: serde_json::Value,
+    ) -> Self {
+        self.server_fields.0.entry(kind.into()).or_default().insert(path.into(), value);
         self
     }
 
@@ -309,5 +371,38 @@ impl SimConfig {
     pub(crate) fn delay_for(&self, workload: &str, location: &str) -> u64 {
         let location = self.location_delay_ms.get(location).copied();
         self.workload_delay_ms.get(workload).copied().or(location).unwrap_or(self.rollout_delay_ms)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn server_fields_fill_what_is_absent_at_every_level_and_only_their_kind() {
+        let config = SimConfig::new()
+            .with_server_field("workload", "spec.someNewServerField", json!("value"))
+            .with_server_field("workload", "spec.containers[].probeMode", json!("auto"));
+        let mut doc =
+            json!({"spec": {"containers": [{"name": "a"}, {"name": "b", "probeMode": "off"}]}});
+        let mut other = json!({"spec": {}});
+        if let (Some(doc), Some(other)) = (doc.as_object_mut(), other.as_object_mut()) {
+            config.server_fields.fill("workload", doc);
+            config.server_fields.fill("identity", other);
+        }
+        assert_eq!(
+            doc,
+            json!({"spec": {"containers": [{"name": "a", "probeMode": "auto"}, {"name": "b", "probeMode": "off"}],
+                "someNewServerField": "value"}})
+        );
+        assert_eq!(other, json!({"spec": {}}));
+        let text = "serverFields:\n  workload:\n    spec.x: 1\n";
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join("sim.yaml");
+        std::fs::write(&path, text).unwrap_or_else(|e| panic!("{e}"));
+        let loaded = SimConfig::load(&path).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(loaded.server_fields.0["workload"]["spec.x"], json!(1));
     }
 }

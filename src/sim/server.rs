@@ -90,6 +90,7 @@ impl Simulator {
         };
         let disk = Disk::open(&root)?;
         let mut state = disk.load()?;
+        state.server_fields = config.server_fields.clone();
         for org in &config.orgs {
             state.registries.entry(org.name.clone()).or_default();
         }

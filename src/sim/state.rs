@@ -26,6 +26,9 @@ pub(crate) struct State {
     /// to, by that host; read again before every request, never saved.
     #[serde(skip)]
     pub external_registries: BTreeMap<String, RegistryIndex>,
+    /// Fields the config makes the API fill on stored items; never saved.
+    #[serde(skip)]
+    pub server_fields: super::config::ServerFields,
 }
 
 impl State {

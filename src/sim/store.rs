@@ -111,6 +111,7 @@ impl State {
         patch::apply(&mut doc, body)?;
         check_schema(kind, &doc)?;
         normalize(kind, name, scope, &mut doc);
+        self.server_fields.fill(kind, &mut doc);
         if let Some(item) = existing {
             check_immutable(item, &doc)?;
             if item.body == doc {

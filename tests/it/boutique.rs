@@ -68,11 +68,11 @@ async fn assert_no_changes(dir: &Path, plan_file: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_boutique_made_by_cpln_apply_and_adopted_plans_as_no_changes() {
-    use ferry::sim::{SimConfig, Simulator};
+    use ferry::sim::SimConfig;
 
     let config =
         SimConfig::new().with_org(ORG, TOKEN).with_rollout_delay(Duration::from_millis(50));
-    let sim = Simulator::start(config).await.expect("simulator starts");
+    let sim = crate::support::sim::Sim::start(config).await;
     let fixture = repo_root().join(FIXTURE);
     let cpln = Cpln::new(&sim, ORG, TOKEN);
     let args = ["apply", "-f", fixture.to_str().expect("UTF-8 path"), "--gvc", "boutique"];

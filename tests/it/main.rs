@@ -24,6 +24,7 @@ mod quickstart;
 mod registry;
 mod rollback;
 mod safety;
+mod server_fields;
 mod sim;
 mod status;
 mod support;

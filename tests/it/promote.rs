@@ -63,7 +63,10 @@ impl Pipeline {
         Self::org_per_env_with(config, registries).await
     }
 
-    async fn org_per_env_with(config: SimConfig, registries: Vec<RegistryServer>) -> Self {
+    pub(crate) async fn org_per_env_with(
+        config: SimConfig,
+        registries: Vec<RegistryServer>,
+    ) -> Self {
         let config = config.with_rollout_delay(Duration::from_millis(100));
         let sim = Sim::start(config).await;
         let dir = tempfile::tempdir().expect("temp dir");
