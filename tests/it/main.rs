@@ -7,6 +7,7 @@ mod corpus;
 mod deploy;
 mod examples;
 mod exit_codes;
+mod external_offline;
 mod git_revisions;
 mod github;
 mod history;
