@@ -101,7 +101,7 @@ impl WorkloadReport {
 /// Judges `workload` (its live body) from its `deployments`.
 pub fn assess(workload: &Value, deployments: &[Value]) -> WorkloadReport {
     let name = workload.get("name").and_then(Value::as_str).unwrap_or_default().to_owned();
-    let version = workload.get("version").and_then(Value::as_u64).unwrap_or(0);
+    let version = workload.get("version").and_then(version_number).unwrap_or(0);
     let spec = workload.get("spec");
     let cron = spec.and_then(|s| s.get("type")).and_then(Value::as_str) == Some("cron");
     let images: Vec<(&str, &str)> = crate::plan::container_images(workload);
@@ -150,7 +150,7 @@ fn location(
         return (report, Vec::new());
     }
     let status = deployment.get("status").unwrap_or(&Value::Null);
-    let number = |key: &str| status.get(key).and_then(Value::as_u64).unwrap_or(0);
+    let number = |key: &str| status.get(key).and_then(version_number).unwrap_or(0);
     let sync_failed =
         status.pointer("/internal/syncFailed").and_then(Value::as_bool).unwrap_or(false);
     let deployment_ready =
@@ -158,7 +158,7 @@ fn location(
     let processed = number("lastProcessedVersion") >= version;
     let expected = number("expectedDeploymentVersion");
     let current = status.get("versions").and_then(Value::as_array).and_then(|versions| {
-        versions.iter().find(|v| v.get("workload").and_then(Value::as_u64) == Some(expected))
+        versions.iter().find(|v| v.get("workload").and_then(version_number) == Some(expected))
     });
     let mut message = text(status.get("message"));
     let mut container = None;
@@ -206,6 +206,18 @@ fn location(
         container: if ready { None } else { container },
     };
     (report, mismatches)
+}
+
+/// A version number as the API writes it: an integer, or a whole number
+/// written as a float (the published types declare these fields `number`,
+/// types-go `pkg/deployment/models.go` has them `float32`).
+fn version_number(value: &Value) -> Option<u64> {
+    value.as_u64().or_else(|| {
+        let float = value.as_f64()?;
+        let whole = float.is_finite() && float >= 0.0 && float.fract() == 0.0;
+        // A whole, non-negative float converts exactly up to 2^53.
+        whole.then_some(float as u64)
+    })
 }
 
 fn text(value: Option<&Value>) -> String {
@@ -517,6 +529,18 @@ mod tests {
         // The version expected not ready is not ready, whatever the images.
         let mut d = deployment("a", 4, true, "/org/o/image/api:2");
         d["status"]["versions"][0]["ready"] = json!(false);
+        assert!(!assess(&w, &[d]).is_ready());
+    }
+
+    #[test]
+    fn versions_written_as_floats_are_read_as_the_numbers_they_are() {
+        let w = json!({"name": "api", "version": 4.0, "spec": spec()});
+        let mut d = deployment("a", 4, true, "/org/o/image/api:2");
+        d["status"]["lastProcessedVersion"] = json!(4.0);
+        d["status"]["expectedDeploymentVersion"] = json!(4.0);
+        d["status"]["versions"][0]["workload"] = json!(4.0);
+        assert!(assess(&w, &[d.clone()]).is_ready());
+        d["status"]["lastProcessedVersion"] = json!(3.5);
         assert!(!assess(&w, &[d]).is_ready());
     }
 
