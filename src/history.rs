@@ -198,7 +198,25 @@ pub async fn record<A: ControlPlane>(
     existing: &[u64],
 ) -> Result<u64, ApiError> {
     let collection = paths::collection(&env.org, &env.gvc, Kind::Secret);
-    let mut release = release.clone();
+    // The executor refused a plan whose record cannot fit before it wrote
+    // anything; what can still grow is the message, trimmed here.
+    let mut release = match release::fit(release) {
+        Ok((fitted, trimmed)) => {
+            if trimmed {
+                tracing::warn!(
+                    "the record of release {} of {} was over its {} KiB budget: its message is trimmed",
+                    release.revision,
+                    env.name,
+                    release::RECORD_BUDGET / 1024
+                );
+            }
+            fitted
+        }
+        Err(over) => {
+            tracing::warn!("{over}; writing it anyway");
+            release.clone()
+        }
+    };
     let mut taken = existing.to_vec();
     let policy = crate::retry::RetryPolicy::default();
     let mut attempts = 0;
@@ -321,7 +339,7 @@ mod tests {
         let fake = Fake::new();
         seed(&fake, [1, 3]);
         let mut corrupt = release::to_secret(&release(2));
-        corrupt["data"]["payload"] = json!("{not json");
+        corrupt["data"] = json!({"encoding": "plain", "payload": "{not json"});
         fake.seed(&format!("{SECRETS}/ferry-release-prod-2"), corrupt);
         let history = read(&fake, &environment()).await.unwrap_or_else(|e| panic!("{e}"));
         let readable: Vec<u64> = history.releases.iter().map(|r| r.revision).collect();

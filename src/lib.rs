@@ -15,6 +15,7 @@ pub mod diagnostic;
 pub mod diff;
 pub mod error;
 pub mod execute;
+pub mod external_digest;
 pub mod gate;
 pub mod github;
 pub mod graph;

@@ -2,10 +2,15 @@
 //! the target org (POST answers 409 when it exists), so that two runners
 //! anywhere cannot both hold it. It names its holder, start time, expiry
 //! and CI run; it is renewed while held and deleted on release. An expired
-//! lock (its holder died) is broken by the next promotion, or by
-//! `ferry unlock ENV`. A POST whose answer is lost (a 500, a timeout) is
-//! resolved by reading the lock back: its holder id names this very
-//! acquisition, so Ferry knows whether it holds it.
+//! lock (its holder died) is taken over by the next promotion in one
+//! version-conditioned PATCH (the `version` read with it, as `cpln KIND
+//! update` sends it "for optimistic locking": the CLI's
+//! dist/src/commands/generic.js, `Update.handle`), so that of two runners
+//! that saw the same expired lock only one takes it; `ferry unlock ENV`
+//! deletes one. A POST whose answer is lost (a 500, a timeout) is resolved
+//! by reading the lock back: its holder id names this very acquisition, so
+//! Ferry knows whether it holds it. Every loop pauses (with backoff) and
+//! ends by a deadline.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -28,6 +33,18 @@ const EXPIRES_TAG: &str = "ferry/lock-expires";
 const RUN_TAG: &str = "ferry/lock-run";
 /// How often a held lock is looked at again while waiting for it.
 const POLL: Duration = Duration::from_millis(500);
+/// How long races for the lock (a 409 on the POST and then no lock to
+/// read, a takeover lost to another runner) are tried again beyond the
+/// time given to wait for a holder, so that `--lock-timeout 0s` (the
+/// default) does not give up on a lock that was only changing hands.
+const CONTENTION_BOUND: Duration = Duration::from_secs(30);
+/// How long after its takeover PATCH the lock is read back. Should the API
+/// ignore the `version` a PATCH carries (that it answers 409 to a stale one
+/// is assumed, docs/promote.md), two runners that took over the same
+/// expired lock each read back the holder this long after their write:
+/// the last writer reads itself and goes ahead, the other reads it and
+/// stands back.
+const TAKEOVER_SETTLE: Duration = Duration::from_secs(1);
 
 /// Who holds a lock, as its tags say.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -83,6 +100,15 @@ pub enum LockError {
     )]
     NotExpired { environment: String, info: LockInfo },
 
+    #[error("the lock of {environment} kept changing hands for {waited:?}; it was not taken")]
+    #[diagnostic(
+        code(ferry::lock::contended),
+        help(
+            "other runners are taking and releasing it; run again, or raise --lock-timeout to wait longer"
+        )
+    )]
+    Contended { environment: String, waited: Duration },
+
     #[error(transparent)]
     #[diagnostic(transparent)]
     Api(#[from] ApiError),
@@ -113,7 +139,7 @@ fn holder(actor: &Actor) -> String {
 
 impl<A: ControlPlane> Lock<A> {
     /// Takes `env`'s lock, waiting up to `wait` for a holder to finish. An
-    /// expired lock is broken (with a warning).
+    /// expired lock is taken over (with a warning).
     pub async fn acquire(
         client: &A,
         env: &Environment,
@@ -124,27 +150,49 @@ impl<A: ControlPlane> Lock<A> {
         let name = lock_name(env);
         let collection = paths::collection(&env.org, &env.gvc, Kind::Secret);
         let path = paths::item(&env.org, &env.gvc, Kind::Secret, &name);
-        let deadline = tokio::time::Instant::now() + wait;
+        let started_at = tokio::time::Instant::now();
+        let deadline = started_at + wait;
+        let contention_deadline = deadline + CONTENTION_BOUND;
         let holder = holder(actor);
         // A POST whose answer was lost and did not take effect is sent again
         // as the retry policy allows, whatever `wait` is: `wait` bounds the
         // time spent waiting for another holder, and with the default
         // `--lock-timeout 0s` one 503 must not end a promotion.
         let mut resend = crate::retry::RetryPolicy::default().delays();
+        // A race lost is tried again after a pause, growing to `POLL`.
+        let mut contended = crate::retry::RetryPolicy {
+            attempts: u32::MAX,
+            first_delay: Duration::from_millis(100),
+            max_delay: POLL,
+            ..crate::retry::RetryPolicy::default()
+        }
+        .delays();
+        let mut pause_after_race = || {
+            let now = tokio::time::Instant::now();
+            let delay = contended.next().unwrap_or(POLL);
+            if now + delay > contention_deadline {
+                return Err(LockError::Contended {
+                    environment: env.name.clone(),
+                    waited: now.saturating_duration_since(started_at),
+                });
+            }
+            Ok(delay)
+        };
         loop {
             let started = client.now_ms();
+            let tags = json!({
+                LOCK_OF_TAG: env.name,
+                HOLDER_TAG: holder,
+                STARTED_TAG: rfc3339(started),
+                EXPIRES_TAG: rfc3339(started + millis(ttl)),
+                RUN_TAG: actor.ci_run,
+            });
             let body = json!({
                 "kind": "secret",
                 "name": name,
                 "description": format!("Ferry promotion lock of {}", env.name),
                 "type": "opaque",
-                "tags": {
-                    LOCK_OF_TAG: env.name,
-                    HOLDER_TAG: holder,
-                    STARTED_TAG: rfc3339(started),
-                    EXPIRES_TAG: rfc3339(started + millis(ttl)),
-                    RUN_TAG: actor.ci_run,
-                },
+                "tags": tags,
                 "data": {"encoding": "plain", "payload": "locked"},
             });
             let held = || {
@@ -158,10 +206,15 @@ impl<A: ControlPlane> Lock<A> {
                 Err(error) => return Err(error.into()),
             };
             let Some(existing) = client.get_opt(&path).await? else {
-                // Nobody holds it: a lost POST did not take effect.
-                if let Some(error) = lost {
-                    let Some(delay) = resend.next() else { return Err(error.into()) };
-                    tokio::time::sleep(delay).await;
+                match lost {
+                    // Nobody holds it: a lost POST did not take effect.
+                    Some(error) => {
+                        let Some(delay) = resend.next() else { return Err(error.into()) };
+                        tokio::time::sleep(delay).await;
+                    }
+                    // It existed at the POST and is gone now: released
+                    // meanwhile, another runner may be taking it.
+                    None => tokio::time::sleep(pause_after_race()?).await,
                 }
                 continue;
             };
@@ -172,7 +225,11 @@ impl<A: ControlPlane> Lock<A> {
             }
             if info.is_expired(client.now_ms()) {
                 tracing::warn!("breaking the expired lock of {}: {}", env.name, info.describe());
-                client.delete(&path).await?;
+                if take_over(client, &path, &existing, &tags, &holder).await? {
+                    return Ok(held());
+                }
+                tracing::info!("another runner took over the expired lock of {} first", env.name);
+                tokio::time::sleep(pause_after_race()?).await;
                 continue;
             }
             if tokio::time::Instant::now() >= deadline {
@@ -188,6 +245,36 @@ impl<A: ControlPlane> Lock<A> {
         self.renewal.abort();
         self.client.delete(&self.path).await.map(|_| ())
     }
+}
+
+/// Takes over the expired lock `existing` at `path`: one PATCH of its
+/// tags (`tags`, this acquisition's) that carries the `version` read with
+/// it, which the API refuses (409) when another runner wrote the lock
+/// since [assumed; the CLI sends it for that purpose]. Whether it is ours
+/// is then decided by reading the holder back [`TAKEOVER_SETTLE`] later,
+/// never by the PATCH's answer alone, so that Ferry stays safe should the
+/// API ignore the version (the last writer holds it) or the answer be
+/// lost. `false`: another runner has it, or it is gone.
+async fn take_over<A: ControlPlane>(
+    client: &A,
+    path: &str,
+    existing: &Value,
+    tags: &Value,
+    holder: &str,
+) -> Result<bool, ApiError> {
+    let mut patch = json!({"tags": tags});
+    if let Some(version) = existing.get("version") {
+        patch["version"] = version.clone();
+    }
+    match client.patch(path, &patch).await {
+        Ok(_) => {}
+        Err(error) if matches!(error.status(), Some(404 | 409)) => return Ok(false),
+        Err(error) if error.is_ambiguous() => {}
+        Err(error) => return Err(error),
+    }
+    tokio::time::sleep(TAKEOVER_SETTLE).await;
+    let live = client.get_opt(path).await?;
+    Ok(live.is_some_and(|live| LockInfo::from_secret(&live).holder == holder))
 }
 
 /// Pushes the expiry forward every third of `ttl` while the lock is held.
@@ -255,7 +342,7 @@ mod tests {
     fn held_by(fake: &Fake, holder: &str, expires_ms: u64) {
         fake.seed(
             LOCK,
-            json!({"kind": "secret", "name": "ferry-lock-prod", "tags": {
+            json!({"kind": "secret", "name": "ferry-lock-prod", "version": 1, "tags": {
                 LOCK_OF_TAG: "prod", HOLDER_TAG: holder,
                 STARTED_TAG: rfc3339(expires_ms.saturating_sub(60_000)),
                 EXPIRES_TAG: rfc3339(expires_ms)}}),
@@ -334,14 +421,98 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn an_expired_lock_is_broken_and_taken() {
+    async fn an_expired_lock_is_taken_over_by_a_version_conditioned_patch() {
         let fake = Fake::new();
         held_by(&fake, "bob@ci (pid 7)", fake.now_ms() + 1_000);
         tokio::time::advance(Duration::from_secs(2)).await;
         let lock = Lock::acquire(&fake, &environment(), &actor(), MINUTE, Duration::ZERO).await;
         assert!(lock.is_ok(), "{:?}", lock.err());
-        assert!(live_info(&fake).is_some_and(|i| i.holder.starts_with("alice@")));
-        assert_eq!(fake.count(Verb::Delete, LOCK), 1, "broken once");
+        let info = live_info(&fake).unwrap_or_else(|| panic!("no lock"));
+        assert!(info.holder.starts_with("alice@"), "{info:?}");
+        assert!(!info.is_expired(fake.now_ms()), "{info:?}");
+        assert_eq!(fake.count(Verb::Delete, LOCK), 0, "never deleted, taken over");
+        assert_eq!(fake.count(Verb::Patch, LOCK), 1, "taken over once");
+    }
+
+    /// Two runners that both see the same expired lock race for it; the
+    /// outcome of each.
+    async fn race_for_an_expired_lock(fake: &Fake) -> [Result<Lock<Fake>, LockError>; 2] {
+        held_by(fake, "bob@ci (pid 7)", fake.now_ms() + 1_000);
+        tokio::time::advance(Duration::from_secs(2)).await;
+        // Every call takes 10 ms, so that both read the lock before
+        // either writes it.
+        fake.set_latency(Duration::from_millis(10));
+        let env = environment();
+        let (carol, dave) = (
+            Actor { user: Some("carol".into()), ..actor() },
+            Actor { user: Some("dave".into()), ..actor() },
+        );
+        let (first, second) = tokio::join!(
+            Lock::acquire(fake, &env, &carol, MINUTE, Duration::ZERO),
+            Lock::acquire(fake, &env, &dave, MINUTE, Duration::ZERO),
+        );
+        [first, second]
+    }
+
+    fn exactly_one_proceeds(fake: &Fake, outcomes: &[Result<Lock<Fake>, LockError>; 2]) {
+        let taken: Vec<&Lock<Fake>> = outcomes.iter().filter_map(|o| o.as_ref().ok()).collect();
+        assert_eq!(
+            taken.len(),
+            1,
+            "{:?}",
+            outcomes.iter().map(|o| o.as_ref().err()).collect::<Vec<_>>()
+        );
+        let refused = outcomes.iter().find_map(|o| o.as_ref().err());
+        let live = live_info(fake).unwrap_or_else(|| panic!("no lock"));
+        match refused {
+            Some(LockError::Held { info, .. }) => assert_eq!(info.holder, live.holder),
+            other => panic!("the other runner: {other:?}"),
+        }
+        assert!(live.holder.starts_with("carol@") || live.holder.starts_with("dave@"), "{live:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn two_runners_racing_for_one_expired_lock_exactly_one_proceeds() {
+        let fake = Fake::new();
+        let outcomes = race_for_an_expired_lock(&fake).await;
+        exactly_one_proceeds(&fake, &outcomes);
+        let patches: Vec<u16> = fake
+            .calls()
+            .iter()
+            .filter(|c| c.verb == Verb::Patch && c.path == LOCK)
+            .map(|c| c.status)
+            .collect();
+        assert_eq!(patches, [200, 409], "the second takeover carried a stale version");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn exactly_one_proceeds_even_where_the_api_ignored_the_version() {
+        let fake = Fake::new();
+        fake.ignore_patch_version();
+        let outcomes = race_for_an_expired_lock(&fake).await;
+        // Both PATCHes were taken; the holder read back after them decides.
+        assert_eq!(fake.count(Verb::Patch, LOCK), 2);
+        exactly_one_proceeds(&fake, &outcomes);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_lock_that_keeps_vanishing_between_409_and_read_ends_by_its_deadline() {
+        let fake = Fake::new();
+        // Each POST is refused as if a lock existed, and none is there to read.
+        fake.inject(Fault::new(Verb::Post, "/org/acme/secret", 409).times(100_000));
+        let started = Instant::now();
+        let wait = Duration::from_secs(5);
+        let lock = Lock::acquire(&fake, &environment(), &actor(), MINUTE, wait).await;
+        assert!(matches!(lock, Err(LockError::Contended { .. })), "{:?}", lock.err());
+        let took = started.elapsed();
+        assert!(took <= wait + CONTENTION_BOUND, "{took:?}");
+        // It stops when the next pause (at most twice `POLL`, jitter
+        // included) would pass the deadline.
+        assert!(took + 2 * POLL >= wait + CONTENTION_BOUND, "{took:?}");
+        // Paused between tries, growing from 100 ms to 500 ms (with up to
+        // as much again of jitter): not thousands of POSTs in a tight loop.
+        let posts = fake.count(Verb::Post, "/org/acme/secret");
+        assert!((30..=120).contains(&posts), "{posts} POSTs");
     }
 
     #[tokio::test(start_paused = true)]

@@ -17,10 +17,6 @@ use crate::manifest::{Kind, ResourceId};
 use crate::plan::{self, ImageChange, State};
 use crate::render::{ExternalImage, ImageMap, PromotedImage, SourceImages};
 
-/// How long resolving one external image's digest may take: an unreachable
-/// registry is recorded as unknown, not waited for.
-const EXTERNAL_RESOLVE_BOUND: std::time::Duration = std::time::Duration::from_secs(10);
-
 /// Futures queued at once; the client's semaphore bounds what is in flight.
 const QUEUE: usize = 256;
 
@@ -316,48 +312,12 @@ pub async fn running_images(
 
 /// The digest each external image reference points at, asked of its
 /// registry (anonymously, or with Docker config credentials for its host),
-/// all concurrently and each within [`EXTERNAL_RESOLVE_BOUND`]. Those that
-/// cannot be resolved are `None`, with a warning.
+/// all at once within one short bound; those that cannot be resolved are
+/// `None`, named in one warning line (`crate::external_digest`).
 pub async fn external_digests(
     images: impl IntoIterator<Item = String>,
 ) -> HashMap<String, Option<String>> {
-    let mut images: Vec<String> = images.into_iter().collect();
-    images.sort();
-    images.dedup();
-    let credentials = crate::registry::Credentials::anonymous().with_default_docker_config();
-    let credentials = &credentials;
-    stream::iter(images)
-        .map(|text| async move {
-            if let Some(digest) = image::classify(&text, None).digest {
-                let digest = digest.to_owned();
-                return (text, Some(digest));
-            }
-            let resolved = match text.parse::<crate::registry::ImageRef>() {
-                Err(error) => Err(error.to_string()),
-                Ok(reference) => {
-                    let lookup = crate::registry::resolve_digest(&reference, credentials);
-                    match tokio::time::timeout(EXTERNAL_RESOLVE_BOUND, lookup).await {
-                        Ok(Ok(digest)) => Ok(digest.to_string()),
-                        Ok(Err(error)) => Err(error.to_string()),
-                        Err(_) => {
-                            Err(format!("no answer within {}s", EXTERNAL_RESOLVE_BOUND.as_secs()))
-                        }
-                    }
-                }
-            };
-            match resolved {
-                Ok(digest) => (text, Some(digest)),
-                Err(why) => {
-                    tracing::warn!(
-                        "the digest of external image {text} is recorded as unknown: {why}"
-                    );
-                    (text, None)
-                }
-            }
-        })
-        .buffer_unordered(QUEUE)
-        .collect()
-        .await
+    crate::external_digest::resolve(images).await
 }
 
 /// A tag of `repository` that points at `digest` in an org's registry

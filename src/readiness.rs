@@ -2,14 +2,22 @@
 //! waiting until it does.
 //!
 //! [`assess`] is pure: judged from the workload and its per-location
-//! deployments. A location counts when it is not suspended (`suspend:
-//! true`, or `minScale` = `maxScale` = 0, in `defaultOptions` or the
-//! location's `localOptions`). It is ready when its deployment has
-//! processed the workload's version, is ready without a failed sync, the
-//! deployment version it expects is ready, and every container runs the
-//! image the workload names. Unlike `cpln apply --ready`, this is judged
-//! per workload and per location, on the workload's own GVC; cron
-//! workloads need no running version, only a ready deployment.
+//! deployments, on versions, as `cpln apply --ready` judges them
+//! (`readyLatest` in the CLI's dist/src/util/workload.js). A location
+//! counts when it is not suspended (`suspend: true`, or `minScale` =
+//! `maxScale` = 0, in `defaultOptions` or the location's `localOptions`).
+//! It is ready when its deployment is ready without a failed sync, has
+//! processed the workload's version (`lastProcessedVersion`), and the
+//! version it expects (`expectedDeploymentVersion`) is ready in its
+//! `versions`. The images the deployment reports are only a cross-check:
+//! one that differs from the workload's is a warning
+//! ([`WorkloadReport::warnings`]), since nothing confirms how the platform
+//! writes a digest-pinned image there. A cron workload is ready once one
+//! location has deployed its version (the CLI: "cron → ready"), since a
+//! cron between runs may never report ready everywhere. Unlike `cpln apply
+//! --ready`, this is judged per workload and per location, on the
+//! workload's own GVC, and a cron's location counts only once it has
+//! processed the workload's version.
 //!
 //! [`wait`] polls through any [`ControlPlane`] (tokio's clock, so that
 //! unit tests on the fake run under `tokio::time::pause()`).
@@ -52,18 +60,32 @@ pub enum LocationState {
 pub struct WorkloadReport {
     pub workload: String,
     pub version: u64,
+    /// A cron workload: ready once one location has deployed its version.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub cron: bool,
     pub locations: Vec<LocationReport>,
+    /// What the cross-check of images found in locations that are ready
+    /// by version: a container reported running another image than the
+    /// workload names. Warnings, never a reason to wait.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 impl WorkloadReport {
-    /// Every location that counts is ready (and deployments exist).
+    /// Every location that counts is ready (and deployments exist); for a
+    /// cron workload, one location is enough.
     pub fn is_ready(&self) -> bool {
-        !self.locations.is_empty()
-            && self.locations.iter().all(|l| l.state != LocationState::Waiting)
+        let none_waiting = !self.locations.is_empty()
+            && self.locations.iter().all(|l| l.state != LocationState::Waiting);
+        none_waiting
+            || (self.cron && self.locations.iter().any(|l| l.state == LocationState::Ready))
     }
 
-    /// The first location still waiting.
+    /// The first location still waiting, while the workload is not ready.
     pub fn blocking(&self) -> Option<&LocationReport> {
+        if self.is_ready() {
+            return None;
+        }
         self.locations.iter().find(|l| l.state == LocationState::Waiting)
     }
 
@@ -71,22 +93,32 @@ impl WorkloadReport {
     pub fn progress(&self) -> String {
         let counted = self.locations.iter().filter(|l| l.state != LocationState::Suspended).count();
         let ready = self.locations.iter().filter(|l| l.state == LocationState::Ready).count();
-        format!("{ready}/{counted} locations ready")
+        let cron = if self.cron { " (a cron workload needs one)" } else { "" };
+        format!("{ready}/{counted} locations ready{cron}")
     }
 }
 
 /// Judges `workload` (its live body) from its `deployments`.
 pub fn assess(workload: &Value, deployments: &[Value]) -> WorkloadReport {
     let name = workload.get("name").and_then(Value::as_str).unwrap_or_default().to_owned();
-    let version = workload.get("version").and_then(Value::as_u64).unwrap_or(0);
+    let version = workload.get("version").and_then(version_number).unwrap_or(0);
     let spec = workload.get("spec");
     let cron = spec.and_then(|s| s.get("type")).and_then(Value::as_str) == Some("cron");
     let images: Vec<(&str, &str)> = crate::plan::container_images(workload);
+    let mut warnings = Vec::new();
     let mut locations: Vec<LocationReport> = deployments
         .iter()
-        .map(|deployment| location(deployment, spec, version, cron, &images))
+        .map(|deployment| {
+            let (report, mismatches) = location(deployment, spec, version, cron, &images);
+            if report.state == LocationState::Ready {
+                warnings
+                    .extend(mismatches.into_iter().map(|m| format!("{}: {m}", report.location)));
+            }
+            report
+        })
         .collect();
     locations.sort_by(|a, b| a.location.cmp(&b.location));
+    warnings.sort();
     if locations.is_empty() {
         locations.push(LocationReport {
             location: "(none)".to_owned(),
@@ -95,27 +127,30 @@ pub fn assess(workload: &Value, deployments: &[Value]) -> WorkloadReport {
             container: None,
         });
     }
-    WorkloadReport { workload: name, version, locations }
+    WorkloadReport { workload: name, version, cron, locations, warnings }
 }
 
+/// How one location stands, and the containers whose reported image
+/// differs from the workload's (the cross-check, `container X runs …`).
 fn location(
     deployment: &Value,
     spec: Option<&Value>,
     version: u64,
     cron: bool,
     images: &[(&str, &str)],
-) -> LocationReport {
+) -> (LocationReport, Vec<String>) {
     let location = deployment.get("name").and_then(Value::as_str).unwrap_or_default().to_owned();
     if suspended(spec, &location) {
-        return LocationReport {
+        let report = LocationReport {
             location,
             state: LocationState::Suspended,
             message: String::new(),
             container: None,
         };
+        return (report, Vec::new());
     }
     let status = deployment.get("status").unwrap_or(&Value::Null);
-    let number = |key: &str| status.get(key).and_then(Value::as_u64).unwrap_or(0);
+    let number = |key: &str| status.get(key).and_then(version_number).unwrap_or(0);
     let sync_failed =
         status.pointer("/internal/syncFailed").and_then(Value::as_bool).unwrap_or(false);
     let deployment_ready =
@@ -123,10 +158,11 @@ fn location(
     let processed = number("lastProcessedVersion") >= version;
     let expected = number("expectedDeploymentVersion");
     let current = status.get("versions").and_then(Value::as_array).and_then(|versions| {
-        versions.iter().find(|v| v.get("workload").and_then(Value::as_u64) == Some(expected))
+        versions.iter().find(|v| v.get("workload").and_then(version_number) == Some(expected))
     });
     let mut message = text(status.get("message"));
     let mut container = None;
+    let mut mismatches = Vec::new();
     let ready = if cron {
         deployment_ready && processed
     } else {
@@ -135,27 +171,26 @@ fn location(
         if message.is_empty() {
             message = text(current.and_then(|v| v.get("message")));
         }
-        let mut images_match = true;
         for (name, image) in images {
             let running = current.and_then(|v| v.get("containers")).and_then(|c| c.get(*name));
             let runs = running.and_then(|c| c.get("image")).and_then(Value::as_str);
             let container_ready =
                 running.and_then(|c| c.get("ready")).and_then(Value::as_bool).unwrap_or(false);
-            if runs != Some(*image) || !container_ready {
-                images_match = false;
-                if container.is_none() {
-                    container = Some((*name).to_owned());
-                    let why = text(running.and_then(|c| c.get("message")));
-                    if !why.is_empty() {
-                        message = why;
-                    } else if runs != Some(*image) && message.is_empty() {
-                        message =
-                            format!("runs {} instead of {image}", runs.unwrap_or("nothing yet"));
-                    }
+            if runs.is_some_and(|runs| runs != *image) {
+                mismatches.push(format!(
+                    "container {name} runs {} while the workload names {image}",
+                    runs.unwrap_or_default()
+                ));
+            }
+            if !container_ready && container.is_none() && !version_ready {
+                container = Some((*name).to_owned());
+                let why = text(running.and_then(|c| c.get("message")));
+                if !why.is_empty() {
+                    message = why;
                 }
             }
         }
-        deployment_ready && processed && version_ready && images_match
+        deployment_ready && processed && version_ready
     };
     if !ready && message.is_empty() {
         message = if processed {
@@ -164,12 +199,25 @@ fn location(
             format!("deploying version {version}")
         };
     }
-    LocationReport {
+    let report = LocationReport {
         location,
         state: if ready { LocationState::Ready } else { LocationState::Waiting },
         message: if ready { String::new() } else { message },
         container: if ready { None } else { container },
-    }
+    };
+    (report, mismatches)
+}
+
+/// A version number as the API writes it: an integer, or a whole number
+/// written as a float (the published types declare these fields `number`,
+/// types-go `pkg/deployment/models.go` has them `float32`).
+fn version_number(value: &Value) -> Option<u64> {
+    value.as_u64().or_else(|| {
+        let float = value.as_f64()?;
+        let whole = float.is_finite() && float >= 0.0 && float.fract() == 0.0;
+        // A whole, non-negative float converts exactly up to 2^53.
+        whole.then_some(float as u64)
+    })
 }
 
 fn text(value: Option<&Value>) -> String {
@@ -333,6 +381,12 @@ pub async fn wait<A: ControlPlane>(
                 *count += 1;
                 due.insert(workload, now + readiness.interval);
                 if enough(*count) {
+                    if !report.warnings.is_empty() {
+                        tracing::warn!(
+                            "workload/{workload} is ready by version, but its deployments report other images: {}",
+                            report.warnings.join("; ")
+                        );
+                    }
                     progress(Progress::Ready(&report));
                 }
             } else {
@@ -443,19 +497,51 @@ mod tests {
     }
 
     #[test]
-    fn an_old_version_or_image_is_not_ready() {
+    fn an_old_or_failing_version_is_not_ready() {
         let w = workload(4, spec());
         let stale = assess(&w, &[deployment("a", 3, true, "/org/o/image/api:1")]);
         assert!(!stale.is_ready());
-        assert_eq!(
-            stale.blocking().map(|l| l.message.as_str()),
-            Some("runs /org/o/image/api:1 instead of /org/o/image/api:2")
-        );
+        assert_eq!(stale.blocking().map(|l| l.message.as_str()), Some("deploying version 4"));
+        assert!(stale.warnings.is_empty(), "no cross-check before the version is ready");
         let failing = assess(&w, &[deployment("a", 4, false, "/org/o/image/api:2")]);
         let blocking = failing.blocking().cloned();
         assert_eq!(blocking.as_ref().and_then(|l| l.container.as_deref()), Some("main"));
         assert_eq!(blocking.map(|l| l.message), Some("image not found".to_owned()));
         assert!(!assess(&w, &[]).is_ready(), "no deployments is not ready");
+    }
+
+    #[test]
+    fn readiness_decides_on_versions_and_another_image_string_only_warns() {
+        let w = workload(4, spec());
+        // The platform may write a pinned image in another form.
+        let pinned = "/org/o/image/api@sha256:0123";
+        let report = assess(
+            &w,
+            &[deployment("a", 4, true, pinned), deployment("b", 4, true, "/org/o/image/api:2")],
+        );
+        assert!(report.is_ready());
+        assert_eq!(
+            report.warnings,
+            [format!(
+                "a: container main runs {pinned} while the workload names /org/o/image/api:2"
+            )]
+        );
+        // The version expected not ready is not ready, whatever the images.
+        let mut d = deployment("a", 4, true, "/org/o/image/api:2");
+        d["status"]["versions"][0]["ready"] = json!(false);
+        assert!(!assess(&w, &[d]).is_ready());
+    }
+
+    #[test]
+    fn versions_written_as_floats_are_read_as_the_numbers_they_are() {
+        let w = json!({"name": "api", "version": 4.0, "spec": spec()});
+        let mut d = deployment("a", 4, true, "/org/o/image/api:2");
+        d["status"]["lastProcessedVersion"] = json!(4.0);
+        d["status"]["expectedDeploymentVersion"] = json!(4.0);
+        d["status"]["versions"][0]["workload"] = json!(4.0);
+        assert!(assess(&w, &[d.clone()]).is_ready());
+        d["status"]["lastProcessedVersion"] = json!(3.5);
+        assert!(!assess(&w, &[d]).is_ready());
     }
 
     #[test]
@@ -472,12 +558,21 @@ mod tests {
     }
 
     #[test]
-    fn cron_workloads_need_only_a_ready_deployment() {
+    fn a_cron_workload_is_ready_once_one_location_has_deployed_its_version() {
         let mut s = spec();
         s["type"] = json!("cron");
-        let mut d = deployment("a", 4, true, "x");
-        d["status"]["versions"] = json!([]);
-        assert!(assess(&workload(4, s), &[d]).is_ready());
+        let between_runs = |location: &str, processed: u64, ready: bool| {
+            let mut d = deployment(location, processed, ready, "x");
+            d["status"]["versions"] = json!([]);
+            d
+        };
+        let w = workload(4, s);
+        let report = assess(&w, &[between_runs("a", 4, true), between_runs("b", 4, false)]);
+        assert!(report.is_ready(), "{report:?}");
+        assert!(report.blocking().is_none());
+        assert_eq!(report.progress(), "1/2 locations ready (a cron workload needs one)");
+        let old = assess(&w, &[between_runs("a", 3, true), between_runs("b", 4, false)]);
+        assert!(!old.is_ready(), "ready on the old version only is not ready");
     }
 
     mod waiting {
@@ -521,7 +616,7 @@ mod tests {
             let record = |progress: Progress<'_>| {
                 let line = match progress {
                     Progress::Waiting(r) => format!("waiting {}: {}", r.workload, r.progress()),
-                    Progress::Ready(r) => format!("ready {}", r.workload),
+                    Progress::Ready(r) => format!("ready {} {:?}", r.workload, r.warnings),
                 };
                 seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(line);
             };
@@ -574,7 +669,7 @@ mod tests {
         }
 
         #[tokio::test(start_paused = true)]
-        async fn someone_elses_write_during_the_wait_is_not_taken_for_ours() {
+        async fn someone_elses_write_during_the_wait_is_named_in_a_warning() {
             let fake = api_ready_a_second_after_it_is_written().await;
             let settings = Readiness { timeout: Duration::from_secs(30), ..SETTINGS };
             let waiting = wait_for(&fake, &["api"], settings);
@@ -584,11 +679,16 @@ mod tests {
                     "containers": [{"name": "main", "image": "/org/acme/image/api:3"}]}});
                 fake.put("/org/acme/gvc/app/workload", &body).await
             };
-            let ((result, _, _), written) = tokio::join!(waiting, other);
+            let ((result, seen, _), written) = tokio::join!(waiting, other);
             assert!(written.is_ok(), "{written:?}");
+            // Ready by version (a newer one), and the images differ: a
+            // warning, not a wait that never ends.
+            assert!(result.is_ok(), "{result:?}");
             assert!(
-                matches!(&result, Err(WaitError::NotReady { container: Some(c), .. }) if c == "main"),
-                "{result:?}"
+                seen.iter().any(|l| l.contains(
+                    "container main runs /org/acme/image/api:3 while the workload names /org/acme/image/api:2"
+                )),
+                "{seen:?}"
             );
         }
 

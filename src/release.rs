@@ -5,14 +5,22 @@
 //! `history` and `rollback` read and write them through the API.
 //!
 //! A release is an opaque secret `ferry-release-ENV-N` whose payload is the
-//! record as JSON, tagged `ferry/release-of: ENV`, `ferry/revision: N`
-//! and `ferry/outcome`.
+//! record as JSON, gzip-compressed and base64-encoded (`encoding: base64`),
+//! as `cpln helm` stores its release records (the CLI's
+//! dist/src/helm/functions.js `encodeRelease`, helm-base.js), tagged
+//! `ferry/release-of: ENV`, `ferry/revision: N` and `ferry/outcome`.
+//! Records written before compression (plain JSON, `encoding: plain`) are
+//! still read. The encoded payload is kept within [`RECORD_BUDGET`]
+//! ([`fit`]).
 //!
 //! The record's schema stays `ferry.release/v1` as it grows: fields added
 //! since the first records (`kind`, `actor.host`, `approval`) are optional, so records
 //! written by older versions of Ferry are still read, and older versions
 //! ignore the fields they do not know.
 
+use std::io::{Read, Write};
+
+use base64::Engine;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -294,9 +302,82 @@ pub fn own_resource_name(prefix: &str, environment: &str, suffix: &str) -> Strin
     format!("{prefix}-{short}{suffix}")
 }
 
-/// The release as the secret that stores it.
+/// The most a release record's encoded payload (base64 of gzip) may take.
+/// No source states the size limit of a Control Plane secret [assumed]:
+/// 64 KiB keeps a record far below the limits such stores commonly have
+/// (1 MiB and more), and holds the images of hundreds of workloads
+/// (docs/history.md, "Size").
+pub const RECORD_BUDGET: usize = 64 * 1024;
+
+/// At most this much of a message is kept when a record is over budget.
+const TRIMMED_MESSAGE: usize = 2 * 1024;
+
+/// A release record too large to be stored, even with its message trimmed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, miette::Diagnostic)]
+#[error(
+    "the record of release {revision} of {environment} takes {size} bytes compressed, over its budget of {budget} bytes"
+)]
+#[diagnostic(
+    code(ferry::release::over_budget),
+    help(
+        "its images alone are too many to record ({images}); split the manifests into environments with fewer workloads"
+    )
+)]
+pub struct OverBudget {
+    pub environment: String,
+    pub revision: u64,
+    pub size: usize,
+    pub budget: usize,
+    pub images: usize,
+}
+
+/// The payload of `release`: its JSON, gzip-compressed, base64-encoded.
+pub fn encode(release: &Release) -> String {
+    let json = serde_json::to_vec(release).unwrap_or_default();
+    let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    // Writing to a Vec cannot fail.
+    let compressed = gzip.write_all(&json).and_then(|()| gzip.finish()).unwrap_or_default();
+    base64::engine::general_purpose::STANDARD.encode(compressed)
+}
+
+/// `release` as it can be stored within [`RECORD_BUDGET`]: as it is, or
+/// with its message (the one part that is free text: a failure's cause and
+/// what was restored) trimmed to its first 2 KiB and marked as trimmed
+/// (`true`). Everything else is what a rollback and an
+/// audit need, so a record still over budget is refused ([`OverBudget`]);
+/// the executor asks before its first write whether the plan's record fits.
+pub fn fit(release: &Release) -> Result<(Release, bool), OverBudget> {
+    if encode(release).len() <= RECORD_BUDGET {
+        return Ok((release.clone(), false));
+    }
+    let mut trimmed = release.clone();
+    if let Some(message) = &release.message {
+        let mut end = TRIMMED_MESSAGE.min(message.len());
+        while !message.is_char_boundary(end) {
+            end -= 1;
+        }
+        trimmed.message = Some(format!(
+            "{}… [trimmed from {} bytes: the record was over its {} KiB budget]",
+            &message[..end],
+            message.len(),
+            RECORD_BUDGET / 1024
+        ));
+    }
+    let size = encode(&trimmed).len();
+    if size <= RECORD_BUDGET {
+        return Ok((trimmed, true));
+    }
+    Err(OverBudget {
+        environment: release.environment.clone(),
+        revision: release.revision,
+        size,
+        budget: RECORD_BUDGET,
+        images: release.images.len(),
+    })
+}
+
+/// The release as the secret that stores it (see [`fit`] for its size).
 pub fn to_secret(release: &Release) -> Value {
-    let payload = serde_json::to_string(release).unwrap_or_default();
     json!({
         "kind": "secret",
         "name": secret_name(&release.environment, release.revision),
@@ -307,7 +388,7 @@ pub fn to_secret(release: &Release) -> Value {
             REVISION_TAG: release.revision.to_string(),
             OUTCOME_TAG: release.outcome.as_str(),
         },
-        "data": {"encoding": "plain", "payload": payload},
+        "data": {"encoding": "base64", "payload": encode(release)},
     })
 }
 
@@ -316,13 +397,38 @@ pub fn from_secret(secret: &Value) -> Option<Release> {
     read_secret(secret).ok()
 }
 
-/// The release stored in a (revealed) secret, or why it cannot be read.
+/// The release stored in a (revealed) secret, or why it cannot be read:
+/// compressed (`encoding: base64`, gzip) or plain JSON as records were
+/// written before.
 pub fn read_secret(secret: &Value) -> Result<Release, String> {
     let payload = secret
         .pointer("/data/payload")
         .and_then(Value::as_str)
         .ok_or_else(|| "the secret has no payload".to_owned())?;
-    serde_json::from_str(payload).map_err(|e| format!("the payload is not a release record: {e}"))
+    let json = match secret.pointer("/data/encoding").and_then(Value::as_str) {
+        Some("base64") => decompress(payload)?,
+        _ => payload.to_owned(),
+    };
+    serde_json::from_str(&json).map_err(|e| format!("the payload is not a release record: {e}"))
+}
+
+/// A base64 payload's text: gunzipped when it is gzip, as it is otherwise.
+fn decompress(payload: &str) -> Result<String, String> {
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(payload.trim())
+        .map_err(|e| format!("the payload is not base64: {e}"))?;
+    let mut text = String::new();
+    if bytes.starts_with(&[0x1f, 0x8b]) {
+        // A payload that inflates beyond this is not one of our records.
+        let limit = 64 * RECORD_BUDGET as u64;
+        flate2::read::GzDecoder::new(bytes.as_slice())
+            .take(limit)
+            .read_to_string(&mut text)
+            .map_err(|e| format!("the payload does not decompress: {e}"))?;
+    } else {
+        text = String::from_utf8(bytes).map_err(|_| "the payload is not UTF-8".to_owned())?;
+    }
+    Ok(text)
 }
 
 /// The revision number of a release secret, from its tag.
@@ -382,6 +488,75 @@ pub(crate) mod tests {
         assert_eq!(revision_of(&secret), Some(7));
         assert_eq!(secret["tags"][OUTCOME_TAG], "succeeded");
         assert_eq!(from_secret(&secret), Some(release(7)));
+    }
+
+    #[test]
+    fn records_are_stored_compressed_and_plain_ones_still_read() {
+        let secret = to_secret(&release(3));
+        assert_eq!(secret["data"]["encoding"], "base64");
+        let payload = secret["data"]["payload"].as_str().unwrap_or_default();
+        assert!(!payload.contains("staging"), "not plain JSON: {payload}");
+        // A record written before compression: plain JSON.
+        let plain = serde_json::to_string(&release(3)).unwrap_or_default();
+        assert!(payload.len() < plain.len(), "{} vs {}", payload.len(), plain.len());
+        let old = json!({"data": {"encoding": "plain", "payload": plain}});
+        assert_eq!(from_secret(&old), Some(release(3)));
+        // And with no encoding at all.
+        let older = json!({"data": {"payload": plain}});
+        assert_eq!(from_secret(&older), Some(release(3)));
+        let broken = json!({"data": {"encoding": "base64", "payload": "H4sI%%%"}});
+        assert!(read_secret(&broken).is_err_and(|e| e.contains("not base64")), "{broken}");
+    }
+
+    /// `n` images that compress badly (random digests, as real ones are).
+    fn images(n: usize) -> Vec<ReleaseImage> {
+        (0..n)
+            .map(|i| {
+                let digest = format!("sha256:{}", crate::diff::hash(&json!(i)));
+                ReleaseImage {
+                    workload: format!("workload-{i}"),
+                    container: "main".into(),
+                    image: format!("/org/p/image/workload-{i}@{digest}"),
+                    digest: Some(digest),
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_record_over_its_budget_has_its_message_trimmed_or_is_refused() {
+        // A hundred workloads fit easily.
+        let mut typical = release(4);
+        typical.images = images(100);
+        let (fitted, trimmed) = fit(&typical).unwrap_or_else(|e| panic!("{e}"));
+        assert!(!trimmed && fitted == typical);
+        assert!(encode(&typical).len() < RECORD_BUDGET / 4, "{}", encode(&typical).len());
+        // A failure message of megabytes (a registry's error page, say):
+        // the record keeps its start, says so, and fits.
+        let mut failed = typical.clone();
+        let noise: String = (0..20_000).map(|i| crate::diff::hash(&json!(i))).collect();
+        failed.message = Some(noise.clone());
+        assert!(encode(&failed).len() > RECORD_BUDGET);
+        let (fitted, trimmed) = fit(&failed).unwrap_or_else(|e| panic!("{e}"));
+        assert!(trimmed);
+        let message = fitted.message.clone().unwrap_or_default();
+        assert!(message.starts_with(&noise[..2048]), "{}", &message[..80]);
+        assert!(
+            message
+                .ends_with("[trimmed from 1280000 bytes: the record was over its 64 KiB budget]"),
+            "{message}"
+        );
+        assert!(
+            to_secret(&fitted)["data"]["payload"].as_str().unwrap_or_default().len()
+                <= RECORD_BUDGET
+        );
+        assert_eq!(from_secret(&to_secret(&fitted)), Some(fitted));
+        // Images alone over budget: refused, never stored cut short.
+        let mut huge = release(5);
+        huge.images = images(5_000);
+        let refused = fit(&huge).err();
+        assert_eq!(refused.as_ref().map(|e| (e.images, e.budget)), Some((5_000, RECORD_BUDGET)));
+        assert!(refused.is_some_and(|e| e.size > RECORD_BUDGET));
     }
 
     #[test]

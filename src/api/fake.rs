@@ -2,9 +2,10 @@
 //! it (lock, readiness, records, the executor): bodies stored by path,
 //! PUT/POST/PATCH/DELETE with the API's semantics (PUT merges, POST
 //! answers 409 when the item exists, PATCH speaks the directive language
-//! of [`crate::patch`], `version` counts writes), list and `-query`
-//! by tag, property or `rel: gvc` (queries are org-level, GVC-scoped kinds
-//! too, as the API's are), and `-reveal` reads. Workloads get simulated
+//! of [`crate::patch`], `version` counts writes and a PATCH that carries
+//! a stale `version` answers 409, as the API is assumed to), list and
+//! `-query` by tag, property or `rel: gvc` (queries are org-level, GVC-scoped
+//! kinds too, as the API's are), and `-reveal` reads. Workloads get simulated
 //! deployments, one per location, that become ready a chosen time after
 //! each write, measured on tokio's clock: under `tokio::time::pause()` a
 //! test waits out minutes in no real time. Faults are injected per call,
@@ -123,6 +124,9 @@ struct State {
     going: HashMap<String, Instant>,
     linger: Duration,
     latency: Duration,
+    /// PATCH ignores the `version` it carries (the API's answer to a stale
+    /// version is assumed; this is the other case).
+    patch_version_ignored: bool,
     faults: Vec<Fault>,
     calls: Vec<Call>,
     epoch_ms: u64,
@@ -149,6 +153,7 @@ impl Fake {
                 going: HashMap::new(),
                 linger: Duration::ZERO,
                 latency: Duration::ZERO,
+                patch_version_ignored: false,
                 faults: Vec::new(),
                 calls: Vec::new(),
                 epoch_ms: crate::timestamp::now_ms(),
@@ -186,6 +191,12 @@ impl Fake {
     /// Every call takes this long (on tokio's clock).
     pub fn set_latency(&self, latency: Duration) {
         self.lock().latency = latency;
+    }
+
+    /// Makes PATCH ignore the `version` it carries, as an API without
+    /// optimistic locking would.
+    pub fn ignore_patch_version(&self) {
+        self.lock().patch_version_ignored = true;
     }
 
     /// Adds a fault; faults are matched in the order added.
@@ -475,7 +486,17 @@ impl ControlPlane for Fake {
     async fn patch(&self, path: &str, body: &Value) -> Result<Option<Value>, ApiError> {
         self.call(Verb::Patch, path, |state| {
             let mut live = state.live(path).and_then(Value::as_object).cloned().ok_or(404_u16)?;
-            merge(&mut live, body.as_object().ok_or(400_u16)?)?;
+            let mut patch = body.as_object().ok_or(400_u16)?.clone();
+            let expected = patch.remove("version");
+            patch.remove("id");
+            let current = live.get("version").and_then(Value::as_u64).unwrap_or(0);
+            if let Some(expected) = expected
+                && expected.as_u64() != Some(current)
+                && !state.patch_version_ignored
+            {
+                return Err(409);
+            }
+            merge(&mut live, &patch)?;
             Ok(Some(state.store(path, live)))
         })
         .await
@@ -533,6 +554,13 @@ mod tests {
         assert_eq!(again.err().and_then(|e| e.status()), Some(409));
         let patched = fake.patch("/org/o/secret/a", &json!({"$drop": ["tags"]})).await;
         assert_eq!(patched.ok().flatten().map(|b| b.get("tags").is_none()), Some(true));
+        // A PATCH that carries a stale `version` is refused (optimistic
+        // locking); the current one is taken.
+        let stale = fake.patch("/org/o/secret/a", &json!({"version": 2, "tags": {"z": "3"}})).await;
+        assert_eq!(stale.err().and_then(|e| e.status()), Some(409));
+        let current =
+            fake.patch("/org/o/secret/a", &json!({"version": 3, "tags": {"z": "3"}})).await;
+        assert_eq!(current.ok().flatten().map(|b| b["version"].clone()), Some(json!(4)));
         assert_eq!(fake.delete("/org/o/secret/a").await.ok(), Some(true));
         assert_eq!(fake.delete("/org/o/secret/a").await.ok(), Some(false));
         assert_eq!(fake.get_opt("/org/o/secret/a").await.ok(), Some(None));

@@ -42,6 +42,8 @@ impl<'a> Session<'a> {
         orgs.dedup();
         let state = sim_state_dir(&global.file);
         let sim = Embedded::start(&orgs, &state)?;
+        // A sandbox reaches no registry beyond this machine, unless told to.
+        crate::external_digest::sim_session();
         connect::use_own_tokens(
             orgs.iter().map(|org| (org.clone(), embedded::token_for(org))).collect(),
         );

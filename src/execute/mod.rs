@@ -230,6 +230,10 @@ pub enum ExecuteError {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Lock(#[from] LockError),
+
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    RecordOverBudget(#[from] release::OverBudget),
 }
 
 impl From<ExecuteError> for Error {
@@ -254,6 +258,10 @@ pub async fn execute<A: ControlPlane>(
         .map(|w| plan.secrets.body_of(w))
         .collect::<Result<_, _>>()
         .map_err(|resource| ExecuteError::Payload { resource })?;
+    // A release that could not be recorded is refused before any write.
+    release::fit(&release_record(plan, options, env, 0, 0))
+        .and_then(|_| release::fit(&pre_ferry_record(plan, options, env, 0)))
+        .map_err(ExecuteError::from)?;
     if options.check_before_lock {
         unmoved(target.client, env, plan).await?;
     }
@@ -298,6 +306,58 @@ pub async fn execute<A: ControlPlane>(
         tracing::warn!("could not release the lock of {}: {error}; it expires by itself", env.name);
     }
     result
+}
+
+/// The record of carrying out `plan` as release `revision`, started at
+/// `started` (ms), before its outcome is known.
+fn release_record(
+    plan: &Plan,
+    options: &Options,
+    env: &Environment,
+    revision: u64,
+    started: u64,
+) -> Release {
+    let info = &plan.steps.release;
+    Release {
+        schema: release::SCHEMA.to_owned(),
+        environment: env.name.clone(),
+        revision,
+        kind: options.record_as.or(info.kind),
+        source: info.source.clone(),
+        commit: info.commit.clone(),
+        images: info.images.clone(),
+        plan_hash: plan.hash.clone(),
+        actor: options.actor.clone(),
+        started: rfc3339(started),
+        finished: String::new(),
+        outcome: Outcome::Succeeded,
+        rolled_back: false,
+        message: info.note.clone(),
+        approval: options.approval.clone(),
+    }
+}
+
+/// The `pre-ferry` record, as release `revision`, of what the workloads
+/// `plan` adopts ran before Ferry.
+fn pre_ferry_record(plan: &Plan, options: &Options, env: &Environment, revision: u64) -> Release {
+    let now = rfc3339(now_ms());
+    Release {
+        schema: release::SCHEMA.to_owned(),
+        environment: env.name.clone(),
+        revision,
+        kind: Some(ReleaseKind::PreFerry),
+        source: None,
+        commit: None,
+        images: plan.steps.release.adopted.clone(),
+        plan_hash: plan.hash.clone(),
+        actor: options.actor.clone(),
+        started: now.clone(),
+        finished: now,
+        outcome: Outcome::Succeeded,
+        rolled_back: false,
+        message: Some(format!("what ran in {} before Ferry adopted it", env.name)),
+        approval: None,
+    }
 }
 
 struct Run<'a, A: ControlPlane> {
@@ -385,23 +445,7 @@ impl<A: ControlPlane> Run<'_, A> {
             self.record_applied(applied, &outcome).await;
         }
         let info = &self.plan.steps.release;
-        let mut record = Release {
-            schema: release::SCHEMA.to_owned(),
-            environment: env.name.clone(),
-            revision,
-            kind: self.options.record_as.or(info.kind),
-            source: info.source.clone(),
-            commit: info.commit.clone(),
-            images: info.images.clone(),
-            plan_hash: self.plan.hash.clone(),
-            actor: self.options.actor.clone(),
-            started: rfc3339(started),
-            finished: String::new(),
-            outcome: Outcome::Succeeded,
-            rolled_back: false,
-            message: info.note.clone(),
-            approval: self.options.approval.clone(),
-        };
+        let mut record = release_record(self.plan, self.options, env, revision, started);
         match outcome.result {
             Ok(()) => {
                 record.finished = rfc3339(now_ms());
@@ -440,24 +484,7 @@ impl<A: ControlPlane> Run<'_, A> {
     /// yet: `ferry rollback` can then go back to it. Its revision.
     async fn record_pre_ferry(&self, revision: u64) -> Result<u64, Error> {
         let (client, env) = (self.target.client, self.target.env);
-        let now = rfc3339(now_ms());
-        let record = Release {
-            schema: release::SCHEMA.to_owned(),
-            environment: env.name.clone(),
-            revision,
-            kind: Some(ReleaseKind::PreFerry),
-            source: None,
-            commit: None,
-            images: self.plan.steps.release.adopted.clone(),
-            plan_hash: self.plan.hash.clone(),
-            actor: self.options.actor.clone(),
-            started: now.clone(),
-            finished: now,
-            outcome: Outcome::Succeeded,
-            rolled_back: false,
-            message: Some(format!("what ran in {} before Ferry adopted it", env.name)),
-            approval: None,
-        };
+        let record = pre_ferry_record(self.plan, self.options, env, revision);
         let revision = history::record(client, env, &record, &[]).await?;
         self.reporter.note(&format!(
             "Recorded what {} ran before Ferry as release {revision} (`ferry rollback` goes back to it)",

@@ -253,6 +253,32 @@ async fn a_payload_that_is_not_the_planned_one_is_refused_before_the_lock() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_release_too_large_to_record_is_refused_before_any_write() {
+    let (fake, env) = (Fake::new(), environment());
+    let mut plan = planned(&fake, &env, &[workload("api")], &[]).await;
+    // Thousands of images, each with its own digest: their record alone
+    // would be over its budget, compressed.
+    plan.steps.release.images = (0..5_000)
+        .map(|i| {
+            let digest = format!("sha256:{}", crate::diff::hash(&json!(i)));
+            release::ReleaseImage {
+                workload: format!("w{i}"),
+                container: "main".into(),
+                image: format!("/org/acme/image/w{i}@{digest}"),
+                digest: Some(digest),
+            }
+        })
+        .collect();
+    let refused = run(&fake, &env, &plan, &Seen::new()).await;
+    let Err(Error::Execute(error)) = refused else { panic!("{refused:?}") };
+    assert!(
+        matches!(&*error, ExecuteError::RecordOverBudget(over) if over.images == 5_000),
+        "{error:?}"
+    );
+    assert!(fake.calls().iter().all(|c| !c.verb.is_write()), "{:?}", fake.calls());
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_stop_ends_the_waits_and_starts_nothing_new() {
     let (fake, env) = (Fake::new(), environment());
     fake.set_rollout("api", Rollout::After(Duration::from_secs(60)));

@@ -17,8 +17,18 @@ use super::config::ExternalRegistry;
 use super::images::{ImageRef, parse_ref, resolve};
 use super::state::{Item, ItemKey, Rollout, State};
 
-/// A workload tag that forces every location to report not ready.
+/// A workload tag that forces locations to report not ready: `fail` in
+/// every location, `fail-in:LOC[,LOC…]` in those named (a cron workload
+/// that one location never reports ready, say).
 pub const FAIL_TAG: &str = "ferry-sim/readiness";
+
+/// Whether the [`FAIL_TAG`] value `tag` fails `location`.
+fn forced_failure(tag: &str, location: &str) -> bool {
+    match tag.strip_prefix("fail-in:") {
+        Some(locations) => locations.split(',').any(|l| l.trim() == location),
+        None => tag == "fail",
+    }
+}
 
 /// What deployments are computed against.
 pub(crate) struct World<'a> {
@@ -124,8 +134,8 @@ impl World<'_> {
             );
             problems.extend(problem.map(|p| format!("container '{name}': {p}")));
         }
-        let forced = rollout.body.get("tags").and_then(|t| t.get(FAIL_TAG)).and_then(Value::as_str)
-            == Some("fail");
+        let tag = rollout.body.get("tags").and_then(|t| t.get(FAIL_TAG)).and_then(Value::as_str);
+        let forced = tag.is_some_and(|tag| forced_failure(tag, location));
         if forced {
             problems.push(format!("readiness failure forced by tag {FAIL_TAG}=fail"));
         }
@@ -343,6 +353,14 @@ mod tests {
         let auth = base64::engine::general_purpose::STANDARD.encode("<token>:t2");
         let object = json!({"auths": {"h": {"auth": auth}}});
         assert_eq!(docker_auths(Some(&object)), vec![("h".into(), "t2".into())]);
+    }
+
+    #[test]
+    fn the_readiness_tag_fails_every_location_or_those_it_names() {
+        assert!(forced_failure("fail", "a"));
+        assert!(forced_failure("fail-in:b, a", "a"));
+        assert!(!forced_failure("fail-in:b", "a"));
+        assert!(!forced_failure("ok", "a"));
     }
 
     #[test]

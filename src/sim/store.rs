@@ -105,6 +105,19 @@ impl State {
                     .with_details(Value::String(key.path())));
             }
             (None, WriteMode::Patch) => return Err(ApiError::not_found(kind, name)),
+            // Optimistic locking: `cpln KIND update` sends the `version` it
+            // read "for optimistic locking" (the CLI's commands/generic.js,
+            // `Update.handle`); a stale one is answered 409 [assumed].
+            (Some(item), WriteMode::Patch)
+                if body.get("version").is_some_and(|v| v.as_u64() != Some(item.version)) =>
+            {
+                return Err(ApiError::conflict(format!(
+                    "{kind} '{name}' is at version {}, not {}",
+                    item.version,
+                    body.get("version").unwrap_or(&Value::Null)
+                ))
+                .with_details(Value::String(key.path())));
+            }
             (Some(item), WriteMode::Upsert | WriteMode::Patch) => item.body.clone(),
             _ => Map::new(),
         };
@@ -289,6 +302,11 @@ mod tests {
             .unwrap();
         assert_eq!(patched.item.version, 2);
         assert_eq!(patched.item.rollouts.len(), 2);
+        let tag = |version: u64| body(json!({"version": version, "tags": {"t": "x"}}));
+        let stale = state.write(APP, "workload", Some("api"), &tag(1), WriteMode::Patch, 5);
+        assert_eq!(stale.map(|w| w.item.version).map_err(|e| e.status.as_u16()), Err(409));
+        let current = state.write(APP, "workload", Some("api"), &tag(2), WriteMode::Patch, 6);
+        assert_eq!(current.map(|w| w.item.version).map_err(|e| e.status.as_u16()), Ok(3));
     }
 
     #[test]

@@ -242,6 +242,11 @@ async fn the_oldest_release_goes_only_after_the_newest_is_written() {
         history["releases"].as_array().expect("releases").iter().map(|r| &r["revision"]).collect();
     assert_eq!(revisions, [&json!(3), &json!(2)]);
     assert_eq!(history["releases"][1]["kind"], Value::Null, "an old record is still read");
+    // The new one is compressed, as `cpln helm` stores its records.
+    let (_, stored) = api.get("/org/acme-prod/secret/ferry-release-prod-3/-reveal").await;
+    assert_eq!(stored["data"]["encoding"], "base64", "{stored:#}");
+    let payload = stored["data"]["payload"].as_str().expect("payload");
+    assert!(payload.starts_with("H4sI"), "gzip, base64-encoded: {payload}");
     let log = pipeline.sim.request_log();
     let position = |method: &str, name: &str| {
         log.iter().position(|r| r.method == method && r.path.ends_with(name) && r.status < 300)

@@ -9,6 +9,7 @@ mod deploy;
 mod dropped_fields;
 mod examples;
 mod exit_codes;
+mod external_offline;
 mod git_revisions;
 mod github;
 mod history;

@@ -369,6 +369,45 @@ async fn a_release_that_never_becomes_ready_is_rolled_back_and_recorded_as_faile
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_cron_workload_one_location_never_reports_ready_in_is_promoted_as_cpln_judges_it() {
+    let pipeline = Pipeline::org_per_env().await;
+    pipeline.stage().await;
+    // Prod's cron job between runs: aws-us-east-2 never reports ready
+    // (the simulator's per-location readiness tag). `cpln apply --ready`
+    // counts a cron workload ready once deployed; waiting for every
+    // location, as Ferry once did, would time out here.
+    let plan_file = pipeline.path().join("promotion.yaml");
+    let plan = std::fs::read_to_string(&plan_file).expect("plan file");
+    let idle = plan.replace(
+        "      - file: overrides/prod.yaml\n",
+        "      - file: overrides/prod.yaml\n      - kind: workload\n        name: db-migrate\n        patch:\n          tags: {ferry-sim/readiness: 'fail-in:aws-us-east-2'}\n",
+    );
+    std::fs::write(&plan_file, idle).expect("plan file");
+
+    let run = pipeline.ferry(&["promote", "staging", "prod", "--yes"]);
+    assert_eq!(run.code, Some(0), "{}\n{}", run.stdout, run.stderr);
+    assert!(
+        run.stderr.contains(
+            "workload/db-migrate ready: 1/2 locations ready (a cron workload needs one) (aws-eu-central-1)"
+        ),
+        "{}",
+        run.stderr
+    );
+    let api = pipeline.api("acme-prod");
+    let (_, deployments) = api.get("/org/acme-prod/gvc/app/workload/db-migrate/deployment").await;
+    let ready: Vec<(&str, bool)> = deployments["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|d| (d["name"].as_str().unwrap_or(""), d["status"]["ready"] == true))
+        .collect();
+    assert_eq!(ready, [("aws-eu-central-1", true), ("aws-us-east-2", false)]);
+    let history = pipeline.ferry(&["history", "prod", "--output", "json"]);
+    let releases: Value = serde_json::from_str(&history.stdout).expect("history JSON");
+    assert_eq!(releases["releases"][0]["outcome"], "succeeded");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn two_promotes_never_interleave_and_the_second_names_the_holder() {
     let pipeline = Pipeline::org_per_env().await;
     pipeline.stage().await;
@@ -447,18 +486,16 @@ async fn a_killed_promote_leaves_its_lock_and_the_next_one_breaks_it_once_expire
     let lock_writes: Vec<String> = writes(&pipeline.sim, "acme-prod")
         .iter()
         .filter(|r| r.path.contains("ferry-lock-prod") || r.path == "/org/acme-prod/secret")
-        .take(3)
+        .take(2)
         .map(|r| format!("{} {} {}", r.method, r.path, r.status))
         .collect();
     assert_eq!(
         lock_writes,
-        [
-            "POST /org/acme-prod/secret 409",
-            "DELETE /org/acme-prod/secret/ferry-lock-prod 204",
-            "POST /org/acme-prod/secret 201"
-        ],
-        "the expired lock was deleted, then taken"
+        ["POST /org/acme-prod/secret 409", "PATCH /org/acme-prod/secret/ferry-lock-prod 200"],
+        "the expired lock was taken over in one version-conditioned PATCH, never deleted"
     );
+    let (_, taken) = api.get(lock_path).await;
+    assert!(taken.is_null() || taken["tags"]["ferry/lock-holder"] != holder.as_str());
     let plan = pipeline.ferry(&["plan", "prod", "--from", "staging"]);
     assert_eq!(plan.code, Some(0), "converged: {}", plan.stdout);
 }
