@@ -334,7 +334,7 @@ pub fn unaltered(saved: &Plan, dst: &Environment) -> Result<(), Error> {
 
 /// The values of secrets the manifests keep out of git, as `dst` holds
 /// them now (the executor refuses the plan if they moved since it was
-/// made: their fingerprints differ).
+/// made: their version or `id` differs).
 async fn keep_live_secrets(dst: &Environment, rendered: &mut [Rendered]) -> Result<(), Error> {
     let client = connect::client(dst)?;
     let mut live = std::collections::HashMap::new();

@@ -792,6 +792,21 @@ mod tests {
     }
 
     #[test]
+    fn a_live_secret_is_bound_by_version_and_id_never_by_its_payload() {
+        let live = |payload: &str, version: u64, item: &str| State {
+            version: Some(version),
+            item: Some(item.to_owned()),
+            ..state("secret/s", json!({"data": diff::hidden_data(&json!({"payload": payload}))}))
+        };
+        let planned = live_state(Some(&live("old", 3, "id-1")));
+        let text = serde_json::to_string(&planned).unwrap_or_default();
+        assert!(!text.contains(&diff::hash(&json!({"payload": "old"}))), "{text}");
+        assert_eq!(live_state(Some(&live("old", 3, "id-1"))), planned);
+        assert_ne!(live_state(Some(&live("new", 4, "id-1"))), planned, "written: a new version");
+        assert_ne!(live_state(Some(&live("new", 3, "id-2"))), planned, "made again: a new id");
+    }
+
+    #[test]
     fn diffs_never_show_secret_hashes() {
         let hidden =
             |p: &str| json!({"data": diff::hidden_data(&json!({"payload": p})), "type": "opaque"});
