@@ -41,7 +41,7 @@ pub enum Fields {
 
 impl Fields {
     /// The fields `body` sets (a body in [`crate::plan::comparable`] form:
-    /// a secret's payload is already one hash marker, so no key of it is
+    /// a secret's payload is already one mark, so no key of it is
     /// recorded).
     pub fn of(body: &Value) -> Fields {
         match body {

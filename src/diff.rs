@@ -2,9 +2,12 @@
 //! what it runs. Pure.
 //!
 //! Both sides are normalized first ([`crate::normalize`]), platform tags
-//! are ignored, and secret payloads are compared by hash: callers replace
-//! `data` with [`hidden_data`] on both sides, and no payload ever reaches
-//! a [`Change`].
+//! are ignored, and secret payloads are compared in memory: callers
+//! replace `data` with [`hidden_data`] on both sides, a mark keyed with a
+//! key that lives only in this process, so no payload ever reaches a
+//! [`Change`] and nothing that is saved or printed can be checked against
+//! a guessed payload ([`unmarked`] takes the marks away before anything is
+//! serialized).
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
@@ -113,10 +116,59 @@ fn forces_replacement(kind: Kind, path: &str) -> bool {
     }
 }
 
-/// The marker that stands for a secret's `data`: its hash, so that two
-/// payloads compare equal exactly when they are equal.
+/// The mark that stands for a secret's `data` while a run compares it:
+/// HMAC-SHA256 of its canonical JSON under [`run_key`], so that within
+/// one run two payloads compare equal exactly when they are equal. The key
+/// is random, held in memory and never written, so a mark that escaped
+/// could not be checked against guessed payloads (an unsalted hash of a
+/// weak password is reversed with a dictionary); and marks are never
+/// meant to escape: everything serialized goes through [`unmarked`].
 pub fn hidden_data(data: &Value) -> Value {
-    Value::String(format!("{HIDDEN} sha256:{}", hash(data)))
+    Value::String(format!("{HIDDEN} #{}", hex::encode(hmac(run_key(), canonical(data).as_bytes()))))
+}
+
+/// `value` with every secret mark ([`hidden_data`]) reduced to
+/// [`HIDDEN`]: the form in which a body is hashed, fingerprinted, saved or
+/// shown, so that nothing derived from a payload leaves the run.
+pub fn unmarked(value: &Value) -> Value {
+    match value {
+        Value::String(s) if s.starts_with(HIDDEN) => Value::String(HIDDEN.to_owned()),
+        Value::Array(items) => Value::Array(items.iter().map(unmarked).collect()),
+        Value::Object(map) => {
+            Value::Object(map.iter().map(|(k, v)| (k.clone(), unmarked(v))).collect())
+        }
+        other => other.clone(),
+    }
+}
+
+/// This run's key for secret marks: 32 random bytes from the operating
+/// system, made once, kept only in memory.
+fn run_key() -> &'static [u8; 32] {
+    static KEY: std::sync::OnceLock<[u8; 32]> = std::sync::OnceLock::new();
+    KEY.get_or_init(|| {
+        let mut key = [0u8; 32];
+        if getrandom::fill(&mut key).is_err() {
+            // No OS randomness: std's hasher keys are seeded from it too
+            // (or from the address space layout and time at worst).
+            use std::hash::{BuildHasher, RandomState};
+            for (i, chunk) in key.chunks_mut(8).enumerate() {
+                let word = RandomState::new().hash_one((i, std::time::SystemTime::now()));
+                chunk.copy_from_slice(&word.to_le_bytes());
+            }
+        }
+        key
+    })
+}
+
+/// HMAC-SHA256 (RFC 2104) of `message` under a 32-byte `key`.
+fn hmac(key: &[u8; 32], message: &[u8]) -> [u8; 32] {
+    let pad = |byte: u8| {
+        let mut block = [byte; 64];
+        block.iter_mut().zip(key).for_each(|(b, k)| *b ^= k);
+        block
+    };
+    let inner = Sha256::new().chain_update(pad(0x36)).chain_update(message).finalize();
+    Sha256::new().chain_update(pad(0x5c)).chain_update(inner).finalize().into()
 }
 
 /// sha256 of a value's canonical JSON (keys sorted).
@@ -429,7 +481,7 @@ mod tests {
     }
 
     #[test]
-    fn secret_payloads_compare_by_hash_and_never_show() {
+    fn secret_payloads_compare_in_memory_and_never_show() {
         let desired = json!({"data": hidden_data(&json!({"payload": "new-password"}))});
         let live = json!({"data": hidden_data(&json!({"payload": "old-password"}))});
         let (action, changes) = two_way(Kind::Secret, &desired, &live);
@@ -440,6 +492,38 @@ mod tests {
         assert!(!shown.contains("password") && !shown.contains("sha256"), "{shown}");
         let same = json!({"data": hidden_data(&json!({"payload": "x"}))});
         assert_eq!(two_way(Kind::Secret, &same, &same).0, Action::Unchanged);
+        let reordered = json!({"data": hidden_data(&json!({"b": "2", "a": "1"}))});
+        let ordered = json!({"data": hidden_data(&json!({"a": "1", "b": "2"}))});
+        assert_eq!(two_way(Kind::Secret, &reordered, &ordered).0, Action::Unchanged);
+    }
+
+    #[test]
+    fn a_mark_is_keyed_so_no_guess_can_be_checked_against_it_and_never_leaves() {
+        let data = json!({"encoding": "plain", "payload": "hunter2"});
+        let mark = hidden_data(&data);
+        let text = mark.as_str().unwrap_or_default();
+        for unkeyed in [hash(&data), hex::encode(Sha256::digest(b"hunter2"))] {
+            assert!(!text.contains(&unkeyed), "{text}");
+        }
+        assert_eq!(mark, hidden_data(&data), "one run, one mark per payload");
+        assert_ne!(mark, hidden_data(&json!({"encoding": "plain", "payload": "hunter3"})));
+        let body = json!({"data": mark, "tags": {"t": "x"}, "list": [{"v": text}]});
+        assert_eq!(
+            unmarked(&body),
+            json!({"data": HIDDEN, "tags": {"t": "x"}, "list": [{"v": HIDDEN}]})
+        );
+    }
+
+    #[test]
+    fn hmac_is_rfc_4231() {
+        // Test case 2 ("Jefe"): a key shorter than the block is padded with
+        // zeros, as ours is.
+        let mut key = [0u8; 32];
+        key[..4].copy_from_slice(b"Jefe");
+        assert_eq!(
+            hex::encode(hmac(&key, b"what do ya want for nothing?")),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
     }
 
     #[test]

@@ -7,8 +7,9 @@
 //!   images SRC's live workloads run, by digest); it is shown, and a person
 //!   confirms it (or `--yes`).
 //! - `apply`: the saved plan is carried out as it was approved; its
-//!   secret payloads are read again from the manifests at its revision and
-//!   must hash as the plan says.
+//!   secret payloads are read again from the manifests at its revision
+//!   and must compare with the live ones as the plan says (it holds no
+//!   digest of them).
 //!
 //! Then, for both: DST's GVC is checked to carry a pull secret for every
 //! image outside the org that SRC's needed one for, and the executor
@@ -287,6 +288,7 @@ pub async fn apply(
     for resource in &rendered {
         plan::steps::sealed(&resource.id, &resource.body, &mut saved.secrets);
     }
+    payloads_as_planned(&saved, promotion.dst(), &rendered).await?;
     let approval = Approval::from_environment(ApprovalMethod::SavedPlan);
     carry_out(saved, promotion, &rendered, options, approval, frontend).await
 }
@@ -332,7 +334,7 @@ pub fn unaltered(saved: &Plan, dst: &Environment) -> Result<(), Error> {
 
 /// The values of secrets the manifests keep out of git, as `dst` holds
 /// them now (the executor refuses the plan if they moved since it was
-/// made: their fingerprints differ).
+/// made: their version or `id` differs).
 async fn keep_live_secrets(dst: &Environment, rendered: &mut [Rendered]) -> Result<(), Error> {
     let client = connect::client(dst)?;
     let mut live = std::collections::HashMap::new();
@@ -347,6 +349,36 @@ async fn keep_live_secrets(dst: &Environment, rendered: &mut [Rendered]) -> Resu
     }
     plan::promotion::keep_live_secrets(dst, rendered, &live)?;
     Ok(())
+}
+
+/// Refuses a saved plan whose secrets, with their payloads read again,
+/// no longer change as it says ([`plan::steps::payloads_moved`]), naming
+/// them all; the live secrets are read again for it.
+async fn payloads_as_planned(
+    saved: &Plan,
+    dst: &Environment,
+    rendered: &[Rendered],
+) -> Result<(), Error> {
+    let client = connect::client(dst)?;
+    let secrets: Vec<&Rendered> =
+        rendered.iter().filter(|r| r.id.kind == crate::manifest::Kind::Secret).collect();
+    let read = futures::future::try_join_all(
+        secrets.iter().map(|r| crate::observe::fetch(&client, dst, &r.id)),
+    )
+    .await?;
+    let live = secrets.iter().zip(read).filter_map(|(r, body)| Some((r.id.clone(), body?)));
+    let desired = secrets.iter().map(|r| (r.id.clone(), r.body.clone()));
+    let moved =
+        plan::steps::payloads_moved(&saved.resources, dst, &desired.collect(), &live.collect());
+    if moved.is_empty() {
+        return Ok(());
+    }
+    let names: Vec<String> = moved.iter().map(ToString::to_string).collect();
+    Err(ExecuteError::Moved {
+        environment: dst.name.clone(),
+        resource: format!("the payload of {}", names.join(", ")),
+    }
+    .into())
 }
 
 /// A plan that deletes (made with `--prune`) deletes no more than

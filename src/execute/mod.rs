@@ -2,8 +2,9 @@
 //! `apply PLAN.json`, and later `deploy` and `rollback`), and knows nothing
 //! of how it was made:
 //!
-//! 1. every secret payload the writes need is at hand and is the one
-//!    whose hash the plan carries;
+//! 1. every secret payload the writes need is at hand and, within the run
+//!    that made the plan, is the one whose mark the plan carries (a saved
+//!    plan's were compared by `ferry apply`);
 //! 2. the target's lock is taken (a signal while waiting changes nothing;
 //!    a saved plan is first compared as in 3, to be refused before even
 //!    the lock is written);
@@ -170,7 +171,7 @@ pub enum ExecuteError {
     #[diagnostic(
         code(ferry::execute::payload),
         help(
-            "a plan holds secrets by hash; the payload is read from the manifests at the plan's revision. Make the plan again"
+            "a plan holds no digest of a secret's payload; within a run it is checked against a mark keyed for that run only. Make the plan again"
         )
     )]
     Payload { resource: ResourceId },

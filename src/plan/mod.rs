@@ -110,7 +110,8 @@ pub struct ResourcePlan {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub diff: Option<String>,
     pub live: LiveState,
-    /// Hash of the desired state (secrets by hash); `None` for deletes.
+    /// Hash of the desired state, a secret's payload left out (it is
+    /// compared in memory only: [`diff::hidden_data`]); `None` for deletes.
     pub desired_hash: Option<String>,
     /// An adopt's value of the managed tag ([`MANAGED_TAG`]), written
     /// whether or not a field changes.
@@ -124,7 +125,10 @@ pub struct LiveState {
     /// `false` when the resource does not exist.
     pub exists: bool,
     pub version: Option<u64>,
-    /// Hash of the normalized live state (secrets by hash).
+    /// Hash of the normalized live state and the item's `id`, a secret's
+    /// payload left out: the live `version` (bumped on every write) and
+    /// `id` (new when the secret is deleted and made again) say that it
+    /// did not move, so nothing derived from a payload is saved.
     pub fingerprint: Option<String>,
 }
 
@@ -218,13 +222,15 @@ impl Plan {
 }
 
 /// A resource's state, normalized for comparison: server fields stripped,
-/// platform tags dropped, secret `data` replaced by its hash marker.
+/// platform tags dropped, secret `data` replaced by its in-memory mark.
 #[derive(Clone, Debug)]
 pub struct State {
     pub id: ResourceId,
     pub body: Value,
     /// The live `version` (live states only).
     pub version: Option<u64>,
+    /// The live item's `id` (live states only).
+    pub item: Option<String>,
 }
 
 impl State {
@@ -234,6 +240,7 @@ impl State {
             id: id.clone(),
             body: comparable(id.kind, &id.name, &env.org, &env.gvc, body),
             version: body.get("version").and_then(Value::as_u64),
+            item: body.get("id").and_then(Value::as_str).map(str::to_owned),
         }
     }
 }
@@ -275,7 +282,8 @@ pub struct StepInput {
 }
 
 /// A body in the form plans compare: normalized as the API stores it,
-/// platform tags dropped, a secret's `data` replaced by its hash marker.
+/// platform tags dropped, a secret's `data` replaced by its in-memory mark
+/// ([`diff::hidden_data`]; never serialized: [`diff::unmarked`]).
 pub fn comparable(kind: Kind, name: &str, org: &str, gvc: &str, body: &Value) -> Value {
     let mut body = body.clone();
     if let Value::Object(map) = &mut body {
@@ -508,7 +516,7 @@ fn resource_plan(
         changes,
         diff,
         live: live_state(live),
-        desired_hash: Some(diff::hash(&desired.body)),
+        desired_hash: Some(diff::hash(&diff::unmarked(&desired.body))),
         adopt_tag: adopt_tag.filter(|_| action == Action::Adopt),
     };
     (plan, removals)
@@ -550,12 +558,15 @@ pub fn landing(change: &ImageChange) -> (String, String) {
 }
 
 /// What a plan records of a live resource: whether it exists, its version
-/// and the fingerprint of its comparable state.
+/// and the fingerprint of its comparable state and `id` (a secret's
+/// payload left out).
 pub fn live_state(live: Option<&State>) -> LiveState {
     LiveState {
         exists: live.is_some(),
         version: live.and_then(|l| l.version),
-        fingerprint: live.map(|l| diff::hash(&l.body)),
+        fingerprint: live.map(|l| {
+            diff::hash(&serde_json::json!({"body": diff::unmarked(&l.body), "id": l.item}))
+        }),
     }
 }
 
@@ -574,7 +585,7 @@ fn unified(before: &Value, after: &Value) -> String {
 }
 
 /// The body as diffs show it: keys sorted (so that only real changes
-/// differ) and hash markers of hidden values reduced to "(value hidden)".
+/// differ) and marks of hidden values reduced to "(value hidden)".
 fn shown(value: &Value) -> Value {
     match value {
         Value::String(s) if s.starts_with(HIDDEN) => Value::String(HIDDEN.to_owned()),
@@ -594,7 +605,12 @@ mod tests {
     use serde_json::json;
 
     fn state(id: &str, body: Value) -> State {
-        State { id: id.parse().unwrap_or_else(|_| panic!("{id}")), body, version: Some(3) }
+        State {
+            id: id.parse().unwrap_or_else(|_| panic!("{id}")),
+            body,
+            version: Some(3),
+            item: None,
+        }
     }
 
     fn plan(desired: Vec<State>, live: Vec<State>, managed: Vec<State>) -> Plan {
@@ -659,7 +675,7 @@ mod tests {
             LiveState {
                 exists: true,
                 version: Some(3),
-                fingerprint: Some(diff::hash(&json!({"x": 2})))
+                fingerprint: Some(diff::hash(&json!({"body": {"x": 2}, "id": null})))
             }
         );
         assert_eq!(
@@ -773,6 +789,21 @@ mod tests {
         let round_trip: Plan = serde_json::from_value(serde_json::to_value(&a).unwrap_or_default())
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(round_trip, a);
+    }
+
+    #[test]
+    fn a_live_secret_is_bound_by_version_and_id_never_by_its_payload() {
+        let live = |payload: &str, version: u64, item: &str| State {
+            version: Some(version),
+            item: Some(item.to_owned()),
+            ..state("secret/s", json!({"data": diff::hidden_data(&json!({"payload": payload}))}))
+        };
+        let planned = live_state(Some(&live("old", 3, "id-1")));
+        let text = serde_json::to_string(&planned).unwrap_or_default();
+        assert!(!text.contains(&diff::hash(&json!({"payload": "old"}))), "{text}");
+        assert_eq!(live_state(Some(&live("old", 3, "id-1"))), planned);
+        assert_ne!(live_state(Some(&live("new", 4, "id-1"))), planned, "written: a new version");
+        assert_ne!(live_state(Some(&live("new", 3, "id-2"))), planned, "made again: a new id");
     }
 
     #[test]

@@ -65,6 +65,7 @@ pub fn plan(inputs: Inputs<'_>) -> Plan {
             id: r.id.clone(),
             body: comparable(r.id.kind, &r.id.name, &dst.org, &dst.gvc, &r.body),
             version: None,
+            item: None,
         })
         .collect();
     // Once written, the fields of every desired resource are Ferry's.
@@ -343,7 +344,7 @@ mod tests {
                 .iter()
                 .map(|r| {
                     let body = comparable(r.id.kind, &r.id.name, &dst.org, &dst.gvc, &r.body);
-                    (r.id.clone(), State { id: r.id.clone(), body, version: Some(1) })
+                    (r.id.clone(), State { id: r.id.clone(), body, version: Some(1), item: None })
                 })
                 .collect(),
             managed: vec![],
@@ -407,7 +408,7 @@ mod tests {
         ];
         let live_state = |r: &Rendered| {
             let body = comparable(r.id.kind, &r.id.name, &prod.org, &prod.gvc, &r.body);
-            (r.id.clone(), State { id: r.id.clone(), body, version: Some(1) })
+            (r.id.clone(), State { id: r.id.clone(), body, version: Some(1), item: None })
         };
         let live: HashMap<ResourceId, State> = [
             workload("api", "/org/acme-prod/image/api:1.4.1"),

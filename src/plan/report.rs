@@ -327,6 +327,7 @@ mod tests {
             id: id.clone(),
             body: json!({"spec": {"containers": [{"name": "main", "image": image}]}}),
             version: Some(4),
+            item: None,
         };
         let revision = (manifests_from != ManifestsFrom::Worktree).then(|| Revision {
             requested: match manifests_from {

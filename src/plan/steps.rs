@@ -5,10 +5,14 @@
 //! made them (promote, apply of a saved plan, and later deploy and
 //! rollback).
 //!
-//! Secret payloads never enter the serialized steps: a secret's `data` is
-//! written as its hash marker ([`crate::diff::hidden_data`]) and the
-//! payload travels beside the plan in [`Secrets`], which is never
-//! serialized; `ferry apply` reads it again from git and checks the hash.
+//! Secret payloads never enter the serialized steps, nor anything derived
+//! from them: in memory a secret's `data` is its mark, keyed for this run
+//! only ([`crate::diff::hidden_data`]), serialized it is `"(value
+//! hidden)"`, and the payload travels beside the plan in [`Secrets`],
+//! which is never serialized. Within a run the executor checks a payload
+//! against its mark; `ferry apply` reads the payloads again (git at the
+//! plan's commit, the overrides, a kept live value) and compares them
+//! with the live ones as the plan did ([`payloads_moved`]).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
@@ -104,16 +108,16 @@ pub enum TagWrite {
 }
 
 /// One resource to write.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Write {
     pub id: ResourceId,
     /// What the plan says this is (for progress lines).
     pub action: Action,
     #[serde(flatten)]
     pub method: Method,
-    /// What is written (`None` for deletes); a secret's `data` as its hash
-    /// marker.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// What is written (`None` for deletes); a secret's `data` as its
+    /// mark in memory, `"(value hidden)"` once serialized.
+    #[serde(default, skip_serializing_if = "Option::is_none", serialize_with = "unmarked")]
     pub body: Option<Value>,
     /// Writes that must have been written first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -127,6 +131,25 @@ pub struct Write {
     /// Tag the body with the release revision (`ferry/release`).
     #[serde(default)]
     pub stamp: bool,
+}
+
+/// Writes are equal when they are saved alike: a secret's mark, keyed for
+/// one run, is not part of what a plan says.
+impl PartialEq for Write {
+    fn eq(&self, other: &Self) -> bool {
+        let saved = |w: &Write| {
+            (
+                w.id.clone(),
+                w.action,
+                w.method.clone(),
+                w.body.as_ref().map(diff::unmarked),
+                w.after_written.clone(),
+                w.after_ready.clone(),
+                (w.gate, w.stamp),
+            )
+        };
+        saved(self) == saved(other)
+    }
 }
 
 /// What the release record says beyond what the executor knows.
@@ -175,12 +198,15 @@ impl Secrets {
 
     /// The body to write for `write`: its body with a hidden secret payload
     /// put back. `Err` names the payload that is missing or is not the one
-    /// whose hash the body carries.
+    /// whose mark the body carries (a saved plan's bodies carry none: its
+    /// payloads were compared by [`payloads_moved`]).
     pub fn body_of(&self, write: &Write) -> Result<Option<Value>, ResourceId> {
         let Some(body) = &write.body else { return Ok(None) };
         let Some(marker) = hidden_marker(write, body) else { return Ok(Some(body.clone())) };
         match self.0.get(&write.id) {
-            Some(data) if diff::hidden_data(data).as_str() == Some(marker) => {
+            Some(data)
+                if marker == diff::HIDDEN || diff::hidden_data(data).as_str() == Some(marker) =>
+            {
                 let mut full = body.clone();
                 full["data"] = data.clone();
                 Ok(Some(full))
@@ -190,12 +216,47 @@ impl Secrets {
     }
 }
 
-/// The hash marker a secret write carries in place of its payload.
+/// The mark a secret write carries in place of its payload.
 fn hidden_marker<'a>(write: &Write, body: &'a Value) -> Option<&'a str> {
     if write.id.kind != Kind::Secret {
         return None;
     }
     body.get("data").and_then(Value::as_str).filter(|d| d.starts_with(diff::HIDDEN))
+}
+
+/// A body serialized without the marks of secret payloads.
+fn unmarked<S: serde::Serializer>(body: &Option<Value>, serializer: S) -> Result<S::Ok, S::Error> {
+    body.as_ref().map(diff::unmarked).serialize(serializer)
+}
+
+/// Secrets of a saved plan whose payload, read again to carry it out,
+/// no longer compares with the live one as the plan says: changed where
+/// the plan saw it unchanged, or the reverse. `desired` are the bodies
+/// as rendered again (payloads from git at the plan's commit, the
+/// overrides, kept live values), `live` the bodies read now (the executor
+/// then checks their versions against the plan's). Nothing derived from a
+/// payload is saved, so this, in memory, is how apply knows that what it
+/// writes is what was planned (docs/plan-output.md, "Secrets").
+pub fn payloads_moved(
+    resources: &[ResourcePlan],
+    env: &Environment,
+    desired: &HashMap<ResourceId, Value>,
+    live: &HashMap<ResourceId, Value>,
+) -> Vec<ResourceId> {
+    let data = |id: &ResourceId, body: &Value| {
+        super::comparable(id.kind, &id.name, &env.org, &env.gvc, body).get("data").cloned()
+    };
+    resources
+        .iter()
+        .filter_map(|r| Some((r.id.parse::<ResourceId>().ok()?, r)))
+        .filter(|(id, r)| id.kind == Kind::Secret && r.action != Action::Delete)
+        .filter_map(|(id, r)| {
+            let (desired, live) = (desired.get(&id)?, live.get(&id)?);
+            let planned = r.changes.iter().any(|c| c.path == "data" || c.path.starts_with("data."));
+            let now = data(&id, desired) != data(&id, live);
+            (planned != now).then_some(id)
+        })
+        .collect()
 }
 
 /// The body as a plan carries it: a secret's payload moved to `secrets`.
@@ -637,7 +698,7 @@ mod tests {
     }
 
     #[test]
-    fn secret_payloads_stay_out_of_the_steps_and_come_back_by_hash() {
+    fn secret_payloads_stay_out_of_the_steps_and_come_back_by_their_mark() {
         let mut secrets = Secrets::default();
         let resources = [resource("secret/db", Action::Create)];
         let bodies = HashMap::from([(id("secret/db"), json!({"data": {"payload": "s3cr3t"}}))]);
@@ -652,6 +713,47 @@ mod tests {
         assert_eq!(other.body_of(&writes[0]), Err(id("secret/db")));
         assert_eq!(Secrets::default().body_of(&writes[0]), Err(id("secret/db")));
         assert_eq!(format!("{secrets:?}"), "Secrets(1 payloads hidden)");
+        // Serialized, the body holds nothing derived from the payload; a
+        // saved plan's write takes the payload read again for it.
+        let digest = crate::diff::hash(&json!({"payload": "s3cr3t"}));
+        assert!(!text.contains(&digest) && !text.contains('#'), "{text}");
+        let saved: Vec<Write> = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(saved[0].body, Some(json!({"data": crate::diff::HIDDEN})));
+        assert_eq!(other.body_of(&saved[0]), Ok(Some(json!({"data": {"payload": "changed"}}))));
+        assert_eq!(Secrets::default().body_of(&saved[0]), Err(id("secret/db")));
+    }
+
+    #[test]
+    fn a_saved_plans_secrets_must_change_as_planned_when_read_again() {
+        let file = "manifests: {path: m}\ntopology: org-per-env\nenvironments:\n  - {name: prod, org: acme-p, gvc: app, tokenEnv: T}\n";
+        let config = crate::config::parse(&crate::diagnostic::SourceFile::new("p.yaml", file))
+            .unwrap_or_else(|p| panic!("{p:?}"));
+        let env = &config.environments[0];
+        let body = |payload: &str| json!({"kind": "secret", "name": "db", "type": "opaque", "data": {"payload": payload}});
+        let changed = ResourcePlan {
+            changes: vec![crate::diff::Change {
+                path: "data".into(),
+                op: crate::diff::Op::Change,
+                before: Some(json!(crate::diff::HIDDEN)),
+                after: Some(json!(crate::diff::HIDDEN)),
+                sensitive: true,
+                forces_replacement: false,
+            }],
+            ..resource("secret/db", Action::Update)
+        };
+        let unchanged = resource("secret/db", Action::Unchanged);
+        let at = |payload: &str| HashMap::from([(id("secret/db"), body(payload))]);
+        let live = at("old");
+        let moved = |plan: &ResourcePlan, now: &str| {
+            payloads_moved(std::slice::from_ref(plan), env, &at(now), &live)
+        };
+        assert!(moved(&changed, "new").is_empty(), "changed, as planned");
+        assert!(moved(&changed, "other").is_empty(), "changed, to what no plan can say");
+        assert_eq!(moved(&changed, "old"), [id("secret/db")], "no longer changed");
+        assert!(moved(&unchanged, "old").is_empty(), "unchanged, as planned");
+        assert_eq!(moved(&unchanged, "new"), [id("secret/db")], "changed since");
+        let created = resource("secret/db", Action::Create);
+        assert!(payloads_moved(&[created], env, &at("new"), &HashMap::new()).is_empty());
     }
 
     #[test]
@@ -661,7 +763,8 @@ mod tests {
         let writes = planned(&resources, &[("secret/db", "workload/api")], false);
         let text = serde_json::to_string(&writes).unwrap_or_default();
         let back: Vec<Write> = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(back, writes);
+        assert_eq!(back, writes, "equal as saved: the secret's mark is the run's own");
+        assert!(text.contains(r#""data":"(value hidden)""#), "{text}");
         assert!(text.contains(r#""method":"recreate""#), "{text}");
     }
 

@@ -182,7 +182,7 @@ fn plan_text(dir: &Path, sim: &Sim) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn secret_payloads_are_compared_by_hash_and_never_printed() {
+async fn secret_payloads_are_compared_in_memory_and_never_printed() {
     let (dir, repo, sim) = applied_example().await;
 
     let old_payloads =
