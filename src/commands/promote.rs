@@ -252,7 +252,21 @@ pub(super) fn finish(
             }
             Ok(ExitStatus::Success)
         }
-        Err(error) => blocked(error),
+        Err(error) => {
+            if json
+                && let Error::Execute(failed) = &error
+                && let ExecuteError::Failed { what, left, cause } = &**failed
+            {
+                // What the failure left, for CI to read as it reads a release.
+                output::print(&format!(
+                    "{:#}\n",
+                    json!({"schema": SCHEMA, "outcome": "failed", "kind": what,
+                        "error": failed.to_string(), "cause": cause.to_string(),
+                        "failure": left.to_json()})
+                ))?;
+            }
+            blocked(error)
+        }
     }
 }
 

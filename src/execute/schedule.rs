@@ -4,7 +4,8 @@
 //! readiness gate is waited for on its own, so an unrelated slow workload
 //! holds back nothing but what depends on it. The first failure (or a
 //! stop) starts nothing new: writes in flight finish, readiness waits are
-//! dropped.
+//! dropped. So does a lost lock: the [`Fence`] is checked before each write
+//! starts.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -16,6 +17,7 @@ use serde_json::Value;
 use super::{CancellationToken, Event, Reporter, StepError};
 use crate::api::ControlPlane;
 use crate::config::Environment;
+use crate::lock::Fence;
 use crate::manifest::ResourceId;
 use crate::plan::Write;
 use crate::readiness::{self, Progress};
@@ -54,6 +56,7 @@ pub(super) async fn run<A: ControlPlane>(
     writes: &[Ready<'_>],
     reporter: &dyn Reporter,
     stop: &CancellationToken,
+    fence: Option<&Fence>,
 ) -> Outcome {
     let index: HashMap<&ResourceId, usize> =
         writes.iter().enumerate().map(|(i, w)| (&w.write.id, i)).collect();
@@ -92,6 +95,11 @@ pub(super) async fn run<A: ControlPlane>(
                     break;
                 }
                 if state[i] == State::Pending && satisfied(&state, i) {
+                    if let Some(reason) = fence.and_then(|f| f.check(client.now_ms()).err()) {
+                        let environment = env.name.clone();
+                        failure.get_or_insert(StepError::LockLost { environment, reason });
+                        break;
+                    }
                     state[i] = State::Writing;
                     let ready = &writes[i];
                     in_flight.push(Box::pin(async move {
