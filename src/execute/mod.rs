@@ -327,7 +327,9 @@ impl Left {
         if !self.restored.is_restored() {
             let from = self.source.as_deref().map_or(String::new(), |s| format!(" --from {s}"));
             next.push(format!("ferry plan {env}{from}  # what differs from the release"));
-            next.push(format!("ferry rollback {env}  # back to the last successful release"));
+            next.push(format!(
+                "ferry rollback {env}  # back to the last successful release, if any"
+            ));
         }
         if let Recorded::Revision(revision) = self.recorded {
             next.push(format!("ferry history {env} {revision}  # this failed release"));
@@ -374,7 +376,9 @@ impl fmt::Display for Left {
         if !self.written.is_empty() {
             writeln!(f, "restored: {}", none(self.restored.restored()))?;
             let (unrestored, why) = self.restored.unrestored();
-            if !unrestored.is_empty() {
+            if unrestored == self.written.as_slice() && unrestored.len() > 1 {
+                writeln!(f, "not restored: all {} ({why})", unrestored.len())?;
+            } else if !unrestored.is_empty() {
                 writeln!(f, "not restored: {} ({why})", names(unrestored))?;
             }
         }

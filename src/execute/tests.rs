@@ -529,7 +529,7 @@ async fn when_the_api_goes_away_mid_release_the_failure_says_what_is_left() {
     for line in [
         "written: secret/db, workload/api\n",
         "restored: none\n",
-        "not restored: secret/db, workload/api (restoring failed: ",
+        "not restored: all 2 (restoring failed: ",
         "no release was recorded: writing its record failed: ",
         "the lock could not be released (",
         "\n  ferry status prod  # what runs there now",
