@@ -5,7 +5,7 @@
 //! holds back nothing but what depends on it. The first failure (or a
 //! stop) starts nothing new: writes in flight finish, readiness waits are
 //! dropped. So does a lost lock: the [`Fence`] is checked before each write
-//! starts.
+//! starts, and every [`FENCE_POLL`] meanwhile.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -21,6 +21,9 @@ use crate::lock::Fence;
 use crate::manifest::ResourceId;
 use crate::plan::Write;
 use crate::readiness::{self, Progress};
+
+/// How often the lock is looked at while writes and waits are in flight.
+const FENCE_POLL: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Writes started at once (the client bounds requests in flight too).
 const WRITES_IN_FLIGHT: usize = 64;
@@ -154,6 +157,13 @@ pub(super) async fn run<A: ControlPlane>(
                 }
             },
             () = stop.cancelled(), if !stopping => {}
+            // A lock lost while only waiting ends the waits too.
+            () = tokio::time::sleep(FENCE_POLL), if fence.is_some() && !stopping => {
+                if let Some(reason) = fence.and_then(|f| f.check(client.now_ms()).err()) {
+                    let environment = env.name.clone();
+                    failure.get_or_insert(StepError::LockLost { environment, reason });
+                }
+            }
             else => break,
         }
     }

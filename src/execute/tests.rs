@@ -469,6 +469,7 @@ async fn a_lost_lock_stops_the_writes_and_nothing_is_written_after_the_loss() {
         crate::lock::Lock::acquire(&other, &environment(), &bob, hour, Duration::ZERO).await
     });
     let failed = run_with_ttl(&fake, &env, &plan, &seen, ttl).await;
+    let ended = seen.started.elapsed();
     let bob = bob.await.ok().and_then(Result::ok).unwrap_or_else(|| panic!("bob has no lock"));
     let Err(Error::Execute(error)) = failed else { panic!("{failed:?}") };
     let message = error.to_string();
@@ -481,6 +482,9 @@ async fn a_lost_lock_stops_the_writes_and_nothing_is_written_after_the_loss() {
     );
     assert!(matches!(left.recorded, Recorded::Not(_)), "{left:?}");
     assert_eq!(left.lock, LockLeft::Lost);
+    // Noticed while waiting for a, within a second of the loss, not when
+    // a became ready.
+    assert!(ended < Duration::from_secs(52), "{ended:?}");
     // The lock was lost 50 s in (a sixth of its TTL before its expiry):
     // every write after that is bob's taking it over.
     let after: Vec<String> = fake
