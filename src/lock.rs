@@ -543,6 +543,12 @@ mod tests {
         );
     }
 
+    /// The status answered to each PATCH of the lock, in order.
+    fn lock_patches(fake: &Fake) -> Vec<u16> {
+        let calls = fake.calls();
+        calls.iter().filter(|c| c.verb == Verb::Patch && c.path == LOCK).map(|c| c.status).collect()
+    }
+
     fn live_info(fake: &Fake) -> Option<LockInfo> {
         fake.body(LOCK).map(|secret| LockInfo::from_secret(&secret))
     }
@@ -670,12 +676,7 @@ mod tests {
         let fake = Fake::new();
         let outcomes = race_for_an_expired_lock(&fake).await;
         exactly_one_proceeds(&fake, &outcomes);
-        let patches: Vec<u16> = fake
-            .calls()
-            .iter()
-            .filter(|c| c.verb == Verb::Patch && c.path == LOCK)
-            .map(|c| c.status)
-            .collect();
+        let patches = lock_patches(&fake);
         assert_eq!(patches, [200, 409], "the second takeover carried a stale version");
     }
 
@@ -795,13 +796,7 @@ mod tests {
     async fn a_renewal_carries_the_version_so_an_old_holder_cannot_renew_a_lock_taken_over() {
         let fake = Fake::new();
         lost_to_bob(&fake).await;
-        let renewals: Vec<u16> = fake
-            .calls()
-            .iter()
-            .filter(|c| c.verb == Verb::Patch && c.path == LOCK)
-            .map(|c| c.status)
-            .collect();
-        assert_eq!(renewals, [409], "refused for its stale version");
+        assert_eq!(lock_patches(&fake), [409], "refused for its stale version");
         let info = live_info(&fake).unwrap_or_else(|| panic!("no lock"));
         assert!(parse_rfc3339(&info.expires) > Some(fake.now_ms() + 3_000_000), "bob's expiry");
     }
