@@ -468,6 +468,21 @@ pub enum ExecuteError {
     )]
     InterruptedWaiting { environment: String },
 
+    #[error("{} {environment} failed before its first write; nothing was changed", what.failed_run())]
+    #[diagnostic(
+        code(ferry::promote::not_started),
+        help(
+            "the lock was released (or expires by itself); run again once the API answers, `ferry status {environment}` shows what runs there"
+        )
+    )]
+    BeforeWrites {
+        environment: String,
+        what: ReleaseKind,
+        #[source]
+        #[diagnostic_source]
+        source: ApiError,
+    },
+
     #[error(transparent)]
     #[diagnostic(transparent)]
     Lock(#[from] LockError),
@@ -532,7 +547,7 @@ pub async fn execute<A: ControlPlane>(
     let stop = CancellationToken::new();
     let locked = run.locked(&stop);
     tokio::pin!(locked);
-    let mut result = tokio::select! {
+    let result = tokio::select! {
         result = &mut locked => result,
         () = signals.received() => {
             reporter.note("Interrupted: letting the writes in flight finish, then restoring what changed (signal again to stop at once)");
@@ -554,12 +569,22 @@ pub async fn execute<A: ControlPlane>(
             LockLeft::Left(error.to_string())
         }
     };
-    if let Err(Error::Execute(failed)) = &mut result
-        && let ExecuteError::Failed { left, .. } = &mut **failed
-    {
-        left.lock = released;
-    }
-    result
+    let what = options.record_as.or(plan.steps.release.kind).unwrap_or(ReleaseKind::Promote);
+    result.map_err(|error| match error {
+        Error::Execute(mut failed) => {
+            if let ExecuteError::Failed { left, .. } = &mut *failed {
+                left.lock = released;
+            }
+            Error::Execute(failed)
+        }
+        // Under the lock the API fails only before the first write: the
+        // writes' own failures, the restore's and the record's are in
+        // `Failed`. Said so, not as a bare request error.
+        Error::Api(source) => {
+            ExecuteError::BeforeWrites { environment: env.name.clone(), what, source }.into()
+        }
+        other => other,
+    })
 }
 
 /// The record of carrying out `plan` as release `revision`, started at

@@ -551,3 +551,19 @@ async fn when_the_api_goes_away_mid_release_the_failure_says_what_is_left() {
     // The workload stays written: nothing reached the API after it went.
     assert!(fake.body(&item(&env, &id("workload/api"))).is_some());
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_api_failure_under_the_lock_before_any_write_says_nothing_was_changed() {
+    let (fake, env) = (Fake::new(), environment());
+    let plan = planned(&fake, &env, &[workload("api")], &[]).await;
+    fake.inject(Fault::new(Verb::Get, "/workload/api", 403));
+    let failed = run(&fake, &env, &plan, &Seen::new()).await;
+    let Err(Error::Execute(error)) = failed else { panic!("{failed:?}") };
+    assert!(matches!(&*error, ExecuteError::BeforeWrites { .. }), "{error:?}");
+    assert!(
+        error.to_string().ends_with("prod failed before its first write; nothing was changed"),
+        "{error}"
+    );
+    assert!(resource_writes(&fake).is_empty(), "{:?}", resource_writes(&fake));
+    assert_eq!(fake.body(LOCK), None, "the lock was released");
+}
