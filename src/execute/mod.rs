@@ -299,7 +299,7 @@ impl Left {
         match &self.restored {
             Restored::NothingWritten => format!("nothing was written, {env} is as it was"),
             Restored::Restored(_) => {
-                format!("{env} is as it was: the {written} written were restored")
+                format!("{env} is as it was: {written} written and restored")
             }
             Restored::Left { resources, .. } => format!(
                 "{env} is left changed: {} written, not restored",

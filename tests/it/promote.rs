@@ -354,7 +354,9 @@ async fn a_release_that_never_becomes_ready_is_rolled_back_and_recorded_as_faile
     let run = pipeline.ferry(&["promote", "staging", "prod", "--yes"]);
     assert_eq!(run.code, Some(1), "{}\n{}", run.stdout, run.stderr);
     assert!(run.stderr.contains("workload/api was not ready after 500ms"), "{}", run.stderr);
-    assert!(run.stderr.contains("restored workload/api"), "{}", run.stderr);
+    // miette wraps at 100 columns: only what fits on one line is matched.
+    assert!(run.stderr.contains("prod is as it was"), "{}", run.stderr);
+    assert!(run.stderr.contains("restored: workload/api"), "{}", run.stderr);
 
     let (_, after) = api.get("/org/acme-prod/gvc/app/workload/api").await;
     assert_eq!(after["spec"]["containers"][0]["memory"], before["spec"]["containers"][0]["memory"]);
