@@ -11,8 +11,17 @@
 //! by reading the lock back: its holder id names this very acquisition, so
 //! Ferry knows whether it holds it. Every loop pauses (with backoff) and
 //! ends by a deadline.
+//!
+//! A held lock carries a [`Fence`]: whether it is still this run's. Each
+//! renewal is a PATCH conditioned on the `version` last seen of the lock
+//! and on its holder (read back, and in the answer), so that a runner
+//! whose lock was taken over cannot renew it; the fence is lost when a
+//! renewal finds another holder (or none), or when the expiry last written
+//! comes within [`Fence`]'s margin unrenewed. The executor checks it before
+//! every write.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use miette::Diagnostic;
@@ -114,12 +123,84 @@ pub enum LockError {
     Api(#[from] ApiError),
 }
 
+/// Why a run no longer holds the lock it took.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum LockLost {
+    #[error("it could not be renewed before it expired (at {expires})")]
+    Expired { expires: String },
+    #[error("another runner holds it now: {holder}")]
+    TakenBy { holder: String },
+    #[error("it was deleted while held (`ferry unlock --force`?)")]
+    Gone,
+}
+
+/// Whether a held lock is still this run's: cheap and synchronous, for
+/// the executor to ask before every write. Shared with the renewal task,
+/// which moves the expiry on and marks the lock lost.
+#[derive(Clone, Debug)]
+pub struct Fence {
+    state: Arc<FenceState>,
+}
+
+#[derive(Debug)]
+struct FenceState {
+    /// The expiry last written, in ms on the `ControlPlane`'s clock.
+    expires_ms: AtomicU64,
+    /// How long before that expiry the lock counts as lost: a write that
+    /// starts then should land before another runner can take over.
+    margin_ms: u64,
+    lost: Mutex<Option<LockLost>>,
+}
+
+impl Fence {
+    fn new(expires_ms: u64, ttl: Duration) -> Self {
+        Fence {
+            state: Arc::new(FenceState {
+                expires_ms: AtomicU64::new(expires_ms),
+                margin_ms: millis(ttl / 6),
+                lost: Mutex::new(None),
+            }),
+        }
+    }
+
+    fn lost_slot(&self) -> std::sync::MutexGuard<'_, Option<LockLost>> {
+        self.state.lost.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// `Ok` while the lock is this run's at `now_ms` (the `ControlPlane`'s
+    /// clock); once lost, lost for good.
+    pub fn check(&self, now_ms: u64) -> Result<(), LockLost> {
+        let mut lost = self.lost_slot();
+        if let Some(reason) = &*lost {
+            return Err(reason.clone());
+        }
+        let expires = self.state.expires_ms.load(Ordering::SeqCst);
+        if now_ms.saturating_add(self.state.margin_ms) >= expires {
+            let reason = LockLost::Expired { expires: rfc3339(expires) };
+            *lost = Some(reason.clone());
+            return Err(reason);
+        }
+        Ok(())
+    }
+
+    fn renewed(&self, expires_ms: u64) {
+        if self.lost_slot().is_none() {
+            self.state.expires_ms.store(expires_ms, Ordering::SeqCst);
+        }
+    }
+
+    fn lose(&self, reason: LockLost) {
+        self.lost_slot().get_or_insert(reason);
+    }
+}
+
 /// A held lock. Release it with [`Lock::release`]; if the process dies
 /// instead, the lock expires.
 pub struct Lock<A: ControlPlane> {
     client: A,
     path: String,
     renewal: JoinHandle<()>,
+    fence: Fence,
 }
 
 fn lock_name(env: &Environment) -> String {
@@ -195,12 +276,25 @@ impl<A: ControlPlane> Lock<A> {
                 "tags": tags,
                 "data": {"encoding": "plain", "payload": "locked"},
             });
-            let held = || {
-                let renewal = tokio::spawn(renew(client.clone(), path.clone(), ttl));
-                Lock { client: client.clone(), path: path.clone(), renewal }
+            // Held, as `live` (the lock as written or read back) shows.
+            let held = |live: Option<&Value>| {
+                let expires = live
+                    .and_then(|l| parse_rfc3339(&LockInfo::from_secret(l).expires))
+                    .unwrap_or(started + millis(ttl));
+                let fence = Fence::new(expires, ttl);
+                let renewal = Renewal {
+                    client: client.clone(),
+                    path: path.clone(),
+                    holder: holder.clone(),
+                    ttl,
+                    version: live.and_then(|l| l.get("version")).cloned(),
+                    fence: fence.clone(),
+                };
+                let renewal = tokio::spawn(renewal.run());
+                Lock { client: client.clone(), path: path.clone(), renewal, fence }
             };
             let lost = match client.post(&collection, &body).await {
-                Ok(_) => return Ok(held()),
+                Ok(outcome) => return Ok(held(outcome.body.as_ref())),
                 Err(error) if error.status() == Some(409) => None,
                 Err(error) if error.is_ambiguous() => Some(error),
                 Err(error) => return Err(error.into()),
@@ -221,12 +315,12 @@ impl<A: ControlPlane> Lock<A> {
             let info = LockInfo::from_secret(&existing);
             if info.holder == holder {
                 // The POST whose answer was lost took effect.
-                return Ok(held());
+                return Ok(held(Some(&existing)));
             }
             if info.is_expired(client.now_ms()) {
                 tracing::warn!("breaking the expired lock of {}: {}", env.name, info.describe());
-                if take_over(client, &path, &existing, &tags, &holder).await? {
-                    return Ok(held());
+                if let Some(live) = take_over(client, &path, &existing, &tags, &holder).await? {
+                    return Ok(held(Some(&live)));
                 }
                 tracing::info!("another runner took over the expired lock of {} first", env.name);
                 tokio::time::sleep(pause_after_race()?).await;
@@ -240,10 +334,19 @@ impl<A: ControlPlane> Lock<A> {
         }
     }
 
-    /// Deletes the lock.
-    pub async fn release(self) -> Result<(), ApiError> {
+    /// Whether the lock is still this run's, for checks before each write.
+    pub fn fence(&self) -> &Fence {
+        &self.fence
+    }
+
+    /// Deletes the lock, unless it was lost: then it may be another
+    /// runner's, and is left alone (`Ok(false)`).
+    pub async fn release(self) -> Result<bool, ApiError> {
         self.renewal.abort();
-        self.client.delete(&self.path).await.map(|_| ())
+        if self.fence.check(self.client.now_ms()).is_err() {
+            return Ok(false);
+        }
+        self.client.delete(&self.path).await.map(|_| true)
     }
 }
 
@@ -254,44 +357,135 @@ impl<A: ControlPlane> Lock<A> {
 /// is then decided by reading the holder back [`TAKEOVER_SETTLE`] later,
 /// never by the PATCH's answer alone, so that Ferry stays safe should the
 /// API ignore the version (the last writer holds it) or the answer be
-/// lost. `false`: another runner has it, or it is gone.
+/// lost. The lock as read back when it is ours; `None`: another runner
+/// has it, or it is gone.
 async fn take_over<A: ControlPlane>(
     client: &A,
     path: &str,
     existing: &Value,
     tags: &Value,
     holder: &str,
-) -> Result<bool, ApiError> {
+) -> Result<Option<Value>, ApiError> {
     let mut patch = json!({"tags": tags});
     if let Some(version) = existing.get("version") {
         patch["version"] = version.clone();
     }
     match client.patch(path, &patch).await {
         Ok(_) => {}
-        Err(error) if matches!(error.status(), Some(404 | 409)) => return Ok(false),
+        Err(error) if matches!(error.status(), Some(404 | 409)) => return Ok(None),
         Err(error) if error.is_ambiguous() => {}
         Err(error) => return Err(error),
     }
     tokio::time::sleep(TAKEOVER_SETTLE).await;
     let live = client.get_opt(path).await?;
-    Ok(live.is_some_and(|live| LockInfo::from_secret(&live).holder == holder))
+    Ok(live.filter(|live| LockInfo::from_secret(live).holder == holder))
 }
 
-/// Pushes the expiry forward every third of `ttl` while the lock is held.
-/// A PATCH whose answer is lost is resolved by reading the expiry back.
-async fn renew<A: ControlPlane>(client: A, path: String, ttl: Duration) {
-    let policy = crate::retry::RetryPolicy::default();
-    loop {
-        tokio::time::sleep(ttl / 3).await;
-        let expires = rfc3339(client.now_ms() + millis(ttl));
-        let patch = json!({"tags": {EXPIRES_TAG: expires}});
-        let landed = |live: Option<&Value>| {
-            live.is_some_and(|l| LockInfo::from_secret(l).expires == expires)
-        };
-        let renewed =
-            write_resolved(&client, &policy, &path, landed, || client.patch(&path, &patch)).await;
-        if let Err(error) = renewed {
-            tracing::warn!("could not renew the promotion lock: {error}");
+/// The task that keeps a held lock: pushes its expiry forward every third
+/// of `ttl` (a failed renewal is tried again after a twelfth), each time
+/// a PATCH carrying the `version` last seen, so that it lands only on the
+/// lock as this run left it. A conflict (409) or an unknown version is
+/// settled by reading the lock: another holder, or none, and the lock is
+/// lost; this run's, and the PATCH goes again with the version read. A
+/// PATCH whose answer is lost is resolved by reading the expiry back.
+struct Renewal<A: ControlPlane> {
+    client: A,
+    path: String,
+    holder: String,
+    ttl: Duration,
+    /// The lock's `version` as last written or read; `None`: read it.
+    version: Option<Value>,
+    fence: Fence,
+}
+
+/// Why one renewal did not move the expiry.
+enum NotRenewed {
+    Lost(LockLost),
+    Failed(ApiError),
+}
+
+impl<A: ControlPlane> Renewal<A> {
+    async fn run(mut self) {
+        let mut pause = self.ttl / 3;
+        loop {
+            tokio::time::sleep(pause).await;
+            if self.fence.check(self.client.now_ms()).is_err() {
+                break;
+            }
+            match self.renew().await {
+                Ok(expires) => {
+                    self.fence.renewed(expires);
+                    pause = self.ttl / 3;
+                }
+                Err(NotRenewed::Lost(reason)) => {
+                    tracing::warn!("the promotion lock was lost: {reason}");
+                    self.fence.lose(reason);
+                    break;
+                }
+                Err(NotRenewed::Failed(error)) => {
+                    tracing::warn!("could not renew the promotion lock: {error}");
+                    pause = self.ttl / 12;
+                }
+            }
+        }
+    }
+
+    /// One renewal; the expiry written (ms).
+    async fn renew(&mut self) -> Result<u64, NotRenewed> {
+        let client = &self.client;
+        let policy = crate::retry::RetryPolicy::default();
+        // A conflict is read and tried again, twice at most.
+        let mut conflicts = 0;
+        loop {
+            let version = match self.version.take() {
+                Some(version) => version,
+                None => {
+                    let live = client.get_opt(&self.path).await.map_err(NotRenewed::Failed)?;
+                    let live = self.ours(live.as_ref())?;
+                    live.get("version").cloned().unwrap_or(Value::Null)
+                }
+            };
+            let expires_ms = client.now_ms() + millis(self.ttl);
+            let expires = rfc3339(expires_ms);
+            let mut patch = json!({"tags": {EXPIRES_TAG: expires}});
+            if !version.is_null() {
+                patch["version"] = version;
+            }
+            let holder = &self.holder;
+            let landed = |live: Option<&Value>| {
+                live.map(LockInfo::from_secret)
+                    .is_some_and(|info| info.holder == *holder && info.expires == expires)
+            };
+            let path = &self.path;
+            match write_resolved(client, &policy, path, landed, || client.patch(path, &patch)).await
+            {
+                Ok(answer) => {
+                    let answer = answer.flatten();
+                    if let Some(answer) = &answer {
+                        // An API that ignored the version still names the
+                        // holder in its answer.
+                        self.ours(Some(answer))?;
+                    }
+                    self.version = answer.and_then(|a| a.get("version").cloned());
+                    return Ok(expires_ms);
+                }
+                Err(error) if error.status() == Some(404) => {
+                    return Err(NotRenewed::Lost(LockLost::Gone));
+                }
+                Err(error) if error.status() == Some(409) && conflicts < 2 => conflicts += 1,
+                Err(error) => return Err(NotRenewed::Failed(error)),
+            }
+        }
+    }
+
+    /// `live` when it is this run's lock; else the lock is lost.
+    fn ours<'v>(&self, live: Option<&'v Value>) -> Result<&'v Value, NotRenewed> {
+        let Some(live) = live else { return Err(NotRenewed::Lost(LockLost::Gone)) };
+        let info = LockInfo::from_secret(live);
+        if info.holder == self.holder {
+            Ok(live)
+        } else {
+            Err(NotRenewed::Lost(LockLost::TakenBy { holder: info.describe() }))
         }
     }
 }
@@ -347,6 +541,12 @@ mod tests {
                 STARTED_TAG: rfc3339(expires_ms.saturating_sub(60_000)),
                 EXPIRES_TAG: rfc3339(expires_ms)}}),
         );
+    }
+
+    /// The status answered to each PATCH of the lock, in order.
+    fn lock_patches(fake: &Fake) -> Vec<u16> {
+        let calls = fake.calls();
+        calls.iter().filter(|c| c.verb == Verb::Patch && c.path == LOCK).map(|c| c.status).collect()
     }
 
     fn live_info(fake: &Fake) -> Option<LockInfo> {
@@ -476,12 +676,7 @@ mod tests {
         let fake = Fake::new();
         let outcomes = race_for_an_expired_lock(&fake).await;
         exactly_one_proceeds(&fake, &outcomes);
-        let patches: Vec<u16> = fake
-            .calls()
-            .iter()
-            .filter(|c| c.verb == Verb::Patch && c.path == LOCK)
-            .map(|c| c.status)
-            .collect();
+        let patches = lock_patches(&fake);
         assert_eq!(patches, [200, 409], "the second takeover carried a stale version");
     }
 
@@ -565,6 +760,76 @@ mod tests {
         let patches = fake.count(Verb::Patch, LOCK);
         assert!((14..=16).contains(&patches), "one PATCH per renewal, not repeated: {patches}");
         drop(lock);
+    }
+
+    /// Bob takes prod's lock over from under its holder (as after an
+    /// outage longer than its TTL), writing it as version 50.
+    fn taken_over_by_bob(fake: &Fake) {
+        held_by(fake, "bob@ci (pid 7)", fake.now_ms() + 3_600_000);
+        let mut lock = fake.body(LOCK).unwrap_or_default();
+        lock["version"] = json!(50);
+        fake.seed(LOCK, lock);
+    }
+
+    async fn lost_to_bob(fake: &Fake) {
+        let lock = Lock::acquire(fake, &environment(), &actor(), MINUTE, MINUTE).await;
+        let lock = lock.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(lock.fence().check(fake.now_ms()), Ok(()));
+        taken_over_by_bob(fake);
+        // The next renewal (at 20 s) finds bob.
+        tokio::time::sleep(Duration::from_secs(25)).await;
+        let lost = lock.fence().check(fake.now_ms());
+        assert!(
+            matches!(&lost, Err(LockLost::TakenBy { holder }) if holder.starts_with("bob@ci")),
+            "{lost:?}"
+        );
+        // Not renewed again, and not deleted on release: it is bob's.
+        let patches = fake.count(Verb::Patch, LOCK);
+        tokio::time::sleep(2 * MINUTE).await;
+        assert_eq!(fake.count(Verb::Patch, LOCK), patches);
+        assert!(matches!(lock.release().await, Ok(false)));
+        assert_eq!(live_info(fake).map(|i| i.holder).as_deref(), Some("bob@ci (pid 7)"));
+        assert_eq!(fake.count(Verb::Delete, LOCK), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_renewal_carries_the_version_so_an_old_holder_cannot_renew_a_lock_taken_over() {
+        let fake = Fake::new();
+        lost_to_bob(&fake).await;
+        assert_eq!(lock_patches(&fake), [409], "refused for its stale version");
+        let info = live_info(&fake).unwrap_or_else(|| panic!("no lock"));
+        assert!(parse_rfc3339(&info.expires) > Some(fake.now_ms() + 3_000_000), "bob's expiry");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_api_that_ignores_the_version_still_names_the_holder_in_its_answer() {
+        let fake = Fake::new();
+        fake.ignore_patch_version();
+        lost_to_bob(&fake).await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_lock_not_renewed_before_its_expiry_is_lost_a_margin_before_it() {
+        let fake = Fake::new();
+        let lock = Lock::acquire(&fake, &environment(), &actor(), MINUTE, MINUTE).await;
+        let lock = lock.unwrap_or_else(|e| panic!("{e}"));
+        // The API answers nothing about the lock from here on.
+        fake.inject(Fault::new(Verb::Patch, LOCK, 503).times(100_000));
+        fake.inject(Fault::new(Verb::Get, LOCK, 503).times(100_000));
+        tokio::time::sleep(Duration::from_secs(45)).await;
+        assert_eq!(lock.fence().check(fake.now_ms()), Ok(()), "still within its TTL");
+        tokio::time::sleep(Duration::from_secs(6)).await;
+        let lost = lock.fence().check(fake.now_ms());
+        assert!(
+            matches!(lost, Err(LockLost::Expired { .. })),
+            "a sixth of the TTL early: {lost:?}"
+        );
+        // Renewing stops; the lock is not deleted (it may be another's soon).
+        let patches = fake.count(Verb::Patch, LOCK);
+        tokio::time::sleep(MINUTE).await;
+        assert_eq!(fake.count(Verb::Patch, LOCK), patches);
+        assert!(matches!(lock.release().await, Ok(false)));
+        assert_eq!(fake.count(Verb::Delete, LOCK), 0);
     }
 
     #[tokio::test(start_paused = true)]

@@ -204,6 +204,11 @@ impl Fake {
         self.lock().faults.push(fault);
     }
 
+    /// Removes every fault not yet spent (the API is back).
+    pub fn clear_faults(&self) {
+        self.lock().faults.clear();
+    }
+
     /// Stores `body` at `path` as it is (no version bump, no log entry).
     pub fn seed(&self, path: &str, body: Value) {
         self.lock().items.insert(path.to_owned(), body);

@@ -196,6 +196,11 @@ fn schema_of(plan: &Plan) -> &'static str {
     if plan.rollback.is_some() { super::rollback::SCHEMA } else { SCHEMA }
 }
 
+/// The version of the JSON a failed release is printed with.
+fn failed_schema(what: crate::release::ReleaseKind) -> &'static str {
+    if what == crate::release::ReleaseKind::Rollback { super::rollback::SCHEMA } else { SCHEMA }
+}
+
 /// Prints the outcome; a held lock or a missing approval is "blocked" (3).
 pub(super) fn finish(
     session: &Session<'_>,
@@ -252,7 +257,21 @@ pub(super) fn finish(
             }
             Ok(ExitStatus::Success)
         }
-        Err(error) => blocked(error),
+        Err(error) => {
+            if json
+                && let Error::Execute(failed) = &error
+                && let ExecuteError::Failed { what, left, cause } = &**failed
+            {
+                // What the failure left, for CI to read as it reads a release.
+                output::print(&format!(
+                    "{:#}\n",
+                    json!({"schema": failed_schema(*what), "outcome": "failed", "kind": what,
+                        "error": failed.to_string(), "cause": cause.to_string(),
+                        "failure": left.to_json()})
+                ))?;
+            }
+            blocked(error)
+        }
     }
 }
 

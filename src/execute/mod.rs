@@ -39,7 +39,7 @@ use crate::api::{ApiError, ControlPlane, paths};
 use crate::applied::{self, Applied};
 use crate::config::Environment;
 use crate::diff::Action;
-use crate::lock::{Lock, LockError};
+use crate::lock::{Fence, Lock, LockError};
 use crate::manifest::ResourceId;
 use crate::plan::{self, Plan, steps};
 use crate::readiness::WorkloadReport;
@@ -81,6 +81,41 @@ pub enum StepError {
     #[error("interrupted by a signal")]
     #[diagnostic(code(ferry::apply::interrupted))]
     Interrupted,
+
+    #[error("the lock of {environment} was lost: {reason}")]
+    #[diagnostic(
+        code(ferry::apply::lock_lost),
+        help(
+            "another runner may hold {environment} now; nothing more was written under the lost lock"
+        )
+    )]
+    LockLost { environment: String, reason: crate::lock::LockLost },
+
+    #[error("recording the release failed")]
+    #[diagnostic(code(ferry::apply::record))]
+    Record {
+        #[source]
+        #[diagnostic_source]
+        source: ApiError,
+    },
+}
+
+impl StepError {
+    /// The step that failed, for the report of what a failure left.
+    pub fn step(&self) -> String {
+        use crate::readiness::WaitError;
+        match self {
+            StepError::Write { id, .. } => format!("writing {id}"),
+            StepError::Readiness(
+                WaitError::NotReady { workload, .. } | WaitError::Read { workload, .. },
+            ) => format!("waiting for workload/{workload} to be ready"),
+            StepError::Readiness(_) => "waiting for a replaced resource to be gone".to_owned(),
+            StepError::Unordered { id } => format!("ordering the write of {id}"),
+            StepError::Interrupted => "stopping at a signal".to_owned(),
+            StepError::LockLost { .. } => "keeping the lock".to_owned(),
+            StepError::Record { .. } => "recording the release".to_owned(),
+        }
+    }
 }
 
 /// How the executor runs.
@@ -128,10 +163,35 @@ pub enum Restored {
     NothingWritten,
     /// Every one was put back.
     Restored(Vec<ResourceId>),
-    /// Left as they were (`--no-rollback`).
-    Left(Vec<ResourceId>),
-    /// Putting them back failed too.
-    Failed { error: Box<StepError>, resources: Vec<ResourceId> },
+    /// Left as they were written, and why.
+    Left { resources: Vec<ResourceId>, why: Unrestored },
+    /// Putting them back failed part of the way: `restored` were put back,
+    /// `unrestored` were not.
+    Failed { error: Box<StepError>, restored: Vec<ResourceId>, unrestored: Vec<ResourceId> },
+}
+
+/// Why written resources were not restored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unrestored {
+    /// `--no-rollback`.
+    NoRollback,
+    /// The lock was lost: the environment may be another runner's now,
+    /// and a restore would write over its work.
+    LockLost,
+    /// The writes all succeeded (only recording the release failed).
+    Succeeded,
+}
+
+impl fmt::Display for Unrestored {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Unrestored::NoRollback => "--no-rollback",
+            Unrestored::LockLost => {
+                "the lock was lost, so another runner may be changing the environment: Ferry wrote nothing more, restores included"
+            }
+            Unrestored::Succeeded => "every write succeeded and every changed workload was ready",
+        })
+    }
 }
 
 impl Restored {
@@ -139,22 +199,208 @@ impl Restored {
     pub fn is_restored(&self) -> bool {
         matches!(self, Restored::NothingWritten | Restored::Restored(_))
     }
+
+    /// The resources put back.
+    pub fn restored(&self) -> &[ResourceId] {
+        match self {
+            Restored::Restored(ids) | Restored::Failed { restored: ids, .. } => ids,
+            _ => &[],
+        }
+    }
+
+    /// The resources written and not put back, with why.
+    pub fn unrestored(&self) -> (&[ResourceId], String) {
+        match self {
+            Restored::Left { resources, why } => (resources, why.to_string()),
+            Restored::Failed { error, unrestored, .. } => {
+                (unrestored, format!("restoring failed: {}", chain(&**error)))
+            }
+            _ => (&[], String::new()),
+        }
+    }
+}
+
+/// An error and its causes, `: `-separated.
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+fn names(ids: &[ResourceId]) -> String {
+    ids.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
 }
 
 impl fmt::Display for Restored {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let names =
-            |ids: &[ResourceId]| ids.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
         match self {
             Restored::NothingWritten => f.write_str("nothing had been written"),
             Restored::Restored(ids) => write!(f, "restored {}", names(ids)),
-            Restored::Left(ids) => {
-                write!(f, "{} changed resources were left as they are (--no-rollback)", ids.len())
+            Restored::Left { resources, why } => write!(
+                f,
+                "{} left as written ({why})",
+                crate::output::count(resources.len(), "changed resource")
+            ),
+            Restored::Failed { error, restored, unrestored } => write!(
+                f,
+                "restoring failed ({error}); restored {}, not restored {}",
+                if restored.is_empty() { "none".to_owned() } else { names(restored) },
+                names(unrestored)
+            ),
+        }
+    }
+}
+
+/// Whether the failed run's release was recorded.
+#[derive(Debug)]
+pub enum Recorded {
+    /// As this revision, outcome `failed`.
+    Revision(u64),
+    /// Not recorded, and why.
+    Not(String),
+}
+
+/// What became of the lock of a failed run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LockLeft {
+    Released,
+    /// Lost during the run: another runner's now, or expired; not deleted.
+    Lost,
+    /// Deleting it failed (the reason); it expires by itself.
+    Left(String),
+}
+
+/// What a failed run left in its environment: the step that failed, what
+/// was written, restored and not (with why), whether the release was
+/// recorded, the lock, and what to run next. Shown by the error's help
+/// and, with `--output json`, as `failure` ([`Left::to_json`]).
+#[derive(Debug)]
+pub struct Left {
+    pub environment: String,
+    /// The source environment of a promotion, for the `ferry plan` to run.
+    pub source: Option<String>,
+    pub step: String,
+    /// In the order written.
+    pub written: Vec<ResourceId>,
+    pub restored: Restored,
+    pub recorded: Recorded,
+    pub lock: LockLeft,
+}
+
+impl Left {
+    /// One clause: the state the environment is in.
+    pub fn state(&self) -> String {
+        let env = &self.environment;
+        let written = crate::output::count(self.written.len(), "resource");
+        match &self.restored {
+            Restored::NothingWritten => format!("nothing was written, {env} is as it was"),
+            Restored::Restored(_) => {
+                format!("{env} is as it was: {written} written and restored")
             }
-            Restored::Failed { error, resources } => {
-                write!(f, "restoring failed ({error}); check {}", names(resources))
+            Restored::Left { resources, .. } => format!(
+                "{env} is left changed: {} written, not restored",
+                crate::output::count(resources.len(), "resource")
+            ),
+            Restored::Failed { restored, unrestored, .. } => format!(
+                "{env} is left half-changed: {written} written, {} restored, {} not restored",
+                restored.len(),
+                unrestored.len()
+            ),
+        }
+    }
+
+    /// The commands to run next, most useful first.
+    pub fn next(&self) -> Vec<String> {
+        let env = &self.environment;
+        let mut next = Vec::new();
+        if self.lock == LockLeft::Lost {
+            next.push(format!(
+                "ferry status {env}  # after the runner that holds the lock now has finished"
+            ));
+        } else if !self.restored.is_restored() {
+            next.push(format!("ferry status {env}  # what runs there now"));
+        }
+        if !self.restored.is_restored() {
+            let from = self.source.as_deref().map_or(String::new(), |s| format!(" --from {s}"));
+            next.push(format!("ferry plan {env}{from}  # what differs from the release"));
+            next.push(format!(
+                "ferry rollback {env}  # back to the last successful release, if any"
+            ));
+        }
+        if let Recorded::Revision(revision) = self.recorded {
+            next.push(format!("ferry history {env} {revision}  # this failed release"));
+        }
+        if let LockLeft::Left(_) = self.lock {
+            next.push(format!("ferry unlock {env}  # once the lock has expired"));
+        }
+        next
+    }
+
+    /// The `failure` object of `--output json`.
+    pub fn to_json(&self) -> Value {
+        let (unrestored, why) = self.restored.unrestored();
+        let (revision, not_recorded) = match &self.recorded {
+            Recorded::Revision(revision) => (Some(*revision), None),
+            Recorded::Not(reason) => (None, Some(reason.clone())),
+        };
+        let (lock, lock_error) = match &self.lock {
+            LockLeft::Released => ("released", None),
+            LockLeft::Lost => ("lost", None),
+            LockLeft::Left(error) => ("left", Some(error.clone())),
+        };
+        serde_json::json!({
+            "environment": self.environment,
+            "step": self.step,
+            "state": self.state(),
+            "written": self.written,
+            "restored": self.restored.restored(),
+            "not_restored": unrestored,
+            "not_restored_because": (!unrestored.is_empty()).then_some(why),
+            "release": revision,
+            "release_not_recorded_because": not_recorded,
+            "lock": lock,
+            "lock_error": lock_error,
+            "next": self.next(),
+        })
+    }
+}
+
+impl fmt::Display for Left {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let none = |ids: &[ResourceId]| if ids.is_empty() { "none".to_owned() } else { names(ids) };
+        writeln!(f, "written: {}", none(&self.written))?;
+        if !self.written.is_empty() {
+            writeln!(f, "restored: {}", none(self.restored.restored()))?;
+            let (unrestored, why) = self.restored.unrestored();
+            if unrestored == self.written.as_slice() && unrestored.len() > 1 {
+                writeln!(f, "not restored: all {} ({why})", unrestored.len())?;
+            } else if !unrestored.is_empty() {
+                writeln!(f, "not restored: {} ({why})", names(unrestored))?;
             }
         }
+        match &self.recorded {
+            Recorded::Revision(revision) => {
+                writeln!(f, "release {revision} is recorded as failed")?
+            }
+            Recorded::Not(reason) => writeln!(f, "no release was recorded: {reason}")?,
+        }
+        match &self.lock {
+            LockLeft::Released => writeln!(f, "the lock was released")?,
+            LockLeft::Lost => writeln!(f, "the lock was lost and left to its holder")?,
+            LockLeft::Left(error) => {
+                writeln!(f, "the lock could not be released ({error}); it expires by itself")?;
+            }
+        }
+        write!(f, "next:")?;
+        for command in self.next() {
+            write!(f, "\n  {command}")?;
+        }
+        Ok(())
     }
 }
 
@@ -183,17 +429,12 @@ pub enum ExecuteError {
     )]
     Preflight { environment: String, findings: Vec<Finding> },
 
-    #[error("{} {environment} failed; {restored}", what.failed_run())]
-    #[diagnostic(
-        code(ferry::promote::failed),
-        help("release {revision} is recorded as failed; see `ferry history {environment}`")
-    )]
+    #[error("{} {} failed while {}; {}", what.failed_run(), left.environment, left.step, left.state())]
+    #[diagnostic(code(ferry::promote::failed), help("{left}"))]
     Failed {
-        environment: String,
         /// What was carried out (a rollback's failure says so).
         what: ReleaseKind,
-        revision: u64,
-        restored: Restored,
+        left: Box<Left>,
         #[source]
         #[diagnostic_source]
         cause: StepError,
@@ -227,6 +468,21 @@ pub enum ExecuteError {
         help("a lock created at the instant of the interruption expires by itself")
     )]
     InterruptedWaiting { environment: String },
+
+    #[error("{} {environment} failed before its first write; nothing was changed", what.failed_run())]
+    #[diagnostic(
+        code(ferry::promote::not_started),
+        help(
+            "the lock was released (or expires by itself); run again once the API answers, `ferry status {environment}` shows what runs there"
+        )
+    )]
+    BeforeWrites {
+        environment: String,
+        what: ReleaseKind,
+        #[source]
+        #[diagnostic_source]
+        source: ApiError,
+    },
 
     #[error(transparent)]
     #[diagnostic(transparent)]
@@ -288,7 +544,7 @@ pub async fn execute<A: ControlPlane>(
         _ => "promotion",
     };
     reporter.note(&format!("Locked {} for this {what}", env.name));
-    let run = Run { plan, target, options, reporter, bodies };
+    let run = Run { plan, target, options, reporter, bodies, fence: lock.fence().clone() };
     let stop = CancellationToken::new();
     let locked = run.locked(&stop);
     tokio::pin!(locked);
@@ -303,10 +559,33 @@ pub async fn execute<A: ControlPlane>(
             }
         }
     };
-    if let Err(error) = lock.release().await {
-        tracing::warn!("could not release the lock of {}: {error}; it expires by itself", env.name);
-    }
-    result
+    let released = match lock.release().await {
+        Ok(true) => LockLeft::Released,
+        Ok(false) => LockLeft::Lost,
+        Err(error) => {
+            tracing::warn!(
+                "could not release the lock of {}: {error}; it expires by itself",
+                env.name
+            );
+            LockLeft::Left(error.to_string())
+        }
+    };
+    let what = options.record_as.or(plan.steps.release.kind).unwrap_or(ReleaseKind::Promote);
+    result.map_err(|error| match error {
+        Error::Execute(mut failed) => {
+            if let ExecuteError::Failed { left, .. } = &mut *failed {
+                left.lock = released;
+            }
+            Error::Execute(failed)
+        }
+        // Under the lock the API fails only before the first write: the
+        // writes' own failures, the restore's and the record's are in
+        // `Failed`. Said so, not as a bare request error.
+        Error::Api(source) => {
+            ExecuteError::BeforeWrites { environment: env.name.clone(), what, source }.into()
+        }
+        other => other,
+    })
 }
 
 /// The record of carrying out `plan` as release `revision`, started at
@@ -368,6 +647,8 @@ struct Run<'a, A: ControlPlane> {
     reporter: &'a dyn Reporter,
     /// Each write's body, payloads put back.
     bodies: Vec<Option<Value>>,
+    /// Whether the lock is still this run's: checked before every write.
+    fence: Fence,
 }
 
 impl<A: ControlPlane> Run<'_, A> {
@@ -441,43 +722,113 @@ impl<A: ControlPlane> Run<'_, A> {
                 },
             })
             .collect();
-        let outcome = schedule::run(client, env, &writes, self.reporter, stop).await;
-        if let Some(applied) = &applied {
+        let outcome =
+            schedule::run(client, env, &writes, self.reporter, stop, Some(&self.fence)).await;
+        if let Some(applied) = &applied
+            && self.lock_lost().is_none()
+        {
             self.record_applied(applied, &outcome).await;
         }
-        let info = &self.plan.steps.release;
         let mut record = release_record(self.plan, self.options, env, revision, started);
-        match outcome.result {
-            Ok(()) => {
-                record.finished = rfc3339(now_ms());
-                record.revision = history::record(client, env, &record, &existing).await?;
-                Ok(record)
-            }
+        let (cause, restored) = match outcome.result {
+            Ok(()) => match self.lock_lost() {
+                None => {
+                    record.finished = rfc3339(now_ms());
+                    match history::record(client, env, &record, &existing).await {
+                        Ok(revision) => {
+                            record.revision = revision;
+                            return Ok(record);
+                        }
+                        Err(source) => {
+                            let left = Restored::Left {
+                                resources: outcome.written.clone(),
+                                why: Unrestored::Succeeded,
+                            };
+                            return Err(self.failed(
+                                StepError::Record { source },
+                                outcome.written,
+                                left,
+                                Recorded::Not("writing its record failed".to_owned()),
+                            ));
+                        }
+                    }
+                }
+                Some(lost) => {
+                    let why = Unrestored::LockLost;
+                    (lost, Restored::Left { resources: outcome.written.clone(), why })
+                }
+            },
             Err(cause) => {
                 let restored = if self.options.no_rollback {
-                    Restored::Left(outcome.written)
+                    let why = Unrestored::NoRollback;
+                    Restored::Left { resources: outcome.written.clone(), why }
+                } else if let StepError::LockLost { .. } = cause {
+                    let why = Unrestored::LockLost;
+                    Restored::Left { resources: outcome.written.clone(), why }
                 } else {
-                    self.restore(outcome.written, &before).await
+                    self.restore(outcome.written.clone(), &before).await
                 };
-                record.outcome = Outcome::Failed;
-                record.rolled_back = !self.options.no_rollback && restored.is_restored();
-                let failure = format!("{cause}; {restored}");
-                record.message = Some(match &info.note {
-                    Some(note) => format!("{note}: {failure}"),
-                    None => failure,
-                });
-                record.finished = rfc3339(now_ms());
-                let revision = history::record(client, env, &record, &existing).await?;
-                Err(ExecuteError::Failed {
-                    environment: env.name.clone(),
-                    what: record.kind.unwrap_or(ReleaseKind::Promote),
-                    revision,
-                    restored,
-                    cause,
-                }
-                .into())
+                (cause, restored)
             }
+        };
+        // A lost lock is another runner's: no record (its revision may be
+        // taken by that runner).
+        let recorded = if let Some(lost) = self.lock_lost() {
+            Recorded::Not(lost.to_string())
+        } else {
+            let info = &self.plan.steps.release;
+            record.outcome = Outcome::Failed;
+            record.rolled_back = !self.options.no_rollback && restored.is_restored();
+            let failure = format!("{cause}; {restored}");
+            record.message = Some(match &info.note {
+                Some(note) => format!("{note}: {failure}"),
+                None => failure,
+            });
+            record.finished = rfc3339(now_ms());
+            match history::record(client, env, &record, &existing).await {
+                Ok(revision) => Recorded::Revision(revision),
+                Err(error) => {
+                    Recorded::Not(format!("writing its record failed: {}", chain(&error)))
+                }
+            }
+        };
+        Err(self.failed(cause, outcome.written, restored, recorded))
+    }
+
+    /// The lock, if it was lost, as the step error that says so.
+    fn lock_lost(&self) -> Option<StepError> {
+        let env = self.target.env;
+        self.fence
+            .check(self.target.client.now_ms())
+            .err()
+            .map(|reason| StepError::LockLost { environment: env.name.clone(), reason })
+    }
+
+    /// The error of a failed run, saying what it left.
+    fn failed(
+        &self,
+        cause: StepError,
+        written: Vec<ResourceId>,
+        restored: Restored,
+        recorded: Recorded,
+    ) -> Error {
+        let what = self.options.record_as.or(self.plan.steps.release.kind);
+        let lost = matches!(cause, StepError::LockLost { .. });
+        let left = Left {
+            environment: self.target.env.name.clone(),
+            source: self.plan.steps.release.source.clone(),
+            step: cause.step(),
+            written,
+            restored,
+            recorded,
+            lock: if lost { LockLeft::Lost } else { LockLeft::Released },
+        };
+        ExecuteError::Failed {
+            what: what.unwrap_or(ReleaseKind::Promote),
+            left: Box::new(left),
+            cause,
         }
+        .into()
     }
 
     /// Records what the workloads the plan adopts ran before Ferry, as
@@ -551,18 +902,24 @@ impl<A: ControlPlane> Run<'_, A> {
             .iter()
             .map(|write| schedule::Ready { write, body: write.body.clone() })
             .collect();
-        // Restoring is not itself stopped by the first signal.
+        // Restoring is not itself stopped by the first signal; a lock lost
+        // meanwhile stops it.
         let outcome = schedule::run(
             self.target.client,
             self.target.env,
             &ready,
             self.reporter,
             &CancellationToken::new(),
+            Some(&self.fence),
         )
         .await;
         match outcome.result {
             Ok(()) => Restored::Restored(written),
-            Err(error) => Restored::Failed { error: Box::new(error), resources: written },
+            Err(error) => {
+                let unrestored =
+                    written.into_iter().filter(|id| !outcome.written.contains(id)).collect();
+                Restored::Failed { error: Box::new(error), restored: outcome.written, unrestored }
+            }
         }
     }
 

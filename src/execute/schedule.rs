@@ -4,7 +4,8 @@
 //! readiness gate is waited for on its own, so an unrelated slow workload
 //! holds back nothing but what depends on it. The first failure (or a
 //! stop) starts nothing new: writes in flight finish, readiness waits are
-//! dropped.
+//! dropped. So does a lost lock: the [`Fence`] is checked before each write
+//! starts, and every [`FENCE_POLL`] meanwhile.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -16,9 +17,13 @@ use serde_json::Value;
 use super::{CancellationToken, Event, Reporter, StepError};
 use crate::api::ControlPlane;
 use crate::config::Environment;
+use crate::lock::Fence;
 use crate::manifest::ResourceId;
 use crate::plan::Write;
 use crate::readiness::{self, Progress};
+
+/// How often the lock is looked at while writes and waits are in flight.
+const FENCE_POLL: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Writes started at once (the client bounds requests in flight too).
 const WRITES_IN_FLIGHT: usize = 64;
@@ -54,6 +59,7 @@ pub(super) async fn run<A: ControlPlane>(
     writes: &[Ready<'_>],
     reporter: &dyn Reporter,
     stop: &CancellationToken,
+    fence: Option<&Fence>,
 ) -> Outcome {
     let index: HashMap<&ResourceId, usize> =
         writes.iter().enumerate().map(|(i, w)| (&w.write.id, i)).collect();
@@ -92,6 +98,11 @@ pub(super) async fn run<A: ControlPlane>(
                     break;
                 }
                 if state[i] == State::Pending && satisfied(&state, i) {
+                    if let Some(reason) = fence.and_then(|f| f.check(client.now_ms()).err()) {
+                        let environment = env.name.clone();
+                        failure.get_or_insert(StepError::LockLost { environment, reason });
+                        break;
+                    }
                     state[i] = State::Writing;
                     let ready = &writes[i];
                     in_flight.push(Box::pin(async move {
@@ -146,6 +157,13 @@ pub(super) async fn run<A: ControlPlane>(
                 }
             },
             () = stop.cancelled(), if !stopping => {}
+            // A lock lost while only waiting ends the waits too.
+            () = tokio::time::sleep(FENCE_POLL), if fence.is_some() && !stopping => {
+                if let Some(reason) = fence.and_then(|f| f.check(client.now_ms()).err()) {
+                    let environment = env.name.clone();
+                    failure.get_or_insert(StepError::LockLost { environment, reason });
+                }
+            }
             else => break,
         }
     }

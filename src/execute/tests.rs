@@ -123,12 +123,22 @@ async fn planned(
 }
 
 async fn run(fake: &Fake, env: &Environment, plan: &Plan, seen: &Seen) -> Result<Release, Error> {
+    run_with_ttl(fake, env, plan, seen, Duration::from_secs(60)).await
+}
+
+async fn run_with_ttl(
+    fake: &Fake,
+    env: &Environment,
+    plan: &Plan,
+    seen: &Seen,
+    lock_ttl: Duration,
+) -> Result<Release, Error> {
     let credentials = crate::registry::Credentials::anonymous();
     let target = Target { client: fake, env, credentials: &credentials };
     let options = Options {
         no_rollback: false,
         lock_timeout: Duration::from_secs(10),
-        lock_ttl: Duration::from_secs(60),
+        lock_ttl,
         actor: Actor::default(),
         check_before_lock: false,
         record_as: None,
@@ -185,14 +195,13 @@ async fn a_workload_that_never_becomes_ready_is_restored_and_recorded_as_failed(
     let seen = Seen::new();
     let failed = run(&fake, &env, &plan, &seen).await;
     let Err(Error::Execute(error)) = failed else { panic!("{failed:?}") };
-    let ExecuteError::Failed { restored, cause, revision, .. } = *error else {
-        panic!("{error:?}")
-    };
+    let ExecuteError::Failed { left, cause, .. } = *error else { panic!("{error:?}") };
     assert!(matches!(cause, StepError::Readiness(_)), "{cause:?}");
     assert!(
-        matches!(&restored, Restored::Restored(ids) if *ids == [id("secret/db"), id("workload/api")]),
-        "{restored:?}"
+        matches!(&left.restored, Restored::Restored(ids) if *ids == [id("secret/db"), id("workload/api")]),
+        "{left:?}"
     );
+    let Recorded::Revision(revision) = left.recorded else { panic!("{left:?}") };
     // The secret is as it was (payload included), the workload gone.
     let now = fake.body(&item(&env, &db)).unwrap_or_default();
     assert_eq!(now["data"], stored.unwrap_or_default()["data"]);
@@ -230,11 +239,11 @@ async fn a_failed_write_stops_what_depends_on_it_and_restores_the_rest() {
     fake.inject(Fault::new(Verb::Put, "/org/acme/gvc/app/workload", 403).times(10));
     let failed = run(&fake, &env, &plan, &Seen::new()).await;
     let Err(Error::Execute(error)) = failed else { panic!("{failed:?}") };
-    let ExecuteError::Failed { restored, cause, .. } = *error else { panic!("{error:?}") };
+    let ExecuteError::Failed { left, cause, .. } = *error else { panic!("{error:?}") };
     assert!(matches!(cause, StepError::Write { .. }), "{cause:?}");
     assert!(
-        matches!(&restored, Restored::Restored(ids) if *ids == [id("secret/db")]),
-        "{restored:?}"
+        matches!(&left.restored, Restored::Restored(ids) if *ids == [id("secret/db")]),
+        "{left:?}"
     );
     assert_eq!(fake.body(&item(&env, &id("secret/db"))), None, "created, then deleted again");
     assert_eq!(fake.count(Verb::Put, "/workload"), 1, "web never started: {:?}", fake.calls());
@@ -295,7 +304,8 @@ async fn a_stop_ends_the_waits_and_starts_nothing_new() {
         tokio::time::sleep(Duration::from_secs(10)).await;
         stop.cancel();
     };
-    let (outcome, ()) = tokio::join!(schedule::run(&fake, &env, &ready, &seen, &stop), stopping);
+    let (outcome, ()) =
+        tokio::join!(schedule::run(&fake, &env, &ready, &seen, &stop, None), stopping);
     assert!(matches!(outcome.result, Err(StepError::Interrupted)), "{:?}", outcome.result);
     assert_eq!(outcome.written, [id("workload/api")]);
     assert_eq!(fake.body(&item(&env, &id("domain/route"))), None, "the route never started");
@@ -416,4 +426,144 @@ async fn a_record_that_cannot_be_read_is_not_overwritten() {
         "{:?}",
         fake.calls()
     );
+}
+
+const LOCK: &str = "/org/acme/secret/ferry-lock-prod";
+
+/// Every call of every kind answers 503 from now on.
+fn api_goes_away(fake: &Fake) {
+    for verb in
+        [Verb::Get, Verb::List, Verb::Query, Verb::Put, Verb::Post, Verb::Patch, Verb::Delete]
+    {
+        fake.inject(Fault::new(verb, "", 503).times(u32::MAX));
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_lost_lock_stops_the_writes_and_nothing_is_written_after_the_loss() {
+    let (fake, env) = (Fake::new(), environment());
+    // a becomes ready after 150 s; b waits for it, c for b.
+    fake.set_rollout("a", Rollout::After(Duration::from_secs(150)));
+    let desired = [workload("a"), workload("b"), workload("c")];
+    let plan = planned(
+        &fake,
+        &env,
+        &desired,
+        &[("workload/a", "workload/b"), ("workload/b", "workload/c")],
+    )
+    .await;
+    let seen = Seen::new();
+    let ttl = Duration::from_secs(60);
+    // From 5 s on, the API answers nothing about the lock, longer than
+    // its TTL; at 70 s it is back and bob takes the expired lock over.
+    let other = fake.clone();
+    let bob = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        other.inject(Fault::new(Verb::Patch, LOCK, 503).times(u32::MAX));
+        other.inject(Fault::new(Verb::Get, LOCK, 503).times(u32::MAX));
+        tokio::time::sleep(Duration::from_secs(65)).await;
+        other.clear_faults();
+        let bob = Actor { user: Some("bob".into()), ..Actor::default() };
+        // Bob's lock lives an hour: not renewed while this test looks.
+        let hour = Duration::from_secs(3600);
+        crate::lock::Lock::acquire(&other, &environment(), &bob, hour, Duration::ZERO).await
+    });
+    let failed = run_with_ttl(&fake, &env, &plan, &seen, ttl).await;
+    let ended = seen.started.elapsed();
+    let bob = bob.await.ok().and_then(Result::ok).unwrap_or_else(|| panic!("bob has no lock"));
+    let Err(Error::Execute(error)) = failed else { panic!("{failed:?}") };
+    let message = error.to_string();
+    assert!(message.contains("failed while keeping the lock"), "{message}");
+    let ExecuteError::Failed { left, cause, .. } = *error else { panic!("{error:?}") };
+    assert!(cause.to_string().starts_with("the lock of prod was lost: "), "{cause}");
+    assert!(
+        matches!(&left.restored, Restored::Left { resources, why: Unrestored::LockLost } if *resources == [id("workload/a")]),
+        "{left:?}"
+    );
+    assert!(matches!(left.recorded, Recorded::Not(_)), "{left:?}");
+    assert_eq!(left.lock, LockLeft::Lost);
+    // Noticed while waiting for a, within a second of the loss, not when
+    // a became ready.
+    assert!(ended < Duration::from_secs(52), "{ended:?}");
+    // The lock was lost 50 s in (a sixth of its TTL before its expiry):
+    // every write after that is bob's taking it over.
+    let after: Vec<String> = fake
+        .calls()
+        .iter()
+        .filter(|c| c.verb.is_write() && c.at >= Duration::from_secs(50))
+        .map(|c| format!("{:?} {} {}", c.verb, c.path, c.status))
+        .collect();
+    assert_eq!(after, ["Post /org/acme/secret 409", format!("Patch {LOCK} 200").as_str()]);
+    assert_eq!(resource_writes(&fake), ["Put /org/acme/gvc/app/workload"], "only a");
+    assert!(fake.body(&item(&env, &id("workload/a"))).is_some(), "not restored under no lock");
+    assert_eq!(fake.body(&item(&env, &id("workload/b"))), None);
+    assert_eq!(fake.count(Verb::Post, "ferry-release-"), 0, "no release recorded");
+    let holder = fake.body(LOCK).map(|l| l["tags"]["ferry/lock-holder"].clone());
+    assert!(holder.is_some_and(|h| h.as_str().is_some_and(|h| h.starts_with("bob@"))));
+    drop(bob);
+}
+
+#[tokio::test(start_paused = true)]
+async fn when_the_api_goes_away_mid_release_the_failure_says_what_is_left() {
+    let (fake, env) = (Fake::new(), environment());
+    fake.set_rollout("api", Rollout::After(Duration::from_secs(60)));
+    let desired = [secret("db", "new"), workload("api"), workload("web")];
+    let edges = [("secret/db", "workload/api"), ("workload/api", "workload/web")];
+    let plan = planned(&fake, &env, &desired, &edges).await;
+    let other = fake.clone();
+    let outage = async move {
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        api_goes_away(&other);
+    };
+    let seen = Seen::new();
+    let (failed, ()) = tokio::join!(run(&fake, &env, &plan, &seen), outage);
+    let Err(Error::Execute(error)) = failed else { panic!("{failed:?}") };
+    let message = error.to_string();
+    assert!(
+        message.ends_with(
+            "prod failed while waiting for workload/api to be ready; prod is left half-changed: 2 resources written, 0 restored, 2 not restored"
+        ),
+        "{message}"
+    );
+    let ExecuteError::Failed { left, .. } = *error else { panic!("{error:?}") };
+    assert_eq!(left.written, [id("secret/db"), id("workload/api")]);
+    assert!(matches!(left.recorded, Recorded::Not(_)), "{left:?}");
+    assert!(matches!(left.lock, LockLeft::Left(_)), "{left:?}");
+    let shown = left.to_string();
+    for line in [
+        "written: secret/db, workload/api\n",
+        "restored: none\n",
+        "not restored: all 2 (restoring failed: ",
+        "no release was recorded: writing its record failed: ",
+        "the lock could not be released (",
+        "\n  ferry status prod  # what runs there now",
+        "\n  ferry rollback prod",
+        "\n  ferry unlock prod  # once the lock has expired",
+    ] {
+        assert!(shown.contains(line), "{line:?} in {shown}");
+    }
+    let json = left.to_json();
+    assert_eq!(json["step"], "waiting for workload/api to be ready");
+    assert_eq!(json["not_restored"], json!(["secret/db", "workload/api"]));
+    assert_eq!(json["restored"], json!([]));
+    assert_eq!(json["release"], Value::Null);
+    assert_eq!(json["lock"], "left");
+    // The workload stays written: nothing reached the API after it went.
+    assert!(fake.body(&item(&env, &id("workload/api"))).is_some());
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_api_failure_under_the_lock_before_any_write_says_nothing_was_changed() {
+    let (fake, env) = (Fake::new(), environment());
+    let plan = planned(&fake, &env, &[workload("api")], &[]).await;
+    fake.inject(Fault::new(Verb::Get, "/workload/api", 403));
+    let failed = run(&fake, &env, &plan, &Seen::new()).await;
+    let Err(Error::Execute(error)) = failed else { panic!("{failed:?}") };
+    assert!(matches!(&*error, ExecuteError::BeforeWrites { .. }), "{error:?}");
+    assert!(
+        error.to_string().ends_with("prod failed before its first write; nothing was changed"),
+        "{error}"
+    );
+    assert!(resource_writes(&fake).is_empty(), "{:?}", resource_writes(&fake));
+    assert_eq!(fake.body(LOCK), None, "the lock was released");
 }

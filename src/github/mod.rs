@@ -366,11 +366,14 @@ impl Ended {
             },
             Err(error) if blocked(error) => plain(format!("Blocked: {error}"), Some(chain(error))),
             Err(Error::Execute(failed)) => match &**failed {
-                ExecuteError::Failed { revision, restored, .. } => Ended {
+                ExecuteError::Failed { left, .. } => Ended {
                     headline: format!("Failed: {failed}"),
                     detail: Some(chain(&**failed)),
-                    release: Some(*revision),
-                    rolled_back: matches!(restored, crate::execute::Restored::Restored(_)),
+                    release: match left.recorded {
+                        crate::execute::Recorded::Revision(revision) => Some(revision),
+                        crate::execute::Recorded::Not(_) => None,
+                    },
+                    rolled_back: matches!(left.restored, crate::execute::Restored::Restored(_)),
                 },
                 other => plain(format!("Failed: {other}"), Some(chain(other))),
             },

@@ -354,7 +354,9 @@ async fn a_release_that_never_becomes_ready_is_rolled_back_and_recorded_as_faile
     let run = pipeline.ferry(&["promote", "staging", "prod", "--yes"]);
     assert_eq!(run.code, Some(1), "{}\n{}", run.stdout, run.stderr);
     assert!(run.stderr.contains("workload/api was not ready after 500ms"), "{}", run.stderr);
-    assert!(run.stderr.contains("restored workload/api"), "{}", run.stderr);
+    // miette wraps at 100 columns: only what fits on one line is matched.
+    assert!(run.stderr.contains("prod is as it was"), "{}", run.stderr);
+    assert!(run.stderr.contains("restored: workload/api"), "{}", run.stderr);
 
     let (_, after) = api.get("/org/acme-prod/gvc/app/workload/api").await;
     assert_eq!(after["spec"]["containers"][0]["memory"], before["spec"]["containers"][0]["memory"]);
@@ -727,7 +729,10 @@ async fn sigterm_during_readiness_restores_records_and_releases_the_lock() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("Interrupted: letting the writes in flight finish"), "{stderr}");
-    assert!(stderr.contains("promotion into prod failed; restored"), "{stderr}");
+    assert!(
+        stderr.contains("promotion into prod failed while stopping at a signal; prod is as it was"),
+        "{stderr}"
+    );
     assert_eq!(
         api.get("/org/acme-prod/secret/ferry-lock-prod").await.0,
         reqwest::StatusCode::NOT_FOUND
@@ -744,6 +749,56 @@ async fn sigterm_during_readiness_restores_records_and_releases_the_lock() {
     assert_eq!(releases["releases"][0]["rolled_back"], true);
     let message = releases["releases"][0]["message"].as_str().unwrap_or_default();
     assert!(message.starts_with("interrupted by a signal; restored"), "{message}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_release_names_the_step_what_it_left_changed_and_what_to_run_next() {
+    let pipeline = Pipeline::org_per_env().await;
+    pipeline.stage().await;
+    // One location never takes a new version: readiness times out (8 s),
+    // and --no-rollback leaves what was written.
+    pipeline.sim.set_location_delay("aws-us-east-2", Duration::from_secs(3600));
+    let failed = pipeline.ferry(&[
+        "promote",
+        "staging",
+        "prod",
+        "--yes",
+        "--no-rollback",
+        "--output",
+        "json",
+    ]);
+    assert_eq!(failed.code, Some(1), "{}", failed.stderr);
+    let stderr = &failed.stderr;
+    for shown in [
+        "promotion into prod failed while waiting for workload/",
+        "prod is left changed",
+        "not restored: all ",
+        "(--no-rollback)",
+        "release 1 is recorded as failed",
+        "ferry status prod",
+        "ferry rollback prod",
+    ] {
+        assert!(stderr.contains(shown), "{shown:?} in {stderr}");
+    }
+    let report: Value = serde_json::from_str(&failed.stdout).expect("JSON on stdout");
+    assert_eq!(report["outcome"], "failed", "{report:#}");
+    let failure = &report["failure"];
+    assert!(failure["step"].as_str().is_some_and(|s| s.starts_with("waiting for workload/")));
+    let written = failure["written"].as_array().cloned().unwrap_or_default();
+    assert!(!written.is_empty(), "{failure:#}");
+    assert_eq!(failure["not_restored"], failure["written"], "{failure:#}");
+    assert_eq!(failure["release"], 1);
+    let next: Vec<&str> =
+        failure["next"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+    assert!(next.iter().any(|n| n.starts_with("ferry rollback prod")), "{next:?}");
+    // What it says was left changed is there.
+    let api = pipeline.api("acme-prod");
+    for id in written.iter().filter_map(Value::as_str) {
+        if let Some(name) = id.strip_prefix("workload/") {
+            let path = format!("/org/acme-prod/gvc/app/workload/{name}");
+            assert_eq!(api.get(&path).await.0, reqwest::StatusCode::OK, "{path}");
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -213,7 +213,13 @@ async fn a_rollback_that_never_becomes_ready_is_restored_and_one_over_changed_co
     let output = running.wait_with_output().expect("rollback ends");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("rollback of prod failed; restored workload/api"), "{stderr}");
+    assert!(
+        stderr.contains(
+            "rollback of prod failed while waiting for workload/api to be ready; prod is as it was"
+        ),
+        "{stderr}"
+    );
+    assert!(stderr.contains("restored: workload/api"), "{stderr}");
     assert_eq!(api_digest(&pipeline).await, third, "release 3's image is back");
     ready_everywhere(&pipeline).await;
     let release = newest_release(&pipeline);
