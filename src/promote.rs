@@ -105,16 +105,66 @@ pub enum PromoteError {
     )]
     PlanTooOld { what: String },
 
+    #[error("the saved plan was made at {created}, in the future; nothing was written")]
+    #[diagnostic(
+        code(ferry::apply::future),
+        help(
+            "a plan's creation time is under its hash and may be at most {CLOCK_SKEW_MINUTES} minutes ahead of this machine's clock; check the clocks, or make the plan again"
+        )
+    )]
+    FromTheFuture { created: String },
+
+    #[error(
+        "the saved plan's hash is {found}, not the {expected} that --expect-hash gives; nothing was written"
+    )]
+    #[diagnostic(
+        code(ferry::apply::expect_hash),
+        help(
+            "this is not the plan that was approved (a swapped or edited file): apply the plan whose hash was reviewed, or make, review and approve a new one"
+        )
+    )]
+    UnexpectedHash { expected: String, found: String },
+
+    #[error("the saved plan for {environment} was made {what}; nothing was written")]
+    #[diagnostic(
+        code(ferry::apply::origin),
+        help(
+            "a saved plan is carried out only where it was made: make the plan again with this plan file (`ferry plan ENV --out PLAN.json`), have it reviewed and apply that"
+        )
+    )]
+    ElsewhereMade { environment: String, what: String },
+
+    #[error(
+        "the saved plan for {environment} is not what its inputs give now: {difference}; nothing was written"
+    )]
+    #[diagnostic(
+        code(ferry::apply::rebuilt),
+        help(
+            "`ferry apply` makes the plan again from what the saved one records (the manifests at its commit, the source's images, the live state) and carries it out only if both are the same. If the file was not edited, something moved since it was made: make the plan again, have it reviewed and apply that"
+        )
+    )]
+    NotReproduced { environment: String, difference: String },
+
     #[error(transparent)]
     #[diagnostic(transparent)]
     Closed(#[from] crate::gate::Closed),
 }
 
+/// How far a saved plan's `created` may be ahead of this machine's clock.
+pub const CLOCK_SKEW_MINUTES: u64 = 5;
+
 impl PromoteError {
     /// Whether it means "blocked" (exit 3) rather than an error: a missing
-    /// approval, a stale plan, a freeze or a halt.
+    /// approval, a stale plan, a freeze or a halt. A plan that is not the
+    /// one approved, or not where it was made, is an error.
     pub fn blocks(&self) -> bool {
-        !matches!(self, PromoteError::Declined)
+        matches!(
+            self,
+            PromoteError::NotApproved { .. }
+                | PromoteError::ApprovalRequired { .. }
+                | PromoteError::PlanTooOld { .. }
+                | PromoteError::Closed(_)
+        )
     }
 }
 
@@ -306,6 +356,9 @@ pub fn fresh(saved: &Plan, max_age: Duration, now_ms: u64) -> Result<(), Promote
             what: format!("has a creation time that is not RFC 3339 (`{created}`)"),
         });
     };
+    if made > now_ms.saturating_add(CLOCK_SKEW_MINUTES * 60_000) {
+        return Err(PromoteError::FromTheFuture { created: created.to_owned() });
+    }
     let age = Duration::from_millis(now_ms.saturating_sub(made));
     if age > max_age {
         return Err(PromoteError::PlanTooOld {
@@ -328,6 +381,86 @@ pub fn unaltered(saved: &Plan, dst: &Environment) -> Result<(), Error> {
         .into());
     }
     Ok(())
+}
+
+/// What a saved plan must be before anything else is read: intact (its
+/// hash matches its content), the one approved (`--expect-hash`), and made
+/// where it is applied: the same org, GVC, endpoints and topology
+/// (and source) as the plan file says now ([`plan::Origin`]). On the
+/// embedded simulator (`embedded`: `--sim`), whose address changes with
+/// every run, endpoints are not compared.
+pub fn admissible(
+    saved: &Plan,
+    config: &crate::config::PromotionConfig,
+    dst: &Environment,
+    expect_hash: Option<&str>,
+    embedded: bool,
+) -> Result<(), Error> {
+    unaltered(saved, dst)?;
+    if let Some(expected) = expect_hash
+        && !expected.trim().eq_ignore_ascii_case(&saved.hash)
+    {
+        return Err(PromoteError::UnexpectedHash {
+            expected: expected.trim().to_owned(),
+            found: saved.hash.clone(),
+        }
+        .into());
+    }
+    let src = saved.target.source.as_deref().map(|s| config.environment(s)).transpose()?;
+    let elsewhere =
+        |what: String| PromoteError::ElsewhereMade { environment: dst.name.clone(), what };
+    if (saved.target.org.as_str(), saved.target.gvc.as_str())
+        != (dst.org.as_str(), dst.gvc.as_str())
+    {
+        return Err(elsewhere(format!(
+            "for org {}, GVC {}; the plan file says org {}, GVC {}",
+            saved.target.org, saved.target.gvc, dst.org, dst.gvc
+        ))
+        .into());
+    }
+    let mut now = crate::promotion_plan::origin(config, dst, src);
+    let Some(made) = &saved.origin else {
+        return Err(elsewhere("without recording where (no `origin`)".to_owned()).into());
+    };
+    if embedded {
+        now.endpoint.clone_from(&made.endpoint);
+        if let (Some(now), Some(made)) = (&mut now.source, &made.source) {
+            now.endpoint.clone_from(&made.endpoint);
+        }
+    }
+    if let Some(what) = origin_difference(made, &now) {
+        return Err(elsewhere(what).into());
+    }
+    Ok(())
+}
+
+/// The first difference between where a plan was made and where it is
+/// applied, in words.
+fn origin_difference(made: &plan::Origin, now: &plan::Origin) -> Option<String> {
+    let topology = |t: crate::config::Topology| {
+        serde_json::to_value(t).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
+    };
+    if made.topology != now.topology {
+        return Some(format!(
+            "under topology {}; the plan file says {}",
+            topology(made.topology),
+            topology(now.topology)
+        ));
+    }
+    if made.endpoint != now.endpoint {
+        return Some(format!(
+            "against the API {}; the plan file gives {}",
+            made.endpoint, now.endpoint
+        ));
+    }
+    match (&made.source, &now.source) {
+        (Some(a), Some(b)) if a != b => Some(format!(
+            "from a source at org {}, GVC {} ({}); the plan file says org {}, GVC {} ({})",
+            a.org, a.gvc, a.endpoint, b.org, b.gvc, b.endpoint
+        )),
+        (None, None) | (Some(_), Some(_)) => None,
+        _ => Some("with another source than the plan file gives".to_owned()),
+    }
 }
 
 /// The values of secrets the manifests keep out of git, as `dst` holds

@@ -115,7 +115,7 @@ pub async fn plan<'a, A: ControlPlane>(
         }
         _ => Holdings::new(),
     };
-    let plan = rollback::plan(&Inputs {
+    let mut plan = rollback::plan(&Inputs {
         env,
         src,
         releases: &releases,
@@ -124,6 +124,7 @@ pub async fn plan<'a, A: ControlPlane>(
         held: &held,
         source_held: &source_held,
     })?;
+    plan.bind(crate::promotion_plan::origin(config, env, src));
     Ok((plan, src))
 }
 

@@ -98,6 +98,7 @@ pub(crate) fn apply(
     path: &Path,
     args: &PromotionArgs,
     during_freeze: bool,
+    expect_hash: Option<&str>,
 ) -> Result<ExitStatus, Error> {
     let text = std::fs::read_to_string(path).map_err(|e| {
         crate::diagnostic::Problem::new(
@@ -109,6 +110,7 @@ pub(crate) fn apply(
     let saved = saved_plan(path, text)?;
     let workspace = session.workspace()?;
     let dst = workspace.config.environment(&saved.target.environment)?;
+    crate::promote::admissible(&saved, &workspace.config, dst, expect_hash, session.global.sim)?;
     let console = Console::new(session);
     if during_freeze && saved.rollback.is_none() {
         return Err(crate::diagnostic::Problem::new(
@@ -499,11 +501,18 @@ mod tests {
     fn a_saved_plan_of_another_schema_or_not_json_is_refused_saying_why() {
         let old = refused(r#"{"schema": "ferry.plan/v1", "resources": []}"#);
         assert!(old.contains("a plan of schema ferry.plan/v1"), "{old}");
-        assert!(old.contains("ferry.plan/v2"), "{old}");
+        assert!(old.contains("ferry.plan/v3"), "{old}");
+        // Today's format from before the plan was bound to its origin (v2:
+        // `created` outside the hash, no `origin`) is refused as clearly.
+        let v2 = refused(r#"{"schema": "ferry.plan/v2", "resources": []}"#);
+        assert!(
+            v2.contains("a plan of schema ferry.plan/v2; this Ferry carries out ferry.plan/v3"),
+            "{v2}"
+        );
         let broken = refused("{\n  \"schema\": ");
         assert!(broken.contains("ferry::apply::invalid"), "{broken}");
         assert!(broken.contains("prod.json:2:"), "located: {broken}");
-        let incomplete = refused(r#"{"schema": "ferry.plan/v2"}"#);
+        let incomplete = refused(r#"{"schema": "ferry.plan/v3"}"#);
         assert!(incomplete.contains("is not a saved plan: missing field"), "{incomplete}");
     }
 }
