@@ -331,14 +331,95 @@ pub async fn apply(
     }
     fresh(&saved, workspace.config.max_plan_age, crate::timestamp::now_ms())?;
     open(&connect::client(promotion.dst())?, promotion.dst(), options, frontend).await?;
-    let mut rendered = promotion.render_as_written(workspace)?;
-    keep_live_secrets(promotion.dst(), &mut rendered).await?;
-    saved.secrets = plan::Secrets::default();
-    for resource in &rendered {
-        plan::steps::sealed(&resource.id, &resource.body, &mut saved.secrets);
+    // The plan made again from what the saved one records: the manifests
+    // at its commit, the source's images, the target's live state. Only
+    // if it is the same is the saved plan carried out, with the secret
+    // payloads read from git (or kept live) again.
+    let mut made = promotion.make(workspace).await?;
+    // Read at the commit the saved plan resolved: what was asked for
+    // then (`HEAD`, a branch) is the saved plan's.
+    if let (Some(now), Some(then)) = (&mut made.plan.target.revision, &saved.target.revision)
+        && now.commit == then.commit
+    {
+        now.requested.clone_from(&then.requested);
     }
+    reproduced(&saved, &made.plan, promotion.dst())?;
+    saved.secrets = made.plan.secrets;
     let approval = Approval::from_environment(ApprovalMethod::SavedPlan);
-    carry_out(saved, promotion, &rendered, options, approval, frontend).await
+    carry_out(saved, promotion, &made.rendered, options, approval, frontend).await
+}
+
+/// A saved plan equal to the plan made again from its inputs (`rebuilt`),
+/// but for its hash, `created` and origin (checked before: [`admissible`]).
+/// A resource whose live state moved is named as the executor names it;
+/// any other difference (an edited file: an image, a variable, a write
+/// added) refuses it, naming the first differing field by its path only
+/// (a value may be a secret's).
+pub fn reproduced(saved: &Plan, rebuilt: &Plan, dst: &Environment) -> Result<(), Error> {
+    let moved: Vec<&str> = saved
+        .resources
+        .iter()
+        .filter(|r| rebuilt.resources.iter().any(|b| b.id == r.id && b.live != r.live))
+        .map(|r| r.id.as_str())
+        .collect();
+    if !moved.is_empty() {
+        return Err(ExecuteError::Moved {
+            environment: dst.name.clone(),
+            resource: moved.join(", "),
+        }
+        .into());
+    }
+    let comparable = |plan: &Plan| {
+        let mut value = serde_json::to_value(plan).unwrap_or_default();
+        if let Some(map) = value.as_object_mut() {
+            for unbound in ["hash", "created", "origin"] {
+                map.remove(unbound);
+            }
+        }
+        value
+    };
+    match first_difference(&comparable(saved), &comparable(rebuilt), "") {
+        None => Ok(()),
+        Some(difference) => {
+            Err(PromoteError::NotReproduced { environment: dst.name.clone(), difference }.into())
+        }
+    }
+}
+
+/// Where two JSON values first differ, by path, in words (no value).
+fn first_difference(
+    saved: &serde_json::Value,
+    now: &serde_json::Value,
+    path: &str,
+) -> Option<String> {
+    use serde_json::Value;
+    let only = |at: String, side: &str| Some(format!("`{at}` is only in {side}"));
+    let (saved_side, now_side) = ("the saved plan", "the plan made now");
+    match (saved, now) {
+        (Value::Object(a), Value::Object(b)) => {
+            let mut keys: Vec<&String> = a.keys().chain(b.keys()).collect();
+            keys.sort();
+            keys.dedup();
+            keys.into_iter().find_map(|key| {
+                let at = if path.is_empty() { key.clone() } else { format!("{path}.{key}") };
+                match (a.get(key), b.get(key)) {
+                    (Some(x), Some(y)) => first_difference(x, y, &at),
+                    (Some(_), None) => only(at, saved_side),
+                    (None, _) => only(at, now_side),
+                }
+            })
+        }
+        (Value::Array(a), Value::Array(b)) => (0..a.len().max(b.len())).find_map(|i| {
+            let at = format!("{path}[{i}]");
+            match (a.get(i), b.get(i)) {
+                (Some(x), Some(y)) => first_difference(x, y, &at),
+                (Some(_), None) => only(at, saved_side),
+                (None, _) => only(at, now_side),
+            }
+        }),
+        (a, b) if a == b => None,
+        _ => Some(format!("`{path}` differs")),
+    }
 }
 
 /// A saved plan no older than `max_age` at `now_ms` (`created`, which
@@ -461,25 +542,6 @@ fn origin_difference(made: &plan::Origin, now: &plan::Origin) -> Option<String> 
         (None, None) | (Some(_), Some(_)) => None,
         _ => Some("with another source than the plan file gives".to_owned()),
     }
-}
-
-/// The values of secrets the manifests keep out of git, as `dst` holds
-/// them now (the executor refuses the plan if they moved since it was
-/// made: their fingerprints differ).
-async fn keep_live_secrets(dst: &Environment, rendered: &mut [Rendered]) -> Result<(), Error> {
-    let client = connect::client(dst)?;
-    let mut live = std::collections::HashMap::new();
-    let kept = rendered.iter().filter(|r| {
-        r.id.kind == crate::manifest::Kind::Secret
-            && r.body.get("data").is_some_and(crate::manifest::kept_secret::holds)
-    });
-    for resource in kept {
-        if let Some(body) = crate::observe::fetch(&client, dst, &resource.id).await? {
-            live.insert(resource.id.clone(), body);
-        }
-    }
-    plan::promotion::keep_live_secrets(dst, rendered, &live)?;
-    Ok(())
 }
 
 /// A plan that deletes (made with `--prune`) deletes no more than

@@ -141,13 +141,15 @@ pub(crate) fn apply(
         worktree: saved.target.manifests_from == plan::ManifestsFrom::Worktree,
     };
     let outcome = super::runtime()?.block_on(async {
-        let promotion = Promotion::prepare_at(
+        let mut promotion = Promotion::prepare_at(
             &workspace,
             src,
             &dst.name,
             &source,
             saved.target.manifests_from.clone(),
         )?;
+        // Made again as it was: with deletes if its steps delete.
+        promotion.prune = saved.steps.writes.iter().any(|w| w.method == plan::Method::Delete);
         crate::promote::apply(&workspace, &promotion, saved, &options(session, args), &console)
             .await
     });

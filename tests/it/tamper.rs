@@ -237,3 +237,88 @@ fn the_reference_workflows_apply_only_the_hash_their_plan_job_gave() {
         assert!(applies > 0, "{file} applies a plan");
     }
 }
+
+/// The write of `id` in a plan's steps.
+fn write_of<'a>(plan: &'a mut Value, id: &str) -> &'a mut Value {
+    let writes = plan["steps"]["writes"].as_array_mut().expect("writes");
+    writes.iter_mut().find(|w| w["id"] == id).unwrap_or_else(|| panic!("no write of {id}"))
+}
+
+/// A write of `body` as `id` added to a plan's steps, shaped as the
+/// plan's own first write.
+fn with_write(mut plan: Value, id: &str, body: Value) -> Value {
+    let writes = plan["steps"]["writes"].as_array_mut().expect("writes");
+    let mut added = writes.first().cloned().expect("a write");
+    added["id"] = json!(id);
+    added["body"] = body;
+    writes.push(added);
+    plan
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn no_edit_of_a_saved_plan_goes_through_even_with_its_hash_recomputed() {
+    let pipeline = promoted_to_prod().await;
+    new_api_in_staging(&pipeline, "1.4.3").await;
+    let plan = saved_plan(&pipeline, "prod.json");
+    let refused = |edited: Value, args: &[&str], says: &str| {
+        let run = apply(&pipeline, "prod.json", &rehashed(edited), args);
+        expect(&run, 1, &[says, "nothing was written"]);
+        nothing_written(&pipeline);
+        run
+    };
+    let not_reproduced = "the saved plan for prod is not what its inputs give now";
+
+    // An external image, in the write and in what the release records.
+    let mut edited = plan.clone();
+    let api = write_of(&mut edited, "workload/api");
+    api["body"]["spec"]["containers"][0]["image"] = json!("docker.io/evil/miner:6.6.6");
+    for image in edited["steps"]["release"]["images"].as_array_mut().expect("images") {
+        if image["workload"] == "api" {
+            image["image"] = json!("docker.io/evil/miner:6.6.6");
+        }
+    }
+    let run = refused(edited, &[], not_reproduced);
+    expect(&run, 1, &["`steps.release.images"]);
+
+    // An extra environment variable.
+    let mut edited = plan.clone();
+    let api = write_of(&mut edited, "workload/api");
+    let container = &mut api["body"]["spec"]["containers"][0];
+    let env = container.as_object_mut().expect("container").entry("env").or_insert(json!([]));
+    env.as_array_mut().expect("env").push(json!({"name": "MINE", "value": "xmr"}));
+    let run = refused(edited, &[], not_reproduced);
+    expect(&run, 1, &["`steps.writes["]);
+
+    // An extra identity.
+    let identity =
+        json!({"kind": "identity", "name": "backdoor", "tags": {"ferry/environment": "prod"}});
+    let run = refused(with_write(plan.clone(), "identity/backdoor", identity), &[], not_reproduced);
+    expect(&run, 1, &["is only in the saved plan"]);
+
+    // A plaintext secret payload, not from git: refused, and never shown.
+    let secret = json!({"kind": "secret", "name": "api-db", "type": "opaque",
+        "data": {"payload": "plaintext-from-the-tamperer", "encoding": "plain"}});
+    let run = refused(with_write(plan.clone(), "secret/api-db", secret), &[], not_reproduced);
+    assert!(!run.stderr.contains("plaintext-from-the-tamperer"), "{}", run.stderr);
+    assert!(!run.stdout.contains("plaintext-from-the-tamperer"), "{}", run.stdout);
+
+    // A `rollback` key added, to pass a freeze window with --during-freeze.
+    let frozen = "    freeze:\n      - {start: 2020-01-01T00:00:00Z, end: 2100-01-01T00:00:00Z, reason: freeze}\n";
+    let path = pipeline.path().join("promotion.yaml");
+    let unfrozen = std::fs::read_to_string(&path).expect("plan file");
+    std::fs::write(
+        &path,
+        unfrozen.replace("  - name: prod\n", &format!("  - name: prod\n{frozen}")),
+    )
+    .expect("frozen");
+    let mut edited = plan.clone();
+    edited["rollback"] = json!({"to": 1, "current": 1, "not_restored": []});
+    refused(edited, &["--during-freeze"], not_reproduced);
+    std::fs::write(&path, unfrozen).expect("thawed");
+
+    // The plan as saved goes through, and prod runs what staging runs.
+    let applied = apply(&pipeline, "prod.json", &plan, &[]);
+    assert_eq!(applied.code, Some(0), "{}\n{}", applied.stdout, applied.stderr);
+    let prod = crate::promote::images_of(&pipeline.api("acme-prod"), "acme-prod", "app").await;
+    assert!(prod.iter().all(|(_, image)| !image.contains("evil")), "{prod:?}");
+}
