@@ -335,14 +335,7 @@ pub async fn apply(
     // at its commit, the source's images, the target's live state. Only
     // if it is the same is the saved plan carried out, with the secret
     // payloads read from git (or kept live) again.
-    let mut made = promotion.make(workspace).await?;
-    // Read at the commit the saved plan resolved: what was asked for
-    // then (`HEAD`, a branch) is the saved plan's.
-    if let (Some(now), Some(then)) = (&mut made.plan.target.revision, &saved.target.revision)
-        && now.commit == then.commit
-    {
-        now.requested.clone_from(&then.requested);
-    }
+    let made = promotion.make(workspace).await?;
     reproduced(&saved, &made.plan, promotion.dst())?;
     saved.secrets = made.plan.secrets;
     let approval = Approval::from_environment(ApprovalMethod::SavedPlan);

@@ -134,20 +134,22 @@ pub(crate) fn apply(
     }
     let src =
         saved.target.source.as_deref().map(|s| workspace.config.environment(s)).transpose()?;
-    // The saved plan's manifests, read at its commit for the reason it
-    // gives, so that the plan made now can be the same.
+    // The manifests chosen again as `ferry plan` chose them for the reason
+    // the saved plan gives (the source's last successful release, the plan
+    // file's revision, the `--ref` asked, the work tree): a plan pointed
+    // at another commit is not the plan made again, and is refused.
+    let from = &saved.target.manifests_from;
     let source = SourceArgs {
-        revision: saved.target.revision.as_ref().map(|r| r.commit.clone()),
-        worktree: saved.target.manifests_from == plan::ManifestsFrom::Worktree,
+        revision: saved
+            .target
+            .revision
+            .as_ref()
+            .filter(|_| *from == plan::ManifestsFrom::Ref)
+            .map(|r| r.requested.clone()),
+        worktree: *from == plan::ManifestsFrom::Worktree,
     };
     let outcome = super::runtime()?.block_on(async {
-        let mut promotion = Promotion::prepare_at(
-            &workspace,
-            src,
-            &dst.name,
-            &source,
-            saved.target.manifests_from.clone(),
-        )?;
+        let mut promotion = Promotion::prepare(&workspace, src, &dst.name, &source).await?;
         // Made again as it was: with deletes if its steps delete.
         promotion.prune = saved.steps.writes.iter().any(|w| w.method == plan::Method::Delete);
         crate::promote::apply(&workspace, &promotion, saved, &options(session, args), &console)

@@ -322,3 +322,30 @@ async fn no_edit_of_a_saved_plan_goes_through_even_with_its_hash_recomputed() {
     let prod = crate::promote::images_of(&pipeline.api("acme-prod"), "acme-prod", "app").await;
     assert!(prod.iter().all(|(_, image)| !image.contains("evil")), "{prod:?}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_plan_pointed_at_another_commit_is_refused() {
+    let pipeline = promoted_to_prod().await;
+    new_api_in_staging(&pipeline, "1.4.3").await;
+    let plan = saved_plan(&pipeline, "prod.json");
+    // A commit nobody released (on a branch, say), with one more resource.
+    let repo = pipeline.repo();
+    repo.write(&[("manifests-example/extra.yaml", "kind: identity\nname: extra\n")]);
+    let unreleased = repo.commit_all("an identity nobody reviewed").to_string();
+    let mut edited = plan.clone();
+    edited["revision"] = json!({"requested": unreleased, "commit": unreleased});
+    let run = apply(&pipeline, "prod.json", &rehashed(edited), &[]);
+    expect(
+        &run,
+        1,
+        &["the saved plan for prod is not what its inputs give now", "`revision.commit` differs"],
+    );
+    nothing_written(&pipeline);
+    // As `--ref` of that commit, it is made again with the identity.
+    let mut edited = plan.clone();
+    edited["revision"] = json!({"requested": unreleased, "commit": unreleased});
+    edited["manifests_from"] = json!({"kind": "ref"});
+    let run = apply(&pipeline, "prod.json", &rehashed(edited), &[]);
+    expect(&run, 1, &["the saved plan for prod is not what its inputs give now"]);
+    nothing_written(&pipeline);
+}
