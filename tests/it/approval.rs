@@ -25,12 +25,13 @@ fn prod_with(text: &str, lines: &str) -> String {
     text.replace("  - name: prod\n", &format!("  - name: prod\n{lines}"))
 }
 
-/// A diagnostic as one line, however the terminal width wrapped it.
-fn flowed(text: &str) -> String {
-    text.split_whitespace().collect::<Vec<_>>().join(" ")
+/// A diagnostic as one line, however the terminal width wrapped it (and
+/// without miette's `|` gutter).
+pub(crate) fn flowed(text: &str) -> String {
+    text.split_whitespace().filter(|w| *w != "|").collect::<Vec<_>>().join(" ")
 }
 
-fn expect(run: &Run, code: i32, says: &[&str]) {
+pub(crate) fn expect(run: &Run, code: i32, says: &[&str]) {
     assert_eq!(run.code, Some(code), "{}\n{}", run.stdout, run.stderr);
     let stderr = flowed(&run.stderr);
     for words in says {
@@ -40,7 +41,7 @@ fn expect(run: &Run, code: i32, says: &[&str]) {
 
 /// A new api image run in dev and promoted to staging, so that prod has
 /// something to promote.
-async fn new_api_in_staging(pipeline: &Pipeline, tag: &str) {
+pub(crate) async fn new_api_in_staging(pipeline: &Pipeline, tag: &str) {
     crate::rollback::new_api_in_dev(pipeline, tag).await;
     let staged = pipeline.ferry(&["promote", "dev", "staging", "--yes"]);
     assert_eq!(staged.code, Some(0), "{}\n{}", staged.stdout, staged.stderr);

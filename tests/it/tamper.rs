@@ -10,25 +10,12 @@ use serde_json::{Value, json};
 
 use ferry::sim::SimConfig;
 
+use crate::approval::{expect, new_api_in_staging};
 use crate::promote::{Pipeline, promoted_to_prod, token, writes};
 
 /// An org that another plan file names as prod.
 const SHADOW: &str = "acme-shadow";
 use crate::support::command::{Run, repo_root};
-
-/// A diagnostic as one line, however the terminal width wrapped it.
-fn flowed(text: &str) -> String {
-    text.split_whitespace().filter(|w| *w != "|").collect::<Vec<_>>().join(" ")
-}
-
-/// `run` exited with `code`, saying each of `says` on stderr.
-fn expect(run: &Run, code: i32, says: &[&str]) {
-    assert_eq!(run.code, Some(code), "{}\n{}", run.stdout, run.stderr);
-    let stderr = flowed(&run.stderr);
-    for words in says {
-        assert!(stderr.contains(words), "`{words}` not in\n{}", run.stderr);
-    }
-}
 
 /// The simulator's request log shows no write to any org.
 fn nothing_written(pipeline: &Pipeline) {
@@ -63,14 +50,6 @@ fn apply(pipeline: &Pipeline, file: &str, plan: &Value, args: &[&str]) -> Run {
     let mut all = vec!["apply", file];
     all.extend_from_slice(args);
     pipeline.ferry(&all)
-}
-
-/// A new api image run in dev and promoted to staging, so that prod has
-/// something to promote.
-async fn new_api_in_staging(pipeline: &Pipeline, tag: &str) {
-    crate::rollback::new_api_in_dev(pipeline, tag).await;
-    let staged = pipeline.ferry(&["promote", "dev", "staging", "--yes"]);
-    assert_eq!(staged.code, Some(0), "{}\n{}", staged.stdout, staged.stderr);
 }
 
 #[tokio::test(flavor = "multi_thread")]
