@@ -637,3 +637,60 @@ impl From<PromoteError> for Error {
         Error::Promote(Box::new(error))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn the_first_difference_is_named_by_its_path_without_its_value() {
+        let saved = json!({"steps": {"writes": [{"id": "a", "body": {"data": "secret-value"}}]}});
+        let same = first_difference(&saved, &saved.clone(), "");
+        assert_eq!(same, None);
+        let changed = json!({"steps": {"writes": [{"id": "a", "body": {"data": "other"}}]}});
+        let said = first_difference(&saved, &changed, "");
+        assert_eq!(said.as_deref(), Some("`steps.writes[0].body.data` differs"));
+        let added =
+            json!({"steps": {"writes": [{"id": "a", "body": {"data": "secret-value"}}, {}]}});
+        let said = first_difference(&added, &saved, "").unwrap_or_default();
+        assert_eq!(said, "`steps.writes[1]` is only in the saved plan");
+        let said = first_difference(&json!({}), &json!({"x": 1}), "").unwrap_or_default();
+        assert_eq!(said, "`x` is only in the plan made now");
+        assert!(!format!("{:?}", first_difference(&saved, &changed, "")).contains("secret"));
+    }
+
+    #[test]
+    fn a_plan_from_the_future_is_refused_beyond_the_clock_skew() {
+        let plan = |created: &str| {
+            Plan {
+            created: Some(created.to_owned()),
+            ..serde_json::from_value::<Plan>(json!({
+                "schema": plan::SCHEMA, "environment": "prod", "org": "o", "gvc": "g",
+                "source": null, "revision": null, "manifests_from": {"kind": "worktree"},
+                "images_from": "manifests", "resources": [], "images": [],
+                "summary": {"create": 0, "update": 0, "replace": 0, "delete": 0, "unchanged": 0, "images_to_copy": 0},
+                "steps": {"copies": [], "checks": [], "writes": [], "release": {"source": null, "commit": null, "images": []}},
+                "hash": ""
+            }))
+            .unwrap_or_else(|e| panic!("{e}"))
+        }
+        };
+        let now = crate::timestamp::parse_rfc3339("2026-06-01T12:00:00Z").unwrap_or_default();
+        let day = Duration::from_secs(86_400);
+        assert!(fresh(&plan("2026-06-01T12:04:59Z"), day, now).is_ok(), "within the skew");
+        assert!(matches!(
+            fresh(&plan("2026-06-01T12:05:01Z"), day, now),
+            Err(PromoteError::FromTheFuture { .. })
+        ));
+        assert!(matches!(
+            fresh(&plan("2099-01-01T00:00:00Z"), day, now),
+            Err(PromoteError::FromTheFuture { .. })
+        ));
+        assert!(fresh(&plan("2026-05-31T12:00:01Z"), day, now).is_ok());
+        assert!(matches!(
+            fresh(&plan("2026-05-31T11:59:59Z"), day, now),
+            Err(PromoteError::PlanTooOld { .. })
+        ));
+    }
+}
