@@ -296,6 +296,8 @@ impl<'a> Promotion<'a> {
             adopted_digests: &adopted_digests,
             unpinned: &unpinned,
         });
+        plan.image_overrides =
+            self.images.iter().map(|o| format!("{}={}", o.name, o.reference)).collect();
         plan.bind(origin(&workspace.config, env, self.src));
         Ok(Made { plan, rendered, images })
     }

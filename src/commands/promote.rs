@@ -150,8 +150,20 @@ pub(crate) fn apply(
     };
     let outcome = super::runtime()?.block_on(async {
         let mut promotion = Promotion::prepare(&workspace, src, &dst.name, &source).await?;
-        // Made again as it was: with deletes if its steps delete.
+        // Made again as it was: with deletes if its steps delete, with the
+        // deploy's `--image`.
         promotion.prune = saved.steps.writes.iter().any(|w| w.method == plan::Method::Delete);
+        promotion.images = saved
+            .image_overrides
+            .iter()
+            .map(|o| o.parse::<ImageOverride>())
+            .collect::<Result<_, _>>()
+            .map_err(|e| {
+                crate::diagnostic::Problem::new(
+                    "ferry::apply::invalid",
+                    format!("the saved plan's image_overrides: {e}"),
+                )
+            })?;
         crate::promote::apply(&workspace, &promotion, saved, &options(session, args), &console)
             .await
     });

@@ -190,6 +190,10 @@ pub struct Plan {
     /// plan whose origin differs from the plan file's now.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub origin: Option<Origin>,
+    /// A deploy's `--image NAME=REF` as given (own-registry images only),
+    /// so that `ferry apply` makes the plan again with them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub image_overrides: Vec<String>,
     /// sha256 of the plan's canonical JSON with this field empty
     /// (`created` included: a saved plan's age is part of what was
     /// approved).
@@ -461,6 +465,7 @@ pub fn build(input: Input<'_>) -> Plan {
         rollback: None,
         hash: String::new(),
         origin: None,
+        image_overrides: Vec::new(),
         created: None,
         secrets,
     };

@@ -328,3 +328,33 @@ async fn a_plan_pointed_at_another_commit_is_refused() {
     expect(&run, 1, &["the saved plan for prod is not what its inputs give now"]);
     nothing_written(&pipeline);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_saved_deploy_is_made_again_with_its_image_and_carried_out() {
+    let pipeline = Pipeline::org_per_env().await;
+    let registry = crate::deploy::push_example_images(&pipeline, "acme-dev").await;
+    let fresh = crate::support::oci::Image::new("api-abc123", "amd64");
+    registry.push_image("api", "abc123", &fresh).await;
+    let made =
+        pipeline.ferry(&["plan", "dev", "--image", "api=//image/api:abc123", "--out", "dev.json"]);
+    assert_eq!(made.code, Some(2), "{}\n{}", made.stdout, made.stderr);
+    let plan: Value = serde_json::from_str(
+        &std::fs::read_to_string(pipeline.path().join("dev.json")).expect("saved"),
+    )
+    .expect("JSON");
+    assert_eq!(plan["image_overrides"], json!(["api=//image/api:abc123"]));
+
+    // Another image of dev's registry put in its place: made again with it,
+    // the plan differs from the saved one's steps.
+    let mut edited = plan.clone();
+    edited["image_overrides"] = json!(["api=//image/api:1.4.2"]);
+    let run = apply(&pipeline, "dev.json", &rehashed(edited), &[]);
+    expect(&run, 1, &["the saved plan for dev is not what its inputs give now"]);
+    nothing_written(&pipeline);
+
+    let applied = apply(&pipeline, "dev.json", &plan, &[]);
+    assert_eq!(applied.code, Some(0), "{}\n{}", applied.stdout, applied.stderr);
+    let dev = crate::promote::images_of(&pipeline.api("acme-dev"), "acme-dev", "app").await;
+    let pinned = format!("/org/acme-dev/image/api@{}", fresh.digest());
+    assert!(dev.iter().any(|(w, image)| w == "api" && *image == pinned), "{dev:?}");
+}
