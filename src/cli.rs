@@ -173,6 +173,10 @@ pub enum Command {
         /// inside a freeze window or under a `ferry/halt` tag.
         #[arg(long)]
         during_freeze: bool,
+        /// Refuse the plan unless its hash is this one (the hash that was
+        /// reviewed and approved: `plan_hash` of the plan job).
+        #[arg(long, value_name = "HASH")]
+        expect_hash: Option<String>,
     },
     /// Bring back the images an earlier release ran (by default the last
     /// succeeded release before the current one), by digest, container by

@@ -44,8 +44,8 @@ pub fn run(cli: Cli) -> Result<ExitStatus, Error> {
         Command::Deploy { env, promotion, revision, images, force } => {
             promote::deploy(&session, &env, revision, &promotion, images, force)
         }
-        Command::Apply { plan, promotion, during_freeze } => {
-            promote::apply(&session, &plan, &promotion, during_freeze)
+        Command::Apply { plan, promotion, during_freeze, expect_hash } => {
+            promote::apply(&session, &plan, &promotion, during_freeze, expect_hash.as_deref())
         }
         Command::Rollback { env, to, promotion, out, during_freeze } => match out {
             Some(out) => rollback::save(&session, &env, to, &promotion, &out),

@@ -106,16 +106,66 @@ pub enum PromoteError {
     )]
     PlanTooOld { what: String },
 
+    #[error("the saved plan was made at {created}, in the future; nothing was written")]
+    #[diagnostic(
+        code(ferry::apply::future),
+        help(
+            "a plan's creation time is under its hash and may be at most {CLOCK_SKEW_MINUTES} minutes ahead of this machine's clock; check the clocks, or make the plan again"
+        )
+    )]
+    FromTheFuture { created: String },
+
+    #[error(
+        "the saved plan's hash is {found}, not the {expected} that --expect-hash gives; nothing was written"
+    )]
+    #[diagnostic(
+        code(ferry::apply::expect_hash),
+        help(
+            "this is not the plan that was approved (a swapped or edited file): apply the plan whose hash was reviewed, or make, review and approve a new one"
+        )
+    )]
+    UnexpectedHash { expected: String, found: String },
+
+    #[error("the saved plan for {environment} was made {what}; nothing was written")]
+    #[diagnostic(
+        code(ferry::apply::origin),
+        help(
+            "a saved plan is carried out only where it was made: make the plan again with this plan file (`ferry plan ENV --out PLAN.json`), have it reviewed and apply that"
+        )
+    )]
+    ElsewhereMade { environment: String, what: String },
+
+    #[error(
+        "the saved plan for {environment} is not what its inputs give now: {difference}; nothing was written"
+    )]
+    #[diagnostic(
+        code(ferry::apply::rebuilt),
+        help(
+            "`ferry apply` makes the plan again from what the saved one records (the manifests at its commit, the source's images, the live state) and carries it out only if both are the same. If the file was not edited, something moved since it was made: make the plan again, have it reviewed and apply that"
+        )
+    )]
+    NotReproduced { environment: String, difference: String },
+
     #[error(transparent)]
     #[diagnostic(transparent)]
     Closed(#[from] crate::gate::Closed),
 }
 
+/// How far a saved plan's `created` may be ahead of this machine's clock.
+pub const CLOCK_SKEW_MINUTES: u64 = 5;
+
 impl PromoteError {
     /// Whether it means "blocked" (exit 3) rather than an error: a missing
-    /// approval, a stale plan, a freeze or a halt.
+    /// approval, a stale plan, a freeze or a halt. A plan that is not the
+    /// one approved, or not where it was made, is an error.
     pub fn blocks(&self) -> bool {
-        !matches!(self, PromoteError::Declined)
+        matches!(
+            self,
+            PromoteError::NotApproved { .. }
+                | PromoteError::ApprovalRequired { .. }
+                | PromoteError::PlanTooOld { .. }
+                | PromoteError::Closed(_)
+        )
     }
 }
 
@@ -282,15 +332,90 @@ pub async fn apply(
     }
     fresh(&saved, workspace.config.max_plan_age, crate::timestamp::now_ms())?;
     open(&connect::client(promotion.dst())?, promotion.dst(), options, frontend).await?;
-    let mut rendered = promotion.render_as_written(workspace)?;
-    keep_live_secrets(promotion.dst(), &mut rendered).await?;
-    saved.secrets = plan::Secrets::default();
-    for resource in &rendered {
-        plan::steps::sealed(&resource.id, &resource.body, &mut saved.secrets);
-    }
-    payloads_as_planned(&saved, promotion.dst(), &rendered).await?;
+    // The plan made again from what the saved one records: the manifests
+    // at its commit, the source's images, the target's live state. Only
+    // if it is the same is the saved plan carried out, with the secret
+    // payloads read from git (or kept live) again; a secret whose payload
+    // no longer changes as the plan says is named first.
+    let made = promotion.make(workspace).await?;
+    payloads_as_planned(&saved, promotion.dst(), &made.rendered).await?;
+    reproduced(&saved, &made.plan, promotion.dst())?;
+    saved.secrets = made.plan.secrets;
     let approval = Approval::from_environment(ApprovalMethod::SavedPlan);
-    carry_out(saved, promotion, &rendered, options, approval, frontend).await
+    carry_out(saved, promotion, &made.rendered, options, approval, frontend).await
+}
+
+/// A saved plan equal to the plan made again from its inputs (`rebuilt`),
+/// but for its hash, `created` and origin (checked before: [`admissible`]).
+/// A resource whose live state moved is named as the executor names it;
+/// any other difference (an edited file: an image, a variable, a write
+/// added) refuses it, naming the first differing field by its path only
+/// (a value may be a secret's).
+pub fn reproduced(saved: &Plan, rebuilt: &Plan, dst: &Environment) -> Result<(), Error> {
+    let moved: Vec<&str> = saved
+        .resources
+        .iter()
+        .filter(|r| rebuilt.resources.iter().any(|b| b.id == r.id && b.live != r.live))
+        .map(|r| r.id.as_str())
+        .collect();
+    if !moved.is_empty() {
+        return Err(ExecuteError::Moved {
+            environment: dst.name.clone(),
+            resource: moved.join(", "),
+        }
+        .into());
+    }
+    let comparable = |plan: &Plan| {
+        let mut value = serde_json::to_value(plan).unwrap_or_default();
+        if let Some(map) = value.as_object_mut() {
+            for unbound in ["hash", "created", "origin"] {
+                map.remove(unbound);
+            }
+        }
+        value
+    };
+    match first_difference(&comparable(saved), &comparable(rebuilt), "") {
+        None => Ok(()),
+        Some(difference) => {
+            Err(PromoteError::NotReproduced { environment: dst.name.clone(), difference }.into())
+        }
+    }
+}
+
+/// Where two JSON values first differ, by path, in words (no value).
+fn first_difference(
+    saved: &serde_json::Value,
+    now: &serde_json::Value,
+    path: &str,
+) -> Option<String> {
+    use serde_json::Value;
+    let only = |at: String, side: &str| Some(format!("`{at}` is only in {side}"));
+    let (saved_side, now_side) = ("the saved plan", "the plan made now");
+    match (saved, now) {
+        (Value::Object(a), Value::Object(b)) => {
+            let mut keys: Vec<&String> = a.keys().chain(b.keys()).collect();
+            keys.sort();
+            keys.dedup();
+            keys.into_iter().find_map(|key| {
+                let at = if path.is_empty() { key.clone() } else { format!("{path}.{key}") };
+                match (a.get(key), b.get(key)) {
+                    (Some(x), Some(y)) => first_difference(x, y, &at),
+                    (Some(_), None) => only(at, saved_side),
+                    (None, _) => only(at, now_side),
+                }
+            })
+        }
+        (Value::Array(a), Value::Array(b)) => (0..a.len().max(b.len())).find_map(|i| {
+            let at = format!("{path}[{i}]");
+            match (a.get(i), b.get(i)) {
+                (Some(x), Some(y)) => first_difference(x, y, &at),
+                (Some(_), None) => only(at, saved_side),
+                (None, _) => only(at, now_side),
+            }
+        }),
+        (a, b) if a == b => None,
+        _ => Some(format!("`{path}` differs")),
+    }
 }
 
 /// A saved plan no older than `max_age` at `now_ms` (`created`, which
@@ -308,6 +433,9 @@ pub fn fresh(saved: &Plan, max_age: Duration, now_ms: u64) -> Result<(), Promote
             what: format!("has a creation time that is not RFC 3339 (`{created}`)"),
         });
     };
+    if made > now_ms.saturating_add(CLOCK_SKEW_MINUTES * 60_000) {
+        return Err(PromoteError::FromTheFuture { created: created.to_owned() });
+    }
     let age = Duration::from_millis(now_ms.saturating_sub(made));
     if age > max_age {
         return Err(PromoteError::PlanTooOld {
@@ -332,22 +460,54 @@ pub fn unaltered(saved: &Plan, dst: &Environment) -> Result<(), Error> {
     Ok(())
 }
 
-/// The values of secrets the manifests keep out of git, as `dst` holds
-/// them now (the executor refuses the plan if they moved since it was
-/// made: their version or `id` differs).
-async fn keep_live_secrets(dst: &Environment, rendered: &mut [Rendered]) -> Result<(), Error> {
-    let client = connect::client(dst)?;
-    let mut live = std::collections::HashMap::new();
-    let kept = rendered.iter().filter(|r| {
-        r.id.kind == crate::manifest::Kind::Secret
-            && r.body.get("data").is_some_and(crate::manifest::kept_secret::holds)
-    });
-    for resource in kept {
-        if let Some(body) = crate::observe::fetch(&client, dst, &resource.id).await? {
-            live.insert(resource.id.clone(), body);
+/// What a saved plan must be before anything else is read: intact (its
+/// hash matches its content), the one approved (`--expect-hash`), and made
+/// where it is applied: the same org, GVC, endpoints and topology
+/// (and source) as the plan file says now ([`plan::Origin`]). On the
+/// embedded simulator (`embedded`: `--sim`), whose address changes with
+/// every run, endpoints are not compared.
+pub fn admissible(
+    saved: &Plan,
+    config: &crate::config::PromotionConfig,
+    dst: &Environment,
+    expect_hash: Option<&str>,
+    embedded: bool,
+) -> Result<(), Error> {
+    unaltered(saved, dst)?;
+    if let Some(expected) = expect_hash
+        && !expected.trim().eq_ignore_ascii_case(&saved.hash)
+    {
+        return Err(PromoteError::UnexpectedHash {
+            expected: expected.trim().to_owned(),
+            found: saved.hash.clone(),
+        }
+        .into());
+    }
+    let src = saved.target.source.as_deref().map(|s| config.environment(s)).transpose()?;
+    let elsewhere =
+        |what: String| PromoteError::ElsewhereMade { environment: dst.name.clone(), what };
+    if (saved.target.org.as_str(), saved.target.gvc.as_str())
+        != (dst.org.as_str(), dst.gvc.as_str())
+    {
+        return Err(elsewhere(format!(
+            "for org {}, GVC {}; the plan file says org {}, GVC {}",
+            saved.target.org, saved.target.gvc, dst.org, dst.gvc
+        ))
+        .into());
+    }
+    let mut now = crate::promotion_plan::origin(config, dst, src);
+    let Some(made) = &saved.origin else {
+        return Err(elsewhere("without recording where (no `origin`)".to_owned()).into());
+    };
+    if embedded {
+        now.endpoint.clone_from(&made.endpoint);
+        if let (Some(now), Some(made)) = (&mut now.source, &made.source) {
+            now.endpoint.clone_from(&made.endpoint);
         }
     }
-    plan::promotion::keep_live_secrets(dst, rendered, &live)?;
+    if let Some(what) = origin_difference(made, &now) {
+        return Err(elsewhere(what).into());
+    }
     Ok(())
 }
 
@@ -379,6 +539,35 @@ async fn payloads_as_planned(
         resource: format!("the payload of {}", names.join(", ")),
     }
     .into())
+}
+
+/// The first difference between where a plan was made and where it is
+/// applied, in words.
+fn origin_difference(made: &plan::Origin, now: &plan::Origin) -> Option<String> {
+    let topology = |t: crate::config::Topology| {
+        serde_json::to_value(t).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
+    };
+    if made.topology != now.topology {
+        return Some(format!(
+            "under topology {}; the plan file says {}",
+            topology(made.topology),
+            topology(now.topology)
+        ));
+    }
+    if made.endpoint != now.endpoint {
+        return Some(format!(
+            "against the API {}; the plan file gives {}",
+            made.endpoint, now.endpoint
+        ));
+    }
+    match (&made.source, &now.source) {
+        (Some(a), Some(b)) if a != b => Some(format!(
+            "from a source at org {}, GVC {} ({}); the plan file says org {}, GVC {} ({})",
+            a.org, a.gvc, a.endpoint, b.org, b.gvc, b.endpoint
+        )),
+        (None, None) | (Some(_), Some(_)) => None,
+        _ => Some("with another source than the plan file gives".to_owned()),
+    }
 }
 
 /// A plan that deletes (made with `--prune`) deletes no more than
@@ -479,5 +668,62 @@ fn credentials(
 impl From<PromoteError> for Error {
     fn from(error: PromoteError) -> Self {
         Error::Promote(Box::new(error))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn the_first_difference_is_named_by_its_path_without_its_value() {
+        let saved = json!({"steps": {"writes": [{"id": "a", "body": {"data": "secret-value"}}]}});
+        let same = first_difference(&saved, &saved.clone(), "");
+        assert_eq!(same, None);
+        let changed = json!({"steps": {"writes": [{"id": "a", "body": {"data": "other"}}]}});
+        let said = first_difference(&saved, &changed, "");
+        assert_eq!(said.as_deref(), Some("`steps.writes[0].body.data` differs"));
+        let added =
+            json!({"steps": {"writes": [{"id": "a", "body": {"data": "secret-value"}}, {}]}});
+        let said = first_difference(&added, &saved, "").unwrap_or_default();
+        assert_eq!(said, "`steps.writes[1]` is only in the saved plan");
+        let said = first_difference(&json!({}), &json!({"x": 1}), "").unwrap_or_default();
+        assert_eq!(said, "`x` is only in the plan made now");
+        assert!(!format!("{:?}", first_difference(&saved, &changed, "")).contains("secret"));
+    }
+
+    #[test]
+    fn a_plan_from_the_future_is_refused_beyond_the_clock_skew() {
+        let plan = |created: &str| {
+            Plan {
+            created: Some(created.to_owned()),
+            ..serde_json::from_value::<Plan>(json!({
+                "schema": plan::SCHEMA, "environment": "prod", "org": "o", "gvc": "g",
+                "source": null, "revision": null, "manifests_from": {"kind": "worktree"},
+                "images_from": "manifests", "resources": [], "images": [],
+                "summary": {"create": 0, "update": 0, "replace": 0, "delete": 0, "unchanged": 0, "images_to_copy": 0},
+                "steps": {"copies": [], "checks": [], "writes": [], "release": {"source": null, "commit": null, "images": []}},
+                "hash": ""
+            }))
+            .unwrap_or_else(|e| panic!("{e}"))
+        }
+        };
+        let now = crate::timestamp::parse_rfc3339("2026-06-01T12:00:00Z").unwrap_or_default();
+        let day = Duration::from_secs(86_400);
+        assert!(fresh(&plan("2026-06-01T12:04:59Z"), day, now).is_ok(), "within the skew");
+        assert!(matches!(
+            fresh(&plan("2026-06-01T12:05:01Z"), day, now),
+            Err(PromoteError::FromTheFuture { .. })
+        ));
+        assert!(matches!(
+            fresh(&plan("2099-01-01T00:00:00Z"), day, now),
+            Err(PromoteError::FromTheFuture { .. })
+        ));
+        assert!(fresh(&plan("2026-05-31T12:00:01Z"), day, now).is_ok());
+        assert!(matches!(
+            fresh(&plan("2026-05-31T11:59:59Z"), day, now),
+            Err(PromoteError::PlanTooOld { .. })
+        ));
     }
 }

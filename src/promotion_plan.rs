@@ -269,7 +269,7 @@ impl<'a> Promotion<'a> {
                 plan::promotion::adopted_lookups(env, &rendered, &observation.live),
             ),
         )?;
-        let plan = plan::promotion::plan(plan::promotion::Inputs {
+        let mut plan = plan::promotion::plan(plan::promotion::Inputs {
             target: Target {
                 environment: env.name.clone(),
                 org: env.org.clone(),
@@ -296,7 +296,29 @@ impl<'a> Promotion<'a> {
             adopted_digests: &adopted_digests,
             unpinned: &unpinned,
         });
+        plan.image_overrides =
+            self.images.iter().map(|o| format!("{}={}", o.name, o.reference)).collect();
+        plan.bind(origin(&workspace.config, env, self.src));
         Ok(Made { plan, rendered, images })
+    }
+}
+
+/// Where a plan into `dst` from `src` is made under `config`: what a saved
+/// plan is bound to ([`plan::Origin`]), endpoints as resolved now.
+pub fn origin(
+    config: &crate::config::PromotionConfig,
+    dst: &Environment,
+    src: Option<&Environment>,
+) -> plan::Origin {
+    let place = |env: &Environment| plan::Place {
+        org: env.org.clone(),
+        gvc: env.gvc.clone(),
+        endpoint: connect::endpoint(env),
+    };
+    plan::Origin {
+        topology: config.topology,
+        endpoint: connect::endpoint(dst),
+        source: src.map(place),
     }
 }
 

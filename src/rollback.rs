@@ -64,12 +64,13 @@ pub async fn apply(
         return Ok(Promoted::UpToDate(Box::new(saved)));
     }
     crate::promote::fresh(&saved, config.max_plan_age, crate::timestamp::now_ms())?;
-    let src = match saved.target.source.as_deref() {
-        Some(name) => Some(config.environment(name)?),
-        None => None,
-    };
     let client = connect::client(env)?;
     crate::promote::open(&client, env, options, frontend).await?;
+    // Made again from the release it restores, as recorded now: only the
+    // same rollback is carried out.
+    let to = saved.rollback.as_ref().map(|r| r.to);
+    let (rebuilt, src) = plan(config, &client, env, to).await?;
+    crate::promote::reproduced(&saved, &rebuilt, env)?;
     let approval = Approval::from_environment(ApprovalMethod::SavedPlan);
     crate::promote::execute_plan(saved, src, &client, env, options, approval, frontend).await
 }
@@ -115,7 +116,7 @@ pub async fn plan<'a, A: ControlPlane>(
         }
         _ => Holdings::new(),
     };
-    let plan = rollback::plan(&Inputs {
+    let mut plan = rollback::plan(&Inputs {
         env,
         src,
         releases: &releases,
@@ -124,6 +125,7 @@ pub async fn plan<'a, A: ControlPlane>(
         held: &held,
         source_held: &source_held,
     })?;
+    plan.bind(crate::promotion_plan::origin(config, env, src));
     Ok((plan, src))
 }
 

@@ -65,6 +65,14 @@ pub(super) fn show(
     out: Option<&Path>,
     max_age: std::time::Duration,
 ) -> Result<ExitStatus, Error> {
+    // A saved plan carries when it was made, under its hash: what is
+    // shown, saved and given as `plan_hash` is one plan.
+    let stamped = out.map(|_| {
+        let mut saved = plan.clone();
+        saved.stamp(crate::timestamp::rfc3339(crate::timestamp::now_ms()));
+        saved
+    });
+    let plan = stamped.as_ref().unwrap_or(plan);
     let github = crate::github::active();
     if let Some(github) = github.filter(|_| format == OutputFormat::Human) {
         github.group(&format!("Plan for {}", plan.target.environment), false);
@@ -96,13 +104,11 @@ pub(super) fn show(
     Ok(if plan.summary.has_changes() { ExitStatus::Changes } else { ExitStatus::Success })
 }
 
-/// Writes a saved plan, with when it was made (for `approval.maxPlanAge`;
-/// not part of the hash): to a temporary file first, then renamed, so
+/// Writes a saved plan (stamped with when it was made, for
+/// `approval.maxPlanAge`): to a temporary file first, then renamed, so
 /// that a reader never sees half a plan.
 fn save(plan: &Plan, path: &Path) -> Result<(), Error> {
-    let mut saved = plan.clone();
-    saved.created = Some(crate::timestamp::rfc3339(crate::timestamp::now_ms()));
-    let text = serde_json::to_string_pretty(&saved).unwrap_or_default();
+    let text = serde_json::to_string_pretty(plan).unwrap_or_default();
     let temporary = path.with_extension("json.partial");
     std::fs::write(&temporary, text + "\n")
         .and_then(|()| std::fs::rename(&temporary, path))

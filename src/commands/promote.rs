@@ -98,6 +98,7 @@ pub(crate) fn apply(
     path: &Path,
     args: &PromotionArgs,
     during_freeze: bool,
+    expect_hash: Option<&str>,
 ) -> Result<ExitStatus, Error> {
     let text = std::fs::read_to_string(path).map_err(|e| {
         crate::diagnostic::Problem::new(
@@ -109,6 +110,7 @@ pub(crate) fn apply(
     let saved = saved_plan(path, text)?;
     let workspace = session.workspace()?;
     let dst = workspace.config.environment(&saved.target.environment)?;
+    crate::promote::admissible(&saved, &workspace.config, dst, expect_hash, session.global.sim)?;
     let console = Console::new(session);
     if during_freeze && saved.rollback.is_none() {
         return Err(crate::diagnostic::Problem::new(
@@ -132,20 +134,36 @@ pub(crate) fn apply(
     }
     let src =
         saved.target.source.as_deref().map(|s| workspace.config.environment(s)).transpose()?;
-    // The saved plan's manifests, read at its commit for the reason it
-    // gives, so that the plan made now can be the same.
+    // The manifests chosen again as `ferry plan` chose them for the reason
+    // the saved plan gives (the source's last successful release, the plan
+    // file's revision, the `--ref` asked, the work tree): a plan pointed
+    // at another commit is not the plan made again, and is refused.
+    let from = &saved.target.manifests_from;
     let source = SourceArgs {
-        revision: saved.target.revision.as_ref().map(|r| r.commit.clone()),
-        worktree: saved.target.manifests_from == plan::ManifestsFrom::Worktree,
+        revision: saved
+            .target
+            .revision
+            .as_ref()
+            .filter(|_| *from == plan::ManifestsFrom::Ref)
+            .map(|r| r.requested.clone()),
+        worktree: *from == plan::ManifestsFrom::Worktree,
     };
     let outcome = super::runtime()?.block_on(async {
-        let promotion = Promotion::prepare_at(
-            &workspace,
-            src,
-            &dst.name,
-            &source,
-            saved.target.manifests_from.clone(),
-        )?;
+        let mut promotion = Promotion::prepare(&workspace, src, &dst.name, &source).await?;
+        // Made again as it was: with deletes if its steps delete, with the
+        // deploy's `--image`.
+        promotion.prune = saved.steps.writes.iter().any(|w| w.method == plan::Method::Delete);
+        promotion.images = saved
+            .image_overrides
+            .iter()
+            .map(|o| o.parse::<ImageOverride>())
+            .collect::<Result<_, _>>()
+            .map_err(|e| {
+                crate::diagnostic::Problem::new(
+                    "ferry::apply::invalid",
+                    format!("the saved plan's image_overrides: {e}"),
+                )
+            })?;
         crate::promote::apply(&workspace, &promotion, saved, &options(session, args), &console)
             .await
     });
@@ -518,11 +536,18 @@ mod tests {
     fn a_saved_plan_of_another_schema_or_not_json_is_refused_saying_why() {
         let old = refused(r#"{"schema": "ferry.plan/v1", "resources": []}"#);
         assert!(old.contains("a plan of schema ferry.plan/v1"), "{old}");
-        assert!(old.contains("ferry.plan/v2"), "{old}");
+        assert!(old.contains("ferry.plan/v3"), "{old}");
+        // Today's format from before the plan was bound to its origin (v2:
+        // `created` outside the hash, no `origin`) is refused as clearly.
+        let v2 = refused(r#"{"schema": "ferry.plan/v2", "resources": []}"#);
+        assert!(
+            v2.contains("a plan of schema ferry.plan/v2; this Ferry carries out ferry.plan/v3"),
+            "{v2}"
+        );
         let broken = refused("{\n  \"schema\": ");
         assert!(broken.contains("ferry::apply::invalid"), "{broken}");
         assert!(broken.contains("prod.json:2:"), "located: {broken}");
-        let incomplete = refused(r#"{"schema": "ferry.plan/v2"}"#);
+        let incomplete = refused(r#"{"schema": "ferry.plan/v3"}"#);
         assert!(incomplete.contains("is not a saved plan: missing field"), "{incomplete}");
     }
 }

@@ -56,7 +56,7 @@ pub struct ManifestSource {
     pub revision: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Topology {
     /// One org per environment, the same GVC and resource names in each.

@@ -37,8 +37,9 @@ pub use report::{Style, images_plain, origins, resource_plain, summary_line, tex
 pub use steps::{Check, ImageCopy, Method, ReleaseInfo, Secrets, Steps, TagWrite, Write};
 
 /// Version of the plan's JSON form (`--output json`, `--out`). v2 added the
-/// steps; `ferry apply` refuses any other version.
-pub const SCHEMA: &str = "ferry.plan/v2";
+/// steps; v3 the [`Origin`] and `created` under the hash; `ferry apply`
+/// refuses any other version.
+pub const SCHEMA: &str = "ferry.plan/v3";
 
 /// The tag Ferry sets on every resource it manages, with the environment's
 /// name: resources carrying it that left git are planned as deletes.
@@ -188,8 +189,18 @@ pub struct Plan {
     /// What a rollback plan goes back to, and what it leaves as it is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollback: Option<Rollback>,
-    /// sha256 of the plan's canonical JSON with this field empty (and
-    /// without `created`: the same change planned twice has one hash).
+    /// Where the plan was made: the plan file's topology and the endpoints
+    /// (and the source's org and GVC) it named; `ferry apply` refuses a
+    /// plan whose origin differs from the plan file's now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<Origin>,
+    /// A deploy's `--image NAME=REF` as given (own-registry images only),
+    /// so that `ferry apply` makes the plan again with them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub image_overrides: Vec<String>,
+    /// sha256 of the plan's canonical JSON with this field empty
+    /// (`created` included: a saved plan's age is part of what was
+    /// approved).
     pub hash: String,
     /// When a saved plan was made (RFC 3339; written by `ferry plan
     /// --out`), for `approval.maxPlanAge`.
@@ -198,6 +209,26 @@ pub struct Plan {
     /// The payloads of the secrets the steps write, never serialized.
     #[serde(skip)]
     pub secrets: Secrets,
+}
+
+/// Where a plan was made: what of the plan file, beside the target's org
+/// and GVC, decides which API and which environments it talks to.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Origin {
+    pub topology: crate::config::Topology,
+    /// The target's API endpoint, as resolved (plan file, else
+    /// `$CPLN_ENDPOINT`, else the default).
+    pub endpoint: String,
+    /// The source environment's place, when the plan has a source.
+    pub source: Option<Place>,
+}
+
+/// An environment's org, GVC and API endpoint.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Place {
+    pub org: String,
+    pub gvc: String,
+    pub endpoint: String,
 }
 
 /// What a rollback goes back to ([`rollback`]).
@@ -212,11 +243,22 @@ pub struct Rollback {
 }
 
 impl Plan {
+    /// Records where the plan was made, and hashes it again.
+    pub fn bind(&mut self, origin: Origin) {
+        self.origin = Some(origin);
+        self.hash = self.compute_hash();
+    }
+
+    /// Stamps a saved plan with when it was made, and hashes it again.
+    pub fn stamp(&mut self, created: String) {
+        self.created = Some(created);
+        self.hash = self.compute_hash();
+    }
+
     /// The hash this plan should carry.
     pub fn compute_hash(&self) -> String {
         let mut unhashed = self.clone();
         unhashed.hash = String::new();
-        unhashed.created = None;
         serde_json::to_value(&unhashed).map(|v| diff::hash(&v)).unwrap_or_default()
     }
 }
@@ -430,6 +472,8 @@ pub fn build(input: Input<'_>) -> Plan {
         },
         rollback: None,
         hash: String::new(),
+        origin: None,
+        image_overrides: Vec::new(),
         created: None,
         secrets,
     };

@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 
 use crate::promote::{Pipeline, promoted_to_prod, writes};
 use crate::support::command::{Run, ferry_with};
+use crate::tamper::rehashed;
 
 /// The plan file rewritten by `edit`, committed.
 fn edit_plan(pipeline: &Pipeline, edit: impl Fn(&str) -> String) {
@@ -24,12 +25,13 @@ fn prod_with(text: &str, lines: &str) -> String {
     text.replace("  - name: prod\n", &format!("  - name: prod\n{lines}"))
 }
 
-/// A diagnostic as one line, however the terminal width wrapped it.
-fn flowed(text: &str) -> String {
-    text.split_whitespace().collect::<Vec<_>>().join(" ")
+/// A diagnostic as one line, however the terminal width wrapped it (and
+/// without miette's `|` gutter).
+pub(crate) fn flowed(text: &str) -> String {
+    text.split_whitespace().filter(|w| *w != "|").collect::<Vec<_>>().join(" ")
 }
 
-fn expect(run: &Run, code: i32, says: &[&str]) {
+pub(crate) fn expect(run: &Run, code: i32, says: &[&str]) {
     assert_eq!(run.code, Some(code), "{}\n{}", run.stdout, run.stderr);
     let stderr = flowed(&run.stderr);
     for words in says {
@@ -39,7 +41,7 @@ fn expect(run: &Run, code: i32, says: &[&str]) {
 
 /// A new api image run in dev and promoted to staging, so that prod has
 /// something to promote.
-async fn new_api_in_staging(pipeline: &Pipeline, tag: &str) {
+pub(crate) async fn new_api_in_staging(pipeline: &Pipeline, tag: &str) {
     crate::rollback::new_api_in_dev(pipeline, tag).await;
     let staged = pipeline.ferry(&["promote", "dev", "staging", "--yes"]);
     assert_eq!(staged.code, Some(0), "{}\n{}", staged.stdout, staged.stderr);
@@ -80,8 +82,9 @@ async fn require_approval_refuses_yes_alone_and_applies_the_reviewed_plan_if_fre
 
     // The same plan, made months ago: too old to be the reviewed one.
     let mut old = plan.clone();
+    // (Its hash recomputed: `created` is under it.)
     old["created"] = json!("2026-01-01T00:00:00.000Z");
-    std::fs::write(&file, old.to_string()).expect("write");
+    std::fs::write(&file, rehashed(old.clone()).to_string()).expect("write");
     pipeline.sim.clear_request_log();
     expect(
         &pipeline.ferry(&["apply", "prod.json"]),
@@ -91,12 +94,12 @@ async fn require_approval_refuses_yes_alone_and_applies_the_reviewed_plan_if_fre
     assert!(writes(&pipeline.sim, "acme-prod").is_empty(), "nothing was written");
     // A plan that does not say when it was made is refused too.
     old.as_object_mut().expect("object").remove("created");
-    std::fs::write(&file, old.to_string()).expect("write");
+    std::fs::write(&file, rehashed(old.clone()).to_string()).expect("write");
     expect(&pipeline.ferry(&["apply", "prod.json"]), 3, &["records no creation time"]);
     // `approval.maxPlanAge` sets the limit.
     edit_plan(&pipeline, |text| format!("approval:\n  maxPlanAge: 1h\n{text}"));
     old["created"] = json!(ferry::timestamp::rfc3339(ferry::timestamp::now_ms() - 2 * 3_600_000));
-    std::fs::write(&file, old.to_string()).expect("write");
+    std::fs::write(&file, rehashed(old.clone()).to_string()).expect("write");
     expect(&pipeline.ferry(&["apply", "prod.json"]), 3, &["older than 1h 00m"]);
 
     // The plan as saved, reviewed in CI and applied there.

@@ -12,7 +12,7 @@ use crate::promote::{
 use crate::support::oci::{Image, Registry};
 
 /// The example's images pushed into `org`'s registry, as CI would.
-async fn push_example_images(pipeline: &Pipeline, org: &str) -> Registry {
+pub(crate) async fn push_example_images(pipeline: &Pipeline, org: &str) -> Registry {
     let registry = Registry::new(&pipeline.sim.registry_host(org).expect("registry"), token(org));
     for (repo, tag) in IMAGES {
         registry.push_image(repo, tag, &Image::new(&format!("{org}-{repo}-{tag}"), "amd64")).await;

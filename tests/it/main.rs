@@ -29,5 +29,6 @@ mod server_fields;
 mod sim;
 mod status;
 mod support;
+mod tamper;
 mod template_gvc;
 mod valid;

@@ -253,7 +253,8 @@ async fn a_saved_plan_records_versions_fingerprints_revision_and_hash() {
     assert!(run.stderr.contains("Saved the plan to prod-plan.json"), "{}", run.stderr);
     let saved: ferry::plan::Plan =
         serde_json::from_str(&read(&dir.path().join("prod-plan.json"))).expect("a saved plan");
-    assert_eq!(saved.schema, "ferry.plan/v2");
+    assert_eq!(saved.schema, "ferry.plan/v3");
+    assert!(saved.created.is_some() && saved.origin.is_some(), "stamped and bound");
     assert_eq!(saved.target.revision.as_ref().map(|r| r.commit.as_str()), Some(head.as_str()));
     assert_eq!(saved.hash, saved.compute_hash());
     for resource in &saved.resources {
