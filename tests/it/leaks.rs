@@ -309,18 +309,27 @@ fn a_saved_plan_writes_the_payloads_of_its_commit_and_refuses_a_secret_changed_s
     std::fs::write(&prod, &overrides).expect("the overrides as they were");
 
     // Git changes after the plan: apply writes the payload of the plan's
-    // commit, the one reviewed, not git's newer one.
+    // commit, the one reviewed, not git's newer one. A plan made at a
+    // commit by its SHA is applied so; one made at `HEAD` is refused once
+    // HEAD names another commit (apply resolves the ref again), with
+    // nothing written.
     let secrets = std::fs::read_to_string(dir.path().join("manifests-example/secrets.yaml"))
         .expect("secrets");
     let (old, reviewed, newer) = ("CHANGE_ME@db", "reviewed-4e7@db", "newer-b90@db");
     assert!(secrets.contains(old));
     repo.write(&[("manifests-example/secrets.yaml", &secrets.replacen(old, reviewed, 1))]);
-    repo.commit_all("rotate the database password");
-    let planned = ferry(&["plan", "prod", "--ref", "HEAD", "--out", "plan.json"]);
+    let commit = repo.commit_all("rotate the database password").to_string();
+    let planned = ferry(&["plan", "prod", "--ref", &commit, "--out", "plan.json"]);
     assert_eq!(planned.code, Some(2), "{}", planned.stderr);
     assert!(planned.stdout.contains("~ secret/api-db"), "{}", planned.stdout);
+    let at_head = ferry(&["plan", "prod", "--ref", "HEAD", "--out", "head.json"]);
+    assert_eq!(at_head.code, Some(2), "{}", at_head.stderr);
     repo.write(&[("manifests-example/secrets.yaml", &secrets.replacen(old, newer, 1))]);
     repo.commit_all("rotate it again");
+    let moved = ferry(&["apply", "head.json"]);
+    assert_eq!(moved.code, Some(1), "{}", moved.stderr);
+    assert!(moved.stderr.contains("revision.commit"), "{}", moved.stderr);
+    assert!(!state().contains(reviewed), "nothing was written");
     let applied = ferry(&["apply", "plan.json"]);
     assert_eq!(applied.code, Some(0), "{}", applied.stderr);
     let now = state();
