@@ -365,16 +365,22 @@ pub fn reproduced(saved: &Plan, rebuilt: &Plan, dst: &Environment) -> Result<(),
         }
         .into());
     }
+    // A plan that cannot be written as JSON is never taken as equal to
+    // another: both would compare as nothing.
+    let not_comparable = |_| PromoteError::NotReproduced {
+        environment: dst.name.clone(),
+        difference: "a plan could not be compared (not serializable)".to_owned(),
+    };
     let comparable = |plan: &Plan| {
-        let mut value = serde_json::to_value(plan).unwrap_or_default();
+        let mut value = serde_json::to_value(plan).map_err(not_comparable)?;
         if let Some(map) = value.as_object_mut() {
             for unbound in ["hash", "created", "origin"] {
                 map.remove(unbound);
             }
         }
-        value
+        Ok::<_, PromoteError>(value)
     };
-    match first_difference(&comparable(saved), &comparable(rebuilt), "") {
+    match first_difference(&comparable(saved)?, &comparable(rebuilt)?, "") {
         None => Ok(()),
         Some(difference) => {
             Err(PromoteError::NotReproduced { environment: dst.name.clone(), difference }.into())
