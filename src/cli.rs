@@ -198,6 +198,15 @@ pub enum Command {
         #[arg(long)]
         during_freeze: bool,
     },
+    /// Finish a release that a stopped run (killed, cancelled, its lock
+    /// lost) left in progress: wait for what it wrote and record it as
+    /// succeeded, or restore it and record the failure; clear an expired
+    /// lock. Every promote, deploy, apply and rollback does this first.
+    Recover {
+        env: String,
+        #[command(flatten)]
+        lock: LockArgs,
+    },
     /// Break an environment's promotion lock once it has expired.
     Unlock {
         env: String,

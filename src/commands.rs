@@ -52,6 +52,7 @@ pub fn run(cli: Cli) -> Result<ExitStatus, Error> {
             None => rollback::run(&session, &env, to, &promotion, during_freeze),
         },
         Command::Unlock { env, force } => promote::unlock(&session, &env, force),
+        Command::Recover { env, lock } => promote::recover(&session, &env, &lock),
         Command::History { env, revision, limit } => history::run(&session, &env, revision, limit),
         Command::Sim { command: SimCommand::Serve { addr, state, config, orgs } } => {
             Ok(crate::sim::serve(addr, state, config, orgs)?)

@@ -63,11 +63,31 @@ impl History {
 /// Every release record of `env`, read with `-reveal`: the readable ones
 /// and, apart, the ones that cannot be read and why.
 pub async fn read<A: ControlPlane>(client: &A, env: &Environment) -> Result<History, ApiError> {
+    read_matching(client, env, None).await
+}
+
+/// The records of `env`'s releases in progress ([`Outcome::InProgress`]):
+/// one query by tag (normally answered with nothing), and the ones found
+/// read with `-reveal`.
+pub async fn in_progress<A: ControlPlane>(
+    client: &A,
+    env: &Environment,
+) -> Result<History, ApiError> {
+    read_matching(client, env, Some(Outcome::InProgress)).await
+}
+
+/// The release records of `env`, of any outcome or of `outcome` only.
+async fn read_matching<A: ControlPlane>(
+    client: &A,
+    env: &Environment,
+    outcome: Option<Outcome>,
+) -> Result<History, ApiError> {
     let path = format!("{}/-query", paths::collection(&env.org, &env.gvc, Kind::Secret));
-    let query = json!({
-        "kind": "secret",
-        "spec": {"match": "all", "terms": [{"op": "=", "tag": RELEASE_OF_TAG, "value": env.name}]},
-    });
+    let mut terms = vec![json!({"op": "=", "tag": RELEASE_OF_TAG, "value": env.name})];
+    if let Some(outcome) = outcome {
+        terms.push(json!({"op": "=", "tag": release::OUTCOME_TAG, "value": outcome.as_str()}));
+    }
+    let query = json!({"kind": "secret", "spec": {"match": "all", "terms": terms}});
     let secrets = client.query(&path, &query).await?;
     let found: Vec<Result<Release, Unreadable>> =
         stream::iter(secrets.iter().filter_map(|s| s.get("name").and_then(Value::as_str)))
@@ -165,6 +185,9 @@ pub async fn last_succeeded<A: ControlPlane>(
 pub struct Numbering {
     pub revision: u64,
     pub existing: Vec<u64>,
+    /// Releases in progress, with the lock holder of the run that started
+    /// each ([`release::Pending`]).
+    pub unfinished: Vec<(u64, Option<String>)>,
 }
 
 /// The next revision of `env`. Call it only while holding `env`'s lock
@@ -177,7 +200,13 @@ pub async fn next_revision<A: ControlPlane>(
     let history = read(client, env).await?;
     warn_unreadable(env, &history);
     let existing = history.revisions();
-    Ok(Numbering { revision: release::next_revision(&existing), existing })
+    let unfinished = history
+        .releases
+        .iter()
+        .filter(|r| r.outcome == Outcome::InProgress)
+        .map(|r| (r.revision, r.pending.as_ref().map(|p| p.holder.clone())))
+        .collect();
+    Ok(Numbering { revision: release::next_revision(&existing), existing, unfinished })
 }
 
 /// How many times a record is moved to a later revision because its own
@@ -254,6 +283,27 @@ pub async fn record<A: ControlPlane>(
     }
     taken.push(release.revision);
     trim(client, env, &taken).await;
+    Ok(release.revision)
+}
+
+/// Rewrites the record of a release that was recorded in progress with
+/// its outcome: PUT, as `cpln apply` upserts (the record is the one this
+/// run, holding the lock, wrote or took over; [`record`] alone is
+/// create-only). A PUT whose answer is lost is sent again by the client.
+pub async fn finish<A: ControlPlane>(
+    client: &A,
+    env: &Environment,
+    release: &Release,
+) -> Result<u64, ApiError> {
+    let collection = paths::collection(&env.org, &env.gvc, Kind::Secret);
+    let release = match release::fit(release) {
+        Ok((fitted, _)) => fitted,
+        Err(over) => {
+            tracing::warn!("{over}; writing it anyway");
+            release.clone()
+        }
+    };
+    client.put(&collection, &release::to_secret(&release)).await?;
     Ok(release.revision)
 }
 

@@ -199,6 +199,7 @@ impl Fence {
 pub struct Lock<A: ControlPlane> {
     client: A,
     path: String,
+    holder: String,
     renewal: JoinHandle<()>,
     fence: Fence,
 }
@@ -291,7 +292,13 @@ impl<A: ControlPlane> Lock<A> {
                     fence: fence.clone(),
                 };
                 let renewal = tokio::spawn(renewal.run());
-                Lock { client: client.clone(), path: path.clone(), renewal, fence }
+                Lock {
+                    client: client.clone(),
+                    path: path.clone(),
+                    holder: holder.clone(),
+                    renewal,
+                    fence,
+                }
             };
             let lost = match client.post(&collection, &body).await {
                 Ok(outcome) => return Ok(held(outcome.body.as_ref())),
@@ -339,6 +346,11 @@ impl<A: ControlPlane> Lock<A> {
         &self.fence
     }
 
+    /// This acquisition's holder id, as the lock's tag says.
+    pub fn holder(&self) -> &str {
+        &self.holder
+    }
+
     /// Deletes the lock, unless it was lost: then it may be another
     /// runner's, and is left alone (`Ok(false)`).
     pub async fn release(self) -> Result<bool, ApiError> {
@@ -347,6 +359,14 @@ impl<A: ControlPlane> Lock<A> {
             return Ok(false);
         }
         self.client.delete(&self.path).await.map(|_| true)
+    }
+}
+
+/// A lock dropped without [`Lock::release`] (its run cancelled) stops
+/// renewing and expires, as when the process dies.
+impl<A: ControlPlane> Drop for Lock<A> {
+    fn drop(&mut self) {
+        self.renewal.abort();
     }
 }
 

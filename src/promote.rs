@@ -146,6 +146,17 @@ pub enum PromoteError {
     )]
     NotReproduced { environment: String, difference: String },
 
+    #[error(
+        "{environment} has release {revision} in progress, so what runs there is not verified yet; nothing was written"
+    )]
+    #[diagnostic(
+        code(ferry::promote::source_unfinished),
+        help(
+            "wait for it to finish; if its run stopped (killed, cancelled), `ferry recover {environment}` finishes it (waits for what it wrote, or restores it). Then promote again"
+        )
+    )]
+    SourceUnfinished { environment: String, revision: u64 },
+
     #[error(transparent)]
     #[diagnostic(transparent)]
     Closed(#[from] crate::gate::Closed),
@@ -164,6 +175,7 @@ impl PromoteError {
             PromoteError::NotApproved { .. }
                 | PromoteError::ApprovalRequired { .. }
                 | PromoteError::PlanTooOld { .. }
+                | PromoteError::SourceUnfinished { .. }
                 | PromoteError::Closed(_)
         )
     }
@@ -191,11 +203,22 @@ pub async fn promote(
     // it: they do not depend on it (one round less before the lock), and
     // are only looked at when the plan changes something.
     let client = connect::client(dst)?;
-    let (made, closed) = futures::join!(
+    // What a stopped run left in DST (and whether SRC has a release in
+    // progress) is read while the plan is made, too.
+    let (made, closed, look, src_unfinished) = futures::join!(
         promotion.make(workspace),
         crate::gate::closed(&client, dst, crate::timestamp::now_ms()),
+        execute::look(&client, dst),
+        source_unfinished(promotion.src),
     );
-    let made = made?;
+    if let Some((source, revision)) = src_unfinished? {
+        return Err(PromoteError::SourceUnfinished { environment: source, revision }.into());
+    }
+    let mut made = made?;
+    if !settle(&client, dst, look?, options, frontend).await?.finished.is_empty() {
+        // A release finished as succeeded changes what a deploy keeps.
+        made = promotion.make(workspace).await?;
+    }
     frontend.plan(&made.plan);
     deletes_allowed(&made.plan, dst, options.prune)?;
     if made.plan.summary.has_changes() {
@@ -205,6 +228,43 @@ pub async fn promote(
         return Ok(Promoted::UpToDate(Box::new(made.plan)));
     };
     carry_out(made.plan, promotion, &made.rendered, options, approval, frontend).await
+}
+
+/// Finishes what a stopped run left in progress in `dst` and clears an
+/// expired lock ([`execute::settle`]), as every run into an environment
+/// does before it writes, and whatever it then does.
+pub async fn settle<A: ControlPlane>(
+    client: &A,
+    dst: &Environment,
+    look: execute::Look,
+    options: &Options,
+    frontend: &dyn Frontend,
+) -> Result<execute::Settled, Error> {
+    let how = execute::Settle {
+        lock_timeout: options.lock_timeout,
+        lock_ttl: options.lock_ttl,
+        actor: Actor::from_environment(),
+    };
+    execute::settle(client, dst, &look, &how, frontend).await
+}
+
+/// Reads `dst`'s lock and releases in progress, then [`settle`]s them.
+pub async fn look_and_settle<A: ControlPlane>(
+    client: &A,
+    dst: &Environment,
+    options: &Options,
+    frontend: &dyn Frontend,
+) -> Result<execute::Settled, Error> {
+    let look = execute::look(client, dst).await?;
+    settle(client, dst, look, options, frontend).await
+}
+
+/// The release in progress in the source of a promotion, if any: what
+/// runs there is not verified yet.
+pub async fn source_unfinished(src: Option<&Environment>) -> Result<Option<(String, u64)>, Error> {
+    let Some(src) = src else { return Ok(None) };
+    let found = crate::history::in_progress(&connect::client(src)?, src).await?;
+    Ok(found.releases.first().map(|r| (src.name.clone(), r.revision)))
 }
 
 /// The gates a plan shown passes before it is carried out: freeze windows
@@ -325,6 +385,10 @@ pub async fn apply(
     frontend: &dyn Frontend,
 ) -> Result<Promoted, Error> {
     unaltered(&saved, promotion.dst())?;
+    if let Some((source, revision)) = source_unfinished(promotion.src).await? {
+        return Err(PromoteError::SourceUnfinished { environment: source, revision }.into());
+    }
+    look_and_settle(&connect::client(promotion.dst())?, promotion.dst(), options, frontend).await?;
     frontend.plan(&saved);
     deletes_allowed(&saved, promotion.dst(), options.prune)?;
     if !saved.summary.has_changes() {

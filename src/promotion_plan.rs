@@ -473,6 +473,7 @@ mod tests {
             rolled_back: false,
             message: None,
             approval: None,
+            pending: None,
         }
     }
 

@@ -24,13 +24,15 @@ use base64::Engine;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use crate::manifest::ResourceId;
+
 /// Version of the record's JSON.
 pub const SCHEMA: &str = "ferry.release/v1";
 /// On release secrets: the environment they belong to.
 pub const RELEASE_OF_TAG: &str = "ferry/release-of";
 /// On release secrets: the revision number.
 pub const REVISION_TAG: &str = "ferry/revision";
-/// On release secrets: `succeeded` or `failed`.
+/// On release secrets: `succeeded`, `failed` or `in-progress`.
 pub const OUTCOME_TAG: &str = "ferry/outcome";
 /// On workloads a release changed: its revision number.
 pub const RELEASE_TAG: &str = "ferry/release";
@@ -42,6 +44,11 @@ pub enum Outcome {
     /// Applying or readiness failed (what was changed may have been
     /// restored; see `rolled_back`).
     Failed,
+    /// Recorded before the release's first write and not finished yet:
+    /// its run is still going, or was stopped (SIGKILL, a cancelled job,
+    /// a lost lock) and the next run into the environment finishes it
+    /// ([`Pending`]).
+    InProgress,
 }
 
 impl Outcome {
@@ -49,6 +56,7 @@ impl Outcome {
         match self {
             Outcome::Succeeded => "succeeded",
             Outcome::Failed => "failed",
+            Outcome::InProgress => "in-progress",
         }
     }
 }
@@ -265,6 +273,83 @@ pub struct Release {
     /// How it was approved (absent from records older than the field).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approval: Option<Approval>,
+    /// While in progress: what a later run needs to finish it (dropped
+    /// from the record once it is finished).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending: Option<Pending>,
+}
+
+/// What a run that finds a release in progress, whose own run is gone,
+/// needs to finish it: every write it planned, with the state before it.
+/// Written on the record before the release's first write.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pending {
+    /// The lock holder of the run carrying it out ([`crate::lock`]): while
+    /// that holder keeps the lock, the release is still running.
+    pub holder: String,
+    /// Every write the release planned, in the plan's order.
+    pub writes: Vec<PendingWrite>,
+}
+
+impl Pending {
+    /// The same writes with only the versions of what existed before:
+    /// for a record that would be over its budget with the bodies.
+    pub fn versions_only(self) -> Self {
+        let writes = self
+            .writes
+            .into_iter()
+            .map(|write| match write.before {
+                Before::Kept { version, .. } => {
+                    PendingWrite { before: Before::Version { version }, ..write }
+                }
+                _ => write,
+            })
+            .collect();
+        Pending { writes, ..self }
+    }
+}
+
+/// One write of a release in progress.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingWrite {
+    pub id: ResourceId,
+    /// A delete (else a create or an update).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub delete: bool,
+    /// A workload the release waits to be ready.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub gate: bool,
+    /// Written with the release's revision as its `ferry/release` tag.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub stamp: bool,
+    pub before: Before,
+}
+
+/// The state of a resource before a release wrote it, as far as the
+/// release's record keeps it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "kebab-case")]
+pub enum Before {
+    /// It did not exist.
+    Absent,
+    /// Its body, as it is written back (server-managed fields dropped),
+    /// and its version.
+    Kept { body: Value, version: Option<Value> },
+    /// Only its version: a secret, whose payload Ferry stores nowhere but
+    /// in the secret itself, or any resource when the bodies would take
+    /// the record over its budget. Such a resource is not restored by a
+    /// later run.
+    Version { version: Option<Value> },
+}
+
+impl Before {
+    /// The version it had, if it existed.
+    pub fn version(&self) -> Option<&Value> {
+        match self {
+            Before::Absent => None,
+            Before::Kept { version, .. } | Before::Version { version } => version.as_ref(),
+        }
+    }
 }
 
 impl Release {
@@ -478,6 +563,7 @@ pub(crate) mod tests {
             rolled_back: false,
             message: None,
             approval: None,
+            pending: None,
         }
     }
 

@@ -34,6 +34,9 @@ pub async fn rollback(
     frontend: &dyn Frontend,
 ) -> Result<Promoted, Error> {
     let client = connect::client(env)?;
+    // A release a stopped run left in progress is finished first: the
+    // rollback is planned from the history it leaves.
+    crate::promote::look_and_settle(&client, env, options, frontend).await?;
     let (plan, src) = plan(config, &client, env, to).await?;
     frontend.plan(&plan);
     if plan.summary.has_changes() {
@@ -59,12 +62,13 @@ pub async fn apply(
     frontend: &dyn Frontend,
 ) -> Result<Promoted, Error> {
     crate::promote::unaltered(&saved, env)?;
+    let client = connect::client(env)?;
+    crate::promote::look_and_settle(&client, env, options, frontend).await?;
     frontend.plan(&saved);
     if !saved.summary.has_changes() {
         return Ok(Promoted::UpToDate(Box::new(saved)));
     }
     crate::promote::fresh(&saved, config.max_plan_age, crate::timestamp::now_ms())?;
-    let client = connect::client(env)?;
     crate::promote::open(&client, env, options, frontend).await?;
     // Made again from the release it restores, as recorded now: only the
     // same rollback is carried out.

@@ -114,9 +114,22 @@ pub struct EnvironmentStatus {
     /// The revision of the newest successful release.
     pub last_succeeded: Option<u64>,
     pub lock: Option<LockView>,
+    /// A release recorded in progress, and whether its run still holds
+    /// the lock; one whose run stopped is finished by the next run into
+    /// the environment (or `ferry recover`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unfinished: Option<UnfinishedView>,
     pub workloads: Vec<WorkloadStatus>,
     /// Containers that do not run what the last successful release set.
     pub drift: Vec<ReleaseDrift>,
+}
+
+/// A release in progress, as status shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct UnfinishedView {
+    pub revision: u64,
+    /// Its run holds the lock: it is going on now.
+    pub running: bool,
 }
 
 impl EnvironmentStatus {
@@ -129,6 +142,7 @@ impl EnvironmentStatus {
             release: None,
             last_succeeded: None,
             lock: None,
+            unfinished: None,
             workloads: Vec::new(),
             drift: Vec::new(),
         }
@@ -390,6 +404,17 @@ async fn fill(env: &Environment, status: &mut EnvironmentStatus) -> Result<(), E
     status.release = newest.map(ReleaseView::of);
     status.last_succeeded = succeeded.map(|r| r.revision);
     status.drift = succeeded.map(|r| release_drift(r, &workloads)).unwrap_or_default();
+    let now = client.now_ms();
+    status.unfinished = releases
+        .iter()
+        .filter_map(|(_, r)| r.as_ref())
+        .find(|r| r.outcome == Outcome::InProgress)
+        .map(|r| UnfinishedView {
+            revision: r.revision,
+            running: held.as_ref().is_some_and(|lock| {
+                !lock.is_expired(now) && r.pending.as_ref().is_some_and(|p| p.holder == lock.holder)
+            }),
+        });
     status.lock = held.map(|info| LockView {
         expired: info.is_expired(client.now_ms()),
         holder: info.holder,
@@ -505,7 +530,13 @@ pub fn text(status: &Status) -> String {
     row("org/gvc", &|e| format!("{}/{}", e.org, e.gvc));
     row("release", &|e| {
         e.release.as_ref().map_or("none".to_owned(), |r| {
-            let outcome = if r.rolled_back { "failed, restored" } else { r.outcome.as_str() };
+            let outcome = match &e.unfinished {
+                Some(u) if u.revision == r.revision && !u.running => {
+                    "left in progress (its run stopped)"
+                }
+                _ if r.rolled_back => "failed, restored",
+                _ => r.outcome.as_str(),
+            };
             format!("{} {outcome}", r.revision)
         })
     });
@@ -570,6 +601,14 @@ pub fn text(status: &Status) -> String {
     for env in envs {
         if let Some(why) = &env.unreadable {
             let _ = writeln!(out, "\n{} could not be read: {}", env.name, why.message);
+        }
+        if let Some(unfinished) = env.unfinished.as_ref().filter(|u| !u.running) {
+            let name = &env.name;
+            let _ = writeln!(
+                out,
+                "\nRelease {} of {name} was left in progress: its run stopped before finishing it. The next promote, deploy, apply or rollback into {name} finishes it first, or `ferry recover {name}` now",
+                unfinished.revision
+            );
         }
     }
     if !status.edges.is_empty() {
@@ -714,6 +753,7 @@ mod tests {
             rolled_back: false,
             message: None,
             approval: None,
+            pending: None,
         }
     }
 

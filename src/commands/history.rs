@@ -311,6 +311,7 @@ mod tests {
                     .into()
             }),
             approval: None,
+            pending: None,
         }
     }
 

@@ -276,22 +276,91 @@ pub(super) fn finish(
             Ok(ExitStatus::Success)
         }
         Err(error) => {
-            if json
-                && let Error::Execute(failed) = &error
-                && let ExecuteError::Failed { what, left, cause } = &**failed
-            {
-                // What the failure left, for CI to read as it reads a release.
-                output::print(&format!(
-                    "{:#}\n",
-                    json!({"schema": failed_schema(*what), "outcome": "failed", "kind": what,
-                        "error": failed.to_string(), "cause": cause.to_string(),
-                        "failure": left.to_json()})
-                ))?;
+            if json {
+                print_failure(&error)?;
             }
             blocked(error)
         }
     }
 }
+
+/// With `--output json`: what a failed release left, for CI to read as it
+/// reads a release (a release a stopped run left in progress, finished
+/// as failed, names its revision).
+fn print_failure(error: &Error) -> Result<(), Error> {
+    let Error::Execute(failed) = error else { return Ok(()) };
+    let (what, left, cause, revision) = match &**failed {
+        ExecuteError::Failed { what, left, cause } => (what, left, cause, None),
+        ExecuteError::Finished { revision, what, left, cause } => {
+            (what, left, cause, Some(*revision))
+        }
+        _ => return Ok(()),
+    };
+    let mut report = json!({"schema": failed_schema(*what), "outcome": "failed", "kind": what,
+        "error": failed.to_string(), "cause": cause.to_string(), "failure": left.to_json()});
+    if let Some(revision) = revision {
+        report["left_in_progress"] = json!(revision);
+    }
+    output::print(&format!("{report:#}\n"))
+}
+
+/// `ferry recover ENV`: finishes what a stopped run left in progress
+/// there and clears an expired lock ([`crate::promote::look_and_settle`]).
+pub(crate) fn recover(
+    session: &Session<'_>,
+    env: &str,
+    lock: &crate::cli::LockArgs,
+) -> Result<ExitStatus, Error> {
+    let workspace = session.workspace()?;
+    let env = workspace.config.environment(env)?;
+    let console = Console::new(session);
+    let options = Options {
+        yes: false,
+        no_rollback: false,
+        prune: false,
+        lock_timeout: lock.lock_timeout,
+        lock_ttl: lock.lock_ttl,
+        sandbox: false,
+        during_freeze: false,
+    };
+    let settled = super::runtime()?.block_on(async {
+        crate::promote::look_and_settle(&connect::client(env)?, env, &options, &console).await
+    });
+    let settled = match settled {
+        Ok(settled) => settled,
+        Err(error) => {
+            if session.global.output == OutputFormat::Json {
+                print_failure(&error)?;
+            }
+            return blocked(error);
+        }
+    };
+    let finished: Vec<u64> = settled.finished.iter().map(|r| r.revision).collect();
+    if session.global.output == OutputFormat::Json {
+        output::print(&format!(
+            "{:#}\n",
+            json!({"schema": RECOVER_SCHEMA, "environment": env.name,
+                "finished": finished,
+                "cleared_lock": settled.cleared.is_some()})
+        ))?;
+        return Ok(ExitStatus::Success);
+    }
+    let mut lines = Vec::new();
+    for revision in &finished {
+        lines.push(format!("Finished release {revision} of {}: succeeded", env.name));
+    }
+    if let Some(cleared) = &settled.cleared {
+        lines.push(format!("Cleared the expired lock of {} ({})", env.name, cleared.describe()));
+    }
+    if lines.is_empty() {
+        lines.push(format!("{} has no release in progress and no expired lock", env.name));
+    }
+    output::print(&format!("{}\n", lines.join("\n")))?;
+    Ok(ExitStatus::Success)
+}
+
+/// Version of `recover --output json`.
+pub const RECOVER_SCHEMA: &str = "ferry.recover/v1";
 
 /// A refusal that blocks (a missing approval, a stale plan, a freeze, a
 /// halt, a held lock) reported, exit 3; any other error as it is.

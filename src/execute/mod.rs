@@ -24,13 +24,13 @@
 
 mod preflight;
 mod schedule;
+mod unfinished;
 mod write;
 
 use std::collections::HashMap;
 use std::fmt;
 use std::time::Duration;
 
-use futures::TryFutureExt;
 use futures::stream::{self, Stream, StreamExt, TryStreamExt};
 use miette::Diagnostic;
 use serde_json::Value;
@@ -50,6 +50,7 @@ use crate::{Error, history, observe};
 pub use preflight::{Finding, listed};
 pub use schedule::Outcome as Written;
 pub use tokio_util::sync::CancellationToken;
+pub use unfinished::{Look, Settle, Settled, look, settle};
 
 /// What the executor tells whoever shows progress.
 pub enum Event<'a> {
@@ -98,6 +99,16 @@ pub enum StepError {
         #[diagnostic_source]
         source: ApiError,
     },
+
+    #[error("its run stopped after {made} of its {planned} writes")]
+    #[diagnostic(code(ferry::release::stopped))]
+    Stopped { made: usize, planned: usize },
+
+    #[error(
+        "the state before it of {resources} is not kept (a secret's payload is stored nowhere but in the secret itself)"
+    )]
+    #[diagnostic(code(ferry::release::not_kept))]
+    NotKept { resources: String },
 }
 
 impl StepError {
@@ -114,6 +125,8 @@ impl StepError {
             StepError::Interrupted => "stopping at a signal".to_owned(),
             StepError::LockLost { .. } => "keeping the lock".to_owned(),
             StepError::Record { .. } => "recording the release".to_owned(),
+            StepError::Stopped { .. } => "making its writes".to_owned(),
+            StepError::NotKept { .. } => "restoring".to_owned(),
         }
     }
 }
@@ -440,6 +453,23 @@ pub enum ExecuteError {
         cause: StepError,
     },
 
+    #[error(
+        "release {revision} of {}, a {} left in progress when its run stopped, did not finish; {}",
+        left.environment, what.as_str(), left.state()
+    )]
+    #[diagnostic(
+        code(ferry::release::finished_failed),
+        help("this run changed nothing else; run it again\n{left}")
+    )]
+    Finished {
+        revision: u64,
+        what: ReleaseKind,
+        left: Box<Left>,
+        #[source]
+        #[diagnostic_source]
+        cause: StepError,
+    },
+
     #[error("copying {image} failed")]
     #[diagnostic(code(ferry::promote::copy))]
     Copy {
@@ -457,10 +487,21 @@ pub enum ExecuteError {
     #[diagnostic(
         code(ferry::promote::interrupted),
         help(
-            "what was written so far stays and no release was recorded; `ferry plan {environment}` shows what differs, and promoting again converges"
+            "what was written so far stays, and the release stays recorded as in progress: the next run into {environment} (or `ferry recover {environment}`) finishes it, waiting for what was written or restoring it"
         )
     )]
     Abandoned { environment: String },
+
+    #[error(
+        "release {revision} of {environment} is still recorded as in progress; nothing was written"
+    )]
+    #[diagnostic(
+        code(ferry::release::unfinished),
+        help(
+            "its run stopped before finishing it (or another run is finishing it now); `ferry recover {environment}` finishes it (waits for what it wrote, or restores it), then run this again"
+        )
+    )]
+    Unfinished { environment: String, revision: u64 },
 
     #[error("interrupted while waiting for the lock of {environment}; nothing was changed")]
     #[diagnostic(
@@ -544,7 +585,15 @@ pub async fn execute<A: ControlPlane>(
         _ => "promotion",
     };
     reporter.note(&format!("Locked {} for this {what}", env.name));
-    let run = Run { plan, target, options, reporter, bodies, fence: lock.fence().clone() };
+    let run = Run {
+        plan,
+        target,
+        options,
+        reporter,
+        bodies,
+        fence: lock.fence().clone(),
+        holder: lock.holder().to_owned(),
+    };
     let stop = CancellationToken::new();
     let locked = run.locked(&stop);
     tokio::pin!(locked);
@@ -614,6 +663,7 @@ fn release_record(
         rolled_back: false,
         message: info.note.clone(),
         approval: options.approval.clone(),
+        pending: None,
     }
 }
 
@@ -637,6 +687,7 @@ fn pre_ferry_record(plan: &Plan, options: &Options, env: &Environment, revision:
         rolled_back: false,
         message: Some(format!("what ran in {} before Ferry adopted it", env.name)),
         approval: None,
+        pending: None,
     }
 }
 
@@ -649,6 +700,8 @@ struct Run<'a, A: ControlPlane> {
     bodies: Vec<Option<Value>>,
     /// Whether the lock is still this run's: checked before every write.
     fence: Fence,
+    /// The lock's holder id, which the record in progress names.
+    holder: String,
 }
 
 impl<A: ControlPlane> Run<'_, A> {
@@ -665,7 +718,19 @@ impl<A: ControlPlane> Run<'_, A> {
         let reads = async {
             let read = futures::try_join!(
                 unmoved(client, env, self.plan),
-                history::next_revision(client, env).map_err(Error::from),
+                async {
+                    // A release in progress that is not this run's: its run
+                    // is gone (or it would hold the lock), and what it wrote
+                    // is not what this plan was made against.
+                    let numbering = history::next_revision(client, env).await?;
+                    match numbering.unfinished.first() {
+                        Some((revision, _)) => Err(Error::from(ExecuteError::Unfinished {
+                            environment: env.name.clone(),
+                            revision: *revision,
+                        })),
+                        None => Ok(numbering),
+                    }
+                },
                 async {
                     // What Ferry last wrote, read under the lock (it is
                     // rewritten after the writes).
@@ -695,7 +760,7 @@ impl<A: ControlPlane> Run<'_, A> {
                 }))
             }
         };
-        let (before, history::Numbering { mut revision, mut existing }, applied) = tokio::select! {
+        let (before, history::Numbering { mut revision, mut existing, .. }, applied) = tokio::select! {
             done = async { futures::try_join!(reads, prepared) } => done?.0,
             () = stop.cancelled() => {
                 return Err(ExecuteError::Interrupted { environment: env.name.clone() }.into());
@@ -705,6 +770,25 @@ impl<A: ControlPlane> Run<'_, A> {
             existing.push(self.record_pre_ferry(revision).await?);
             revision = release::next_revision(&existing);
         }
+        // Recorded in progress before the first write, so that a run that
+        // dies from here on leaves what the next run needs to finish it
+        // (`unfinished`); it also takes the revision the workloads are
+        // stamped with.
+        let mut record = release_record(self.plan, self.options, env, revision, started);
+        record.outcome = Outcome::InProgress;
+        record.pending = Some(self.pending(&before));
+        if release::fit(&record).is_err() {
+            record.pending = record.pending.map(release::Pending::versions_only);
+        }
+        release::fit(&record).map_err(ExecuteError::from)?;
+        if let Some(lost) = self.lock_lost() {
+            let why = Recorded::Not("its lock was lost before it began".to_owned());
+            return Err(self.failed(lost, Vec::new(), Restored::NothingWritten, why));
+        }
+        record.revision = history::record(client, env, &record, &existing).await?;
+        record.pending = None;
+        record.outcome = Outcome::Succeeded;
+        let revision = record.revision;
         let stamp = revision.to_string();
         let writes: Vec<schedule::Ready<'_>> = self
             .plan
@@ -729,12 +813,11 @@ impl<A: ControlPlane> Run<'_, A> {
         {
             self.record_applied(applied, &outcome).await;
         }
-        let mut record = release_record(self.plan, self.options, env, revision, started);
         let (cause, restored) = match outcome.result {
             Ok(()) => match self.lock_lost() {
                 None => {
                     record.finished = rfc3339(now_ms());
-                    match history::record(client, env, &record, &existing).await {
+                    match history::finish(client, env, &record).await {
                         Ok(revision) => {
                             record.revision = revision;
                             return Ok(record);
@@ -771,10 +854,13 @@ impl<A: ControlPlane> Run<'_, A> {
                 (cause, restored)
             }
         };
-        // A lost lock is another runner's: no record (its revision may be
-        // taken by that runner).
+        // A lost lock is another runner's: the record stays in progress,
+        // for that runner (or the next) to finish.
         let recorded = if let Some(lost) = self.lock_lost() {
-            Recorded::Not(lost.to_string())
+            Recorded::Not(format!(
+                "{lost}; release {revision} stays recorded as in progress, and the next run into {} finishes it",
+                env.name
+            ))
         } else {
             let info = &self.plan.steps.release;
             record.outcome = Outcome::Failed;
@@ -785,7 +871,7 @@ impl<A: ControlPlane> Run<'_, A> {
                 None => failure,
             });
             record.finished = rfc3339(now_ms());
-            match history::record(client, env, &record, &existing).await {
+            match history::finish(client, env, &record).await {
                 Ok(revision) => Recorded::Revision(revision),
                 Err(error) => {
                     Recorded::Not(format!("writing its record failed: {}", chain(&error)))
@@ -793,6 +879,36 @@ impl<A: ControlPlane> Run<'_, A> {
             }
         };
         Err(self.failed(cause, outcome.written, restored, recorded))
+    }
+
+    /// What a later run needs to finish this release should this run die:
+    /// every write, with the state `before` it as read under the lock
+    /// (`unmoved`). A resource not read there did not exist (as
+    /// [`steps::restore`] takes it); a secret keeps only its version.
+    fn pending(&self, before: &HashMap<ResourceId, Value>) -> release::Pending {
+        let writes = self
+            .plan
+            .steps
+            .writes
+            .iter()
+            .map(|write| release::PendingWrite {
+                id: write.id.clone(),
+                delete: write.method == steps::Method::Delete,
+                gate: write.gate,
+                stamp: write.stamp,
+                before: match before.get(&write.id) {
+                    None => release::Before::Absent,
+                    Some(body) if write.id.kind == crate::manifest::Kind::Secret => {
+                        release::Before::Version { version: body.get("version").cloned() }
+                    }
+                    Some(body) => release::Before::Kept {
+                        body: steps::writable(body),
+                        version: body.get("version").cloned(),
+                    },
+                },
+            })
+            .collect();
+        release::Pending { holder: self.holder.clone(), writes }
     }
 
     /// The lock, if it was lost, as the step error that says so.

@@ -399,8 +399,10 @@ async fn what_was_written_is_recorded_and_a_field_git_removes_is_removed_alone()
         .and_then(|f| f.child("env"));
     assert!(env_fields.is_some_and(|e| e.child("A").is_some() && e.child("B").is_none()));
     // A plan that writes but changes no field set leaves the record alone.
+    // (Counted by the record's version: release records are PUT there too.)
+    let applied_path = format!("/org/acme/secret/{}", applied::secret_name(&env.name));
     let record_writes = |fake: &Fake| {
-        fake.calls().iter().filter(|c| c.verb == Verb::Put && c.path == "/org/acme/secret").count()
+        fake.body(&applied_path).and_then(|b| b["version"].as_u64()).unwrap_or_default()
     };
     let written = record_writes(&fake);
     fake.seed(&path, {
@@ -421,11 +423,8 @@ async fn a_record_that_cannot_be_read_is_not_overwritten() {
     fake.inject(Fault::new(Verb::Get, &path, 403).times(100));
     let plan = planned(&fake, &env, &[workload("api")], &[]).await;
     assert!(run(&fake, &env, &plan, &Seen::new()).await.is_ok());
-    assert!(
-        !fake.calls().iter().any(|c| c.verb == Verb::Put && c.path == "/org/acme/secret"),
-        "{:?}",
-        fake.calls()
-    );
+    let applied_path = format!("/org/acme/secret/{}", applied::secret_name(&env.name));
+    assert!(fake.body(&applied_path).is_none(), "{:?}", fake.calls());
 }
 
 const LOCK: &str = "/org/acme/secret/ferry-lock-prod";
@@ -566,4 +565,214 @@ async fn an_api_failure_under_the_lock_before_any_write_says_nothing_was_changed
     );
     assert!(resource_writes(&fake).is_empty(), "{:?}", resource_writes(&fake));
     assert_eq!(fake.body(LOCK), None, "the lock was released");
+}
+
+/// Starts `plan` in a task, waits until `landed` holds of the fake, then
+/// kills the run (the task aborted: no restore, no record, the lock left
+/// to expire), as SIGKILL would.
+async fn killed_when(fake: &Fake, env: &Environment, plan: &Plan, landed: impl Fn(&Fake) -> bool) {
+    let seen = Seen::new();
+    let running = run_with_ttl(fake, env, plan, &seen, Duration::from_secs(60));
+    tokio::pin!(running);
+    for _ in 0..600 {
+        if landed(fake) {
+            break;
+        }
+        tokio::select! {
+            result = &mut running => panic!("the run ended: {result:?}"),
+            () = tokio::time::sleep(Duration::from_millis(100)) => {}
+        }
+    }
+    assert!(landed(fake), "never got there: {:?}", fake.calls());
+    // Dropped mid-run: what SIGKILL leaves.
+}
+
+/// The record of release `revision` of prod, as stored.
+fn stored_release(fake: &Fake, revision: u64) -> Option<Release> {
+    fake.body(&format!("/org/acme/secret/{}", release::secret_name("prod", revision)))
+        .and_then(|secret| release::from_secret(&secret))
+}
+
+fn settling() -> Settle {
+    Settle {
+        lock_timeout: Duration::from_secs(300),
+        lock_ttl: Duration::from_secs(60),
+        actor: Actor { user: Some("carol".into()), ..Actor::default() },
+    }
+}
+
+/// A workload that exists, and a plan that changes its image and adds a
+/// domain; `api` rolls out as `rollout` says.
+async fn api_updated(fake: &Fake, env: &Environment, rollout: Rollout) -> (Value, Plan) {
+    let (_, api) = workload("api");
+    assert!(fake.put("/org/acme/gvc/app/workload", &api).await.is_ok());
+    let before = fake.body(&item(env, &id("workload/api"))).unwrap_or_default();
+    fake.set_rollout("api", rollout);
+    let (api_id, mut newer) = workload("api");
+    newer["spec"]["containers"][0]["image"] = json!("nginx:1.28");
+    let desired = [(api_id, newer), domain("api-route")];
+    let plan = planned(fake, env, &desired, &[("workload/api", "domain/api-route")]).await;
+    (before, plan)
+}
+
+/// The api workload carries release `revision`'s stamp.
+fn stamped(fake: &Fake, revision: &str) -> bool {
+    let api = fake.body("/org/acme/gvc/app/workload/api").unwrap_or_default();
+    api["tags"][release::RELEASE_TAG] == json!(revision)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_release_killed_while_not_ready_is_restored_and_recorded_as_failed_by_the_next_run() {
+    let (fake, env) = (Fake::new(), environment());
+    let (before, plan) = api_updated(&fake, &env, Rollout::Never).await;
+    killed_when(&fake, &env, &plan, |fake| stamped(fake, "1")).await;
+    // Killed while waiting for api: the record says so, nothing else does.
+    let left = stored_release(&fake, 1).unwrap_or_else(|| panic!("no record in progress"));
+    assert_eq!(left.outcome, Outcome::InProgress);
+    let pending = left.pending.clone().unwrap_or_else(|| panic!("no pending writes"));
+    assert_eq!(pending.writes.len(), 2, "{pending:?}");
+    assert!(fake.body(LOCK).is_some(), "the lock stays until it expires");
+
+    // The next run, once the lock has expired; api's earlier version
+    // rolls out again when it is put back.
+    tokio::time::sleep(Duration::from_secs(61)).await;
+    fake.set_rollout("api", Rollout::After(Duration::from_secs(1)));
+    let found = look(&fake, &env).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(found.unfinished.len(), 1);
+    assert_eq!(found.running(fake.now_ms()).map(|r| r.revision), None, "no live lock");
+    let seen = Seen::new();
+    let settled = settle(&fake, &env, &found, &settling(), &seen).await;
+    let Err(Error::Execute(error)) = settled else { panic!("{settled:?}") };
+    let message = error.to_string();
+    assert!(
+        message.starts_with("release 1 of prod, a deploy left in progress when its run stopped, did not finish; prod is as it was"),
+        "{message}"
+    );
+    let ExecuteError::Finished { revision, left, cause, .. } = *error else { panic!("{error:?}") };
+    assert_eq!(revision, 1);
+    // Every write had landed (domain included? it waits for api ready,
+    // so it never came): the release stopped part of the way.
+    assert!(matches!(cause, StepError::Stopped { made: 1, planned: 2 }), "{cause:?}");
+    assert!(
+        matches!(&left.restored, Restored::Restored(ids) if *ids == [id("workload/api")]),
+        "{left:?}"
+    );
+    assert!(matches!(left.recorded, Recorded::Revision(1)), "{left:?}");
+    assert_eq!(left.lock, LockLeft::Released);
+    let now = fake.body(&item(&env, &id("workload/api"))).unwrap_or_default();
+    assert_eq!(now["spec"], before["spec"], "api is back as it was");
+    assert_eq!(fake.body(&item(&env, &id("domain/api-route"))), None);
+    let recorded = stored_release(&fake, 1).unwrap_or_else(|| panic!("no record"));
+    assert_eq!((recorded.outcome, recorded.rolled_back), (Outcome::Failed, true));
+    assert_eq!(recorded.pending, None, "a finished record keeps no pending writes");
+    let said = recorded.message.unwrap_or_default();
+    assert!(said.contains("its run stopped before finishing it"), "{said}");
+    assert_eq!(fake.body(LOCK), None, "the lock was released");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_release_killed_after_its_writes_is_waited_for_and_recorded_by_the_next_run() {
+    let (fake, env) = (Fake::new(), environment());
+    // Ready 150 s after its write: after the kill, and after the lock
+    // expired, but within the readiness timeout of the next run.
+    let (_, api) = workload("api");
+    assert!(fake.put("/org/acme/gvc/app/workload", &api).await.is_ok());
+    fake.set_rollout("api", Rollout::After(Duration::from_secs(150)));
+    // A plan of api alone (no route waiting for it): every write lands.
+    let mut newer = api.clone();
+    newer["spec"]["containers"][0]["image"] = json!("nginx:1.28");
+    let plan = planned(&fake, &env, &[(id("workload/api"), newer)], &[]).await;
+    killed_when(&fake, &env, &plan, |fake| stamped(fake, "1")).await;
+    tokio::time::sleep(Duration::from_secs(61)).await;
+    let found = look(&fake, &env).await.unwrap_or_else(|e| panic!("{e}"));
+    let seen = Seen::new();
+    let settled = settle(&fake, &env, &found, &settling(), &seen).await;
+    let settled = settled.unwrap_or_else(|e| panic!("{e:?}"));
+    assert_eq!(settled.finished.iter().map(|r| r.revision).collect::<Vec<_>>(), [1]);
+    assert!(seen.at("ready api") >= Duration::from_secs(80), "waited for its readiness");
+    let recorded = stored_release(&fake, 1).unwrap_or_else(|| panic!("no record"));
+    assert_eq!(recorded.outcome, Outcome::Succeeded);
+    assert_eq!(recorded.pending, None);
+    assert!(stamped(&fake, "1"), "what it wrote stays");
+    assert_eq!(fake.body(LOCK), None, "the lock was released");
+    // Nothing is left for the run after.
+    let again = look(&fake, &env).await.unwrap_or_else(|e| panic!("{e}"));
+    assert!(again.unfinished.is_empty() && again.lock.is_none(), "{again:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_release_whose_run_holds_the_lock_is_waited_for_and_an_executor_refuses_to_write_past_it()
+{
+    let (fake, env) = (Fake::new(), environment());
+    let (_, plan) = api_updated(&fake, &env, Rollout::Never).await;
+    killed_when(&fake, &env, &plan, |fake| stamped(fake, "1")).await;
+    // Within the lock's TTL its run counts as running.
+    let look_now = look(&fake, &env).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(look_now.running(fake.now_ms()).map(|r| r.revision), Some(1));
+    // The next run waits for the lock; given no time, it is blocked.
+    let quick = Settle { lock_timeout: Duration::ZERO, ..settling() };
+    let settled = settle(&fake, &env, &look_now, &quick, &Seen::new()).await;
+    let Err(Error::Execute(error)) = settled else { panic!("{settled:?}") };
+    assert!(matches!(&*error, ExecuteError::Lock(LockError::Held { .. })), "{error:?}");
+    assert_eq!(stored_release(&fake, 1).map(|r| r.outcome), Some(Outcome::InProgress));
+
+    // An executor that gets the lock while the record is still in
+    // progress (its plan made against what the stopped run left) writes
+    // nothing.
+    tokio::time::sleep(Duration::from_secs(61)).await;
+    let (_, api) = workload("api");
+    let plan = planned(&fake, &env, &[(id("workload/api"), api)], &[]).await;
+    let writes_before = resource_writes(&fake);
+    let refused = run(&fake, &env, &plan, &Seen::new()).await;
+    let Err(Error::Execute(error)) = refused else { panic!("{refused:?}") };
+    assert!(matches!(&*error, ExecuteError::Unfinished { revision: 1, .. }), "{error:?}");
+    assert_eq!(resource_writes(&fake), writes_before, "nothing was written");
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_expired_lock_is_cleared_by_the_next_run_whatever_it_does() {
+    let (fake, env) = (Fake::new(), environment());
+    let dead = Actor { user: Some("dave".into()), ..Actor::default() };
+    let lock =
+        crate::lock::Lock::acquire(&fake, &env, &dead, Duration::from_secs(60), Duration::ZERO)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+    drop(lock);
+    let look_now = look(&fake, &env).await.unwrap_or_else(|e| panic!("{e}"));
+    let settled = settle(&fake, &env, &look_now, &settling(), &Seen::new()).await;
+    assert!(settled.is_ok_and(|s| s.cleared.is_none()), "a live lock is not touched");
+    assert!(fake.body(LOCK).is_some());
+    tokio::time::sleep(Duration::from_secs(61)).await;
+    let look_later = look(&fake, &env).await.unwrap_or_else(|e| panic!("{e}"));
+    let seen = Seen::new();
+    let settled = settle(&fake, &env, &look_later, &settling(), &seen).await;
+    let cleared = settled.unwrap_or_else(|e| panic!("{e:?}")).cleared;
+    assert!(cleared.is_some_and(|c| c.holder.starts_with("dave@")));
+    assert_eq!(fake.body(LOCK), None, "the expired lock is gone");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_secret_a_stopped_release_changed_is_named_as_not_restored() {
+    let (fake, env) = (Fake::new(), environment());
+    let (_, old) = secret("db", "s3cr3t-old-payload");
+    assert!(fake.put("/org/acme/secret", &old).await.is_ok());
+    fake.set_rollout("api", Rollout::Never);
+    let desired = [secret("db", "s3cr3t-new-payload"), workload("api")];
+    let plan = planned(&fake, &env, &desired, &[("secret/db", "workload/api")]).await;
+    killed_when(&fake, &env, &plan, |fake| stamped(fake, "1")).await;
+    let recorded = stored_release(&fake, 1).unwrap_or_else(|| panic!("no record"));
+    let payloads = serde_json::to_string(&recorded).unwrap_or_default();
+    assert!(!payloads.contains("s3cr3t"), "{payloads}");
+    tokio::time::sleep(Duration::from_secs(61)).await;
+    let look_later = look(&fake, &env).await.unwrap_or_else(|e| panic!("{e}"));
+    let settled = settle(&fake, &env, &look_later, &settling(), &Seen::new()).await;
+    let Err(Error::Execute(error)) = settled else { panic!("{settled:?}") };
+    let ExecuteError::Finished { left, .. } = *error else { panic!("{error:?}") };
+    let (unrestored, why) = left.restored.unrestored();
+    assert_eq!(unrestored, [id("secret/db")]);
+    assert!(why.contains("is not kept"), "{why}");
+    assert_eq!(left.restored.restored(), [id("workload/api")]);
+    assert_eq!(fake.body(&item(&env, &id("workload/api"))), None, "created, deleted again");
+    let recorded = stored_release(&fake, 1).unwrap_or_else(|| panic!("no record"));
+    assert_eq!((recorded.outcome, recorded.rolled_back), (Outcome::Failed, false));
 }

@@ -519,6 +519,7 @@ mod tests {
             rolled_back: false,
             message: None,
             approval: None,
+            pending: None,
         }
     }
 

@@ -125,8 +125,9 @@ async fn the_first_promotion_adopts_what_runs_writes_only_what_differs_and_can_b
         IDENTICAL.iter().map(|id| format!("PATCH {}", item_path(id))).collect();
     expected.extend(["PUT /org/acme-prod/gvc/app/identity".to_owned()]);
     expected.extend((0..5).map(|_| "PUT /org/acme-prod/gvc/app/workload".to_owned()));
-    // The record of the fields Ferry wrote (docs/last-applied.md).
-    expected.push("PUT /org/acme-prod/secret".to_owned());
+    // The record of the fields Ferry wrote (docs/last-applied.md), and
+    // the release's record, rewritten with its outcome (docs/history.md).
+    expected.extend(["PUT /org/acme-prod/secret"; 2].map(str::to_owned));
     let mut found = written.clone();
     found.sort();
     expected.sort();

@@ -16,6 +16,7 @@ mod history;
 mod images;
 mod import;
 mod inputs;
+mod interrupted;
 mod leaks;
 mod least_privilege;
 mod plan;

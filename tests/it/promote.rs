@@ -478,8 +478,12 @@ async fn a_killed_promote_leaves_its_lock_and_the_next_one_breaks_it_once_expire
     let past = serde_json::json!({"tags": {"ferry/lock-expires": "2026-01-01T00:00:00.000Z"}});
     assert!(api.patch(lock_path, past).await.0.is_success());
     pipeline.sim.clear_request_log();
+    // The next run takes the lock over and finishes the killed release
+    // first: it had not made all its writes, so what it made is put back,
+    // the release recorded as failed, and the run stops there (exit 1;
+    // tests/it/interrupted.rs has the rest).
     let next = pipeline.ferry(&["promote", "staging", "prod", "--yes"]);
-    assert_eq!(next.code, Some(0), "{}\n{}", next.stdout, next.stderr);
+    assert_eq!(next.code, Some(1), "{}\n{}", next.stdout, next.stderr);
     assert!(
         next.stderr.contains(&format!("breaking the expired lock of prod: {holder}")),
         "{}",
@@ -498,6 +502,9 @@ async fn a_killed_promote_leaves_its_lock_and_the_next_one_breaks_it_once_expire
     );
     let (_, taken) = api.get(lock_path).await;
     assert!(taken.is_null() || taken["tags"]["ferry/lock-holder"] != holder.as_str());
+    // Then a promotion goes through as if the killed one had never run.
+    let again = pipeline.ferry(&["promote", "staging", "prod", "--yes"]);
+    assert_eq!(again.code, Some(0), "{}\n{}", again.stdout, again.stderr);
     let plan = pipeline.ferry(&["plan", "prod", "--from", "staging"]);
     assert_eq!(plan.code, Some(0), "converged: {}", plan.stdout);
 }
@@ -659,7 +666,11 @@ async fn a_saved_plan_is_applied_exactly_or_refused_naming_what_moved() {
 }
 
 /// Waits until GET `path` answers 200 with a body that `done` accepts.
-async fn until(api: &crate::support::sim::Api, path: &str, done: impl Fn(&Value) -> bool) {
+pub(crate) async fn until(
+    api: &crate::support::sim::Api,
+    path: &str,
+    done: impl Fn(&Value) -> bool,
+) {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let (status, body) = api.get(path).await;

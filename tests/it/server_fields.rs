@@ -123,8 +123,9 @@ async fn fields_only_the_server_sets_are_never_changes_but_a_removal_from_git_st
     assert_eq!(env_names(&worker), ["QUEUE_URL"], "{worker}");
     assert_eq!(worker["spec"]["someNewServerField"], "value");
     assert_eq!(worker["spec"]["containers"][0]["someNewContainerField"], json!({"on": true}));
-    // Beside the lock and the release record: the worker alone (its PUT,
-    // then the PATCH of its removal), then the record of what was written.
+    // Beside the lock and the release record (created in progress): the
+    // worker alone (its PUT, then the PATCH of its removal), then the
+    // record of what was written and the release's, with its outcome.
     let written: Vec<(String, String)> = writes(&pipeline.sim, STAGING)
         .into_iter()
         .filter(|r| !r.path.contains("/secret/ferry-lock") && r.method != "POST")
@@ -133,6 +134,7 @@ async fn fields_only_the_server_sets_are_never_changes_but_a_removal_from_git_st
     let expected = [
         ("PUT", "/org/acme-staging/gvc/app/workload"),
         ("PATCH", WORKER),
+        ("PUT", "/org/acme-staging/secret"),
         ("PUT", "/org/acme-staging/secret"),
     ]
     .map(|(m, p)| (m.to_owned(), p.to_owned()));
