@@ -42,12 +42,18 @@ pub(crate) fn run(
         .help("plan a deploy of the first environment: `ferry plan ENV --image NAME=REF`")
         .into());
     }
-    let plan = super::runtime()?.block_on(async {
-        let mut promotion = Promotion::prepare(&workspace, from, env, source).await?;
-        promotion.prune = prune;
-        promotion.images = images;
-        promotion.make(&workspace).await
-    })?;
+    let (plan, unfinished) = super::runtime()?.block_on(async {
+        let made = async {
+            let mut promotion = Promotion::prepare(&workspace, from, env, source).await?;
+            promotion.prune = prune;
+            promotion.images = images;
+            promotion.make(&workspace).await
+        };
+        // Releases in progress are said, not finished: `plan` only reads.
+        futures::join!(made, in_progress(from, target))
+    });
+    let plan = plan?;
+    output::warnings(&unfinished);
     output::warnings(&crate::render::warnings(&plan.rendered));
     let plan = plan.plan;
     if let Some(refused) = plan::prune_refusal(&plan, target) {
@@ -55,6 +61,44 @@ pub(crate) fn run(
         output::warnings(&[refused.warning()]);
     }
     show(global.output, &plan, out, workspace.config.max_plan_age)
+}
+
+/// Warnings for releases in progress in the source and the target (one
+/// query each; one that cannot be read is left to the plan's own reads).
+async fn in_progress(
+    src: Option<&crate::config::Environment>,
+    dst: &crate::config::Environment,
+) -> Vec<crate::diagnostic::Problem> {
+    let (from, into) = futures::join!(
+        async {
+            match src {
+                Some(src) => in_progress_revision(src).await,
+                None => None,
+            }
+        },
+        in_progress_revision(dst)
+    );
+    let mut warnings = Vec::new();
+    if let (Some(src), Some(revision)) = (src, from) {
+        warnings.push(crate::diagnostic::Problem::new(
+            "ferry::plan::source_unfinished",
+            format!("{} has release {revision} in progress: promoting from it is refused until it is finished", src.name),
+        ).help(format!("`ferry recover {}` finishes it if its run stopped", src.name)).warning());
+    }
+    if let Some(revision) = into {
+        warnings.push(crate::diagnostic::Problem::new(
+            "ferry::plan::unfinished",
+            format!("{} has release {revision} in progress: this plan is made against what it has written so far", dst.name),
+        ).help(format!("the next promote, deploy, apply or rollback into {} (or `ferry recover {}`) finishes it first", dst.name, dst.name)).warning());
+    }
+    warnings
+}
+
+/// The revision of `env`'s release in progress, if one can be read.
+async fn in_progress_revision(env: &crate::config::Environment) -> Option<u64> {
+    let client = crate::connect::client(env).ok()?;
+    let history = crate::history::in_progress(&client, env).await.ok()?;
+    history.releases.first().map(|r| r.revision)
 }
 
 /// A plan printed, saved to `out` (if given) and said so; the exit status

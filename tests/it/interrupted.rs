@@ -64,6 +64,17 @@ async fn a_release_killed_while_it_cannot_become_ready_is_restored_and_recorded_
     let status = pipeline.ferry(&["status", "prod", "--output", "json"]);
     let status: Value = serde_json::from_str(&status.stdout).expect("status JSON");
     assert_eq!(status["environments"][0]["unfinished"]["revision"], 2, "{status:#}");
+    // A plan only reads, and says so.
+    let plan = pipeline.ferry(&["plan", "prod", "--from", "staging"]);
+    assert!(
+        flat(&plan.stderr).contains(
+            "prod has release 2 in progress: this plan is made against what it has written so far"
+        ),
+        "{}",
+        plan.stderr
+    );
+    let (_, record) = pipeline.api("acme-prod").get(RELEASE_2).await;
+    assert_eq!(record["tags"]["ferry/outcome"], "in-progress", "plan changed nothing");
     // (A short readiness timeout for the next run: it is the one that
     // waits now.)
     std::fs::write(&plan_file, broken.replace("timeout: 8s", "timeout: 1s")).expect("plan");
