@@ -196,14 +196,14 @@ impl Applied {
         serde_json::to_string(self).unwrap_or_default()
     }
 
-    /// The record as the secret that holds it for `environment`.
-    pub fn to_secret(&self, environment: &str) -> Value {
+    /// The record as the secret that holds it for `env` (its app's).
+    pub fn to_secret(&self, env: &crate::config::Environment) -> Value {
         json!({
             "kind": "secret",
-            "name": secret_name(environment),
-            "description": format!("Ferry: the fields it last wrote in {environment} (names only, no values)"),
+            "name": secret_name(&env.resource_key()),
+            "description": format!("Ferry: the fields it last wrote in {} (names only, no values)", env.scope()),
             "type": "opaque",
-            "tags": {APPLIED_OF_TAG: environment},
+            "tags": {APPLIED_OF_TAG: env.scope()},
             "data": {"encoding": "plain", "payload": self.payload()},
         })
     }
@@ -223,9 +223,10 @@ impl Applied {
     }
 }
 
-/// The name of the secret holding `environment`'s record.
-pub fn secret_name(environment: &str) -> String {
-    crate::release::own_resource_name("ferry-applied", environment, "")
+/// The name of the secret holding the record of an environment, by its
+/// [`crate::config::Environment::resource_key`].
+pub fn secret_name(key: &str) -> String {
+    crate::release::own_resource_name("ferry-applied", key, "")
 }
 
 #[cfg(test)]
@@ -300,7 +301,7 @@ mod tests {
             schema: SCHEMA.into(),
             resources: BTreeMap::from([(id("api"), Fields::of(&json!({"spec": {"x": 1}})))]),
         };
-        let secret = record.to_secret("prod");
+        let secret = record.to_secret(&crate::api::fake::environment());
         assert_eq!(secret["name"], "ferry-applied-prod");
         assert_eq!(Applied::from_secret(&secret), Ok(record));
         assert!(Applied::from_secret(&json!({"data": {"payload": "{}"}})).is_err());

@@ -114,6 +114,11 @@ pub enum Command {
         /// git's image (an environment with no source only).
         #[arg(long = "image", value_name = "CONTAINER_OR_REPO=REF")]
         images: Vec<ImageOverride>,
+        /// Accept changes of resources every environment shares (an
+        /// org-level resource of a gvc-per-env pipeline) for all of them; a
+        /// plan saved with it carries them out when applied.
+        #[arg(long)]
+        change_shared: bool,
     },
     /// Print the manifests as an environment must have them (multi-document
     /// YAML that `cpln apply -f` accepts).
@@ -315,6 +320,10 @@ pub struct PromotionArgs {
     /// Also delete managed resources that left git.
     #[arg(long)]
     pub prune: bool,
+    /// Change resources every environment shares (an org-level resource of
+    /// a gvc-per-env pipeline) for all of them; the release records it.
+    #[arg(long)]
+    pub change_shared: bool,
     #[command(flatten)]
     pub lock: LockArgs,
 }

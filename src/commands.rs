@@ -31,8 +31,8 @@ pub fn run(cli: Cli) -> Result<ExitStatus, Error> {
         Command::Graph { env, source, format } => {
             graph::run(&session, env.as_deref(), &source, format)
         }
-        Command::Plan { env, from, source, out, prune, images } => {
-            let choices = plan::Choices { out: out.as_deref(), prune, images };
+        Command::Plan { env, from, source, out, prune, images, change_shared } => {
+            let choices = plan::Choices { out: out.as_deref(), prune, images, change_shared };
             plan::run(&session, &env, from.as_deref(), &source, choices)
         }
         Command::Render { env, from, source } => {

@@ -83,7 +83,7 @@ async fn read_matching<A: ControlPlane>(
     outcome: Option<Outcome>,
 ) -> Result<History, ApiError> {
     let path = format!("{}/-query", paths::collection(&env.org, &env.gvc, Kind::Secret));
-    let mut terms = vec![json!({"op": "=", "tag": RELEASE_OF_TAG, "value": env.name})];
+    let mut terms = vec![json!({"op": "=", "tag": RELEASE_OF_TAG, "value": env.scope()})];
     if let Some(outcome) = outcome {
         terms.push(json!({"op": "=", "tag": release::OUTCOME_TAG, "value": outcome.as_str()}));
     }
@@ -115,7 +115,7 @@ async fn read_matching<A: ControlPlane>(
 fn examine(env: &Environment, name: &str, secret: Option<&Value>) -> Result<Release, Unreadable> {
     let numbered = secret.and_then(release::revision_of).or_else(|| {
         let number = name.rsplit_once('-')?.1.parse().ok()?;
-        (release::secret_name(&env.name, number) == name).then_some(number)
+        (release::secret_name(&env.resource_key(), number) == name).then_some(number)
     });
     let unreadable =
         |reason: String| Unreadable { secret: name.to_owned(), revision: numbered, reason };
@@ -309,7 +309,7 @@ pub async fn finish<A: ControlPlane>(
 
 /// The path that reads release `revision` of `env` with its payload.
 fn reveal_path(env: &Environment, revision: u64) -> String {
-    let name = release::secret_name(&env.name, revision);
+    let name = release::secret_name(&env.resource_key(), revision);
     format!("{}/-reveal", paths::item(&env.org, &env.gvc, Kind::Secret, &name))
 }
 
@@ -327,7 +327,7 @@ async fn stored<A: ControlPlane>(
 /// delete is a warning (the next release deletes it).
 async fn trim<A: ControlPlane>(client: &A, env: &Environment, revisions: &[u64]) {
     for old in release::beyond_limit(revisions, env.history_limit) {
-        let name = release::secret_name(&env.name, old);
+        let name = release::secret_name(&env.resource_key(), old);
         if let Err(error) =
             client.delete(&paths::item(&env.org, &env.gvc, Kind::Secret, &name)).await
         {

@@ -205,7 +205,7 @@ pub struct Lock<A: ControlPlane> {
 }
 
 fn lock_name(env: &Environment) -> String {
-    own_resource_name("ferry-lock", &env.name, "")
+    own_resource_name("ferry-lock", &env.resource_key(), "")
 }
 
 /// Who is taking the lock: user, host, process and which acquisition of
@@ -263,7 +263,7 @@ impl<A: ControlPlane> Lock<A> {
         loop {
             let started = client.now_ms();
             let tags = json!({
-                LOCK_OF_TAG: env.name,
+                LOCK_OF_TAG: env.scope(),
                 HOLDER_TAG: holder,
                 STARTED_TAG: rfc3339(started),
                 EXPIRES_TAG: rfc3339(started + millis(ttl)),

@@ -116,7 +116,7 @@ fn refused(env: &Environment, kind: Kind, path: String, status: u16) -> ApiError
 /// no field is known to be Ferry's: fields git does not set are left as
 /// they are (docs/last-applied.md).
 pub async fn applied<A: ControlPlane>(client: &A, env: &Environment) -> Option<Applied> {
-    let name = crate::applied::secret_name(&env.name);
+    let name = crate::applied::secret_name(&env.resource_key());
     let path = format!("{}/-reveal", paths::item(&env.org, &env.gvc, Kind::Secret, &name));
     let why = match client.get_opt(&path).await {
         Ok(None) => return Some(Applied::default()),
@@ -202,7 +202,7 @@ async fn managed_of_kind(
 
 /// The query body for `kind`'s resources tagged as managed for `env`.
 fn managed_query(env: &Environment, kind: Kind) -> Value {
-    let mut terms = vec![json!({"op": "=", "tag": plan::MANAGED_TAG, "value": env.name})];
+    let mut terms = vec![json!({"op": "=", "tag": plan::MANAGED_TAG, "value": env.scope()})];
     if kind.is_gvc_scoped() {
         terms.push(json!({"op": "=", "rel": "gvc", "value": env.gvc}));
     }

@@ -221,6 +221,7 @@ pub async fn promote(
     }
     frontend.plan(&made.plan);
     deletes_allowed(&made.plan, dst, options.prune)?;
+    shared_allowed(&made.plan, &workspace.config, dst)?;
     if made.plan.summary.has_changes() {
         let_through(closed?, options, frontend)?;
     }
@@ -391,6 +392,7 @@ pub async fn apply(
     look_and_settle(&connect::client(promotion.dst())?, promotion.dst(), options, frontend).await?;
     frontend.plan(&saved);
     deletes_allowed(&saved, promotion.dst(), options.prune)?;
+    shared_allowed(&saved, &workspace.config, promotion.dst())?;
     if !saved.summary.has_changes() {
         return Ok(Promoted::UpToDate(Box::new(saved)));
     }
@@ -661,6 +663,21 @@ fn deletes_allowed(plan: &Plan, dst: &Environment, asked: bool) -> Result<(), Er
         .into());
     }
     Ok(())
+}
+
+/// A release that changes what other environments share goes through
+/// only into the last environment or with `--change-shared`
+/// ([`plan::shared_refusal`]).
+fn shared_allowed(
+    plan: &Plan,
+    config: &crate::config::PromotionConfig,
+    dst: &Environment,
+) -> Result<(), Error> {
+    let last = config.environments.last().map_or("", |e| e.name.as_str());
+    match plan::shared_refusal(plan, dst, last) {
+        Some(refused) => Err(refused.into()),
+        None => Ok(()),
+    }
 }
 
 /// The source-side check, then the executor.

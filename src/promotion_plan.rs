@@ -42,6 +42,9 @@ pub struct Promotion<'a> {
     pub prune: bool,
     /// Without a source (a deploy): images that replace git's (`--image`).
     pub images: Vec<ImageOverride>,
+    /// `--change-shared`: changes of what other environments share are
+    /// accepted for all of them ([`plan::shared_refusal`]).
+    pub change_shared: bool,
 }
 
 /// A plan with what it was made from.
@@ -114,6 +117,7 @@ impl<'a> Promotion<'a> {
             manifests_from,
             prune: false,
             images: Vec::new(),
+            change_shared: false,
         })
     }
 
@@ -241,6 +245,7 @@ impl<'a> Promotion<'a> {
             let ids: Vec<_> = rendered.iter().map(|r| r.id.clone()).collect();
             observation = observe::observe(&client, env, &ids).await?;
         }
+        plan::other_apps(env, &rendered, &observation.raw).into_result(())?;
         plan::promotion::keep_live_secrets(env, &mut rendered, &observation.raw)?;
         let unpinned = plan::deploy::unpinned(
             env,
@@ -298,8 +303,28 @@ impl<'a> Promotion<'a> {
         });
         plan.image_overrides =
             self.images.iter().map(|o| format!("{}={}", o.name, o.reference)).collect();
+        mark_shared(&mut plan, &workspace.config);
+        plan.change_shared = self.change_shared;
         plan.bind(origin(&workspace.config, env, self.src));
         Ok(Made { plan, rendered, images })
+    }
+}
+
+/// In a gvc-per-env pipeline, an org-level resource (not the GVC) is one
+/// object for every environment: its row names them all.
+fn mark_shared(plan: &mut Plan, config: &crate::config::PromotionConfig) {
+    if config.topology != crate::config::Topology::GvcPerEnv {
+        return;
+    }
+    let all: Vec<String> = config.environments.iter().map(|e| e.name.clone()).collect();
+    for resource in &mut plan.resources {
+        let shared = resource
+            .id
+            .parse::<ResourceId>()
+            .is_ok_and(|id| !id.kind.is_gvc_scoped() && id.kind != Kind::Gvc);
+        if shared {
+            resource.shared_with.clone_from(&all);
+        }
     }
 }
 
@@ -474,6 +499,8 @@ mod tests {
             message: None,
             approval: None,
             pending: None,
+            app: None,
+            shared_changed: Vec::new(),
         }
     }
 

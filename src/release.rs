@@ -277,6 +277,14 @@ pub struct Release {
     /// from the record once it is finished).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pending: Option<Pending>,
+    /// The app the release belongs to, when its plan file names one
+    /// (docs/apps.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app: Option<String>,
+    /// What other environments share that this release changed for them
+    /// too (`--change-shared`, or the release into the last environment).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shared_changed: Vec<String>,
 }
 
 /// What a run that finds a release in progress, whose own run is gone,
@@ -370,9 +378,10 @@ pub fn format_duration(ms: u64) -> String {
     }
 }
 
-/// The secret name of `environment`'s release `revision`.
-pub fn secret_name(environment: &str, revision: u64) -> String {
-    own_resource_name("ferry-release", environment, &format!("-{revision}"))
+/// The secret name of release `revision` of the environment whose
+/// [`crate::config::Environment::resource_key`] is `key`.
+pub fn secret_name(key: &str, revision: u64) -> String {
+    own_resource_name("ferry-release", key, &format!("-{revision}"))
 }
 
 /// A name for one of Ferry's own resources about `environment`: the
@@ -463,13 +472,14 @@ pub fn fit(release: &Release) -> Result<(Release, bool), OverBudget> {
 
 /// The release as the secret that stores it (see [`fit`] for its size).
 pub fn to_secret(release: &Release) -> Value {
+    let key = crate::config::resource_key(release.app.as_deref(), &release.environment);
     json!({
         "kind": "secret",
-        "name": secret_name(&release.environment, release.revision),
+        "name": secret_name(&key, release.revision),
         "description": format!("Ferry release {} of {}", release.revision, release.environment),
         "type": "opaque",
         "tags": {
-            RELEASE_OF_TAG: release.environment,
+            RELEASE_OF_TAG: crate::config::scoped(release.app.as_deref(), &release.environment),
             REVISION_TAG: release.revision.to_string(),
             OUTCOME_TAG: release.outcome.as_str(),
         },
@@ -564,6 +574,8 @@ pub(crate) mod tests {
             message: None,
             approval: None,
             pending: None,
+            app: None,
+            shared_changed: Vec::new(),
         }
     }
 

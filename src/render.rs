@@ -104,16 +104,17 @@ pub fn render(
         object.remove("gvc");
         let name = if resource.kind == Kind::Gvc { env.gvc.clone() } else { resource.name.clone() };
         object.insert("name".to_owned(), Value::String(name.clone()));
+        let is_shared = shared_links.is_some() && shares(resource.kind);
         let owner = owner(env, resource.kind, shared_links.is_some());
         let rewrite = match &shared_links {
-            Some(shared_links) if owner == SHARED => shared_links,
+            Some(shared_links) if is_shared => shared_links,
             _ => &links,
         };
         // Managed tag, images and links: what makes a merged body the one
         // applied.
         let finish = |merged: &Value, problems: &mut Problems| {
             let mut body = merged.clone();
-            mark_managed(&mut body, owner);
+            mark_managed(&mut body, &owner);
             if resource.kind == Kind::Workload {
                 set_images(
                     &mut body,
@@ -362,9 +363,19 @@ pub const SHARED: &str = "shared";
 /// The value of the managed tag on a resource of `kind` in `env`: the
 /// environment's name, or [`SHARED`] for an org-scoped resource (not the
 /// GVC) when the pipeline's environments share their org (`shared`:
-/// gvc-per-env).
-pub fn owner(env: &Environment, kind: Kind, shared: bool) -> &str {
-    if shared && !kind.is_gvc_scoped() && kind != Kind::Gvc { SHARED } else { env.name.as_str() }
+/// gvc-per-env); `APP/…` for a plan file that names its app.
+pub fn owner(env: &Environment, kind: Kind, shared: bool) -> String {
+    if shared && shares(kind) {
+        crate::config::scoped(env.app.as_deref(), SHARED)
+    } else {
+        env.scope()
+    }
+}
+
+/// Whether a resource of `kind` is one object for every environment that
+/// shares an org: org-scoped, and not the GVC.
+fn shares(kind: Kind) -> bool {
+    !kind.is_gvc_scoped() && kind != Kind::Gvc
 }
 
 /// Tags the resource as managed by Ferry for this environment, so that it
@@ -720,6 +731,7 @@ mod tests {
             copy_missing_images: false,
             freeze: Vec::new(),
             location: Location::new(&SourceFile::new("p", "x"), (0, 1)),
+            app: None,
         }
     }
 

@@ -312,6 +312,8 @@ mod tests {
             }),
             approval: None,
             pending: None,
+            app: None,
+            shared_changed: Vec::new(),
         }
     }
 

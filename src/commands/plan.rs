@@ -17,6 +17,8 @@ pub(crate) struct Choices<'a> {
     pub prune: bool,
     /// `--image`: a deploy's images (no source only).
     pub images: Vec<ImageOverride>,
+    /// `--change-shared`.
+    pub change_shared: bool,
 }
 
 pub(crate) fn run(
@@ -26,7 +28,7 @@ pub(crate) fn run(
     source: &SourceArgs,
     choices: Choices<'_>,
 ) -> Result<ExitStatus, Error> {
-    let Choices { out, prune, images } = choices;
+    let Choices { out, prune, images, change_shared } = choices;
     let global = session.global;
     let workspace = session.workspace()?;
     let target = workspace.config.environment(env)?;
@@ -47,6 +49,7 @@ pub(crate) fn run(
             let mut promotion = Promotion::prepare(&workspace, from, env, source).await?;
             promotion.prune = prune;
             promotion.images = images;
+            promotion.change_shared = change_shared;
             promotion.make(&workspace).await
         };
         // Releases in progress are said, not finished: `plan` only reads.
@@ -58,6 +61,10 @@ pub(crate) fn run(
     let plan = plan.plan;
     if let Some(refused) = plan::prune_refusal(&plan, target) {
         // Said now, so that CI sees it before `promote --prune` refuses.
+        output::warnings(&[refused.warning()]);
+    }
+    let last = workspace.config.environments.last().map_or("", |e| e.name.as_str());
+    if let Some(refused) = plan::shared_refusal(&plan, target, last) {
         output::warnings(&[refused.warning()]);
     }
     show(global.output, &plan, out, workspace.config.max_plan_age)

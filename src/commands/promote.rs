@@ -88,6 +88,7 @@ fn release(
         let mut promotion = Promotion::prepare(workspace, src, &dst.name, &source).await?;
         promotion.prune = args.prune;
         promotion.images = images;
+        promotion.change_shared = args.change_shared;
         crate::promote::promote(workspace, &promotion, &options(session, args), &console).await
     });
     finish(session, &console, outcome)
@@ -153,6 +154,7 @@ pub(crate) fn apply(
         // Made again as it was: with deletes if its steps delete, with the
         // deploy's `--image`.
         promotion.prune = saved.steps.writes.iter().any(|w| w.method == plan::Method::Delete);
+        promotion.change_shared = saved.change_shared;
         promotion.images = saved
             .image_overrides
             .iter()
@@ -260,11 +262,10 @@ pub(super) fn finish(
                     .map_or(String::new(), |c| format!(" at git {}", &c[..8.min(c.len())]));
                 let from =
                     release.source.as_deref().map_or(String::new(), |s| format!(" from {s}"));
-                let changed = plan.summary.create
-                    + plan.summary.adopt
-                    + plan.summary.update
-                    + plan.summary.replace
-                    + plan.summary.delete;
+                // What was written, not what the plan listed (a resource
+                // that left git is deleted only with --prune).
+                let changed =
+                    plan.steps.writes.iter().map(|w| &w.id).collect::<BTreeSet<_>>().len();
                 output::print(&format!(
                     "Released {} revision {}{from}{commit}: {} changed, {} copied, every changed workload ready.\n",
                     release.environment,

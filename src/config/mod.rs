@@ -26,10 +26,37 @@ pub const DEFAULT_ENDPOINT: &str = "https://api.cpln.io";
 /// Default registry host; `{org}` is replaced with the environment's org.
 pub const DEFAULT_REGISTRY: &str = "{org}.registry.cpln.io";
 
+/// `value` (an environment's name, or the shared owner) as the tag value
+/// of `app`'s scope: `APP/VALUE`, or `VALUE` without an app.
+pub fn scoped(app: Option<&str>, value: &str) -> String {
+    match app {
+        Some(app) => format!("{app}/{value}"),
+        None => value.to_owned(),
+    }
+}
+
+/// An environment's part of Ferry's own resource names: `APP--ENV`, or
+/// `ENV` without an app.
+pub fn resource_key(app: Option<&str>, environment: &str) -> String {
+    match app {
+        Some(app) => format!("{app}--{environment}"),
+        None => environment.to_owned(),
+    }
+}
+
+/// The app a managed tag's value names (`APP/…`), `None` for a value
+/// written without one.
+pub fn app_of(value: &str) -> Option<&str> {
+    value.split_once('/').map(|(app, _)| app)
+}
+
 /// The whole plan file.
 #[derive(Debug, Clone)]
 pub struct PromotionConfig {
     pub source: SourceFile,
+    /// The app the plan file releases (`app`), when several share an org:
+    /// its resources, locks and records are its own (docs/apps.md).
+    pub app: Option<String>,
     pub manifests: ManifestSource,
     pub topology: Topology,
     /// In promotion order.
@@ -103,9 +130,25 @@ pub struct Environment {
     pub freeze: Vec<FreezeWindow>,
     /// The environment's `name` value in the plan file.
     pub location: Location,
+    /// The plan file's `app`, when it names one.
+    pub app: Option<String>,
 }
 
 impl Environment {
+    /// What Ferry's tags name as the owner of this environment's resources
+    /// and records: `APP/ENV` when the plan file names its app, else the
+    /// environment's name alone (as before apps; docs/apps.md).
+    pub fn scope(&self) -> String {
+        scoped(self.app.as_deref(), &self.name)
+    }
+
+    /// The part of Ferry's own resource names (lock, release records, the
+    /// record of what Ferry wrote) that stands for this environment:
+    /// `APP--ENV` when the plan file names its app, else its name.
+    pub fn resource_key(&self) -> String {
+        resource_key(self.app.as_deref(), &self.name)
+    }
+
     /// This environment's own registry, for classifying image references.
     pub fn own_registry(&self) -> crate::manifest::image::OwnRegistry<'_> {
         crate::manifest::image::OwnRegistry { org: &self.org, host: &self.registry }
@@ -234,5 +277,41 @@ impl PromotionConfig {
                 index.checked_sub(1).and_then(|i| self.environments.get(i))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::diagnostic::SourceFile;
+
+    fn parsed(app: &str) -> Result<super::PromotionConfig, crate::diagnostic::Problems> {
+        let text = format!(
+            "{app}manifests: {{path: m}}\ntopology: org-per-env\nenvironments:\n  - {{name: prod, org: acme, gvc: app, tokenEnv: T}}\n"
+        );
+        super::parse(&SourceFile::new("promotion.yaml", text))
+    }
+
+    #[test]
+    fn an_app_scopes_tags_and_names_and_none_keeps_them_as_they_were() {
+        let shop = parsed("app: shop\n").unwrap_or_else(|p| panic!("{p:?}"));
+        let env = &shop.environments[0];
+        assert_eq!((env.scope(), env.resource_key()), ("shop/prod".into(), "shop--prod".into()));
+        assert_eq!(super::app_of(&env.scope()), Some("shop"));
+        let plain = parsed("").unwrap_or_else(|p| panic!("{p:?}"));
+        let env = &plain.environments[0];
+        assert_eq!((env.scope(), env.resource_key()), ("prod".into(), "prod".into()));
+        assert_eq!(super::app_of(&env.scope()), None);
+    }
+
+    #[test]
+    fn an_app_name_is_a_short_label_without_double_hyphens() {
+        for bad in ["Shop", "shop--api", "-shop", "shop-", "a/b", &"a".repeat(31)] {
+            let refused = parsed(&format!("app: {bad}\n")).err().unwrap_or_default();
+            let said = format!("{refused:?}");
+            assert!(said.contains("invalid app name"), "{bad}: {said}");
+        }
+        let empty = format!("{:?}", parsed("app: \"\"\n").err().unwrap_or_default());
+        assert!(empty.contains("`app` is empty"), "{empty}");
+        assert!(parsed("app: billing-api-2\n").is_ok());
     }
 }

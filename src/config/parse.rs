@@ -14,7 +14,7 @@ use super::{
 };
 
 const TOP_KEYS: &[&str] =
-    &["version", "manifests", "topology", "environments", "ordering", "approval", "freeze"];
+    &["version", "app", "manifests", "topology", "environments", "ordering", "approval", "freeze"];
 const MANIFEST_KEYS: &[&str] = &["repository", "path", "revision"];
 const ENVIRONMENT_KEYS: &[&str] = &[
     "name",
@@ -107,9 +107,14 @@ fn read_root(reader: &mut Reader, root: &Node) -> Option<PromotionConfig> {
         .get("freeze")
         .map(|node| super::freeze::read_freeze(reader, node, "the plan file"))
         .unwrap_or_default();
+    let app = match root.get("app") {
+        Some(node) => read_app(reader, node).map(Some),
+        None => Some(None),
+    };
     let environments = environments.map(|mut environments| {
         for env in &mut environments {
             env.freeze.extend(freeze.iter().cloned());
+            env.app = app.clone().flatten();
         }
         environments
     });
@@ -118,6 +123,7 @@ fn read_root(reader: &mut Reader, root: &Node) -> Option<PromotionConfig> {
         .map_or_else(|| reader.location(root), |key| Location::new(reader.source, key.span));
     Some(PromotionConfig {
         source: reader.source.clone(),
+        app: app?,
         manifests: manifests?,
         topology: topology?,
         environments: environments?,
@@ -276,6 +282,7 @@ fn read_environment(
         max_deletes: max_deletes?,
         copy_missing_images: copy_missing_images?,
         freeze,
+        app: None,
     })
 }
 
@@ -293,6 +300,29 @@ fn read_prune(reader: &mut Reader, node: &Node, what: &str) -> Option<Option<Max
     let Some(count_node) = node.get("maxDeletes") else { return Some(None) };
     let count = reader.count(count_node, &format!("`prune.maxDeletes` of {what}"), 0)?;
     Some(Some(MaxDeletes { count, location: reader.location(count_node) }))
+}
+
+/// `app`: a name for the app this plan file releases, when several share
+/// an org (docs/apps.md): a DNS label of at most 30 characters, without
+/// `--` (which separates it from the environment in resource names).
+fn read_app(reader: &mut Reader, node: &Node) -> Option<String> {
+    let app = reader.string(node, "`app`")?;
+    let label = !app.is_empty()
+        && app.len() <= 30
+        && app.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !app.starts_with('-')
+        && !app.ends_with('-')
+        && !app.contains("--");
+    if label {
+        return Some(app);
+    }
+    reader.invalid(
+        node,
+        format!("invalid app name `{app}`"),
+        "not an app name",
+        "lowercase letters, digits and single inner hyphens, at most 30 characters (`shop`, `billing-api`): it is part of the tags and names of Ferry's records",
+    );
+    None
 }
 
 fn check_name(reader: &mut Reader, node: &Node, name: &str, what: &str) {

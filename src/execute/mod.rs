@@ -664,6 +664,8 @@ fn release_record(
         message: info.note.clone(),
         approval: options.approval.clone(),
         pending: None,
+        app: env.app.clone(),
+        shared_changed: plan::shared_changes(plan).iter().map(|r| r.id.clone()).collect(),
     }
 }
 
@@ -688,6 +690,8 @@ fn pre_ferry_record(plan: &Plan, options: &Options, env: &Environment, revision:
         message: Some(format!("what ran in {} before Ferry adopted it", env.name)),
         approval: None,
         pending: None,
+        app: env.app.clone(),
+        shared_changed: Vec::new(),
     }
 }
 
@@ -991,10 +995,10 @@ impl<A: ControlPlane> Run<'_, A> {
             return;
         }
         let collection = paths::collection(&env.org, &env.gvc, crate::manifest::Kind::Secret);
-        if let Err(error) = client.put(&collection, &after.to_secret(&env.name)).await {
+        if let Err(error) = client.put(&collection, &after.to_secret(env)).await {
             tracing::warn!(
                 "could not write {}, the record of what Ferry wrote in {}: {error}; later plans leave fields git does not set as they are",
-                applied::secret_name(&env.name),
+                applied::secret_name(&env.resource_key()),
                 env.name
             );
         }

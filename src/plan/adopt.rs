@@ -65,7 +65,7 @@ pub fn plan(inputs: Inputs<'_>) -> Plan {
         let mut tagged = body.clone();
         if super::unmanaged(body) {
             let owner = crate::render::owner(env, id.kind, inputs.shared);
-            tagged = steps::with_tag(body, super::MANAGED_TAG, owner);
+            tagged = steps::with_tag(body, super::MANAGED_TAG, &owner);
         }
         desired.push(State { version: None, ..State::live(env, id, &tagged) });
         live.insert(id.clone(), State::live(env, id, body));

@@ -118,6 +118,11 @@ pub struct ResourcePlan {
     /// whether or not a field changes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub adopt_tag: Option<String>,
+    /// Every environment this resource serves, when it is one object for
+    /// several (an org-level resource of a gvc-per-env pipeline): a change
+    /// reaches them all at once ([`shared_refusal`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shared_with: Vec<String>,
 }
 
 /// The live state a plan was made against.
@@ -198,6 +203,10 @@ pub struct Plan {
     /// so that `ferry apply` makes the plan again with them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub image_overrides: Vec<String>,
+    /// Made with `--change-shared`: the changes of resources other
+    /// environments share are accepted for all of them (and recorded).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub change_shared: bool,
     /// sha256 of the plan's canonical JSON with this field empty
     /// (`created` included: a saved plan's age is part of what was
     /// approved).
@@ -420,6 +429,7 @@ pub fn build(input: Input<'_>) -> Plan {
             live: live_state(Some(live)),
             desired_hash: None,
             adopt_tag: None,
+            shared_with: Vec::new(),
         })
         .collect();
     resources.sort_by(|a, b| (a.wave, &a.id).cmp(&(b.wave, &b.id)));
@@ -474,6 +484,7 @@ pub fn build(input: Input<'_>) -> Plan {
         hash: String::new(),
         origin: None,
         image_overrides: Vec::new(),
+        change_shared: false,
         created: None,
         secrets,
     };
@@ -562,6 +573,7 @@ fn resource_plan(
         live: live_state(live),
         desired_hash: Some(diff::hash(&diff::unmarked(&desired.body))),
         adopt_tag: adopt_tag.filter(|_| action == Action::Adopt),
+        shared_with: Vec::new(),
     };
     (plan, removals)
 }
@@ -572,6 +584,107 @@ fn resource_plan(
 pub fn adoption(desired: &Value, live: &Value) -> Option<String> {
     let value = desired.pointer(&tag_pointer())?.as_str()?;
     live.pointer(&tag_pointer()).is_none().then(|| value.to_owned())
+}
+
+/// The shared resources ([`ResourcePlan::shared_with`]) `plan` changes:
+/// updated or replaced, or deleted by its writes (`--prune`). Creating one
+/// changes nothing another environment uses yet.
+pub fn shared_changes(plan: &Plan) -> Vec<&ResourcePlan> {
+    let deletes: Vec<&str> = plan
+        .steps
+        .writes
+        .iter()
+        .filter(|w| w.method == Method::Delete)
+        .map(|w| w.id.name.as_str())
+        .collect();
+    plan.resources
+        .iter()
+        .filter(|r| !r.shared_with.is_empty())
+        .filter(|r| match r.action {
+            Action::Update | Action::Replace => true,
+            Action::Delete => deletes.iter().any(|name| r.id.ends_with(&format!("/{name}"))),
+            _ => false,
+        })
+        .collect()
+}
+
+/// A release into `dst` that would change what other environments share
+/// (`shared_changes`), unless `dst` is the last environment (where a
+/// change arrives last anyway) or the plan was made with
+/// `--change-shared`: refused before anything is written.
+pub fn shared_refusal(
+    plan: &Plan,
+    dst: &crate::config::Environment,
+    last: &str,
+) -> Option<crate::diagnostic::Problem> {
+    if plan.change_shared || dst.name == last {
+        return None;
+    }
+    let changed = shared_changes(plan);
+    let first = changed.first()?;
+    let ids: Vec<&str> = changed.iter().map(|r| r.id.as_str()).collect();
+    let others: Vec<&str> =
+        first.shared_with.iter().map(String::as_str).filter(|e| *e != dst.name).collect();
+    Some(
+        crate::diagnostic::Problem::new(
+            "ferry::plan::shared-change",
+            format!(
+                "this release into {} would change {}, which {} share{} (one object in the org for every environment of a gvc-per-env pipeline); nothing was written",
+                dst.name,
+                ids.join(", "),
+                others.join(", "),
+                if others.len() == 1 { "s" } else { "" },
+            ),
+        )
+        .help(format!(
+            "to change it for every environment now, pass --change-shared (the release records it); else leave the change for the release into {last}, or move the resource into each environment's GVC (docs/promotion-file.md, \"Shared resources\")"
+        )),
+    )
+}
+
+/// The resources `rendered` defines that live as another app's: their
+/// live managed tag names another app (or none, for a plan file without
+/// one, while this one names its app, and the other way round). Two apps
+/// never manage one resource: each is an error at its definition, naming
+/// both apps (docs/apps.md).
+pub fn other_apps(
+    env: &crate::config::Environment,
+    rendered: &[crate::render::Rendered],
+    live: &HashMap<ResourceId, Value>,
+) -> crate::diagnostic::Problems {
+    let name = |app: Option<&str>| match app {
+        Some(app) => format!("app `{app}`"),
+        None => "a plan file without `app`".to_owned(),
+    };
+    let mut problems = crate::diagnostic::Problems::default();
+    for resource in rendered {
+        let Some(owner) = live
+            .get(&resource.id)
+            .and_then(|body| body.pointer(&tag_pointer()))
+            .and_then(Value::as_str)
+        else {
+            continue;
+        };
+        let (theirs, ours) = (crate::config::app_of(owner), env.app.as_deref());
+        if theirs == ours {
+            continue;
+        }
+        problems.push(
+            crate::diagnostic::Problem::new(
+                "ferry::plan::other-app",
+                format!(
+                    "{} in {} is managed by {} (its tag `{MANAGED_TAG}: {owner}`), and this plan file is {}",
+                    resource.id,
+                    env.name,
+                    name(theirs),
+                    name(ours)
+                ),
+            )
+            .at(resource.location.clone(), "defined by two apps")
+            .help("two apps never manage one resource: keep it in one app's manifests (the other may link to it), or name the copies apart"),
+        );
+    }
+    problems
 }
 
 /// Whether a live body lacks the managed tag (Ferry did not create it).
@@ -646,6 +759,68 @@ fn shown(value: &Value) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_shared_change_is_refused_but_into_the_last_environment_or_when_accepted() {
+        let plan = |action: &str, shared: &[&str], accepted: bool| {
+            serde_json::from_value::<Plan>(json!({
+                "schema": SCHEMA, "environment": "staging", "org": "o", "gvc": "g",
+                "source": null, "revision": null, "manifests_from": {"kind": "worktree"},
+                "images_from": "manifests", "images": [],
+                "resources": [{"id": "secret/conf", "action": action, "wave": 1, "changes": [],
+                    "live": {"exists": true, "version": 1, "fingerprint": null},
+                    "desired_hash": null, "shared_with": shared}],
+                "summary": {"create": 0, "update": 0, "replace": 0, "delete": 0, "unchanged": 0, "images_to_copy": 0},
+                "steps": {"copies": [], "checks": [], "writes": [], "release": {"source": null, "commit": null, "images": []}},
+                "change_shared": accepted, "hash": ""
+            }))
+            .unwrap_or_else(|e| panic!("{e}"))
+        };
+        let mut staging = crate::api::fake::environment();
+        staging.name = "staging".into();
+        let both = ["staging", "prod"];
+        let refused = shared_refusal(&plan("update", &both, false), &staging, "prod");
+        let said = refused.map(|p| p.to_string()).unwrap_or_default();
+        assert!(said.contains("would change secret/conf, which prod shares"), "{said}");
+        assert!(shared_refusal(&plan("update", &both, true), &staging, "prod").is_none());
+        assert!(shared_refusal(&plan("update", &both, false), &staging, "staging").is_none());
+        assert!(shared_refusal(&plan("create", &both, false), &staging, "prod").is_none());
+        assert!(shared_refusal(&plan("update", &[], false), &staging, "prod").is_none());
+        // A delete refuses only when the plan carries it out (--prune).
+        assert!(shared_refusal(&plan("delete", &both, false), &staging, "prod").is_none());
+    }
+
+    #[test]
+    fn a_resource_another_app_manages_is_named_with_both_apps() {
+        use crate::diagnostic::{Location, SourceFile};
+        let mut env = crate::api::fake::environment();
+        env.app = Some("billing".into());
+        let file = SourceFile::new("billing/config.yaml", "kind: secret\nname: app-config\n");
+        let id: ResourceId = "secret/app-config".parse().unwrap_or_else(|_| panic!());
+        let rendered = [crate::render::Rendered::new(
+            id.clone(),
+            json!({"kind": "secret"}),
+            Location::new(&file, 0..4),
+        )];
+        let live =
+            |owner: &str| HashMap::from([(id.clone(), json!({"tags": {MANAGED_TAG: owner}}))]);
+        let problems = other_apps(&env, &rendered, &live("shop/prod"));
+        assert_eq!(problems.len(), 1);
+        let said = problems.problems[0].to_string();
+        assert!(said.contains("managed by app `shop`"), "{said}");
+        assert!(said.contains("this plan file is app `billing`"), "{said}");
+        // Its own (any of its environments, or shared), and unmanaged: fine.
+        for own in ["billing/prod", "billing/shared"] {
+            assert!(other_apps(&env, &rendered, &live(own)).is_empty(), "{own}");
+        }
+        assert!(other_apps(&env, &rendered, &HashMap::new()).is_empty());
+        // A plan file without `app` and one with it never share a resource.
+        let said = other_apps(&env, &rendered, &live("prod")).problems[0].to_string();
+        assert!(said.contains("managed by a plan file without `app`"), "{said}");
+        env.app = None;
+        assert!(other_apps(&env, &rendered, &live("prod")).is_empty());
+        assert_eq!(other_apps(&env, &rendered, &live("shop/prod")).len(), 1);
+    }
     use serde_json::json;
 
     fn state(id: &str, body: Value) -> State {

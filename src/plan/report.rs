@@ -191,6 +191,11 @@ fn resource_text(out: &mut String, resource: &ResourcePlan, style: Style) {
         (_, Some(wave)) => format!("wave {wave}"),
         (_, None) => String::new(),
     };
+    let place = if resource.shared_with.is_empty() {
+        place
+    } else {
+        format!("{place}  (shared by {})", resource.shared_with.join(", ")).trim_start().to_owned()
+    };
     let _ = writeln!(out, "{:>3} {:<48} {place}", style.action(resource.action), resource.id);
     if let Some(value) = &resource.adopt_tag {
         let why = if resource.changes.is_empty() {

@@ -520,6 +520,8 @@ mod tests {
             message: None,
             approval: None,
             pending: None,
+            app: None,
+            shared_changed: Vec::new(),
         }
     }
 

@@ -608,6 +608,7 @@ mod tests {
             live: LiveState { exists: false, version: None, fingerprint: None },
             desired_hash: None,
             adopt_tag: None,
+            shared_with: Vec::new(),
         }
     }
 

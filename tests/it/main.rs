@@ -3,6 +3,7 @@
 
 mod adopt;
 mod approval;
+mod apps;
 mod boutique;
 mod corpus;
 mod deploy;
@@ -27,6 +28,7 @@ mod registry;
 mod rollback;
 mod safety;
 mod server_fields;
+mod shared;
 mod sim;
 mod status;
 mod support;
