@@ -1092,7 +1092,7 @@ mod tests {
     #[test]
     fn what_an_override_breaks_is_reported_at_the_override() {
         let latest = patch(
-            "kind: workload\nname: api\nspec:\n  containers:\n    - name: main\n      cpu: 1\n    - name: cache\n      image: redis:latest\n",
+            "kind: workload\nname: api\nspec:\n  containers:\n    - name: main\n      cpu: \"1\"\n    - name: cache\n      image: redis:latest\n",
         );
         assert_eq!(
             rendering_problems(&[latest]),
