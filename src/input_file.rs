@@ -16,7 +16,7 @@ const TOTAL_TOO_LARGE: &str = "ferry::input::total-too-large";
 pub const MAX_FILE_BYTES: u64 = 4 * 1024 * 1024;
 
 /// The most all the manifest files of one run may hold together: parsing
-/// keeps a tree with a span on every value, several times the text's
+/// keeps a tree with a span on every value, about four times the text's
 /// size, so the total is what bounds memory (docs/performance.md).
 pub const MAX_TOTAL_BYTES: u64 = 16 * 1024 * 1024;
 

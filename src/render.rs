@@ -91,13 +91,35 @@ pub fn render(
     images: &SourceImages,
     source_registry: Option<&str>,
 ) -> Result<Vec<Rendered>, Problems> {
+    let mut rendered = Vec::with_capacity(manifests.resources.len());
+    let mut problems =
+        render_each(manifests, env, shared_gvcs, patches, images, source_registry, |r| {
+            rendered.push(r);
+        });
+    if problems.has_errors() {
+        problems.extend(rendered.into_iter().flat_map(|r| r.warnings));
+        return Err(problems);
+    }
+    problems.into_result(rendered)
+}
+
+/// [`render`], handing each resource to `each` as soon as it is rendered
+/// instead of keeping them all; the problems found.
+fn render_each(
+    manifests: &ManifestSet,
+    env: &Environment,
+    shared_gvcs: Option<&[String]>,
+    patches: &[Patch],
+    images: &SourceImages,
+    source_registry: Option<&str>,
+    mut each: impl FnMut(Rendered),
+) -> Problems {
     let manifest_gvcs = template::template(manifests).names();
     let own_gvc = [env.gvc.clone()];
     let links = LinkRewrite { org: &env.org, gvcs: &own_gvc, manifest_gvcs: &manifest_gvcs };
     let shared_links =
         shared_gvcs.map(|gvcs| LinkRewrite { org: &env.org, gvcs, manifest_gvcs: &manifest_gvcs });
     let mut problems = Problems::default();
-    let mut rendered = Vec::with_capacity(manifests.resources.len());
     for resource in &manifests.resources {
         let mut body = resource.body();
         let Some(object) = body.as_object_mut() else { continue };
@@ -149,13 +171,9 @@ pub fn render(
         }
         let body = finish(&body, &mut problems);
         let warnings = checks.warnings;
-        rendered.push(Rendered { id, body, location: resource.location(), warnings });
+        each(Rendered { id, body, location: resource.location(), warnings });
     }
-    if problems.has_errors() {
-        problems.extend(rendered.into_iter().flat_map(|r| r.warnings));
-        return Err(problems);
-    }
-    problems.into_result(rendered)
+    problems
 }
 
 /// [`render`] for `env` of `config`: org-scoped resources shared by every
@@ -174,6 +192,35 @@ pub fn for_environment(
     let gvcs: Vec<String> = config.environments.iter().map(|e| e.gvc.clone()).collect();
     let shared = (config.topology == Topology::GvcPerEnv).then_some(gvcs.as_slice());
     render(manifests, env, shared, patches, images, source_registry.as_deref())
+}
+
+/// What [`for_environment`] finds wrong, without keeping what it renders
+/// (`ferry validate` needs the problems only, and the rendered bodies of a
+/// large manifest set would be the largest thing it holds): its errors
+/// and warnings when it would fail, else the rendered resources' warnings.
+pub fn problems_for_environment(
+    config: &PromotionConfig,
+    env: &Environment,
+    manifests: &ManifestSet,
+    patches: &[Patch],
+    images: &SourceImages,
+) -> Vec<Problem> {
+    let source_registry = config.source_of(env).map(|s| s.registry.clone());
+    let gvcs: Vec<String> = config.environments.iter().map(|e| e.gvc.clone()).collect();
+    let shared = (config.topology == Topology::GvcPerEnv).then_some(gvcs.as_slice());
+    let mut warnings = Vec::new();
+    let mut problems =
+        render_each(manifests, env, shared, patches, images, source_registry.as_deref(), |r| {
+            warnings.extend(r.warnings);
+        });
+    if problems.has_errors() {
+        problems.extend(warnings);
+        problems.problems
+    } else if !problems.is_empty() {
+        problems.problems
+    } else {
+        warnings
+    }
 }
 
 /// The rules of `validate` run again on what is rendered: each problem an
@@ -1057,7 +1104,7 @@ mod tests {
     #[test]
     fn what_an_override_breaks_is_reported_at_the_override() {
         let latest = patch(
-            "kind: workload\nname: api\nspec:\n  containers:\n    - name: main\n      cpu: 1\n    - name: cache\n      image: redis:latest\n",
+            "kind: workload\nname: api\nspec:\n  containers:\n    - name: main\n      cpu: \"1\"\n    - name: cache\n      image: redis:latest\n",
         );
         assert_eq!(
             rendering_problems(&[latest]),

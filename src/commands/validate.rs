@@ -161,11 +161,13 @@ fn check(
                 // What would be applied: overrides merged, images as the
                 // manifests write them (a promotion pins its source's).
                 let images = render::SourceImages::default();
-                match render::for_environment(config, env, &manifests.set, &patches, &images, None)
-                {
-                    Ok(rendered) => problems.extend(rendered.into_iter().flat_map(|r| r.warnings)),
-                    Err(found) => problems.extend(found),
-                }
+                problems.extend(render::problems_for_environment(
+                    config,
+                    env,
+                    &manifests.set,
+                    &patches,
+                    &images,
+                ));
             }
             Err(found) => problems.extend(found),
         }

@@ -39,7 +39,7 @@ impl<'s> Reader<'s> {
             return None;
         };
         for (key, _) in entries {
-            if !allowed.contains(&key.name.as_str()) {
+            if !allowed.contains(&&*key.name) {
                 let hint = did_you_mean(&key.name, allowed.iter().copied())
                     .map_or(String::new(), |s| format!("did you mean `{s}`? "));
                 self.problem(

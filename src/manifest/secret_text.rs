@@ -80,7 +80,7 @@ fn visit(
                 None => certainty == Certainty::Partial,
             };
             for (key, value) in entries {
-                match key.name.as_str() {
+                match &*key.name {
                     "data" if is_secret => payload(value, spans, values),
                     "patch" if is_secret => {
                         if let Some(data) = value.get("data") {
@@ -162,7 +162,7 @@ fn payload_at(
                 // An opaque secret's `encoding` is masked like the rest, but
                 // its two values are words messages use (`is not base64`).
                 let word = depth == 0
-                    && key.name == "encoding"
+                    && &*key.name == "encoding"
                     && matches!(value.as_str(), Some("plain" | "base64"));
                 if word {
                     spans.push((value.span.offset(), value.span.len()));

@@ -4,8 +4,17 @@
 //! read the way `cpln` reads them (YAML 1.2 core schema: `yes` and `on` are
 //! strings), and every node keeps its byte span so that later checks can
 //! point at the exact key or value they are about.
+//!
+//! Every resource keeps its tree for the whole run, so the tree is built
+//! small (docs/performance.md, "Manifests too large to read"): each value
+//! is converted as soon as the parser has read it (no second, whole-file
+//! tree), spans take eight bytes, vectors hold exactly their items, and
+//! mapping keys are shared between the documents of a file.
 
+use std::cell::RefCell;
+use std::collections::HashSet;
 use std::fmt;
+use std::sync::Arc;
 
 use miette::SourceSpan;
 use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
@@ -18,7 +27,48 @@ use crate::diagnostic::{Location, Problem, SourceFile};
 #[derive(Debug, Clone, PartialEq)]
 pub struct Node {
     pub value: NodeValue,
-    pub span: SourceSpan,
+    pub span: Span,
+}
+
+/// Where a value or key is in its file: byte offset and length, four bytes
+/// each (a file Ferry reads is at most 4 MiB, `crate::input_file`; larger
+/// offsets saturate). Half of miette's [`SourceSpan`], into which it
+/// converts, since every value of every manifest keeps one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Span {
+    offset: u32,
+    len: u32,
+}
+
+impl Span {
+    pub fn new(offset: usize, len: usize) -> Self {
+        let narrow = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+        Span { offset: narrow(offset), len: narrow(len) }
+    }
+
+    pub fn offset(self) -> usize {
+        self.offset as usize
+    }
+
+    pub fn len(self) -> usize {
+        self.len as usize
+    }
+
+    pub fn is_empty(self) -> bool {
+        self.len == 0
+    }
+}
+
+impl From<(usize, usize)> for Span {
+    fn from((offset, len): (usize, usize)) -> Self {
+        Span::new(offset, len)
+    }
+}
+
+impl From<Span> for SourceSpan {
+    fn from(span: Span) -> Self {
+        (span.offset(), span.len()).into()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -31,21 +81,22 @@ pub enum NodeValue {
     Mapping(Vec<(Key, Node)>),
 }
 
-/// A mapping key with its span.
+/// A mapping key with its span. The name is shared by every key of the
+/// same name in a file.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Key {
-    pub name: String,
-    pub span: SourceSpan,
+    pub name: Arc<str>,
+    pub span: Span,
 }
 
 impl Node {
     pub fn get(&self, key: &str) -> Option<&Node> {
-        self.entries()?.iter().find(|(k, _)| k.name == key).map(|(_, v)| v)
+        self.entries()?.iter().find(|(k, _)| &*k.name == key).map(|(_, v)| v)
     }
 
     /// The key itself (for labels on "unknown key" and the like).
     pub fn key(&self, key: &str) -> Option<&Key> {
-        self.entries()?.iter().find(|(k, _)| k.name == key).map(|(k, _)| k)
+        self.entries()?.iter().find(|(k, _)| &*k.name == key).map(|(k, _)| k)
     }
 
     /// Follows a path of mapping keys.
@@ -99,7 +150,10 @@ impl Node {
             NodeValue::String(s) => Value::String(s.clone()),
             NodeValue::Sequence(items) => Value::Array(items.iter().map(Node::to_json).collect()),
             NodeValue::Mapping(entries) => Value::Object(
-                entries.iter().map(|(k, v)| (k.name.clone(), v.to_json())).collect::<Map<_, _>>(),
+                entries
+                    .iter()
+                    .map(|(k, v)| (k.name.to_string(), v.to_json()))
+                    .collect::<Map<_, _>>(),
             ),
         }
     }
@@ -120,7 +174,7 @@ impl Node {
             let step = step.replace("~1", "/").replace("~0", "~");
             let next = match &found.node.value {
                 NodeValue::Mapping(entries) => {
-                    entries.iter().find(|(k, _)| k.name == step).map(|(k, v)| (Some(k), v))
+                    entries.iter().find(|(k, _)| *k.name == *step).map(|(k, v)| (Some(k), v))
                 }
                 NodeValue::Sequence(items) => {
                     step.parse::<usize>().ok().and_then(|i| items.get(i)).map(|v| (None, v))
@@ -155,8 +209,8 @@ impl Resolved<'_> {
     /// unknown field), else the value.
     pub fn span(&self, on_key: bool) -> SourceSpan {
         match self.key {
-            Some(key) if on_key && self.exact => key.span,
-            _ => self.node.span,
+            Some(key) if on_key && self.exact => key.span.into(),
+            _ => self.node.span.into(),
         }
     }
 }
@@ -182,13 +236,15 @@ fn options() -> serde_saphyr::Options {
 /// Parses every document of a YAML stream. Empty documents are skipped, as
 /// `cpln apply` skips them.
 pub fn parse_documents(source: &SourceFile) -> Result<Vec<Node>, Problem> {
-    let parsed: Vec<Spanned<RawNode>> =
+    let parsed: Vec<Converted> = {
+        let _converting = Converting::start(source);
         serde_saphyr::from_multiple_with_options(source.text(), options())
-            .map_err(|error| yaml_problem(source, &error))?;
+    }
+    .map_err(|error| yaml_problem(source, &error))?;
     if let Some(problem) = unsupported(source) {
         return Err(problem);
     }
-    Ok(parsed.into_iter().map(|doc| convert(doc, source)).filter(|n| !n.is_null()).collect())
+    Ok(parsed.into_iter().map(|doc| doc.0).filter(|n| !n.is_null()).collect())
 }
 
 /// YAML that parses but that no Control Plane manifest holds, and that
@@ -356,7 +412,7 @@ impl Partial {
                 NodeValue::String(name) => name,
                 _ => "<complex key>".to_owned(),
             };
-            entries.push((Key { name, span: key.span }, value));
+            entries.push((Key { name: name.into(), span: key.span }, value));
         }
         Node { value: NodeValue::Mapping(entries), span }
     }
@@ -516,14 +572,48 @@ fn bare_message(text: &str) -> String {
     }
 }
 
-fn span_of<T>(spanned: &Spanned<T>, source: &SourceFile) -> SourceSpan {
+/// The file [`parse_documents`] is converting on this thread, and the key
+/// names read from it so far: what [`Converted`] needs while the parser
+/// drives it (serde gives a `Deserialize` no other way in).
+struct Context {
+    source: SourceFile,
+    keys: HashSet<Arc<str>>,
+}
+
+thread_local! {
+    static CONTEXT: RefCell<Option<Context>> = const { RefCell::new(None) };
+}
+
+/// Sets the [`Context`] while it lives.
+struct Converting;
+
+impl Converting {
+    fn start(source: &SourceFile) -> Self {
+        let context = Context { source: source.clone(), keys: HashSet::new() };
+        CONTEXT.with_borrow_mut(|current| *current = Some(context));
+        Converting
+    }
+}
+
+impl Drop for Converting {
+    fn drop(&mut self) {
+        CONTEXT.with_borrow_mut(|current| *current = None);
+    }
+}
+
+/// The span of what the parser read. Its byte offsets are known when
+/// reading a string (always, here); else the line and column give the
+/// start.
+fn span_of<T>(spanned: &Spanned<T>, source: Option<&SourceFile>) -> Span {
     let location = spanned.referenced;
     let span = location.span();
     match (span.byte_offset(), span.byte_len()) {
-        (Some(offset), Some(len)) => (to_usize(offset), to_usize(len)).into(),
+        (Some(offset), Some(len)) => Span::new(to_usize(offset), to_usize(len)),
         _ => {
-            let offset = source.offset_of(to_usize(location.line()), to_usize(location.column()));
-            (offset, 0).into()
+            let offset = source.map_or(0, |source| {
+                source.offset_of(to_usize(location.line()), to_usize(location.column()))
+            });
+            Span::new(offset, 0)
         }
     }
 }
@@ -532,107 +622,121 @@ fn to_usize(value: u64) -> usize {
     usize::try_from(value).unwrap_or(usize::MAX)
 }
 
-fn convert(raw: Spanned<RawNode>, source: &SourceFile) -> Node {
-    let span = span_of(&raw, source);
-    let value = match raw.value {
-        RawNode::Null => NodeValue::Null,
-        RawNode::Bool(b) => NodeValue::Bool(b),
-        RawNode::Number(n) => NodeValue::Number(n),
-        RawNode::String(s) => NodeValue::String(s),
-        RawNode::Sequence(items) => {
-            NodeValue::Sequence(items.into_iter().map(|i| convert(i, source)).collect())
-        }
-        RawNode::Mapping(entries) => NodeValue::Mapping(
-            entries
-                .into_iter()
-                .map(|(k, v)| {
-                    let key = Key { span: span_of(&k, source), name: k.value.into_key() };
-                    (key, convert(v, source))
-                })
-                .collect(),
-        ),
-    };
-    Node { value, span }
-}
+/// A value as [`Node`], converted as soon as the parser has read it, its
+/// own values already converted: no tree of the parser's outlives the
+/// value it describes.
+struct Converted(Node);
 
-/// The shape serde-saphyr fills in; converted to [`Node`] right away.
-enum RawNode {
-    Null,
-    Bool(bool),
-    Number(Number),
-    String(String),
-    Sequence(Vec<Spanned<RawNode>>),
-    Mapping(Vec<(Spanned<RawNode>, Spanned<RawNode>)>),
-}
-
-impl RawNode {
-    /// Keys are strings in every cpln document; other scalars are written
-    /// as YAML would print them.
-    fn into_key(self) -> String {
-        match self {
-            RawNode::String(s) => s,
-            RawNode::Null => "null".to_owned(),
-            RawNode::Bool(b) => b.to_string(),
-            RawNode::Number(n) => n.to_string(),
-            RawNode::Sequence(_) | RawNode::Mapping(_) => "<complex key>".to_owned(),
-        }
+impl<'de> Deserialize<'de> for Converted {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let spanned = Spanned::<RawValue>::deserialize(deserializer)?;
+        let span = CONTEXT.with_borrow(|c| span_of(&spanned, c.as_ref().map(|c| &c.source)));
+        Ok(Converted(Node { value: spanned.value.0, span }))
     }
 }
 
-impl<'de> Deserialize<'de> for RawNode {
+/// A mapping key, converted as [`Converted`]; its name is shared with the
+/// keys of the same name read before it.
+struct ConvertedKey(Key);
+
+impl<'de> Deserialize<'de> for ConvertedKey {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_any(RawVisitor)
+        let spanned = Spanned::<RawValue>::deserialize(deserializer)?;
+        let key = CONTEXT.with_borrow_mut(|context| {
+            let span = span_of(&spanned, context.as_ref().map(|c| &c.source));
+            let text = key_name(spanned.value.0);
+            let name = match context {
+                Some(context) => match context.keys.get(text.as_str()) {
+                    Some(shared) => Arc::clone(shared),
+                    None => {
+                        let name: Arc<str> = text.into();
+                        context.keys.insert(Arc::clone(&name));
+                        name
+                    }
+                },
+                None => text.into(),
+            };
+            Key { name, span }
+        });
+        Ok(ConvertedKey(key))
+    }
+}
+
+/// Keys are strings in every cpln document; other scalars are written
+/// as YAML would print them.
+fn key_name(value: NodeValue) -> String {
+    match value {
+        NodeValue::String(s) => s,
+        NodeValue::Null => "null".to_owned(),
+        NodeValue::Bool(b) => b.to_string(),
+        NodeValue::Number(n) => n.to_string(),
+        NodeValue::Sequence(_) | NodeValue::Mapping(_) => "<complex key>".to_owned(),
+    }
+}
+
+/// What serde-saphyr fills in inside its span wrapper.
+struct RawValue(NodeValue);
+
+impl<'de> Deserialize<'de> for RawValue {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(RawVisitor).map(RawValue)
     }
 }
 
 struct RawVisitor;
 
 impl<'de> Visitor<'de> for RawVisitor {
-    type Value = RawNode;
+    type Value = NodeValue;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("any YAML value")
     }
-    fn visit_unit<E>(self) -> Result<RawNode, E> {
-        Ok(RawNode::Null)
+    fn visit_unit<E>(self) -> Result<NodeValue, E> {
+        Ok(NodeValue::Null)
     }
-    fn visit_none<E>(self) -> Result<RawNode, E> {
-        Ok(RawNode::Null)
+    fn visit_none<E>(self) -> Result<NodeValue, E> {
+        Ok(NodeValue::Null)
     }
-    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<RawNode, D::Error> {
-        RawNode::deserialize(d)
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<NodeValue, D::Error> {
+        RawValue::deserialize(d).map(|v| v.0)
     }
-    fn visit_bool<E>(self, v: bool) -> Result<RawNode, E> {
-        Ok(RawNode::Bool(v))
+    fn visit_bool<E>(self, v: bool) -> Result<NodeValue, E> {
+        Ok(NodeValue::Bool(v))
     }
-    fn visit_i64<E>(self, v: i64) -> Result<RawNode, E> {
-        Ok(RawNode::Number(v.into()))
+    fn visit_i64<E>(self, v: i64) -> Result<NodeValue, E> {
+        Ok(NodeValue::Number(v.into()))
     }
-    fn visit_u64<E>(self, v: u64) -> Result<RawNode, E> {
-        Ok(RawNode::Number(v.into()))
+    fn visit_u64<E>(self, v: u64) -> Result<NodeValue, E> {
+        Ok(NodeValue::Number(v.into()))
     }
-    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<RawNode, E> {
-        Number::from_f64(v).map(RawNode::Number).ok_or_else(|| E::custom("numbers must be finite"))
+    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<NodeValue, E> {
+        Number::from_f64(v)
+            .map(NodeValue::Number)
+            .ok_or_else(|| E::custom("numbers must be finite"))
     }
-    fn visit_str<E>(self, v: &str) -> Result<RawNode, E> {
-        Ok(RawNode::String(v.to_owned()))
+    fn visit_str<E>(self, v: &str) -> Result<NodeValue, E> {
+        Ok(NodeValue::String(v.to_owned()))
     }
-    fn visit_string<E>(self, v: String) -> Result<RawNode, E> {
-        Ok(RawNode::String(v))
+    fn visit_string<E>(self, mut v: String) -> Result<NodeValue, E> {
+        v.shrink_to_fit();
+        Ok(NodeValue::String(v))
     }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut access: A) -> Result<RawNode, A::Error> {
+    // Vectors are shrunk to their items: they live as long as the tree.
+    fn visit_seq<A: SeqAccess<'de>>(self, mut access: A) -> Result<NodeValue, A::Error> {
         let mut items = Vec::new();
-        while let Some(item) = access.next_element()? {
+        while let Some(Converted(item)) = access.next_element()? {
             items.push(item);
         }
-        Ok(RawNode::Sequence(items))
+        items.shrink_to_fit();
+        Ok(NodeValue::Sequence(items))
     }
-    fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<RawNode, A::Error> {
+    fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<NodeValue, A::Error> {
         let mut entries = Vec::new();
-        while let Some(entry) = access.next_entry()? {
-            entries.push(entry);
+        while let Some((ConvertedKey(key), Converted(value))) = access.next_entry()? {
+            entries.push((key, value));
         }
-        Ok(RawNode::Mapping(entries))
+        entries.shrink_to_fit();
+        Ok(NodeValue::Mapping(entries))
     }
 }
 
@@ -745,6 +849,71 @@ mod tests {
         let problem = parse(&many).expect_err("too large");
         assert!(problem.message.contains("at most 250000 values"), "{}", problem.message);
         assert!(!problem.message.contains("Nodes"), "{}", problem.message);
+    }
+
+    /// The heap a tree holds, counted from its vectors' and strings'
+    /// capacities; a key name shared with an earlier key counts once.
+    fn retained(node: &Node, seen: &mut HashSet<*const u8>) -> usize {
+        use std::mem::size_of;
+        match &node.value {
+            NodeValue::String(s) => s.capacity(),
+            NodeValue::Sequence(items) => {
+                items.capacity() * size_of::<Node>()
+                    + items.iter().map(|i| retained(i, seen)).sum::<usize>()
+            }
+            NodeValue::Mapping(entries) => {
+                let names: usize = entries
+                    .iter()
+                    .filter(|(k, _)| seen.insert(k.name.as_ptr()))
+                    .map(|(k, _)| k.name.len() + 2 * size_of::<usize>())
+                    .sum();
+                entries.capacity() * size_of::<(Key, Node)>()
+                    + names
+                    + entries.iter().map(|(_, v)| retained(v, seen)).sum::<usize>()
+            }
+            _ => 0,
+        }
+    }
+
+    #[test]
+    fn a_parsed_tree_stays_within_four_times_its_text() {
+        // Every resource keeps its tree for the whole run: the 16 MiB
+        // manifest limit is a memory limit only while this holds
+        // (docs/performance.md, "Manifests too large to read").
+        assert_eq!(std::mem::size_of::<Span>(), 8);
+        assert!(std::mem::size_of::<Node>() <= 40, "{}", std::mem::size_of::<Node>());
+        assert!(std::mem::size_of::<Key>() <= 24, "{}", std::mem::size_of::<Key>());
+        let workload = |n: usize| {
+            format!(
+                "kind: workload\nname: w-{n:04}\ndescription: Background jobs from the queue\nspec:\n  type: standard\n  identityLink: //gvc/app/identity/worker-id\n  containers:\n    - name: main\n      image: //image/worker:1.4.2\n      cpu: 100m\n      memory: 256Mi\n      env:\n        - name: QUEUE_URL\n          value: amqp://queue.app.cpln.local:5672\n        - name: FEATURE_FLAGS\n          value: cpln://secret/app-config.FEATURE_FLAGS\n  defaultOptions:\n    capacityAI: false\n    autoscaling: {{metric: cpu, target: 80, minScale: 1, maxScale: 2}}\n  firewallConfig:\n    internal:\n      inboundAllowType: none\n---\n"
+            )
+        };
+        let text: String = (0..1000).map(workload).collect();
+        let docs = parse(&text).unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(docs.len(), 1000);
+        // No vector keeps room it does not use (`collect` over the parser's
+        // own vectors would keep theirs, several times larger).
+        fn exact(node: &Node) -> bool {
+            match &node.value {
+                NodeValue::Sequence(items) => {
+                    items.capacity() == items.len() && items.iter().all(exact)
+                }
+                NodeValue::Mapping(entries) => {
+                    entries.capacity() == entries.len() && entries.iter().all(|(_, v)| exact(v))
+                }
+                NodeValue::String(s) => s.capacity() == s.len(),
+                _ => true,
+            }
+        }
+        assert!(docs.iter().all(exact));
+        // Every `name` key of the file is one shared string.
+        let names: HashSet<*const u8> =
+            docs.iter().filter_map(|d| d.key("name")).map(|k| k.name.as_ptr()).collect();
+        assert_eq!(names.len(), 1);
+        let mut seen = HashSet::new();
+        let bytes: usize =
+            docs.iter().map(|d| retained(d, &mut seen) + std::mem::size_of::<Node>()).sum();
+        assert!(bytes <= 4 * text.len(), "{bytes} bytes retained for {} of text", text.len());
     }
 
     #[test]

@@ -1,8 +1,6 @@
 //! CPU and memory quantities as Kubernetes writes them (`50m`, `0.5`,
 //! `128Mi`, `1Gi`), which is what Control Plane accepts.
 
-use serde_json::Value;
-
 /// A Kubernetes quantity in its base unit (cores, bytes): a signed decimal
 /// number and a suffix, binary (`Ki`…`Ei`), decimal (`n`, `u`, `m`, ``,
 /// `k`, `M`, `G`, `T`, `P`, `E`) or an exponent (`e3`, `E-2`).
@@ -59,55 +57,87 @@ pub fn provider_takes(text: &str) -> bool {
     text.len() <= 20 && !number.is_empty() && digits.chars().all(|c| c.is_ascii_digit())
 }
 
-/// Millicores of a CPU quantity: cores (`0.5`, `2`), millicores (`250m`),
-/// or any other Kubernetes quantity. YAML numbers count as cores.
-pub fn cpu_millicores(value: &Value) -> Result<f64, String> {
-    if let Some(cores) = value.as_f64() {
-        return Ok(cores * 1000.0);
-    }
-    let text = value.as_str().ok_or("a CPU quantity is a string such as `250m` or `0.5`")?;
-    parse(text).map(|cores| cores * 1000.0).ok_or_else(|| format!("`{text}` is not a CPU quantity"))
+/// What a container's `cpu`, `memory`, `minCpu` or `minMemory` holds, as
+/// Control Plane takes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resource {
+    Cpu,
+    Memory,
 }
 
-/// Mebibytes of a memory quantity: `128Mi`, `1Gi`, `500M`, bytes, or any
-/// other Kubernetes quantity.
-pub fn memory_mebibytes(value: &Value) -> Result<f64, String> {
-    const MIB: f64 = 1024.0 * 1024.0;
-    if let Some(bytes) = value.as_f64() {
-        return Ok(bytes / MIB);
+impl Resource {
+    /// The amount `text` stands for, in the unit Ferry compares:
+    /// millicores for CPU (cores such as `0.5` or `2`, millicores such as
+    /// `250m`, or any other Kubernetes quantity), mebibytes for memory
+    /// (`128Mi`, `1Gi`, `500M`, bytes, …).
+    pub fn amount(self, text: &str) -> Result<f64, String> {
+        const MIB: f64 = 1024.0 * 1024.0;
+        let (value, what) = match self {
+            Resource::Cpu => (parse(text).map(|cores| cores * 1000.0), "CPU"),
+            Resource::Memory => (parse(text).map(|bytes| bytes / MIB), "memory"),
+        };
+        value.ok_or_else(|| format!("`{text}` is not a {what} quantity"))
     }
-    let text = value.as_str().ok_or("a memory quantity is a string such as `128Mi` or `1Gi`")?;
-    parse(text).map(|bytes| bytes / MIB).ok_or_else(|| format!("`{text}` is not a memory quantity"))
+
+    /// What the field holds when it is not a string, in words.
+    pub fn not_text(self) -> &'static str {
+        match self {
+            Resource::Cpu => "a CPU quantity is a string such as `250m` or `0.5`",
+            Resource::Memory => "a memory quantity is a string such as `128Mi` or `1Gi`",
+        }
+    }
+
+    /// The most one replica can be given (millicores, mebibytes), and in
+    /// words: more than any machine it could run on has. Assumed: no source
+    /// states a maximum; the largest machines of the clouds Control Plane
+    /// runs on have under 2,048 vCPUs and at most 32 TiB of memory.
+    pub fn most(self) -> (f64, &'static str) {
+        match self {
+            Resource::Cpu => (2048.0 * 1000.0, "2048 cores"),
+            Resource::Memory => (32.0 * 1024.0 * 1024.0, "32Ti"),
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
     #[test]
     fn reads_cpu_the_kubernetes_way() {
-        assert_eq!(cpu_millicores(&json!("50m")), Ok(50.0));
-        assert_eq!(cpu_millicores(&json!("0.5")), Ok(500.0));
-        assert_eq!(cpu_millicores(&json!(2)), Ok(2000.0));
-        assert!(cpu_millicores(&json!("five")).is_err());
-        assert!(cpu_millicores(&json!("1..5")).is_err());
+        let cpu = |text| Resource::Cpu.amount(text);
+        assert_eq!(cpu("50m"), Ok(50.0));
+        assert_eq!(cpu("0.5"), Ok(500.0));
+        assert_eq!(cpu("2"), Ok(2000.0));
+        assert!(cpu("five").is_err());
+        assert!(cpu("1..5").is_err());
         // Every Kubernetes form: micro- and nanocores, exponents, a sign.
-        assert!(cpu_millicores(&json!("250000u")).is_ok_and(|m| (m - 250.0).abs() < 1e-9));
-        assert!(cpu_millicores(&json!("2.5e-1")).is_ok_and(|m| (m - 250.0).abs() < 1e-9));
-        assert!(cpu_millicores(&json!("5e2m")).is_err());
-        assert!(cpu_millicores(&json!("+1")).is_ok_and(|m| (m - 1000.0).abs() < 1e-9));
-        assert!(cpu_millicores(&json!("1e")).is_err());
+        assert!(cpu("250000u").is_ok_and(|m| (m - 250.0).abs() < 1e-9));
+        assert!(cpu("2.5e-1").is_ok_and(|m| (m - 250.0).abs() < 1e-9));
+        assert!(cpu("5e2m").is_err());
+        assert!(cpu("+1").is_ok_and(|m| (m - 1000.0).abs() < 1e-9));
+        assert!(cpu("1e").is_err());
     }
 
     #[test]
     fn reads_memory_the_kubernetes_way() {
-        assert_eq!(memory_mebibytes(&json!("128Mi")), Ok(128.0));
-        assert_eq!(memory_mebibytes(&json!("1Gi")), Ok(1024.0));
-        assert!(memory_mebibytes(&json!("1G")).is_ok_and(|m| (m - 953.67).abs() < 0.01));
-        assert!(memory_mebibytes(&json!("lots")).is_err());
-        assert!(memory_mebibytes(&json!("12MB")).is_err());
-        assert!(memory_mebibytes(&json!("1.5e9")).is_ok_and(|m| (m - 1430.51).abs() < 0.01));
+        let memory = |text| Resource::Memory.amount(text);
+        assert_eq!(memory("128Mi"), Ok(128.0));
+        assert_eq!(memory("1Gi"), Ok(1024.0));
+        assert!(memory("1G").is_ok_and(|m| (m - 953.67).abs() < 0.01));
+        assert!(memory("lots").is_err());
+        assert!(memory("12MB").is_err());
+        assert!(memory("1.5e9").is_ok_and(|m| (m - 1430.51).abs() < 0.01));
+    }
+
+    #[test]
+    fn the_most_a_replica_can_have_is_in_the_fields_units() {
+        let (cpu, _) = Resource::Cpu.most();
+        assert_eq!(Resource::Cpu.amount("2048"), Ok(cpu));
+        assert!(Resource::Cpu.amount("1e29").is_ok_and(|m| m > cpu));
+        let (memory, _) = Resource::Memory.most();
+        assert_eq!(Resource::Memory.amount("32Ti"), Ok(memory));
+        assert!(Resource::Memory.amount("33Ti").is_ok_and(|m| m > memory));
     }
 
     #[test]

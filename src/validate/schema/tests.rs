@@ -402,3 +402,64 @@ fn values_kept_out_of_git_are_not_judged_by_shape() {
     }
     assert_eq!(error_paths(Kind::Secret, &secret("docker", json!("not json"))), ["/data"]);
 }
+
+/// Issue 20: `cpu: 1e29` was accepted. Quantities are read as the API
+/// reads them: text only, within the Terraform provider's pattern and
+/// length; an amount no machine has is a warning (no source states a
+/// maximum).
+#[test]
+fn quantities_are_quoted_text_the_api_takes() {
+    let container = |key: &str, value: Value| {
+        let mut c = json!({"name": "main", "image": "x:1", "cpu": "250m", "memory": "256Mi"});
+        c[key] = value;
+        workload(json!({"type": "standard", "containers": [c]}))
+    };
+    let messages = |body: &Value, severity: Severity| -> Vec<(String, String, String)> {
+        check(Kind::Workload, body)
+            .into_iter()
+            .filter(|v| v.severity == severity)
+            .map(|v| (v.path, v.message, v.help))
+            .collect()
+    };
+    // A YAML number, whatever it is: the API's field is a string.
+    for (key, number) in
+        [("cpu", json!(1e29)), ("cpu", json!(2)), ("memory", json!(512)), ("minCpu", json!(0.5))]
+    {
+        let found = messages(&container(key, number.clone()), Severity::Error);
+        let [(path, message, help)] = found.as_slice() else { panic!("{key}: {found:?}") };
+        assert_eq!(path, &format!("/spec/containers/0/{key}"));
+        assert!(message.contains(&format!("found the number {number}")), "{message}");
+        assert!(help.contains(&format!("`{key}: \"{number}\"`")), "{help}");
+    }
+    assert_eq!(
+        messages(&container("cpu", json!(1e29)), Severity::Error)[0].1,
+        "spec.containers[0].cpu must be a quantity in quotes, such as `\"250m\"`, found the number 1e+29"
+    );
+    // What the provider's pattern or length refuses, Kubernetes form or not.
+    for text in ["1 Gi", "12MB", "0.0000000000000000001", "0x10"] {
+        let found = messages(&container("memory", json!(text)), Severity::Error);
+        assert_eq!(found.len(), 1, "{text}: {found:?}");
+        assert_eq!(found[0].0, "/spec/containers/0/memory", "{text}");
+    }
+    assert!(
+        messages(&container("cpu", json!("0.0000000000000000001")), Severity::Error)[0]
+            .1
+            .ends_with("is longer than 20 characters")
+    );
+    // Quoted, within the pattern, but more than any machine has: a warning.
+    for (key, text) in [("cpu", "1e29"), ("cpu", "4096"), ("memory", "64Ti"), ("memory", "1e400")] {
+        let body = container(key, json!(text));
+        assert_eq!(messages(&body, Severity::Error), [], "{key}: {text}");
+        let found = messages(&body, Severity::Warning);
+        let [(path, message, _)] = found.as_slice() else { panic!("{text}: {found:?}") };
+        assert_eq!(path, &format!("/spec/containers/0/{key}"));
+        assert!(message.contains(&format!("`{text}`, more than")), "{message}");
+    }
+    // The largest a machine has, and everyday quantities, are fine (32Ti
+    // on 2048 cores only breaks the memory-to-CPU ratio, another rule).
+    for (key, text) in [("cpu", "2048"), ("cpu", "2"), ("memory", "32Ti"), ("memory", "1.5e9")] {
+        let found = check(Kind::Workload, &container(key, json!(text)));
+        assert!(found.iter().all(|v| !v.message.contains("`, more than")), "{text}: {found:?}");
+        assert_eq!(messages(&container(key, json!(text)), Severity::Error), [], "{text}");
+    }
+}

@@ -4,7 +4,8 @@ use std::collections::HashMap;
 
 use serde_json::{Map, Value};
 
-use super::{Checker, Ptr, cron, env, port, quantity, top_level};
+use super::quantity::{self, Resource};
+use super::{Checker, Ptr, cron, env, port, top_level};
 
 /// Workload types (types-go `workload.WorkloadType`; the Terraform
 /// provider's `type` validator, which also lists `vm`).
@@ -155,7 +156,7 @@ fn containers(c: &mut Checker, spec: &Map<String, Value>, at: &Ptr, kind: Option
             c.error(
                 &at.key("gpu"),
                 format!("{at} asks for a GPU with less than 2 CPU cores or 7Gi of memory"),
-                "a GPU container reserves at least `cpu: 2` and `memory: 7Gi`",
+                "a GPU container reserves at least `cpu: \"2\"` and `memory: 7Gi`",
             );
         }
         c.field(container, &at, "env", env);
@@ -255,52 +256,23 @@ fn container_ports(c: &mut Checker, container: &Map<String, Value>, at: &Ptr) ->
     found
 }
 
-/// cpu, memory, minCpu, minMemory: valid quantities, platform minimums,
-/// minimums not above the maximums, and the memory-to-CPU ratio. Returns
-/// the CPU (millicores) and memory (MiB) reserved, when readable.
+/// cpu, memory, minCpu, minMemory: quoted quantities Control Plane takes,
+/// platform minimums, minimums not above the maximums, the memory-to-CPU
+/// ratio, and no more than a machine has. Returns the CPU (millicores) and
+/// memory (MiB) reserved, when readable.
 fn resources(
     c: &mut Checker,
     container: &Map<String, Value>,
     at: &Ptr,
     kind: Option<&str>,
 ) -> (Option<f64>, Option<f64>) {
-    let quantity_at =
-        |c: &mut Checker, key: &str, read: fn(&Value) -> Result<f64, String>, example: &str| {
-            c.field(container, at, key, |c, at, v| match read(v) {
-                Ok(amount) if amount > 0.0 => Some(amount),
-                Ok(_) => {
-                    c.error(
-                        at,
-                        format!("{at} must be more than zero"),
-                        format!("write a quantity such as `{example}`"),
-                    );
-                    None
-                }
-                // What the Terraform provider's validator takes is only
-                // a warning when Kubernetes would not read it.
-                Err(reason) if v.as_str().is_some_and(quantity::provider_takes) => {
-                    c.warn(
-                        at,
-                        format!("{at}: {reason}"),
-                        format!("write a quantity such as `{example}`"),
-                    );
-                    None
-                }
-                Err(reason) => {
-                    c.error(
-                        at,
-                        format!("{at}: {reason}"),
-                        format!("write a quantity such as `{example}`"),
-                    );
-                    None
-                }
-            })
-            .flatten()
-        };
-    let cpu = quantity_at(c, "cpu", quantity::cpu_millicores, "250m");
-    let memory = quantity_at(c, "memory", quantity::memory_mebibytes, "256Mi");
-    let min_cpu = quantity_at(c, "minCpu", quantity::cpu_millicores, "100m");
-    let min_memory = quantity_at(c, "minMemory", quantity::memory_mebibytes, "128Mi");
+    let quantity_at = |c: &mut Checker, key: &str, resource: Resource, example: &str| {
+        c.field(container, at, key, |c, at, v| quantity(c, at, key, v, resource, example)).flatten()
+    };
+    let cpu = quantity_at(c, "cpu", Resource::Cpu, "250m");
+    let memory = quantity_at(c, "memory", Resource::Memory, "256Mi");
+    let min_cpu = quantity_at(c, "minCpu", Resource::Cpu, "100m");
+    let min_memory = quantity_at(c, "minMemory", Resource::Memory, "128Mi");
     if kind == Some("cron") {
         for key in ["minCpu", "minMemory"].into_iter().filter(|k| container.contains_key(*k)) {
             c.error(
@@ -356,6 +328,72 @@ fn resources(
         );
     }
     (cpu, memory)
+}
+
+/// One of `cpu`, `memory`, `minCpu`, `minMemory` (`key`), holding `value`:
+/// its amount (millicores or MiB) when it is one Control Plane takes.
+fn quantity(
+    c: &mut Checker,
+    at: &Ptr,
+    key: &str,
+    value: &Value,
+    resource: Resource,
+    example: &str,
+) -> Option<f64> {
+    let help = format!("write a quantity such as `{example}`");
+    let text = match value {
+        Value::String(text) => text,
+        // The API's field is a string; `cpln apply` sends a YAML number
+        // as a JSON number, unconverted.
+        Value::Number(n) => {
+            c.wrong_type(
+                at,
+                value,
+                &format!("a quantity in quotes, such as `\"{example}\"`"),
+                &format!(
+                    "quote it (`{key}: \"{n}\"`): Control Plane reads `{key}` as text, and a YAML number reaches it as a number"
+                ),
+            );
+            return None;
+        }
+        _ => {
+            c.error(at, format!("{at}: {}", resource.not_text()), help);
+            return None;
+        }
+    };
+    let amount = resource.amount(text);
+    if !quantity::provider_takes(text) {
+        let reason = match &amount {
+            Err(reason) => reason.clone(),
+            Ok(_) => format!("`{text}` is longer than 20 characters"),
+        };
+        c.error(at, format!("{at}: {reason}"), help);
+        return None;
+    }
+    let (most, most_text) = resource.most();
+    match amount {
+        Ok(amount) if amount <= 0.0 => {
+            c.error(at, format!("{at} must be more than zero"), help);
+            None
+        }
+        // Assumed (no source states a maximum), so a warning: whether the
+        // API refuses it or not, no replica could ever be placed.
+        Ok(amount) if amount > most => {
+            c.warn(
+                at,
+                format!("{at} is `{text}`, more than {most_text}: no machine a replica runs on has that much"),
+                format!("{help}; check the unit (`m` for millicores, `Mi` or `Gi` for memory)"),
+            );
+            None
+        }
+        Ok(amount) => Some(amount),
+        // What the Terraform provider's validator takes is only a warning
+        // when Kubernetes would not read it.
+        Err(reason) => {
+            c.warn(at, format!("{at}: {reason}"), help);
+            None
+        }
+    }
 }
 
 fn probe(c: &mut Checker, at: &Ptr, value: &Value) {
