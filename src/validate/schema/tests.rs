@@ -421,19 +421,30 @@ fn quantities_are_quoted_text_the_api_takes() {
             .map(|v| (v.path, v.message, v.help))
             .collect()
     };
-    // A YAML number, whatever it is: the API's field is a string.
-    for (key, number) in
-        [("cpu", json!(1e29)), ("cpu", json!(2)), ("memory", json!(512)), ("minCpu", json!(0.5))]
-    {
-        let found = messages(&container(key, number.clone()), Severity::Error);
-        let [(path, message, help)] = found.as_slice() else { panic!("{key}: {found:?}") };
+    // A YAML number: the API's field is a string. One whose text is a
+    // quantity is a warning (quote it); any other, an error.
+    for (key, number) in [
+        ("cpu", json!(1e29)),
+        ("cpu", json!(2)),
+        ("memory", json!(1_073_741_824)),
+        ("minCpu", json!(0.1)),
+    ] {
+        let body = container(key, number.clone());
+        let errors = messages(&body, Severity::Error);
+        assert!(errors.iter().all(|(path, ..)| !path.ends_with(key)), "{key}: {errors:?}");
+        let found = messages(&body, Severity::Warning);
+        let said = found.iter().find(|(_, message, _)| message.contains("not text"));
+        let Some((path, message, help)) = said else { panic!("{key}: {found:?}") };
         assert_eq!(path, &format!("/spec/containers/0/{key}"));
-        assert!(message.contains(&format!("found the number {number}")), "{message}");
+        assert!(message.ends_with(&format!("is the number {number}, not text")), "{message}");
         assert!(help.contains(&format!("`{key}: \"{number}\"`")), "{help}");
     }
+    // 1e29 cores: a number, and more than any machine has.
+    let found = messages(&container("cpu", json!(1e29)), Severity::Warning);
+    assert_eq!(found.len(), 2, "{found:?}");
     assert_eq!(
-        messages(&container("cpu", json!(1e29)), Severity::Error)[0].1,
-        "spec.containers[0].cpu must be a quantity in quotes, such as `\"250m\"`, found the number 1e+29"
+        messages(&container("cpu", json!(123_456_789_012_345_678_901_234.0)), Severity::Error)[0].1,
+        "spec.containers[0].cpu must be a quantity in quotes, such as `\"250m\"`, found the number 1.2345678901234569e+23"
     );
     // What the provider's pattern or length refuses, Kubernetes form or not.
     for text in ["1 Gi", "12MB", "0.0000000000000000001", "0x10"] {

@@ -342,25 +342,35 @@ fn quantity(
 ) -> Option<f64> {
     let help = format!("write a quantity such as `{example}`");
     let text = match value {
-        Value::String(text) => text,
+        Value::String(text) => text.clone(),
         // The API's field is a string; `cpln apply` sends a YAML number
-        // as a JSON number, unconverted.
+        // as a JSON number, unconverted. Whether the API then reads it as
+        // its text is not known [assumed]: a number whose text is a
+        // quantity (`cpu: 2`) is a warning, any other (`cpu: 1e29`) an
+        // error.
         Value::Number(n) => {
-            c.wrong_type(
-                at,
-                value,
-                &format!("a quantity in quotes, such as `\"{example}\"`"),
-                &format!(
-                    "quote it (`{key}: \"{n}\"`): Control Plane reads `{key}` as text, and a YAML number reaches it as a number"
-                ),
+            let text = n.to_string();
+            let quote = format!(
+                "quote it (`{key}: \"{n}\"`): Control Plane reads `{key}` as text, and a YAML number reaches it as a number"
             );
-            return None;
+            if !quantity::provider_takes(&text) || resource.amount(&text).is_err() {
+                c.wrong_type(
+                    at,
+                    value,
+                    &format!("a quantity in quotes, such as `\"{example}\"`"),
+                    &quote,
+                );
+                return None;
+            }
+            c.warn(at, format!("{at} is the number {n}, not text"), quote);
+            text
         }
         _ => {
             c.error(at, format!("{at}: {}", resource.not_text()), help);
             return None;
         }
     };
+    let text = text.as_str();
     let amount = resource.amount(text);
     if !quantity::provider_takes(text) {
         let reason = match &amount {
