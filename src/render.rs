@@ -779,6 +779,7 @@ mod tests {
             freeze: Vec::new(),
             location: Location::new(&SourceFile::new("p", "x"), (0, 1)),
             app: None,
+            shared_per_environment: false,
         }
     }
 

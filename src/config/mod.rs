@@ -57,6 +57,8 @@ pub struct PromotionConfig {
     /// The app the plan file releases (`app`), when several share an org:
     /// its resources, locks and records are its own (docs/apps.md).
     pub app: Option<String>,
+    /// `sharedResources: perEnvironment`.
+    pub shared_per_environment: bool,
     pub manifests: ManifestSource,
     pub topology: Topology,
     /// In promotion order.
@@ -132,6 +134,10 @@ pub struct Environment {
     pub location: Location,
     /// The plan file's `app`, when it names one.
     pub app: Option<String>,
+    /// `sharedResources: perEnvironment` (gvc-per-env): each environment
+    /// gets its own copy of the org-level secrets and policies, under a
+    /// derived name ([`crate::render`]).
+    pub shared_per_environment: bool,
 }
 
 impl Environment {

@@ -13,8 +13,17 @@ use super::{
     OverrideSource, Patch, PromotionConfig, Readiness, Topology,
 };
 
-const TOP_KEYS: &[&str] =
-    &["version", "app", "manifests", "topology", "environments", "ordering", "approval", "freeze"];
+const TOP_KEYS: &[&str] = &[
+    "version",
+    "app",
+    "sharedResources",
+    "manifests",
+    "topology",
+    "environments",
+    "ordering",
+    "approval",
+    "freeze",
+];
 const MANIFEST_KEYS: &[&str] = &["repository", "path", "revision"];
 const ENVIRONMENT_KEYS: &[&str] = &[
     "name",
@@ -111,10 +120,15 @@ fn read_root(reader: &mut Reader, root: &Node) -> Option<PromotionConfig> {
         Some(node) => read_app(reader, node).map(Some),
         None => Some(None),
     };
+    let per_environment = match root.get("sharedResources") {
+        Some(node) => read_shared_resources(reader, node, topology_value),
+        None => Some(false),
+    };
     let environments = environments.map(|mut environments| {
         for env in &mut environments {
             env.freeze.extend(freeze.iter().cloned());
             env.app = app.clone().flatten();
+            env.shared_per_environment = per_environment.unwrap_or(false);
         }
         environments
     });
@@ -125,6 +139,7 @@ fn read_root(reader: &mut Reader, root: &Node) -> Option<PromotionConfig> {
         source: reader.source.clone(),
         app: app?,
         manifests: manifests?,
+        shared_per_environment: per_environment?,
         topology: topology?,
         environments: environments?,
         ordering,
@@ -283,6 +298,7 @@ fn read_environment(
         copy_missing_images: copy_missing_images?,
         freeze,
         app: None,
+        shared_per_environment: false,
     })
 }
 
@@ -300,6 +316,36 @@ fn read_prune(reader: &mut Reader, node: &Node, what: &str) -> Option<Option<Max
     let Some(count_node) = node.get("maxDeletes") else { return Some(None) };
     let count = reader.count(count_node, &format!("`prune.maxDeletes` of {what}"), 0)?;
     Some(Some(MaxDeletes { count, location: reader.location(count_node) }))
+}
+
+/// `sharedResources: shared | perEnvironment`: whether the org-level
+/// secrets and policies of a gvc-per-env pipeline are one object for every
+/// environment (`shared`, the default) or copied per environment.
+fn read_shared_resources(reader: &mut Reader, node: &Node, topology: Topology) -> Option<bool> {
+    let value = reader.string(node, "`sharedResources`")?;
+    let per_environment = match value.as_str() {
+        "shared" => false,
+        "perEnvironment" => true,
+        _ => {
+            reader.invalid(
+                node,
+                format!("`sharedResources` must be `shared` or `perEnvironment`, not `{value}`"),
+                "unknown value",
+                "`perEnvironment` gives each environment its own copy of the org-level secrets and policies (docs/promotion-file.md, \"Shared resources\")",
+            );
+            return None;
+        }
+    };
+    if per_environment && topology != Topology::GvcPerEnv {
+        reader.invalid(
+            node,
+            "`sharedResources: perEnvironment` is for `topology: gvc-per-env`",
+            "only with gvc-per-env",
+            "with org-per-env every environment has its own org, and nothing is shared",
+        );
+        return None;
+    }
+    Some(per_environment)
 }
 
 /// `app`: a name for the app this plan file releases, when several share
