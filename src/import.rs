@@ -10,6 +10,9 @@
 //!
 //! - links in short form: `/org/ORG/…` → `//…`, the environment's GVC in
 //!   them (and the GVC's own name, and `gvc:`) written as the template GVC;
+//! - internal hostnames of the environment's GVC
+//!   (`WORKLOAD.GVC.cpln.local`) written under the template GVC, as
+//!   [`crate::render`] renders them back (not in a secret's payload);
 //! - images as they run: the org's own as `//image/NAME:TAG`;
 //! - tags: Ferry's ownership tag and platform tags dropped; a description
 //!   that only repeats the name dropped;
@@ -170,6 +173,13 @@ pub fn manifest(kind: Kind, body: &Value, scope: Scope<'_>, values: SecretValues
             links.shorten(value);
         }
     }
+    // Internal hostnames too, the way render wrote them (a shared
+    // resource's: the last environment's GVC).
+    let mut gvcs = vec![scope.gvc];
+    if links.shared {
+        gvcs.extend(scope.shared.iter().map(String::as_str));
+    }
+    crate::render::hostnames::rewrite_fields(&mut doc, kind, &gvcs, scope.template);
     let secret = kind == Kind::Secret;
     if secret
         && values == SecretValues::Placeholders
@@ -363,7 +373,8 @@ mod tests {
             "spec": {"type": "standard", "identityLink": "/org/acme/gvc/shop-prod/identity/api",
                 "containers": [{"name": "main", "image": "/org/acme/image/api:1.4@sha256:ab",
                     "env": [{"name": "DB", "value": "cpln://secret/db.payload"},
-                            {"name": "PATH_LIKE", "value": "/org/other/secret/x"}]}]}});
+                            {"name": "PATH_LIKE", "value": "/org/other/secret/x"},
+                            {"name": "CART", "value": "http://cart.shop-prod.cpln.local:7070,x.edge.cpln.local"}]}]}});
         let (doc, path) = imported(Kind::Workload, &live);
         assert_eq!(path, "workload/api.yaml");
         assert_eq!(
@@ -372,7 +383,9 @@ mod tests {
                 "spec": {"type": "standard", "identityLink": "//gvc/shop/identity/api",
                     "containers": [{"name": "main", "image": "//image/api:1.4@sha256:ab",
                         "env": [{"name": "DB", "value": "cpln://secret/db.payload"},
-                                {"name": "PATH_LIKE", "value": "/org/other/secret/x"}]}]}})
+                                {"name": "PATH_LIKE", "value": "/org/other/secret/x"},
+                                {"name": "CART", "value": "http://cart.shop.cpln.local:7070,x.edge.cpln.local"}]}]}}),
+            "an internal hostname of the environment's GVC is written under the template"
         );
     }
 

@@ -6,7 +6,10 @@
 //! org and written in full (`/org/ORG/…`, the form the API returns), a link
 //! into the manifests' template GVC (`manifest::template`: the `kind: gvc`
 //! document's name, else the one GVC the `gvc:` fields and links name)
-//! naming the environment's GVC instead; the environment's overrides are merged in; container images
+//! naming the environment's GVC instead; so does every internal hostname
+//! `WORKLOAD.TEMPLATE.cpln.local` in any string but a secret's payload
+//! ([`hostnames`], which warns about what it leaves naming another GVC);
+//! the environment's overrides are merged in; container images
 //! are set to what is being promoted, in the form the image strategy
 //! needs.
 
@@ -20,6 +23,8 @@ use crate::manifest::image::{self, Source};
 use crate::manifest::{Kind, ManifestSet, Resource, ResourceId};
 use crate::manifest::{link, template};
 use crate::validate::{self, Finding, schema};
+
+pub(crate) mod hostnames;
 
 /// One resource ready to compare with live state and to apply.
 #[derive(Debug, Clone)]
@@ -132,6 +137,9 @@ fn render_each(
             Some(shared_links) if is_shared => shared_links,
             _ => &links,
         };
+        // Internal hostnames follow links: a shared resource names the
+        // last environment's GVC, as a single link does.
+        let host_gvc = rewrite.gvcs.last().unwrap_or(&env.gvc);
         // Managed tag, images and links: what makes a merged body the one
         // applied.
         let finish = |merged: &Value, problems: &mut Problems| {
@@ -149,11 +157,13 @@ fn render_each(
                 );
             }
             rewrite.apply(&mut body);
+            hostnames::rewrite_body(&mut body, resource.kind, &manifest_gvcs, host_gvc);
             body
         };
         let id = ResourceId::new(resource.kind, name);
         let mut checks = Checks::new(resource, &id, env);
         checks.rendered(&finish(&body, &mut Problems::default()), &mut problems);
+        let mut applied = Vec::new();
         for patch in patches.iter().filter(|p| p.target == resource.id()) {
             let mut fields = patch.patch.to_json();
             let mut conflicts = identity_conflicts(resource, &fields);
@@ -168,9 +178,17 @@ fn render_each(
             }
             let merged = finish(&body, &mut Problems::default());
             checks.patched(&merged, patch, &fields, &mut problems);
+            applied.push((patch, fields));
         }
+        let mut warnings = checks.warnings;
+        warnings.extend(hostnames::problems(
+            resource,
+            &body,
+            &applied,
+            &manifest_gvcs,
+            rewrite.gvcs,
+        ));
         let body = finish(&body, &mut problems);
-        let warnings = checks.warnings;
         each(Rendered { id, body, location: resource.location(), warnings });
     }
     problems
@@ -1179,5 +1197,134 @@ mod tests {
         );
         assert_eq!(patch_pointer(&fields, &body, "/spec/containers/0/image"), "/spec/containers");
         assert_eq!(patch_pointer(&fields, &body, "/spec/minScale"), "/spec");
+    }
+
+    /// A shop written for GVC `boutique`: services that call each other by
+    /// internal hostname, one that calls another GVC's, a config secret
+    /// that names one of them.
+    const SHOP: &str = "kind: gvc\nname: boutique\n---\nkind: workload\nname: frontend\nspec:\n  containers:\n    - name: server\n      image: nginx:1.27\n      args: ['--upstream', 'http://cart.boutique.cpln.local:7070/cart']\n      env:\n        - name: CART_ADDR\n          value: 'cart.boutique.cpln.local:7070'\n        - name: FRAUD_ADDR\n          value: http://fraud.platform.cpln.local:9000\n        - name: ALL\n          value: ads.boutique.cpln.local:9555,email.boutique.cpln.local:8080\n---\nkind: secret\nname: shop-config\ntype: opaque\ndata:\n  encoding: plain\n  payload: 'upstream cart.boutique.cpln.local:7070'\n";
+
+    /// `(code, position)` of every warning.
+    fn warned(rendered: &[Rendered]) -> Vec<(&'static str, String)> {
+        warnings(rendered)
+            .iter()
+            .map(|w| {
+                assert!(!w.is_error());
+                (w.code, w.position().unwrap_or_default())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn internal_hostnames_name_the_environments_gvc() {
+        let out = rendered(SHOP, &env(ImageStrategy::None), &SourceImages::default());
+        let server = &out[1].body["spec"]["containers"][0];
+        assert_eq!(server["args"][1], "http://cart.shop-prod.cpln.local:7070/cart");
+        assert_eq!(server["env"][0]["value"], "cart.shop-prod.cpln.local:7070");
+        assert_eq!(server["env"][1]["value"], "http://fraud.platform.cpln.local:9000");
+        assert_eq!(
+            server["env"][2]["value"],
+            "ads.shop-prod.cpln.local:9555,email.shop-prod.cpln.local:8080"
+        );
+        assert_eq!(
+            out[2].body["data"]["payload"], "upstream cart.boutique.cpln.local:7070",
+            "a payload as written"
+        );
+        assert_eq!(
+            warned(&out),
+            [
+                ("ferry::render::other-gvc-hostname", "m.yaml:15:25".to_owned()),
+                ("ferry::render::hostname-in-secret", "m.yaml:22:1".to_owned()),
+            ]
+        );
+        let all = warnings(&out);
+        assert!(all[0].message.contains("`fraud.platform.cpln.local`"), "{}", all[0].message);
+        assert!(
+            !all[1].message.contains("upstream"),
+            "the payload is never quoted: {}",
+            all[1].message
+        );
+        // Another environment of the same pipeline: its own GVC.
+        let mut staging = env(ImageStrategy::None);
+        staging.gvc = "shop-staging".into();
+        let out = rendered(SHOP, &staging, &SourceImages::default());
+        assert_eq!(
+            out[1].body["spec"]["containers"][0]["env"][0]["value"],
+            "cart.shop-staging.cpln.local:7070"
+        );
+    }
+
+    #[test]
+    fn a_gvc_named_as_the_template_needs_nothing_rewritten_nor_said() {
+        let mut same = env(ImageStrategy::None);
+        same.gvc = "boutique".into();
+        let out = rendered(SHOP, &same, &SourceImages::default());
+        assert_eq!(
+            out[1].body["spec"]["containers"][0]["env"][0]["value"],
+            "cart.boutique.cpln.local:7070"
+        );
+        assert_eq!(
+            warned(&out),
+            [("ferry::render::other-gvc-hostname", "m.yaml:15:25".to_owned())],
+            "the secret's payload is right as written"
+        );
+    }
+
+    #[test]
+    fn a_hostname_an_override_sets_is_rendered_and_warned_about_at_the_override() {
+        let partner = patch(
+            "kind: workload\nname: frontend\nspec:\n  containers:\n    - name: server\n      env:\n        - name: FRAUD_ADDR\n          value: 'http://fraud.partner.cpln.local:9000'\n        - name: EXTRA\n          value: extra.boutique.cpln.local\n",
+        );
+        let out = render(
+            &manifests(SHOP),
+            &env(ImageStrategy::None),
+            None,
+            &[partner],
+            &SourceImages::default(),
+            None,
+        )
+        .unwrap_or_else(|p| panic!("{p:?}"));
+        let server = &out[1].body["spec"]["containers"][0];
+        assert_eq!(server["env"][1]["value"], "http://fraud.partner.cpln.local:9000");
+        assert_eq!(server["env"][3]["value"], "extra.shop-prod.cpln.local");
+        assert_eq!(
+            warned(&out),
+            [
+                ("ferry::render::other-gvc-hostname", "overrides/prod.yaml:8:26".to_owned()),
+                ("ferry::render::hostname-in-secret", "m.yaml:22:1".to_owned()),
+            ],
+            "the manifest's `platform` is not rendered: not said"
+        );
+    }
+
+    #[test]
+    fn a_hostname_in_an_override_of_a_secret_is_said_without_showing_the_override() {
+        let secret = patch(
+            "kind: secret\nname: shop-config\ndescription: read by fraud.platform.cpln.local\n",
+        );
+        let out = render(
+            &manifests(SHOP),
+            &env(ImageStrategy::None),
+            None,
+            &[secret],
+            &SourceImages::default(),
+            None,
+        )
+        .unwrap_or_else(|p| panic!("{p:?}"));
+        let said = warnings(&out);
+        let other: Vec<&Problem> =
+            said.iter().filter(|w| w.code == "ferry::render::other-gvc-hostname").collect();
+        assert_eq!(other.len(), 2, "{said:?}");
+        assert_eq!(other[0].position().as_deref(), Some("m.yaml:15:25"));
+        assert!(other[1].location.is_none(), "no snippet of the override");
+        assert!(other[1].message.contains("overrides/prod.yaml:3:22"), "{}", other[1].message);
+    }
+
+    #[test]
+    fn a_shared_resource_names_the_last_environments_gvc_as_its_links_do() {
+        let text = "kind: gvc\nname: boutique\n---\nkind: domain\nname: shop.example.com\ndescription: routes to frontend.boutique.cpln.local\nspec: {ports: [{routes: [{workloadLink: //gvc/boutique/workload/frontend}]}]}\n";
+        let out = shared(text, &["shop-staging", "shop-prod"]);
+        assert_eq!(out[1].body["description"], "routes to frontend.shop-prod.cpln.local");
+        assert_eq!(warned(&out), []);
     }
 }

@@ -14,6 +14,7 @@ mod external_offline;
 mod git_revisions;
 mod github;
 mod history;
+mod hostnames;
 mod images;
 mod import;
 mod inputs;
