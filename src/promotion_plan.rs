@@ -318,10 +318,11 @@ fn mark_shared(plan: &mut Plan, config: &crate::config::PromotionConfig) {
     }
     let all: Vec<String> = config.environments.iter().map(|e| e.name.clone()).collect();
     for resource in &mut plan.resources {
-        let shared = resource
-            .id
-            .parse::<ResourceId>()
-            .is_ok_and(|id| !id.kind.is_gvc_scoped() && id.kind != Kind::Gvc);
+        let shared = resource.id.parse::<ResourceId>().is_ok_and(|id| {
+            let copied =
+                config.shared_per_environment && crate::render::COPIED_KINDS.contains(&id.kind);
+            !id.kind.is_gvc_scoped() && id.kind != Kind::Gvc && !copied
+        });
         if shared {
             resource.shared_with.clone_from(&all);
         }

@@ -121,18 +121,50 @@ fn render_each(
 ) -> Problems {
     let manifest_gvcs = template::template(manifests).names();
     let own_gvc = [env.gvc.clone()];
-    let links = LinkRewrite { org: &env.org, gvcs: &own_gvc, manifest_gvcs: &manifest_gvcs };
-    let shared_links =
-        shared_gvcs.map(|gvcs| LinkRewrite { org: &env.org, gvcs, manifest_gvcs: &manifest_gvcs });
+    let copies = copies(manifests, env, shared_gvcs.is_some());
+    let links = LinkRewrite {
+        org: &env.org,
+        gvcs: &own_gvc,
+        manifest_gvcs: &manifest_gvcs,
+        copies: &copies,
+    };
+    let shared_links = shared_gvcs.map(|gvcs| LinkRewrite {
+        org: &env.org,
+        gvcs,
+        manifest_gvcs: &manifest_gvcs,
+        copies: &copies,
+    });
     let mut problems = Problems::default();
     for resource in &manifests.resources {
         let mut body = resource.body();
         let Some(object) = body.as_object_mut() else { continue };
         object.remove("gvc");
-        let name = if resource.kind == Kind::Gvc { env.gvc.clone() } else { resource.name.clone() };
+        let copy = copies.get(&(resource.kind.as_str().to_owned(), resource.name.clone()));
+        let name = match copy {
+            _ if resource.kind == Kind::Gvc => env.gvc.clone(),
+            Some(copy) => copy.clone(),
+            None => resource.name.clone(),
+        };
+        if name.len() > 63 {
+            problems.push(
+                Problem::new(
+                    "ferry::render::copy-name",
+                    format!(
+                        "{}'s copy for {} would be named `{name}`, longer than the 63 characters a name may have",
+                        resource.id(),
+                        env.name
+                    ),
+                )
+                .at(resource.location(), "copied per environment")
+                .help("`sharedResources: perEnvironment` names each copy NAME-ENVIRONMENT: shorten the resource's name"),
+            );
+        }
         object.insert("name".to_owned(), Value::String(name.clone()));
-        let is_shared = shared_links.is_some() && shares(resource.kind);
-        let owner = owner(env, resource.kind, shared_links.is_some());
+        let is_shared = shared_links.is_some() && shares(resource.kind) && copy.is_none();
+        let owner = match copy {
+            Some(_) => env.scope(),
+            None => owner(env, resource.kind, shared_links.is_some()),
+        };
         let rewrite = match &shared_links {
             Some(shared_links) if is_shared => shared_links,
             _ => &links,
@@ -437,6 +469,31 @@ pub fn owner(env: &Environment, kind: Kind, shared: bool) -> String {
     }
 }
 
+/// The kinds `sharedResources: perEnvironment` copies per environment:
+/// secrets and policies, the per-environment settings and grants; a
+/// domain (its name is the DNS name), a cloud account or an agent stays
+/// one object (docs/promotion-file.md, "Shared resources").
+pub const COPIED_KINDS: &[Kind] = &[Kind::Secret, Kind::Policy];
+
+/// With `sharedResources: perEnvironment` in a gvc-per-env pipeline
+/// (`shared`), the name of `env`'s copy of each org-level secret and
+/// policy of the manifests, by kind and manifest name: `NAME-ENV`.
+fn copies(
+    manifests: &ManifestSet,
+    env: &Environment,
+    shared: bool,
+) -> HashMap<(String, String), String> {
+    if !(shared && env.shared_per_environment) {
+        return HashMap::new();
+    }
+    manifests
+        .resources
+        .iter()
+        .filter(|r| COPIED_KINDS.contains(&r.kind))
+        .map(|r| ((r.kind.as_str().to_owned(), r.name.clone()), format!("{}-{}", r.name, env.name)))
+        .collect()
+}
+
 /// Whether a resource of `kind` is one object for every environment that
 /// shares an org: org-scoped, and not the GVC.
 fn shares(kind: Kind) -> bool {
@@ -673,6 +730,10 @@ struct LinkRewrite<'a> {
     /// The manifests' template GVC (every candidate, when several are
     /// named: validation refuses that).
     manifest_gvcs: &'a [&'a str],
+    /// The per-environment copies' names (`sharedResources:
+    /// perEnvironment`), by kind and manifest name: links and
+    /// `cpln://secret/…` references to them follow.
+    copies: &'a HashMap<(String, String), String>,
 }
 
 /// Kinds that appear in links (managed or not).
@@ -740,6 +801,12 @@ impl LinkRewrite<'_> {
     /// A link as it appears in a list: one per GVC of `gvcs` when it points
     /// into the manifests' GVC.
     fn rewrite_all(&self, text: &str) -> Option<Vec<String>> {
+        if let Some(rest) = text.strip_prefix("cpln://secret/") {
+            let end = rest.find(['.', '/']).unwrap_or(rest.len());
+            let (name, tail) = rest.split_at(end);
+            let copy = self.copies.get(&("secret".to_owned(), name.to_owned()))?;
+            return Some(vec![format!("cpln://secret/{copy}{tail}")]);
+        }
         if text.starts_with("cpln://") {
             return None;
         }
@@ -764,7 +831,13 @@ impl LinkRewrite<'_> {
                 each(&|g| format!("/org/{org}/gvc/{g}/{kind}/{name}"))
             }
             (None, "gvc") if ours(name) => each(&|g| format!("/org/{org}/gvc/{g}")),
-            (None, kind) => vec![format!("/org/{org}/{kind}/{name}")],
+            (None, kind) => {
+                let name = self
+                    .copies
+                    .get(&(kind.to_owned(), name.to_owned()))
+                    .map_or(name, String::as_str);
+                vec![format!("/org/{org}/{kind}/{name}")]
+            }
         })
     }
 }

@@ -637,7 +637,7 @@ pub fn shared_refusal(
             ),
         )
         .help(format!(
-            "to change it for every environment now, pass --change-shared (the release records it); else leave the change for the release into {last}, or move the resource into each environment's GVC (docs/promotion-file.md, \"Shared resources\")"
+            "to change it for every environment now, pass --change-shared (the release records it); to give each environment its own copy of secrets and policies, set `sharedResources: perEnvironment` in the plan file; else leave the change for the release into {last} (docs/promotion-file.md, \"Shared resources\")"
         )),
     )
 }
