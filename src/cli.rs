@@ -43,8 +43,9 @@ pub struct GlobalArgs {
     pub quiet: bool,
 
     /// Run against an embedded Control Plane simulator whose state lives in
-    /// `.ferry/sim/` next to the plan file (created, with the example
-    /// deployed through every environment but the last, on first use).
+    /// `.ferry/sim/` next to the plan file (created on first use, with what
+    /// that command needs: demo images, and releases into the environment
+    /// it promotes from and those before it; `ferry sim reset` starts over).
     #[arg(long, global = true)]
     pub sim: bool,
 }

@@ -1,5 +1,6 @@
 //! One function per command: gather inputs, call the core, print.
 
+mod first_run;
 mod graph;
 mod history;
 mod import;
@@ -20,12 +21,15 @@ pub(crate) use session::Session;
 pub fn run(cli: Cli) -> Result<ExitStatus, Error> {
     let needs_plan_file = !matches!(
         cli.command,
-        Command::Sim { command: SimCommand::Serve { .. } }
+        Command::Sim { command: SimCommand::Serve { .. } | SimCommand::Reset }
             | Command::Image { .. }
             | Command::Import { args: crate::cli::ImportArgs { org: Some(_), .. }, .. }
     );
-    let session =
-        if needs_plan_file { Session::new(&cli.global)? } else { Session::plain(&cli.global) };
+    let session = if needs_plan_file {
+        Session::new(&cli.global, first_use(&cli.command).as_ref())?
+    } else {
+        Session::plain(&cli.global)
+    };
     match cli.command {
         Command::Validate { env, source } => validate::run(&session, env.as_deref(), &source),
         Command::Graph { env, source, format } => {
@@ -60,10 +64,32 @@ pub fn run(cli: Cli) -> Result<ExitStatus, Error> {
         Command::Sim {
             command: SimCommand::Image { command: SimImageCommand::Push { env, image } },
         } => sim::push(&session, &env, &image),
+        Command::Sim { command: SimCommand::Reset } => first_run::reset(&session),
         Command::Status { envs } => status::run(&session, &envs),
         Command::Import { env, args } => import::run(&session, &env, &args),
         Command::Image { command } => crate::registry::run(command, &cli.global),
     }
+}
+
+/// What `command` needs of the embedded simulator on its first use
+/// (`--sim`); `None` for a command that only reads the manifests, which
+/// leaves the simulator as it is.
+fn first_use(command: &Command) -> Option<first_run::FirstUse> {
+    use first_run::{FirstUse, Origin};
+    Some(match command {
+        Command::Validate { .. } | Command::Graph { .. } | Command::Render { from: None, .. } => {
+            return None;
+        }
+        Command::Render { env, from: Some(from), .. } => {
+            FirstUse::of(env, Origin::Env(from.clone()))
+        }
+        Command::Plan { env, from, .. } => {
+            FirstUse::of(env, from.clone().map_or(Origin::Configured, Origin::Env))
+        }
+        Command::Promote { src, dst, .. } => FirstUse::of(dst, Origin::Env(src.clone())),
+        Command::Deploy { env, .. } => FirstUse::of(env, Origin::Git),
+        _ => FirstUse::default(),
+    })
 }
 
 /// The start of a command's JSON about one environment: its schema and

@@ -201,13 +201,7 @@ fn list(env: &Environment, history: &History, limit: Option<usize>) -> String {
         if shown < total { format!(", {shown} of {total}") } else { String::new() }
     );
     for release in newest(history, limit) {
-        let from = release.source.as_deref().unwrap_or("git");
-        // Records older than `kind` do not say it.
-        let what = match release.kind {
-            None => format!("from {from}"),
-            Some(ReleaseKind::PreFerry) => "pre-ferry (what ran before Ferry)".to_owned(),
-            Some(k) => format!("{} from {from}", k.as_str()),
-        };
+        let what = headline(release);
         text.push_str(&format!(
             "\n#{}  {what}  {}  {} ({})  by {}\n",
             release.revision,
@@ -221,8 +215,9 @@ fn list(env: &Environment, history: &History, limit: Option<usize>) -> String {
             release.commit.as_deref().map_or("-", |c| short(c, 8)),
             short(&release.plan_hash, 12)
         ));
-        // What the release says of itself: "rollback to N", why it failed.
-        if let Some(message) = &release.message {
+        // What the release says of itself ("rollback to N", why it failed),
+        // unless the headline said it all.
+        if let Some(message) = release.message.as_ref().filter(|m| **m != what) {
             text.push_str(&format!("    {message}\n"));
         }
         text.push_str(&columns("    ", &image_rows(env, release, true)));
@@ -233,12 +228,36 @@ fn list(env: &Environment, history: &History, limit: Option<usize>) -> String {
     text
 }
 
+/// What a release was, in the list's words: where it came from ("promote
+/// from staging"), or for a rollback the release whose images it brought
+/// back ("rollback to 1"): its recorded source is that release's, not
+/// where the rollback came from.
+fn headline(release: &Release) -> String {
+    let from = release.source.as_deref().unwrap_or("git");
+    // Records older than `kind` do not say it.
+    match release.kind {
+        None => format!("from {from}"),
+        Some(ReleaseKind::PreFerry) => "pre-ferry (what ran before Ferry)".to_owned(),
+        Some(ReleaseKind::Rollback) => rolled_back_to(release)
+            .map_or_else(|| "rollback".to_owned(), |to| format!("rollback to {to}")),
+        Some(k) => format!("{} from {from}", k.as_str()),
+    }
+}
+
+/// The release a rollback brought the images of back, as its record's
+/// message says ("rollback to 2", maybe followed by why it failed).
+fn rolled_back_to(release: &Release) -> Option<u64> {
+    let rest = release.message.as_deref()?.strip_prefix("rollback to ")?;
+    let digits = rest.find(|c: char| !c.is_ascii_digit()).map_or(rest, |end| &rest[..end]);
+    digits.parse().ok()
+}
+
 /// One release, every field unabbreviated.
 fn full(env: &Environment, release: &Release) -> String {
     let mut rows = vec![
         vec!["kind".to_owned(), release.kind.map_or("-", |k| k.as_str()).to_owned()],
         vec!["outcome".to_owned(), outcome(release)],
-        vec!["source".to_owned(), release.source.clone().unwrap_or_else(|| "git".to_owned())],
+        vec!["source".to_owned(), source(release)],
         vec!["git".to_owned(), release.commit.clone().unwrap_or_else(|| "-".to_owned())],
         vec!["plan hash".to_owned(), release.plan_hash.clone()],
         vec!["by".to_owned(), release.actor.describe()],
@@ -261,6 +280,18 @@ fn full(env: &Environment, release: &Release) -> String {
     images.extend(image_rows(env, release, false));
     text.push_str(&columns("    ", &images));
     text
+}
+
+/// Where a release came from, in full; a rollback's recorded source is
+/// that of the release whose images it brought back, and says so.
+fn source(release: &Release) -> String {
+    let from = release.source.clone().unwrap_or_else(|| "git".to_owned());
+    match (release.kind, rolled_back_to(release)) {
+        (Some(ReleaseKind::Rollback), Some(to)) => {
+            format!("{from} (of release {to}, whose images the rollback brought back)")
+        }
+        _ => from,
+    }
 }
 
 #[cfg(test)]
@@ -351,6 +382,33 @@ mod tests {
         assert_eq!(value["approval"]["method"], "saved-plan");
         assert_eq!(value["approval"]["by"], "carol");
         assert!(value["approved"].as_str().is_some_and(|a| a.starts_with("saved plan 0f3a")));
+    }
+
+    #[test]
+    fn a_rollback_is_listed_as_the_release_it_went_back_to() {
+        let mut rollback = release(4, Some(ReleaseKind::Rollback), Outcome::Succeeded);
+        rollback.message = Some("rollback to 1".into());
+        let mut failed = release(5, Some(ReleaseKind::Rollback), Outcome::Failed);
+        failed.message = Some(
+            "rollback to 3: workload/api did not become ready in 5m; restored the 2 resources it changed".into(),
+        );
+        let history = History { releases: vec![rollback.clone(), failed], unreadable: vec![] };
+        let text = list(&environment(), &history, None);
+        assert!(text.contains("\n#4  rollback to 1  succeeded  "), "{text}");
+        assert!(text.contains("\n#5  rollback to 3  failed"), "{text}");
+        assert!(!text.contains("rollback from"), "{text}");
+        assert_eq!(text.matches("rollback to 1").count(), 1, "said once:\n{text}");
+        assert!(
+            text.contains("    rollback to 3: workload/api did not become ready in 5m"),
+            "a failure's message stays:\n{text}"
+        );
+        let full = full(&environment(), &rollback);
+        assert!(
+            full.contains(
+                "source     staging (of release 1, whose images the rollback brought back)"
+            ),
+            "{full}"
+        );
     }
 
     #[test]

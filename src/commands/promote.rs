@@ -1,8 +1,7 @@
-//! `ferry promote SRC DST`, `ferry apply PLAN.json`, `ferry unlock ENV`
-//! and the `--sim` bootstrap: arguments in, the
-//! promotion library, and what people and CI see.
+//! `ferry promote SRC DST`, `ferry apply PLAN.json`, `ferry unlock ENV`:
+//! arguments in, the promotion library, and what people and CI see.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::io::{BufRead, IsTerminal, Write as _};
 use std::path::Path;
 use std::sync::Mutex;
@@ -15,7 +14,6 @@ use crate::config::Environment;
 use crate::execute::{Event, ExecuteError, Reporter};
 use crate::inputs::Workspace;
 use crate::lock::{self, LockError};
-use crate::manifest::Kind;
 use crate::plan::deploy::ImageOverride;
 use crate::plan::{self, Plan};
 use crate::promote::{Frontend, Options, Promoted};
@@ -397,78 +395,6 @@ fn lock_error(error: LockError) -> Error {
     ExecuteError::Lock(error).into()
 }
 
-/// On the embedded simulator's first use: demo images in the first
-/// environment's registry, the example deployed there from git, then
-/// promoted through every environment but the last.
-pub(crate) fn bootstrap(session: &Session<'_>, state: &Path) -> Result<(), Error> {
-    let marker = state.join("ferry-bootstrapped");
-    if marker.exists() {
-        return Ok(());
-    }
-    let workspace = session.workspace()?;
-    let environments = workspace.config.environments.clone();
-    let Some(first) = environments.first() else { return Ok(()) };
-    let quiet = Console::quiet(session);
-    output::status(&format!("Preparing the simulator in {} (first use)", state.display()));
-    super::runtime()?.block_on(async {
-        let prepared = workspace.prepare(&first.name, &SourceArgs::default())?;
-        let mut images = BTreeSet::new();
-        for resource in prepared.manifests.set.resources.iter().filter(|r| r.kind == Kind::Workload)
-        {
-            for (_, image) in plan::container_images(&resource.body()) {
-                let parsed = crate::manifest::image::classify(image, Some(first.own_registry()));
-                if parsed.source == crate::manifest::image::Source::Own {
-                    images.insert((
-                        parsed.repository.to_owned(),
-                        parsed.tag.unwrap_or("latest").to_owned(),
-                    ));
-                }
-            }
-        }
-        let token = connect::token(first)?;
-        for (repository, tag) in &images {
-            crate::sim::seed::push_demo_image(&first.registry, token.expose(), repository, tag)
-                .await?;
-        }
-        output::status(&format!(
-            "  pushed {} demo images to {}'s registry",
-            images.len(),
-            first.name
-        ));
-        let options = Options {
-            yes: true,
-            no_rollback: false,
-            prune: false,
-            lock_timeout: std::time::Duration::from_secs(30),
-            lock_ttl: std::time::Duration::from_secs(120),
-            // The first use of the embedded simulator sets it up from scripts.
-            sandbox: true,
-            during_freeze: false,
-        };
-        bootstrap_release(&workspace, None, first, &options, &quiet).await?;
-        for pair in environments.windows(2).take(environments.len().saturating_sub(2)) {
-            bootstrap_release(&workspace, Some(&pair[0]), &pair[1], &options, &quiet).await?;
-        }
-        Ok::<(), Error>(())
-    })?;
-    std::fs::write(&marker, "the example was deployed\n").map_err(Error::Output)?;
-    Ok(())
-}
-
-async fn bootstrap_release(
-    workspace: &crate::inputs::Workspace,
-    src: Option<&Environment>,
-    dst: &Environment,
-    options: &Options,
-    console: &Console,
-) -> Result<(), Error> {
-    let promotion = Promotion::prepare(workspace, src, &dst.name, &SourceArgs::default()).await?;
-    crate::promote::promote(workspace, &promotion, options, console).await?;
-    let from = src.map_or_else(|| "git".to_owned(), |s| s.name.clone());
-    output::status(&format!("  deployed the example to {} (from {from})", dst.name));
-    Ok(())
-}
-
 /// The terminal (or CI log) as a promotion's frontend.
 pub(super) struct Console {
     json: bool,
@@ -491,7 +417,9 @@ impl Console {
         }
     }
 
-    fn quiet(session: &Session<'_>) -> Self {
+    /// A console that shows nothing (the simulator's first use says
+    /// what it did in its own words).
+    pub(super) fn quiet(session: &Session<'_>) -> Self {
         Console { quiet: true, json: true, github: None, ..Console::new(session) }
     }
 }

@@ -30,8 +30,12 @@ impl<'a> Session<'a> {
     }
 
     /// Starts the embedded simulator when `--sim` is given (and, the first
-    /// time, deploys the example through it).
-    pub fn new(global: &'a GlobalArgs) -> Result<Self, Error> {
+    /// time, sets up what `first_use` needs: `None` for a command that
+    /// only reads the manifests).
+    pub fn new(
+        global: &'a GlobalArgs,
+        first_use: Option<&super::first_run::FirstUse>,
+    ) -> Result<Self, Error> {
         if !global.sim {
             return Ok(Self::plain(global));
         }
@@ -41,6 +45,9 @@ impl<'a> Session<'a> {
         orgs.sort();
         orgs.dedup();
         let state = sim_state_dir(&global.file);
+        if let Some(ferry_dir) = state.parent() {
+            embedded::keep_out_of_git(ferry_dir)?;
+        }
         let sim = Embedded::start(&orgs, &state)?;
         // A sandbox reaches no registry beyond this machine, unless told to.
         crate::external_digest::sim_session();
@@ -48,7 +55,9 @@ impl<'a> Session<'a> {
             orgs.iter().map(|org| (org.clone(), embedded::token_for(org))).collect(),
         );
         let session = Self { global, sim: Some(sim) };
-        super::promote::bootstrap(&session, &state)?;
+        if let Some(first_use) = first_use {
+            super::first_run::bootstrap(&session, &state, first_use)?;
+        }
         Ok(session)
     }
 
@@ -69,7 +78,7 @@ impl<'a> Session<'a> {
 }
 
 /// `.ferry/sim/` next to the plan file.
-fn sim_state_dir(plan_file: &Path) -> PathBuf {
+pub(super) fn sim_state_dir(plan_file: &Path) -> PathBuf {
     plan_file
         .parent()
         .map_or_else(|| PathBuf::from("."), Path::to_path_buf)

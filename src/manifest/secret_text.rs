@@ -13,6 +13,7 @@
 //! where they did.
 
 use crate::diagnostic::SourceFile;
+use crate::manifest::kept_secret::KEEP_LIVE;
 
 use super::yaml::{self, Node, NodeValue};
 
@@ -176,6 +177,9 @@ fn payload_at(
                 payload_at(item, depth + 1, spans, values);
             }
         }
+        // The placeholder that keeps a value out of git is no secret:
+        // shown, so that a message naming it names what the file holds.
+        NodeValue::String(value) if value == KEEP_LIVE => {}
         NodeValue::String(value) => {
             spans.push((node.span.offset(), node.span.len()));
             values.push(value.clone());
@@ -246,7 +250,7 @@ fn scan(text: &str) -> String {
                     };
                     shown.push_str(&body[..keep]);
                     let rest = &body[keep..];
-                    if !rest.trim().is_empty() {
+                    if !rest.trim().is_empty() && !is_placeholder(rest) {
                         shown.push_str(&mask(rest.len(), keep > indent));
                     } else {
                         shown.push_str(rest);
@@ -262,8 +266,9 @@ fn scan(text: &str) -> String {
                     let column = after - "data:".len();
                     shown.push_str(&body[..after]);
                     let tail = &body[after..];
-                    shown.push_str(if tail.trim().is_empty() { tail } else { "" });
-                    if !tail.trim().is_empty() {
+                    let kept = tail.trim().is_empty() || is_placeholder(tail);
+                    shown.push_str(if kept { tail } else { "" });
+                    if !kept {
                         shown.push_str(&mask(tail.len(), true));
                     }
                     shown.push_str(end);
@@ -274,6 +279,18 @@ fn scan(text: &str) -> String {
         }
     }
     shown
+}
+
+/// Whether a value, as written on its line, is the placeholder that keeps
+/// a secret's value out of git (plain or quoted, maybe with a comment).
+fn is_placeholder(text: &str) -> bool {
+    let value = text.split(" #").next().unwrap_or_default().trim();
+    let unquoted = value
+        .strip_prefix('"')
+        .and_then(|v| v.strip_suffix('"'))
+        .or_else(|| value.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')))
+        .unwrap_or(value);
+    unquoted == KEEP_LIVE
 }
 
 /// The length of `key:` when `text` starts with a plain mapping key.
@@ -389,6 +406,22 @@ mod tests {
         let (masked, values) = shown(text);
         assert!(!masked.contains("prod-secret-value"), "{masked}");
         assert_eq!(values, ["prod-secret-value"]);
+    }
+
+    #[test]
+    fn the_placeholder_that_keeps_a_value_out_of_git_is_shown_as_written() {
+        let text = "kind: secret\nname: db\ndata:\n  payload: ferry:keep-live\n  token: 'ferry:keep-live'\n  pin: hunter2-password\n---\nkind: secret\nname: pull\ntype: docker\ndata: ferry:keep-live\n";
+        let source = SourceFile::new("t.yaml", text);
+        let (masked, values) = shown(text);
+        assert_eq!(values, ["hunter2-password"], "the placeholder is no secret");
+        assert!(masked.contains("  payload: ferry:keep-live\n"), "{masked}");
+        assert!(masked.contains("  token: 'ferry:keep-live'\n"), "{masked}");
+        assert!(masked.contains("data: ferry:keep-live\n"), "{masked}");
+        assert!(!masked.contains("hunter2"), "{masked}");
+        assert_eq!(
+            source.redact("write the values in place of `ferry:keep-live`, not `hunter2-password`"),
+            "write the values in place of `ferry:keep-live`, not `(value hidden)`"
+        );
     }
 
     #[test]

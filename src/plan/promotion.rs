@@ -514,6 +514,41 @@ mod tests {
     }
 
     #[test]
+    fn a_missing_kept_secret_says_to_replace_the_text_the_file_holds() {
+        let text = "kind: secret\nname: cache\ntype: opaque\ndata:\n  payload: ferry:keep-live\n  encoding: plain\n";
+        let source = SourceFile::new("manifests/cache.yaml", text);
+        let body = json!({"kind": "secret", "name": "cache", "type": "opaque",
+                          "data": {"payload": kept_secret::KEEP_LIVE, "encoding": "plain"}});
+        let at = text.find("ferry:keep-live").unwrap_or(0);
+        let mut absent = [Rendered::new(
+            "secret/cache".parse().unwrap_or_else(|_| panic!("an id")),
+            body,
+            Location::new(&source, at..at + kept_secret::KEEP_LIVE.len()),
+        )];
+        let envs = environments();
+        let problems: Vec<_> = keep_live_secrets(&envs[1], &mut absent, &HashMap::new())
+            .err()
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
+        assert_eq!(problems.len(), 1);
+        assert_eq!(
+            problems[0].shown_message(),
+            "secret/cache keeps its values as they are in the environment (`ferry:keep-live`), but it does not exist in prod"
+        );
+        assert_eq!(
+            problems[0].shown_help().as_deref(),
+            Some(
+                "write the values in place of `ferry:keep-live` (or supply them with an override of prod), or create the secret in prod first (docs/adoption.md)"
+            )
+        );
+        assert!(
+            text.contains("payload: ferry:keep-live"),
+            "the text the help names is in the file"
+        );
+    }
+
+    #[test]
     fn the_same_inputs_make_the_same_plan() {
         let inputs = || {
             [

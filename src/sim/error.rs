@@ -25,7 +25,12 @@ pub enum SimError {
     Config { path: PathBuf, message: String },
 
     #[error("the simulator state in {path} is unreadable: {message}")]
-    #[diagnostic(code(ferry::sim::state), help("move the directory away to start from scratch"))]
+    #[diagnostic(
+        code(ferry::sim::state),
+        help(
+            "move the directory away to start from scratch (the embedded simulator's: `ferry sim reset`)"
+        )
+    )]
     State { path: PathBuf, message: String },
 
     #[error("{0}")]
@@ -53,8 +58,27 @@ pub enum SimError {
     Runtime(#[source] std::io::Error),
 
     #[error("could not prepare the embedded simulator: {0}")]
-    #[diagnostic(code(ferry::sim::seed), help("remove .ferry/sim/ to start from scratch"))]
+    #[diagnostic(
+        code(ferry::sim::seed),
+        help(
+            "`ferry sim reset` removes its state, and the next `--sim` command starts from scratch"
+        )
+    )]
     Seed(String),
+
+    #[error("there is no simulator state to remove: {} does not exist", path.display())]
+    #[diagnostic(
+        code(ferry::sim::nothing_to_reset),
+        help("the first `--sim` command creates it next to the plan file (docs/simulator.md)")
+    )]
+    NothingToReset { path: PathBuf },
+
+    #[error(
+        "{} does not hold the embedded simulator's state (no state.json, no ferry-bootstrapped): left as it is",
+        path.display()
+    )]
+    #[diagnostic(code(ferry::sim::not_state), help("remove it yourself if nothing needs it"))]
+    NotState { path: PathBuf },
 }
 
 /// An error answer of the simulated REST API.

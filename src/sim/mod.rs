@@ -66,6 +66,9 @@ pub enum SimCommand {
         #[command(subcommand)]
         command: SimImageCommand,
     },
+    /// Remove the embedded simulator's state (`.ferry/sim/` next to the
+    /// plan file): the next `--sim` command prepares it from scratch.
+    Reset,
 }
 
 #[derive(Debug, Subcommand)]

@@ -23,12 +23,20 @@ pub fn check(manifests: &ManifestSet, config: &PromotionConfig, env: &Environmen
     let defined = duplicates(manifests, &mut problems);
     let template = template::template(manifests);
     let gvc_names: HashSet<&str> = template.names().into_iter().collect();
-    let gvcs: Vec<&Resource> = manifests.gvcs().collect();
+    // One GVC per name: the same GVC defined twice is a duplicate (said
+    // above, with both places), not several GVCs.
+    let mut gvcs: Vec<&Resource> = Vec::new();
+    for gvc in manifests.gvcs() {
+        if gvcs.iter().all(|g| g.name != gvc.name) {
+            gvcs.push(gvc);
+        }
+    }
     if let [_, second, ..] = gvcs.as_slice() {
+        let names: Vec<String> = gvcs.iter().map(|g| format!("`{}`", g.name)).collect();
         problems.push(
             Problem::new(
                 "ferry::validate::several-gvcs",
-                format!("the manifests define {} GVCs", gvcs.len()),
+                format!("the manifests define {} GVCs ({})", gvcs.len(), names.join(", ")),
             )
             .at(second.location(), "another GVC")
             .help(format!(

@@ -11,6 +11,7 @@ mod dropped_fields;
 mod examples;
 mod exit_codes;
 mod external_offline;
+mod first_run;
 mod git_revisions;
 mod github;
 mod history;
