@@ -262,8 +262,13 @@ pub(super) fn finish(
                     release.source.as_deref().map_or(String::new(), |s| format!(" from {s}"));
                 // What was written, not what the plan listed (a resource
                 // that left git is deleted only with --prune).
-                let changed =
-                    plan.steps.writes.iter().map(|w| &w.id).collect::<BTreeSet<_>>().len();
+                let changed = plan
+                    .steps
+                    .writes
+                    .iter()
+                    .map(|w| &w.id)
+                    .collect::<std::collections::BTreeSet<_>>()
+                    .len();
                 output::print(&format!(
                     "Released {} revision {}{from}{commit}: {} changed, {} copied, every changed workload ready.\n",
                     release.environment,
