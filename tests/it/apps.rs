@@ -5,8 +5,8 @@
 
 use serde_json::Value;
 
-use crate::promote::{Pipeline, writes};
-use crate::support::command::Run;
+use crate::promote::{Pipeline, written};
+use crate::support::command::{Run, flat};
 
 const INVOICE: &str = "kind: workload
 name: invoice
@@ -52,6 +52,17 @@ async fn two_apps() -> Pipeline {
     let billing = pipeline.ferry(&["deploy", "dev", "-f", "billing.yaml", "--yes"]);
     ok(&billing);
     pipeline
+}
+
+/// The writes into `org` but Ferry's own records (`ferry-…` secrets, and
+/// PUTs to the secrets collection: the release record and the record of
+/// what was written).
+fn resources_written(pipeline: &Pipeline, org: &str) -> Vec<String> {
+    let own = [format!("PUT /org/{org}/secret"), format!("POST /org/{org}/secret")];
+    written(&pipeline.sim, org)
+        .into_iter()
+        .filter(|w| !w.contains("/secret/ferry-") && !own.contains(w))
+        .collect()
 }
 
 fn ok(run: &Run) {
@@ -108,11 +119,7 @@ async fn two_apps_in_one_org_and_gvc_each_see_prune_record_and_roll_back_only_th
     pipeline.sim.clear_request_log();
     let rollback = pipeline.ferry(&["rollback", "dev", "-f", "billing.yaml", "--yes"]);
     ok(&rollback);
-    let touched: Vec<String> = writes(&pipeline.sim, "acme-dev")
-        .into_iter()
-        .filter(|r| !r.path.contains("/secret/ferry-") && r.path != "/org/acme-dev/secret")
-        .map(|r| format!("{} {}", r.method, r.path))
-        .collect();
+    let touched = resources_written(&pipeline, "acme-dev");
     assert_eq!(touched, ["PATCH /org/acme-dev/gvc/app/workload/invoice"], "only billing's");
     let (_, invoice) = pipeline.api("acme-dev").get("/org/acme-dev/gvc/app/workload/invoice").await;
     assert_eq!(invoice["spec"]["containers"][0]["image"], "nginx:1.27");
@@ -123,11 +130,7 @@ async fn two_apps_in_one_org_and_gvc_each_see_prune_record_and_roll_back_only_th
     pipeline.sim.clear_request_log();
     let pruned = pipeline.ferry(&["deploy", "dev", "-f", "billing.yaml", "--prune", "--yes"]);
     ok(&pruned);
-    let touched: Vec<String> = writes(&pipeline.sim, "acme-dev")
-        .into_iter()
-        .filter(|r| !r.path.contains("/secret/ferry-") && r.path != "/org/acme-dev/secret")
-        .map(|r| format!("{} {}", r.method, r.path))
-        .collect();
+    let touched = resources_written(&pipeline, "acme-dev");
     assert_eq!(touched, ["DELETE /org/acme-dev/gvc/app/workload/invoice"], "shop untouched");
     let (status, _) = pipeline.api("acme-dev").get("/org/acme-dev/gvc/app/workload/api").await;
     assert_eq!(status, reqwest::StatusCode::OK, "shop's api stays");
@@ -199,17 +202,13 @@ async fn a_resource_two_apps_define_is_an_error_naming_both() {
     pipeline.sim.clear_request_log();
     let refused = pipeline.ferry(&["deploy", "dev", "-f", "billing.yaml", "--yes"]);
     assert_eq!(refused.code, Some(1), "{}\n{}", refused.stdout, refused.stderr);
-    let said =
-        refused.stderr.split_whitespace().filter(|w| *w != "|").collect::<Vec<_>>().join(" ");
+    let said = flat(&refused.stderr);
     assert!(
         said.contains("secret/app-config in dev is managed by app `shop` (its tag `ferry/environment: shop/dev`), and this plan file is app `billing`"),
         "{}",
         refused.stderr
     );
     assert!(said.contains("billing/stolen.yaml"), "{}", refused.stderr);
-    let written: Vec<String> = writes(&pipeline.sim, "acme-dev")
-        .into_iter()
-        .map(|r| format!("{} {}", r.method, r.path))
-        .collect();
+    let written = written(&pipeline.sim, "acme-dev");
     assert!(written.is_empty(), "nothing written: {written:?}");
 }

@@ -9,11 +9,6 @@ use std::path::Path;
 
 use crate::support::command::{Run, as_a_user, ferry_with, repo_root, run};
 use crate::support::git::{TestRepo, commit_example};
-use crate::support::sim::{Api, Sim};
-use ferry::sim::SimConfig;
-
-const ENVIRONMENTS: [(&str, &str); 3] =
-    [("dev", "acme-dev"), ("staging", "acme-staging"), ("prod", "acme-prod")];
 
 /// A fresh clone, as the quickstart test makes it: the example and its
 /// plan file, committed. Returns HEAD's short commit.
@@ -73,21 +68,10 @@ fn says(stderr: &str, block: &[String], commit: &str) {
     }
 }
 
-/// The workloads each environment runs, read from the embedded
-/// simulator's state (between two commands, nothing else runs).
+/// How many workloads each environment runs (the quickstart test's
+/// reading of the embedded simulator's state).
 async fn workloads(dir: &Path) -> BTreeMap<&'static str, usize> {
-    let mut config = SimConfig::new().with_state_dir(dir.join(".ferry/sim"));
-    for (_, org) in ENVIRONMENTS {
-        config = config.with_org(org, ferry::sim::embedded::token_for(org));
-    }
-    let sim = Sim::start(config).await;
-    let mut all = BTreeMap::new();
-    for (env, org) in ENVIRONMENTS {
-        let api = Api::new(&sim, Some(&ferry::sim::embedded::token_for(org)));
-        all.insert(env, crate::promote::images_of(&api, org, "app").await.len());
-    }
-    sim.shutdown().await;
-    all
+    crate::quickstart::running(dir).await.into_iter().map(|(env, w)| (env, w.len())).collect()
 }
 
 #[tokio::test(flavor = "multi_thread")]

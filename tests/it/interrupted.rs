@@ -11,6 +11,7 @@ use serde_json::Value;
 
 use crate::approval::new_api_in_staging;
 use crate::promote::{Pipeline, promoted_to_prod, until};
+use crate::support::command::flat;
 
 const API: &str = "/org/acme-prod/gvc/app/workload/api";
 const LOCK: &str = "/org/acme-prod/secret/ferry-lock-prod";
@@ -31,11 +32,6 @@ async fn killed_while_waiting(pipeline: &Pipeline) {
     let (_, record) = api.get(RELEASE_2).await;
     assert_eq!(record["tags"]["ferry/outcome"], "in-progress", "{record:#}");
     assert_eq!(api.get(LOCK).await.0, reqwest::StatusCode::OK);
-}
-
-/// Stderr as one line: miette's wrapping (and its `|` margin) undone.
-fn flat(stderr: &str) -> String {
-    stderr.split_whitespace().filter(|w| *w != "|").collect::<Vec<_>>().join(" ")
 }
 
 fn history(pipeline: &Pipeline) -> Value {

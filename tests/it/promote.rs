@@ -234,6 +234,11 @@ pub(crate) fn writes(sim: &Sim, org: &str) -> Vec<ferry::sim::RequestRecord> {
         .collect()
 }
 
+/// `METHOD path` of every write into `org`, in order.
+pub(crate) fn written(sim: &Sim, org: &str) -> Vec<String> {
+    writes(sim, org).into_iter().map(|r| format!("{} {}", r.method, r.path)).collect()
+}
+
 pub(crate) async fn promoted_to_prod() -> Pipeline {
     let pipeline = Pipeline::org_per_env().await;
     pipeline.stage().await;

@@ -79,7 +79,7 @@ fn run_block(dir: &Path, block: &str) -> Run {
 
 /// The image each workload of each environment runs, read from the
 /// embedded simulator's state (between two commands, nothing else runs).
-async fn running(dir: &Path) -> BTreeMap<&'static str, BTreeMap<String, String>> {
+pub(crate) async fn running(dir: &Path) -> BTreeMap<&'static str, BTreeMap<String, String>> {
     let mut config = SimConfig::new().with_state_dir(dir.join(".ferry/sim"));
     for (_, org) in ENVIRONMENTS {
         config = config.with_org(org, ferry::sim::embedded::token_for(org));

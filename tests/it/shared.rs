@@ -6,7 +6,8 @@
 
 use serde_json::Value;
 
-use crate::promote::{IMAGES, Pipeline, writes};
+use crate::promote::{IMAGES, Pipeline, written};
+use crate::support::command::flat;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_deploy_that_changes_a_shared_secret_is_refused_unless_accepted_for_every_environment() {
@@ -36,7 +37,7 @@ async fn a_deploy_that_changes_a_shared_secret_is_refused_unless_accepted_for_ev
     assert_eq!(plan.code, Some(2), "{}\n{}", plan.stdout, plan.stderr);
     let row = plan.stdout.lines().find(|l| l.contains("secret/app-config")).unwrap_or_default();
     assert!(row.contains("(shared by staging, prod)"), "{}", plan.stdout);
-    let warned = plan.stderr.split_whitespace().filter(|w| *w != "|").collect::<Vec<_>>().join(" ");
+    let warned = flat(&plan.stderr);
     assert!(
         warned.contains("would change secret/app-config, which prod shares"),
         "{}",
@@ -57,10 +58,7 @@ async fn a_deploy_that_changes_a_shared_secret_is_refused_unless_accepted_for_ev
         refused.stderr
     );
     assert!(said.contains("--change-shared"), "{}", refused.stderr);
-    let written: Vec<String> = writes(&pipeline.sim, "acme")
-        .into_iter()
-        .map(|r| format!("{} {}", r.method, r.path))
-        .collect();
+    let written = written(&pipeline.sim, "acme");
     assert!(written.is_empty(), "{written:?}");
 
     // Accepted for every environment: it goes through and is recorded.
@@ -159,9 +157,8 @@ async fn per_environment_copies_each_have_their_own_secrets_and_every_reference_
     pipeline.sim.clear_request_log();
     let changed = pipeline.ferry(&["deploy", "staging", "--yes"]);
     assert_eq!(changed.code, Some(0), "{}\n{}", changed.stdout, changed.stderr);
-    let written: Vec<String> = writes(&pipeline.sim, "acme")
+    let written: Vec<String> = written(&pipeline.sim, "acme")
         .into_iter()
-        .map(|r| format!("{} {}", r.method, r.path))
         .filter(|w| w.contains("app-config") || w.contains("app-prod"))
         .collect();
     assert!(

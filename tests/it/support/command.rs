@@ -57,3 +57,9 @@ pub fn run(command: &mut Command) -> Run {
 pub fn repo_root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
+
+/// Output as one line: miette's wrapping (and its `|` margin) undone, so
+/// that a message can be matched whatever its line breaks.
+pub fn flat(text: &str) -> String {
+    text.split_whitespace().filter(|w| *w != "|").collect::<Vec<_>>().join(" ")
+}
