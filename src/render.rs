@@ -1278,6 +1278,19 @@ mod tests {
     const SHOP: &str = "kind: gvc\nname: boutique\n---\nkind: workload\nname: frontend\nspec:\n  containers:\n    - name: server\n      image: nginx:1.27\n      args: ['--upstream', 'http://cart.boutique.cpln.local:7070/cart']\n      env:\n        - name: CART_ADDR\n          value: 'cart.boutique.cpln.local:7070'\n        - name: FRAUD_ADDR\n          value: http://fraud.platform.cpln.local:9000\n        - name: ALL\n          value: ads.boutique.cpln.local:9555,email.boutique.cpln.local:8080\n---\nkind: secret\nname: shop-config\ntype: opaque\ndata:\n  encoding: plain\n  payload: 'upstream cart.boutique.cpln.local:7070'\n";
 
     /// `(code, position)` of every warning.
+    /// The shop's manifests rendered for prod with `patches`.
+    fn shop_with(patches: &[Patch]) -> Vec<Rendered> {
+        render(
+            &manifests(SHOP),
+            &env(ImageStrategy::None),
+            None,
+            patches,
+            &SourceImages::default(),
+            None,
+        )
+        .unwrap_or_else(|p| panic!("{p:?}"))
+    }
+
     fn warned(rendered: &[Rendered]) -> Vec<(&'static str, String)> {
         warnings(rendered)
             .iter()
@@ -1348,15 +1361,7 @@ mod tests {
         let partner = patch(
             "kind: workload\nname: frontend\nspec:\n  containers:\n    - name: server\n      env:\n        - name: FRAUD_ADDR\n          value: 'http://fraud.partner.cpln.local:9000'\n        - name: EXTRA\n          value: extra.boutique.cpln.local\n",
         );
-        let out = render(
-            &manifests(SHOP),
-            &env(ImageStrategy::None),
-            None,
-            &[partner],
-            &SourceImages::default(),
-            None,
-        )
-        .unwrap_or_else(|p| panic!("{p:?}"));
+        let out = shop_with(&[partner]);
         let server = &out[1].body["spec"]["containers"][0];
         assert_eq!(server["env"][1]["value"], "http://fraud.partner.cpln.local:9000");
         assert_eq!(server["env"][3]["value"], "extra.shop-prod.cpln.local");
@@ -1375,15 +1380,7 @@ mod tests {
         let secret = patch(
             "kind: secret\nname: shop-config\ndescription: read by fraud.platform.cpln.local\n",
         );
-        let out = render(
-            &manifests(SHOP),
-            &env(ImageStrategy::None),
-            None,
-            &[secret],
-            &SourceImages::default(),
-            None,
-        )
-        .unwrap_or_else(|p| panic!("{p:?}"));
+        let out = shop_with(&[secret]);
         let said = warnings(&out);
         let other: Vec<&Problem> =
             said.iter().filter(|w| w.code == "ferry::render::other-gvc-hostname").collect();
