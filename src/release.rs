@@ -297,6 +297,10 @@ pub struct Pending {
     pub holder: String,
     /// Every write the release planned, in the plan's order.
     pub writes: Vec<PendingWrite>,
+    /// Started with `--no-rollback`: a run that finishes it as failed
+    /// leaves what it wrote, as its own run would have.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub no_rollback: bool,
 }
 
 impl Pending {

@@ -912,7 +912,11 @@ impl<A: ControlPlane> Run<'_, A> {
                 },
             })
             .collect();
-        release::Pending { holder: self.holder.clone(), writes }
+        release::Pending {
+            holder: self.holder.clone(),
+            writes,
+            no_rollback: self.options.no_rollback,
+        }
     }
 
     /// The lock, if it was lost, as the step error that says so.

@@ -776,3 +776,31 @@ async fn a_secret_a_stopped_release_changed_is_named_as_not_restored() {
     let recorded = stored_release(&fake, 1).unwrap_or_else(|| panic!("no record"));
     assert_eq!((recorded.outcome, recorded.rolled_back), (Outcome::Failed, false));
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_stopped_release_started_with_no_rollback_is_left_as_written() {
+    let (fake, env) = (Fake::new(), environment());
+    let (_, plan) = api_updated(&fake, &env, Rollout::Never).await;
+    killed_when(&fake, &env, &plan, |fake| stamped(fake, "1")).await;
+    // As a run started with --no-rollback records it.
+    let mut left = stored_release(&fake, 1).unwrap_or_else(|| panic!("no record"));
+    if let Some(pending) = &mut left.pending {
+        pending.no_rollback = true;
+    }
+    fake.seed(
+        &format!("/org/acme/secret/{}", release::secret_name("prod", 1)),
+        release::to_secret(&left),
+    );
+    tokio::time::sleep(Duration::from_secs(61)).await;
+    let found = look(&fake, &env).await.unwrap_or_else(|e| panic!("{e}"));
+    let settled = settle(&fake, &env, &found, &settling(), &Seen::new()).await;
+    let Err(Error::Execute(error)) = settled else { panic!("{settled:?}") };
+    let ExecuteError::Finished { left, .. } = *error else { panic!("{error:?}") };
+    assert!(
+        matches!(&left.restored, Restored::Left { resources, why: Unrestored::NoRollback } if *resources == [id("workload/api")]),
+        "{left:?}"
+    );
+    assert!(stamped(&fake, "1"), "what it wrote stays");
+    let recorded = stored_release(&fake, 1).unwrap_or_else(|| panic!("no record"));
+    assert_eq!((recorded.outcome, recorded.rolled_back), (Outcome::Failed, false));
+}

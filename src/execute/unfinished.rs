@@ -202,8 +202,11 @@ async fn finish<A: ControlPlane>(
     reporter: &dyn Reporter,
 ) -> Result<Release, Error> {
     let revision = record.revision;
-    let pending =
-        record.pending.take().unwrap_or(Pending { holder: String::new(), writes: vec![] });
+    let pending = record.pending.take().unwrap_or(Pending {
+        holder: String::new(),
+        writes: vec![],
+        no_rollback: false,
+    });
     reporter.note(&format!(
         "Release {revision} of {} ({}, started {} by {}) was left in progress: its run stopped before finishing it. Finishing it now",
         env.name,
@@ -277,7 +280,12 @@ async fn finish<A: ControlPlane>(
         .collect();
     let restorable: Vec<ResourceId> =
         written.iter().filter(|id| !unkept.contains(id)).cloned().collect();
-    let restored = restore(client, env, &restorable, &kept, &unkept, fence, reporter).await;
+    // Started with --no-rollback: left as its own run would have left it.
+    let restored = if pending.no_rollback && !written.is_empty() {
+        Restored::Left { resources: written.clone(), why: super::Unrestored::NoRollback }
+    } else {
+        restore(client, env, &restorable, &kept, &unkept, fence, reporter).await
+    };
     let recorded = if let Some(reason) = lost(fence) {
         Recorded::Not(format!("{reason}; it stays recorded as in progress"))
     } else {
