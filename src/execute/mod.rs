@@ -1014,37 +1014,14 @@ impl<A: ControlPlane> Run<'_, A> {
         written: Vec<ResourceId>,
         before: &HashMap<ResourceId, Value>,
     ) -> Restored {
-        if written.is_empty() {
-            return Restored::NothingWritten;
+        if !written.is_empty() {
+            self.reporter.note(&format!(
+                "Restoring the {} this run changed",
+                crate::output::count(written.len(), "resource")
+            ));
         }
-        self.reporter.note(&format!(
-            "Restoring the {} this run changed",
-            crate::output::count(written.len(), "resource")
-        ));
-        let writes = steps::restore(&written, before);
-        let ready: Vec<schedule::Ready<'_>> = writes
-            .iter()
-            .map(|write| schedule::Ready { write, body: write.body.clone() })
-            .collect();
-        // Restoring is not itself stopped by the first signal; a lock lost
-        // meanwhile stops it.
-        let outcome = schedule::run(
-            self.target.client,
-            self.target.env,
-            &ready,
-            self.reporter,
-            &CancellationToken::new(),
-            Some(&self.fence),
-        )
-        .await;
-        match outcome.result {
-            Ok(()) => Restored::Restored(written),
-            Err(error) => {
-                let unrestored =
-                    written.into_iter().filter(|id| !outcome.written.contains(id)).collect();
-                Restored::Failed { error: Box::new(error), restored: outcome.written, unrestored }
-            }
-        }
+        let (client, env) = (self.target.client, self.target.env);
+        put_back(client, env, written, before, &self.fence, self.reporter).await
     }
 
     /// Copies the plan's images, [`COPIES`] at a time: each copy is a
@@ -1088,6 +1065,35 @@ impl<A: ControlPlane> Run<'_, A> {
             })
             .buffer_unordered(COPIES)
             .try_filter_map(|landed| async move { Ok(landed) })
+    }
+}
+
+/// Puts back what `written` changed, from the state `before` it (a
+/// resource not in it did not exist, and is deleted; [`steps::restore`]).
+/// Not stopped by a signal; a lock lost meanwhile (`fence`) stops it.
+async fn put_back<A: ControlPlane>(
+    client: &A,
+    env: &Environment,
+    written: Vec<ResourceId>,
+    before: &HashMap<ResourceId, Value>,
+    fence: &Fence,
+    reporter: &dyn Reporter,
+) -> Restored {
+    if written.is_empty() {
+        return Restored::NothingWritten;
+    }
+    let writes = steps::restore(&written, before);
+    let ready: Vec<schedule::Ready<'_>> =
+        writes.iter().map(|write| schedule::Ready { write, body: write.body.clone() }).collect();
+    let outcome =
+        schedule::run(client, env, &ready, reporter, &CancellationToken::new(), Some(fence)).await;
+    match outcome.result {
+        Ok(()) => Restored::Restored(written),
+        Err(error) => {
+            let unrestored =
+                written.into_iter().filter(|id| !outcome.written.contains(id)).collect();
+            Restored::Failed { error: Box::new(error), restored: outcome.written, unrestored }
+        }
     }
 }
 

@@ -31,10 +31,7 @@ use std::time::Duration;
 use futures::stream::{self, StreamExt, TryStreamExt};
 use serde_json::Value;
 
-use super::{
-    CancellationToken, Event, ExecuteError, Left, LockLeft, Recorded, Reporter, Restored,
-    StepError, schedule,
-};
+use super::{Event, ExecuteError, Left, LockLeft, Recorded, Reporter, Restored, StepError};
 use crate::api::{ApiError, ControlPlane, paths};
 use crate::config::Environment;
 use crate::lock::{Fence, Lock, LockError, LockInfo};
@@ -312,8 +309,8 @@ async fn finish<A: ControlPlane>(
     Err(error)
 }
 
-/// Puts back `written` from `kept` (a resource not in it did not exist
-/// and is deleted); `unkept` changed but cannot be put back.
+/// Puts back `written` from `kept` ([`super::put_back`]); `unkept`
+/// changed but cannot be put back, and are named as not restored.
 async fn restore<A: ControlPlane>(
     client: &A,
     env: &Environment,
@@ -323,29 +320,24 @@ async fn restore<A: ControlPlane>(
     fence: &Fence,
     reporter: &dyn Reporter,
 ) -> Restored {
-    if written.is_empty() && unkept.is_empty() {
-        return Restored::NothingWritten;
+    let restored = super::put_back(client, env, written.to_vec(), kept, fence, reporter).await;
+    if unkept.is_empty() {
+        return restored;
     }
-    let writes = steps::restore(written, kept);
-    let ready: Vec<schedule::Ready<'_>> =
-        writes.iter().map(|write| schedule::Ready { write, body: write.body.clone() }).collect();
-    let outcome =
-        schedule::run(client, env, &ready, reporter, &CancellationToken::new(), Some(fence)).await;
-    let mut unrestored: Vec<ResourceId> =
-        written.iter().filter(|id| !outcome.written.contains(id)).cloned().collect();
-    let error = match outcome.result {
-        Err(error) => Some(error),
-        Ok(()) if !unkept.is_empty() => {
-            Some(StepError::NotKept { resources: super::names(unkept) })
+    let not_kept = || StepError::NotKept { resources: super::names(unkept) };
+    match restored {
+        Restored::Failed { error, restored, mut unrestored } => {
+            unrestored.extend(unkept.iter().cloned());
+            Restored::Failed { error, restored, unrestored }
         }
-        Ok(()) => None,
-    };
-    unrestored.extend(unkept.iter().cloned());
-    match error {
-        None => Restored::Restored(outcome.written),
-        Some(error) => {
-            Restored::Failed { error: Box::new(error), restored: outcome.written, unrestored }
+        Restored::Restored(restored) => {
+            Restored::Failed { error: Box::new(not_kept()), restored, unrestored: unkept.to_vec() }
         }
+        _ => Restored::Failed {
+            error: Box::new(not_kept()),
+            restored: Vec::new(),
+            unrestored: unkept.to_vec(),
+        },
     }
 }
 
