@@ -76,6 +76,14 @@ pub async fn in_progress<A: ControlPlane>(
     read_matching(client, env, Some(Outcome::InProgress)).await
 }
 
+/// The revision of `env`'s (oldest) release in progress, if any.
+pub async fn in_progress_revision<A: ControlPlane>(
+    client: &A,
+    env: &Environment,
+) -> Result<Option<u64>, ApiError> {
+    Ok(in_progress(client, env).await?.releases.first().map(|r| r.revision))
+}
+
 /// The release records of `env`, of any outcome or of `outcome` only.
 async fn read_matching<A: ControlPlane>(
     client: &A,
@@ -229,23 +237,7 @@ pub async fn record<A: ControlPlane>(
     let collection = paths::collection(&env.org, &env.gvc, Kind::Secret);
     // The executor refused a plan whose record cannot fit before it wrote
     // anything; what can still grow is the message, trimmed here.
-    let mut release = match release::fit(release) {
-        Ok((fitted, trimmed)) => {
-            if trimmed {
-                tracing::warn!(
-                    "the record of release {} of {} was over its {} KiB budget: its message is trimmed",
-                    release.revision,
-                    env.name,
-                    release::RECORD_BUDGET / 1024
-                );
-            }
-            fitted
-        }
-        Err(over) => {
-            tracing::warn!("{over}; writing it anyway");
-            release.clone()
-        }
-    };
+    let mut release = fitted(env, release);
     let mut taken = existing.to_vec();
     let policy = crate::retry::RetryPolicy::default();
     let mut attempts = 0;
@@ -296,15 +288,32 @@ pub async fn finish<A: ControlPlane>(
     release: &Release,
 ) -> Result<u64, ApiError> {
     let collection = paths::collection(&env.org, &env.gvc, Kind::Secret);
-    let release = match release::fit(release) {
-        Ok((fitted, _)) => fitted,
+    let release = fitted(env, release);
+    client.put(&collection, &release::to_secret(&release)).await?;
+    Ok(release.revision)
+}
+
+/// `release` as it is stored ([`release::fit`]), saying when its message
+/// was trimmed. The executor refused a plan whose record cannot fit
+/// before it wrote anything; what can still grow is the message.
+fn fitted(env: &Environment, release: &Release) -> Release {
+    match release::fit(release) {
+        Ok((fitted, trimmed)) => {
+            if trimmed {
+                tracing::warn!(
+                    "the record of release {} of {} was over its {} KiB budget: its message is trimmed",
+                    release.revision,
+                    env.name,
+                    release::RECORD_BUDGET / 1024
+                );
+            }
+            fitted
+        }
         Err(over) => {
             tracing::warn!("{over}; writing it anyway");
             release.clone()
         }
-    };
-    client.put(&collection, &release::to_secret(&release)).await?;
-    Ok(release.revision)
+    }
 }
 
 /// The path that reads release `revision` of `env` with its payload.

@@ -264,8 +264,8 @@ pub async fn look_and_settle<A: ControlPlane>(
 /// runs there is not verified yet.
 pub async fn source_unfinished(src: Option<&Environment>) -> Result<Option<(String, u64)>, Error> {
     let Some(src) = src else { return Ok(None) };
-    let found = crate::history::in_progress(&connect::client(src)?, src).await?;
-    Ok(found.releases.first().map(|r| (src.name.clone(), r.revision)))
+    let revision = crate::history::in_progress_revision(&connect::client(src)?, src).await?;
+    Ok(revision.map(|r| (src.name.clone(), r)))
 }
 
 /// The gates a plan shown passes before it is carried out: freeze windows
@@ -386,10 +386,13 @@ pub async fn apply(
     frontend: &dyn Frontend,
 ) -> Result<Promoted, Error> {
     unaltered(&saved, promotion.dst())?;
-    if let Some((source, revision)) = source_unfinished(promotion.src).await? {
+    let client = connect::client(promotion.dst())?;
+    let (src_unfinished, look) =
+        futures::join!(source_unfinished(promotion.src), execute::look(&client, promotion.dst()));
+    if let Some((source, revision)) = src_unfinished? {
         return Err(PromoteError::SourceUnfinished { environment: source, revision }.into());
     }
-    look_and_settle(&connect::client(promotion.dst())?, promotion.dst(), options, frontend).await?;
+    settle(&client, promotion.dst(), look?, options, frontend).await?;
     frontend.plan(&saved);
     deletes_allowed(&saved, promotion.dst(), options.prune)?;
     shared_allowed(&saved, &workspace.config, promotion.dst())?;

@@ -435,7 +435,8 @@ async fn workloads(client: &Client, env: &Environment) -> Result<Vec<WorkloadSta
         Err(error) => return Err(error),
     };
     // Another app's workloads in the same GVC are its own (docs/apps.md).
-    let bodies: Vec<Value> = bodies.into_iter().filter(|body| !another_apps(env, body)).collect();
+    let bodies: Vec<Value> =
+        bodies.into_iter().filter(|body| plan::other_app_owner(env, body).is_none()).collect();
     let assessed: Vec<readiness::WorkloadReport> = stream::iter(&bodies)
         .map(|body| async move {
             let name = body.get("name").and_then(Value::as_str).unwrap_or_default();
@@ -461,16 +462,6 @@ async fn workloads(client: &Client, env: &Environment) -> Result<Vec<WorkloadSta
         .collect();
     found.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(found)
-}
-
-/// Whether a live body is managed by another app than `env`'s (its
-/// managed tag names another app, or one while `env` has none, or the
-/// other way round); an unmanaged one is shown.
-fn another_apps(env: &Environment, body: &Value) -> bool {
-    body.get("tags")
-        .and_then(|tags| tags.get(plan::MANAGED_TAG))
-        .and_then(Value::as_str)
-        .is_some_and(|owner| crate::config::app_of(owner) != env.app.as_deref())
 }
 
 /// One workload's row (pure): its containers with digests, its readiness.

@@ -104,8 +104,7 @@ async fn in_progress(
 /// The revision of `env`'s release in progress, if one can be read.
 async fn in_progress_revision(env: &crate::config::Environment) -> Option<u64> {
     let client = crate::connect::client(env).ok()?;
-    let history = crate::history::in_progress(&client, env).await.ok()?;
-    history.releases.first().map(|r| r.revision)
+    crate::history::in_progress_revision(&client, env).await.ok().flatten()
 }
 
 /// A plan printed, saved to `out` (if given) and said so; the exit status

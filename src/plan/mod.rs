@@ -658,17 +658,10 @@ pub fn other_apps(
     };
     let mut problems = crate::diagnostic::Problems::default();
     for resource in rendered {
-        let Some(owner) = live
-            .get(&resource.id)
-            .and_then(|body| body.pointer(&tag_pointer()))
-            .and_then(Value::as_str)
-        else {
+        let Some(owner) = live.get(&resource.id).and_then(|body| other_app_owner(env, body)) else {
             continue;
         };
         let (theirs, ours) = (crate::config::app_of(owner), env.app.as_deref());
-        if theirs == ours {
-            continue;
-        }
         problems.push(
             crate::diagnostic::Problem::new(
                 "ferry::plan::other-app",
@@ -685,6 +678,14 @@ pub fn other_apps(
         );
     }
     problems
+}
+
+/// The managed tag's value on `live` when it names another app than
+/// `env`'s (or one while `env` has none, or none while `env` has one);
+/// `None` for its own app's, and for an unmanaged resource.
+pub fn other_app_owner<'a>(env: &crate::config::Environment, live: &'a Value) -> Option<&'a str> {
+    let owner = live.pointer(&tag_pointer())?.as_str()?;
+    (crate::config::app_of(owner) != env.app.as_deref()).then_some(owner)
 }
 
 /// Whether a live body lacks the managed tag (Ferry did not create it).
