@@ -110,9 +110,36 @@ async fn two_apps_in_one_org_and_gvc_each_see_prune_record_and_roll_back_only_th
         assert_eq!(output.status.code(), Some(0), "{stderr}");
     }
 
-    // billing's next release (a new image), then its rollback: back to
-    // its own release 1, writing only its own workload.
+    // The locks are apart, whatever the timing above: with shop's lock
+    // held by someone else, shop is blocked and billing goes ahead.
+    let held = serde_json::json!({"kind": "secret", "name": "ferry-lock-shop--dev", "type": "opaque",
+        "tags": {"ferry/lock-of": "shop/dev", "ferry/lock-holder": "someone@elsewhere (pid 1, lock 1)",
+            "ferry/lock-started": "2026-01-01T00:00:00.000Z", "ferry/lock-expires": "2099-01-01T00:00:00.000Z"},
+        "data": {"encoding": "plain", "payload": "locked"}});
+    let (status, body) = pipeline.api("acme-dev").post("/org/acme-dev/secret", held).await;
+    assert!(status.is_success(), "{status}: {body}");
     let repo = pipeline.repo();
+    let secrets = std::fs::read_to_string(pipeline.path().join("manifests-example/secrets.yaml"))
+        .expect("secrets.yaml");
+    repo.write(&[
+        ("manifests-example/secrets.yaml", &secrets.replace("LOG_LEVEL: info", "LOG_LEVEL: debug")),
+        ("billing/invoice.yaml", &INVOICE.replace("memory: 64Mi", "memory: 96Mi")),
+    ]);
+    repo.commit_all("a change for each app");
+    let blocked = pipeline.ferry(&["deploy", "dev", "--yes"]);
+    assert_eq!(blocked.code, Some(3), "{}\n{}", blocked.stdout, blocked.stderr);
+    assert!(
+        flat(&blocked.stderr).contains("dev is locked by someone@elsewhere"),
+        "{}",
+        blocked.stderr
+    );
+    ok(&pipeline.ferry(&["deploy", "dev", "-f", "billing.yaml", "--yes"]));
+    let released =
+        pipeline.api("acme-dev").delete("/org/acme-dev/secret/ferry-lock-shop--dev").await;
+    assert!(released.is_success(), "{released}");
+
+    // billing's next release (a new image), then its rollback: back to
+    // its own release 2, writing only its own workload.
     repo.write(&[("billing/invoice.yaml", &INVOICE.replace("nginx:1.27", "nginx:1.28"))]);
     repo.commit_all("invoice on nginx 1.28");
     ok(&pipeline.ferry(&["deploy", "dev", "-f", "billing.yaml", "--yes"]));
@@ -135,14 +162,14 @@ async fn two_apps_in_one_org_and_gvc_each_see_prune_record_and_roll_back_only_th
     let (status, _) = pipeline.api("acme-dev").get("/org/acme-dev/gvc/app/workload/api").await;
     assert_eq!(status, reqwest::StatusCode::OK, "shop's api stays");
 
-    // Each app's history is its own: billing's four releases into dev
-    // (deploy, deploy, rollback, prune); shop's records are elsewhere.
+    // Each app's history is its own: billing's five releases into dev
+    // (deploy, memory, image, rollback, prune); shop's are elsewhere.
     let run = pipeline.ferry(&["history", "dev", "-f", "billing.yaml", "-o", "json"]);
     ok(&run);
     let releases = json(&run)["releases"].as_array().cloned().unwrap_or_default();
     let revisions: Vec<u64> =
         releases.iter().map(|r| r["revision"].as_u64().unwrap_or_default()).collect();
-    assert_eq!(revisions, [4, 3, 2, 1]);
+    assert_eq!(revisions, [5, 4, 3, 2, 1]);
     assert_eq!(releases[1]["kind"], "rollback");
     // In staging: shop's first promotion (its second had nothing to do)
     // and billing's, each numbered 1 in its own history.
@@ -164,7 +191,7 @@ async fn two_apps_in_one_org_and_gvc_each_see_prune_record_and_roll_back_only_th
         .filter_map(|s| s["name"].as_str())
         .filter(|n| n.starts_with("ferry-release-"))
         .collect();
-    assert_eq!(records.len(), 4, "{records:?}");
+    assert_eq!(records.len(), 5, "{records:?}");
     assert!(records.iter().all(|n| n.starts_with("ferry-release-billing--dev-")), "{records:?}");
 
     // Status shows each app's own release and workloads.
