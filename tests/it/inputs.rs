@@ -254,12 +254,10 @@ fn manifests_over_the_total_size_are_refused_before_they_are_parsed() {
 fn an_endpoint_where_nothing_listens_is_reported_within_seconds() {
     let dir = tempfile::tempdir().expect("temp dir");
     let repo = TestRepo::init(dir.path());
-    // A port that was free a moment ago: connections to it are refused.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("a free port")
-        .port();
-    let endpoint = format!("http://127.0.0.1:{port}");
+    // Port 1 on loopback: nothing listens there, so connections are
+    // refused. (A port found free and let go could be taken meanwhile by a
+    // simulator another test starts, which answered 401 once.)
+    let endpoint = "http://127.0.0.1:1".to_owned();
     let plan = std::fs::read_to_string(repo_root().join("promotion.example.yaml"))
         .expect("plan")
         .replace("endpoint: https://api.cpln.io", &format!("endpoint: {endpoint}"));
